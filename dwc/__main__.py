@@ -1,0 +1,7 @@
+"""`python -m dwc`: the same entry point as the `dwc` console script."""
+
+import sys
+
+from dwc.cli import main
+
+sys.exit(main())

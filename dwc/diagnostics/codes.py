@@ -1,0 +1,121 @@
+"""The registry of diagnostic codes: the single source of truth for every code dwc emits.
+
+Codes are grouped by stage: DW1xx syntax, DW2xx names, DW3xx types, widths and options, DW4xx files
+and backends, DW9xx internal errors. A code is never reused; docs/diagnostics.md is generated from
+this table (`python -m dwc.docgen`) and a test checks that every emitted code is registered here.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Severity(enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class Code:
+    """One registered diagnostic code."""
+
+    code: str
+    name: str
+    severity: Severity
+    summary: str
+    """One line: what the diagnostic means."""
+    explanation: str
+    """What triggers it and how to fix it (rendered into docs/diagnostics.md)."""
+
+
+_E = Severity.ERROR
+
+_TABLE = [
+    # --- DW1xx: syntax -------------------------------------------------------------------------
+    Code("DW100", "syntax-error", _E, "the text is not valid .dw syntax",
+         "The parser met a token it did not expect. The message lists what it expected instead."),
+    Code("DW101", "invalid-character", _E, "a character that no .dw token starts with",
+         "Only ASCII names, numbers, the punctuation `( ) [ ] , = : * /` and `#` comments are valid."),
+    Code("DW102", "unexpected-end-of-file", _E, "the spec ends in the middle of a statement",
+         "Usually an unclosed `(` or `[`, or a statement cut short (`feature x :`)."),
+    Code("DW103", "missing-comma", _E, "two arguments or list items without a comma between them",
+         "Separate arguments and list items with `,`: `mlp(x, [64, 32])`."),
+    Code("DW104", "unbalanced-bracket", _E, "a closing bracket that does not match an open one",
+         "Every `(` closes with `)` and every `[` with `]`."),
+    Code("DW105", "missing-equals", _E, "a binding or option without `=`",
+         "Values are bound with `name = expression`; options are written `key = value`."),
+    Code("DW106", "reserved-word", _E, "a reserved word used as a name",
+         "`model feature scenario condition output defaults dynamic apg loss weight` are keywords "
+         "of the language and cannot name features, values or outputs."),
+    Code("DW107", "statement-expected", _E, "a line that does not start a statement",
+         "A statement starts with `model`, `feature`, `scenario`, `condition`, `output`, "
+         "`defaults` or `name =`."),
+    # --- DW2xx: names ---------------------------------------------------------------------------
+    Code("DW201", "unknown-name", _E, "a reference to a name that is not defined",
+         "Every feature, condition and value must be declared before it is used."),
+    Code("DW202", "duplicate-name", _E, "a name defined twice",
+         "Features, conditions, values and outputs share one namespace; names are bound once "
+         "(no rebinding), so every value has one meaning."),
+    Code("DW203", "use-before-definition", _E, "a value used above the line that defines it",
+         "The network is a dataflow read top to bottom: define a value before using it."),
+    Code("DW204", "missing-model", _E, "the spec has no `model NAME` line, or more than one",
+         "Start every spec with exactly one `model NAME` declaration."),
+    Code("DW205", "unknown-layer", _E, "a call to an operation dwc does not know",
+         "See docs/language.md for the operations and feature kinds."),
+    Code("DW206", "unknown-option", _E, "an option the operation does not take",
+         "See the operation's entry in docs/language.md for its options."),
+    Code("DW207", "no-outputs", _E, "the spec declares no `output`",
+         "A model needs at least one `output NAME = head(...)`."),
+    Code("DW208", "input-name-collision", _E, "two model inputs would have the same name",
+         "A sequence feature `s` also takes a lengths input `s_len`; no other feature may use it."),
+    # --- DW3xx: types, widths, options ----------------------------------------------------------
+    Code("DW301", "wrong-argument-type", _E, "an argument of the wrong kind",
+         "E.g. a name where a number is expected, or a list where a single value is expected."),
+    Code("DW302", "missing-argument", _E, "a required argument or option is missing",
+         "The message names the argument; docs/language.md lists each operation's signature."),
+    Code("DW303", "too-many-arguments", _E, "more positional arguments than the operation takes",
+         "Pass the extra values as named options (`key = value`)."),
+    Code("DW304", "value-out-of-range", _E, "a number outside the range the option allows",
+         "E.g. `vocab = 0`, `dropout = 1.5`, or an empty list of widths."),
+    Code("DW305", "invalid-choice", _E, "an option value that is not one of its choices",
+         "The help line lists the valid choices."),
+    Code("DW306", "width-mismatch", _E, "values whose widths cannot meet",
+         "`add` needs equal widths; field-wise operations need fields of equal dimension."),
+    Code("DW307", "wrong-value-kind", _E, "a value of the wrong kind for this place",
+         "E.g. a sequence feature where a categorical one is required, or a feature id where "
+         "a network value is expected."),
+    Code("DW308", "invalid-scenario", _E, "a `scenario` declaration that cannot define scenario cells",
+         "Scenario features must be categorical features marked `scenario`; declare one "
+         "`scenario a * b` line."),
+    Code("DW309", "not-a-condition", _E, "`dynamic(by = ...)` names something that is not a condition",
+         "Declare the condition with `condition z = ...` and pass `by = z`."),
+    Code("DW310", "invalid-output", _E, "an output that is not a head over a network value",
+         "Write `output name = sigmoid(linear(h, 1)) loss = bce`; heads are sigmoid, softmax, "
+         "identity and exp, losses bce, ce, mse and poisson."),
+    Code("DW311", "modifier-not-applicable", _E, "a modifier (`dynamic`, `apg`) on an operation that cannot take it",
+         "`dynamic(...)` applies to `linear` and `mlp`; `apg(...)` only to a dynamic layer."),
+    Code("DW312", "duplicate-option", _E, "the same option given twice",
+         "Give each option once."),
+    Code("DW313", "invalid-shared-table", _E, "`share =` or a sequence refers to an unsuitable feature",
+         "Tables are shared with a categorical feature that has its own table (no chains)."),
+    Code("DW314", "condition-without-scenario", _E, "a condition that reads no scenario-sensitive feature",
+         "Mark the features that define scenarios with `scenario` after their kind, or use them "
+         "in the condition."),
+    # --- DW4xx: files and backends --------------------------------------------------------------
+    Code("DW401", "cannot-read-file", _E, "the spec file cannot be read",
+         "Check the path and its permissions; specs are UTF-8 text."),
+    Code("DW402", "cannot-write-output", _E, "the output directory cannot be written",
+         "Check that the parent directory exists and is writable; nothing was written."),
+    Code("DW403", "not-formatted", _E, "`dwc fmt --check`: the file is not canonically formatted",
+         "Run `dwc fmt FILE` to rewrite it."),
+    Code("DW404", "unknown-target", _E, "a compile target this build of dwc does not provide",
+         "The available targets are listed by `dwc compile --help`."),
+    # --- DW9xx: internal ------------------------------------------------------------------------
+    Code("DW900", "internal-error", _E, "dwc itself failed: this is a bug",
+         "Please file an issue with the spec and the command; rerun with DWC_DEBUG=1 for a traceback."),
+]
+
+CODES: dict[str, Code] = {c.code: c for c in _TABLE}
+assert len(CODES) == len(_TABLE), "duplicate diagnostic code in the registry"

@@ -1,0 +1,76 @@
+"""The IR container: a model's inputs, its ops in topological order, and its outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+from dwc.ir.ops import Op
+from dwc.source import NO_SPAN, Span
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One named input tensor of the generated module (its signature, for every backend)."""
+
+    name: str
+    dtype: str
+    """"int64" or "float32"."""
+    shape: tuple[int, ...]
+    """Per-sample shape: () for one id, (T,) for a sequence, (w,) for numerics."""
+    feature: str
+    role: str
+    """"ids", "sequence", "lengths" or "numeric"."""
+    vocab: int | None = None
+    scenario: bool = False
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """A named model output: the value holding the head's result, and its pre-head logit."""
+
+    name: str
+    value: str
+    logit: str
+    head: str
+    loss: str
+    weight: float
+    width: int
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A whole model in IR form. Immutable: passes return a new Graph."""
+
+    model: str
+    ops: tuple[Op, ...]
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[OutputSpec, ...]
+    scenario: tuple[str, ...] = ()
+    """Scenario features whose cross product are the scenario cells (`scenarios a * b`)."""
+    scenario_cells: int = 0
+    options: dict[str, object] = field(default_factory=dict)
+    """Resolved model-level settings, reported in the generated docstring."""
+
+    def __iter__(self) -> Iterator[Op]:
+        return iter(self.ops)
+
+    def op(self, result: str) -> Op:
+        for op in self.ops:
+            if op.result == result:
+                return op
+        raise KeyError(result)
+
+    def producers(self) -> dict[str, Op]:
+        return {op.result: op for op in self.ops}
+
+    def users(self) -> dict[str, list[Op]]:
+        users: dict[str, list[Op]] = {op.result: [] for op in self.ops}
+        for op in self.ops:
+            for name in op.inputs:
+                users.setdefault(name, []).append(op)
+        return users
+
+    def with_ops(self, ops: tuple[Op, ...] | list[Op]) -> Graph:
+        return replace(self, ops=tuple(ops))

@@ -1,0 +1,167 @@
+"""Signatures of everything a spec can call: feature kinds, network operations, heads, modifiers.
+
+One table drives argument checking (sema), the resolved-spec printer (`dwc fmt --resolved`) and the
+language reference (docs/language.md is generated from it by `python -m dwc.docgen`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REQUIRED = object()
+"""Marks an option without a default."""
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "leaky_relu", "prelu", "silu", "none")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One argument of an operation.
+
+    `kind` is one of: value (a network value), values (one or more network values, positional
+    only), feature (a feature name), int, float, bool, enum, int_list, rank, overparam, condition.
+    """
+
+    name: str
+    kind: str
+    doc: str
+    default: object = REQUIRED
+    choices: tuple[str, ...] = ()
+    min: float | None = None
+    max: float | None = None
+    positional: bool = False
+    max_exclusive: bool = False
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+@dataclass(frozen=True)
+class Signature:
+    name: str
+    context: str
+    """"feature" (after `feature x :`), "network" (in expressions), "head" (outputs), "modifier"."""
+    params: tuple[Param, ...]
+    doc: str
+    example: str
+    dynamic: bool = False
+    """Whether `dynamic(...)` may follow the call."""
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    @property
+    def positional(self) -> tuple[Param, ...]:
+        return tuple(p for p in self.params if p.positional)
+
+
+def _p(name, kind, doc, default=REQUIRED, **kw) -> Param:
+    return Param(name, kind, doc, default, **kw)
+
+
+_ACT = _p("act", "enum", "activation after each layer", "relu", choices=ACTIVATIONS)
+
+SIGNATURES: dict[str, Signature] = {
+    s.name: s
+    for s in [
+        # --- feature kinds ---
+        Signature("categorical", "feature", (
+            _p("vocab", "int", "number of distinct ids (ids are 0 .. vocab-1)", None, min=1),
+            _p("dim", "int", "embedding width", None, min=1),
+            _p("share", "feature", "reuse the embedding table of this categorical feature", None),
+        ), "An id feature with its own embedding table (or another feature's, with `share`).",
+            "feature user_id : categorical(vocab = 1_000_000, dim = 16)"),
+        Signature("numeric", "feature", (
+            _p("width", "int", "number of floats per sample", 1, min=1),
+            _p("norm", "enum", "input normaliser: none, log1p (sign(x)·log(1+|x|)) or batch (BatchNorm)",
+               "none", choices=("none", "log1p", "batch")),
+        ), "Dense float input(s).", "feature price : numeric(norm = log1p)"),
+        Signature("sequence", "feature", (
+            _p("of", "feature", "the categorical feature whose ids and table the sequence uses",
+               positional=True),
+            _p("max_len", "int", "padded length T of the id sequence", min=1),
+            _p("pool", "enum", "how the valid positions are pooled", "mean",
+               choices=("mean", "sum", "max")),
+        ), "A padded id sequence (multi-hot / behaviour history) embedded with another feature's "
+           "table and pooled; inputs are `name` (B x T ids) and `name_len` (B lengths).",
+            "feature clicked : sequence(item_id, max_len = 50, pool = mean)"),
+        # --- network operations ---
+        Signature("fields", "network", (
+            _p("inputs", "values", "features or values, one field each", positional=True),
+        ), "Field-structured concatenation: keeps each input as a field (for field-wise gates).",
+            "x = fields(user_id, item_id, price)"),
+        Signature("concat", "network", (
+            _p("inputs", "values", "features or values", positional=True),
+        ), "Concatenation into one flat vector.", "z = concat(country, page)"),
+        Signature("linear", "network", (
+            _p("input", "value", "the input value", positional=True),
+            _p("out", "int", "output width", positional=True, min=1),
+            _p("bias", "bool", "learn a bias", True),
+        ), "An affine layer `x W + b`.", "logit = linear(h, 1)", dynamic=True),
+        Signature("mlp", "network", (
+            _p("input", "value", "the input value", positional=True),
+            _p("widths", "int_list", "output width of each layer", positional=True, min=1),
+            _ACT,
+            _p("last_act", "bool", "apply the activation after the last layer too", True),
+            _p("norm", "enum", "normalisation after each linear layer (before the activation)",
+               "none", choices=("none", "batch", "layer")),
+            _p("dropout", "float", "dropout rate after each activation", 0.0, min=0.0, max=1.0,
+               max_exclusive=True),
+        ), "A stack of linear layers: linear -> norm -> activation -> dropout per layer "
+           "(FuxiCTR's order).", "h = mlp(x, [256, 128], act = relu, dropout = 0.1)", dynamic=True),
+        Signature("add", "network", (
+            _p("inputs", "values", "values of equal width", positional=True),
+        ), "Element-wise sum, for residual connections.", "r = add(x, mlp(x, [32]))"),
+        Signature("activation", "network", (
+            _p("input", "value", "the input value", positional=True),
+            _p("fn", "enum", "the activation", positional=True, choices=ACTIVATIONS[:-1]),
+        ), "An element-wise activation.", "a = activation(h, tanh)"),
+        Signature("layer_norm", "network", (
+            _p("input", "value", "the input value", positional=True),
+        ), "Layer normalisation with a learned scale and shift.", "n = layer_norm(h)"),
+        Signature("batch_norm", "network", (
+            _p("input", "value", "the input value", positional=True),
+        ), "Batch normalisation (running statistics at inference).", "n = batch_norm(h)"),
+        Signature("dropout", "network", (
+            _p("input", "value", "the input value", positional=True),
+            _p("p", "float", "drop probability", positional=True, min=0.0, max=1.0,
+               max_exclusive=True),
+        ), "Dropout (identity at inference).", "d = dropout(h, 0.2)"),
+        Signature("stop_gradient", "network", (
+            _p("input", "value", "the input value", positional=True),
+        ), "Identity forward, no gradient backward (PEPNet's sg).",
+            "condition g = concat(user_id, stop_gradient(x))"),
+        # --- heads ---
+        Signature("sigmoid", "head", (_p("input", "value", "the logit", positional=True),),
+                  "Probability head for binary targets (loss bce).",
+                  "output ctr = sigmoid(linear(h, 1)) loss = bce"),
+        Signature("softmax", "head", (_p("input", "value", "the logits", positional=True),),
+                  "Class-probability head (loss ce).",
+                  "output cls = softmax(linear(h, 5)) loss = ce"),
+        Signature("identity", "head", (_p("input", "value", "the prediction", positional=True),),
+                  "Regression head (loss mse).", "output rating = identity(linear(h, 1)) loss = mse"),
+        Signature("exp", "head", (_p("input", "value", "the log-rate", positional=True),),
+                  "Poisson rate head (loss poisson).",
+                  "output clicks = exp(linear(h, 1)) loss = poisson"),
+        # --- modifiers ---
+        Signature("dynamic", "modifier", (
+            _p("by", "condition", "the condition z (a `condition` name), or `self` for the "
+               "layer's own input"),
+            _p("hidden", "int_list", "hidden widths of the generator MLP ([] = linear generator)",
+               (), min=1),
+            _p("act", "enum", "activation between generator layers", "relu",
+               choices=ACTIVATIONS[:-1]),
+            _p("bias", "enum", "bias of each generated layer: generated per sample, static "
+               "(trained, shared) or none", "generated", choices=("generated", "static", "none")),
+            _p("init", "enum", "initialisation of the generator's last layer: PyTorch default, "
+               "or hyperfan (generated weights start at each target layer's fan-in scale)",
+               "default", choices=("default", "hyperfan")),
+        ), "Makes a `linear`/`mlp` dynamic: its weights are generated per sample from a condition, "
+           "W = reshape(G(z)) (DW-MODELS.md §1).",
+            "h = mlp(x, [16, 8]) dynamic(by = z)"),
+    ]
+}
+
+LOSSES = {"bce": "sigmoid", "ce": "softmax", "mse": "identity", "poisson": "exp"}
+"""Loss hints and the head each expects."""
