@@ -33,6 +33,8 @@ class Diagnostic:
     notes: tuple[str, ...] = ()
     severity: Severity | None = None
     """Overrides the registry's severity (used by lint configuration)."""
+    located: bool = True
+    """False for file-level problems (unreadable file, unwritable output): no line or column."""
 
     def __post_init__(self) -> None:
         if self.code not in CODES:

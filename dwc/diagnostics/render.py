@@ -22,8 +22,14 @@ def _underline(source: SourceFile, label: Label, line: int, char: str) -> tuple[
 
 def render_text(diagnostic: Diagnostic, source: SourceFile) -> str:
     """Render one diagnostic like rustc: header, location, the source line with carets, help."""
-    line, col = diagnostic.location(source)
     header = f"{diagnostic.level.value}[{diagnostic.code}]: {diagnostic.message}"
+    if not diagnostic.located:
+        out = [header, f" --> {source.name}"]
+        out += [f"  = note: {note}" for note in diagnostic.notes]
+        if diagnostic.help:
+            out.append(f"  = help: {diagnostic.help}")
+        return "\n".join(out)
+    line, col = diagnostic.location(source)
     labels: list[tuple[Label, str]] = [(diagnostic.primary, "^")]
     labels += [(label, "-") for label in diagnostic.secondary]
     lines = sorted({source.location(lab.span.start)[0] for lab, _ in labels})
@@ -52,8 +58,11 @@ def render_text(diagnostic: Diagnostic, source: SourceFile) -> str:
 
 def diagnostic_dict(diagnostic: Diagnostic, source: SourceFile) -> dict[str, object]:
     """The stable JSON shape of a diagnostic (keys never renamed; new keys may be added)."""
-    line, col = source.location(diagnostic.span.start)
-    end_line, end_col = source.location(diagnostic.span.end)
+    if diagnostic.located:
+        line, col = source.location(diagnostic.span.start)
+        end_line, end_col = source.location(diagnostic.span.end)
+    else:
+        line = col = end_line = end_col = None
     return {
         "code": diagnostic.code,
         "name": CODES[diagnostic.code].name,

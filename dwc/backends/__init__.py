@@ -1,0 +1,1 @@
+"""Backends: turn (passed) IR into artifacts. `torch` emits a standalone PyTorch module."""

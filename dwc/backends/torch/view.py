@@ -1,0 +1,396 @@
+"""The view model of a generated torch module: plain data the templates only loop over.
+
+`build_view` walks the IR once and turns every op into constructor lines (parameters, named by the
+op's stable `module` name) and forward lines (locals named after SSA values), each block headed by
+a comment pointing back to the spec line it came from. All identifiers come from `naming.Namespace`;
+the only spec-derived text placed in code is validated names and numbers, and strings go through
+`repr()`.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass, field
+
+from dwc import __version__
+from dwc.backends.torch.naming import Namespace, attribute_namespace, class_name
+from dwc.ir import ops as ir
+from dwc.ir.graph import Graph
+from dwc.ir.types import FieldsType, IdsType, TableType
+from dwc.source import SourceFile
+
+_ACTIVATION = {
+    "relu": "torch.relu({x})",
+    "tanh": "torch.tanh({x})",
+    "sigmoid": "torch.sigmoid({x})",
+    "gelu": "F.gelu({x})",
+    "leaky_relu": "F.leaky_relu({x}, 0.01)",
+    "silu": "F.silu({x})",
+}
+_ACTIVATION_MODULE = {
+    "relu": "nn.ReLU()", "tanh": "nn.Tanh()", "sigmoid": "nn.Sigmoid()", "gelu": "nn.GELU()",
+    "leaky_relu": "nn.LeakyReLU(0.01)", "silu": "nn.SiLU()",
+}
+_HEAD = {
+    "sigmoid": "torch.sigmoid({x})",
+    "softmax": "torch.softmax({x}, dim=1)",
+    "identity": "{x}",
+    "exp": "torch.exp({x})",
+}
+_LOSS = {
+    "bce": ("F.binary_cross_entropy_with_logits", ()),
+    "ce": ("F.cross_entropy", ()),
+    "mse": ("F.mse_loss", ()),
+    "poisson": ("F.poisson_nll_loss", ("log_input=True",)),
+}
+
+
+@dataclass
+class Block:
+    """Lines of code lowered from one spec statement, with the comment that names it."""
+
+    comment: str
+    lines: list[str] = field(default_factory=list)
+
+
+@dataclass
+class InputView:
+    key: str
+    """repr() of the input's name, ready to place in code."""
+    dtype: str
+    shape: str
+    """Per-sample shape as a Python tuple literal."""
+    vocab: int | None
+    role: str
+    doc: str
+    example: str
+    """Expression building a random example (uses `batch_size` and `generator`)."""
+
+
+@dataclass
+class OutputView:
+    key: str
+    var: str
+    logit: str
+    doc: str
+    target_example: str
+
+
+@dataclass
+class ModuleView:
+    class_name: str
+    model: str
+    output_keys: str
+    """The OUTPUTS tuple literal."""
+    spec_name: str
+    spec_sha256: str
+    version: str
+    summary: list[str]
+    inputs: list[InputView]
+    outputs: list[OutputView]
+    init: list[Block]
+    forward: list[Block]
+    loss_lines: list[str]
+    """Statements accumulating the weighted loss into `total`."""
+    helpers: list[str]
+    """Names of helper templates (templates/torch/helpers/NAME.py.j2) the module needs."""
+
+
+INDENT = 8
+"""Indentation of statement lines inside the generated class's methods."""
+WIDTH = 100
+"""Line length of generated code (the project's ruff setting, which the tests check)."""
+
+
+def q(name: str) -> str:
+    """A double-quoted string literal for a validated identifier-like name."""
+    assert name.replace("_", "").replace(".", "").isalnum(), name
+    return f'"{name}"'
+
+
+Arg = str | list[str]
+"""A call argument: an expression, or a list literal given as its items."""
+
+
+def _flat(arg: Arg) -> str:
+    return arg if isinstance(arg, str) else f"[{', '.join(arg)}]"
+
+
+def call_lines(head: str, args: list[Arg], indent: int = INDENT) -> list[str]:
+    """`head(args)` laid out the way ruff format lays it out at this indentation.
+
+    `head` includes everything before the parenthesis (`x = torch.cat`). The result's first line
+    has no indentation of its own; continuation lines are indented relative to it.
+    """
+    one = f"{head}({', '.join(_flat(a) for a in args)})"
+    if indent + len(one) <= WIDTH:
+        return [one]
+    inner = ", ".join(_flat(a) for a in args)
+    if indent + 4 + len(inner) <= WIDTH and not any(isinstance(a, list) and
+                                                    indent + 4 + len(_flat(a)) > WIDTH
+                                                    for a in args):
+        return [f"{head}(", f"    {inner}", ")"]
+    lines = [f"{head}("]
+    for arg in args:
+        if isinstance(arg, list) and indent + 4 + len(_flat(arg)) + 1 > WIDTH:
+            lines.append("    [")
+            lines.extend(f"        {item}," for item in arg)
+            lines.append("    ],")
+        else:
+            lines.append(f"    {_flat(arg)},")
+    lines.append(")")
+    return lines
+
+
+def py_tuple(items: list[str]) -> str:
+    """A tuple literal without a magic trailing comma (ruff would explode it)."""
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
+def _safe_doc(text: str) -> str:
+    """Text safe inside a triple-quoted docstring (spec file names are user-controlled)."""
+    return "".join(ch if ch.isalnum() or ch in " ._-/:+()[]=,<>*" else "_" for ch in text)
+
+
+class _Builder:
+    def __init__(self, graph: Graph, source: SourceFile | None) -> None:
+        self.graph = graph
+        self.source = source
+        self.attrs = attribute_namespace()
+        self.locals = Namespace()
+        self.producers = graph.producers()
+        self.init: list[Block] = []
+        self.forward: list[Block] = []
+        self.helpers: set[str] = set()
+        self._binding: str | None = None
+        self._line: int | None = None
+
+    # -- identifiers
+    def attr(self, op: ir.Op) -> str:
+        assert op.module is not None, op
+        return self.attrs.create(op.module)
+
+    def var(self, ssa: str) -> str:
+        return self.locals.create(ssa.replace(".", "_"), key=ssa)
+
+    def table_attr(self, table_ssa: str) -> str:
+        return self.attr(self.producers[table_ssa])
+
+    # -- blocks
+    def comment(self, op: ir.Op) -> str:
+        if self.source is None:
+            return f"{op.binding}"
+        line = self.source.location(op.span.start)[0]
+        return f"line {line}: {op.binding}"
+
+    def put(self, blocks: list[Block], op: ir.Op, line: str) -> None:
+        text = self.comment(op)
+        if not blocks or blocks[-1].comment != text:
+            blocks.append(Block(text))
+        blocks[-1].lines.append(line)
+
+    def init_line(self, op: ir.Op, line: str) -> None:
+        self.put(self.init, op, line)
+
+    def fwd(self, op: ir.Op, expr: str, args: list[Arg] | None = None) -> None:
+        """Emit `var = expr` or, with `args`, `var = expr(args...)` wrapped to the line width."""
+        target = f"{self.var(op.result)} = {expr}"
+        lines = [target] if args is None else call_lines(target, args)
+        for line in lines:
+            self.put(self.forward, op, line)
+
+    # -- ops
+    def lower(self, op: ir.Op) -> None:
+        getattr(self, f"op_{op.kind}")(op)
+
+    def op_table(self, op: ir.Table) -> None:
+        t = op.type
+        assert isinstance(t, TableType)
+        self.init_line(op, f"self.{self.attr(op)} = nn.Embedding({t.vocab}, {t.dim})")
+
+    def op_input(self, op: ir.Input) -> None:
+        self.fwd(op, f"inputs[{q(op.feature)}]")
+
+    def op_lookup(self, op: ir.Lookup) -> None:
+        table, ids = op.inputs
+        self.fwd(op, f"self.{self.table_attr(table)}({self.var(ids)})")
+
+    def op_seq_pool(self, op: ir.SeqPool) -> None:
+        table, ids, lengths = op.inputs
+        self.helpers.add("seq_pool")
+        self.fwd(op, "_dwc_seq_pool", [f"self.{self.table_attr(table)}({self.var(ids)})",
+                                        self.var(lengths), q(op.mode)])
+
+    def op_normalize(self, op: ir.Normalize) -> None:
+        x = self.var(op.inputs[0])
+        if op.mode == "log1p":
+            self.fwd(op, f"torch.sign({x}) * torch.log1p(torch.abs({x}))")
+        else:
+            attr = self.attr(op)
+            self.init_line(op, f"self.{attr} = nn.BatchNorm1d({op.type.width})")
+            self.fwd(op, f"self.{attr}({x})")
+
+    def op_concat(self, op: ir.Concat) -> None:
+        xs = [self.var(i) for i in op.inputs]
+        if len(xs) == 1:
+            self.fwd(op, xs[0])
+        else:
+            self.fwd(op, "torch.cat", [xs, "dim=1"])
+
+    def op_linear(self, op: ir.Linear) -> None:
+        attr = self.attr(op)
+        bias = "" if op.bias else ", bias=False"
+        self.init_line(op, f"self.{attr} = nn.Linear({op.in_features}, {op.out_features}{bias})")
+        self.fwd(op, f"self.{attr}({self.var(op.inputs[0])})")
+
+    def op_activation(self, op: ir.Activation) -> None:
+        self.fwd(op, _ACTIVATION[op.fn].format(x=self.var(op.inputs[0])))
+
+    def op_norm(self, op: ir.Norm) -> None:
+        attr = self.attr(op)
+        cls = "nn.BatchNorm1d" if op.mode == "batch" else "nn.LayerNorm"
+        self.init_line(op, f"self.{attr} = {cls}({op.type.width})")
+        self.fwd(op, f"self.{attr}({self.var(op.inputs[0])})")
+
+    def op_dropout(self, op: ir.Dropout) -> None:
+        self.fwd(op, f"F.dropout({self.var(op.inputs[0])}, {op.p!r}, self.training)")
+
+    def op_add(self, op: ir.Add) -> None:
+        self.fwd(op, " + ".join(self.var(i) for i in op.inputs))
+
+    def op_stop_gradient(self, op: ir.StopGradient) -> None:
+        self.fwd(op, f"{self.var(op.inputs[0])}.detach()")
+
+    def op_generator(self, op: ir.Generator) -> None:
+        attr = self.attr(op)
+        widths = op.widths
+        layers: list[str] = []
+        for i, (a, b) in enumerate(zip(widths, widths[1:], strict=False)):
+            layers.append(f"nn.Linear({a}, {b})")
+            if i < len(widths) - 2:
+                layers.append(_ACTIVATION_MODULE[op.act])
+        for line in call_lines(f"self.{attr} = nn.Sequential", layers):
+            self.init_line(op, line)
+        if op.init == "hyperfan":
+            self.helpers.add("hyperfan")
+            fans = []
+            for slot in op.slots:
+                fan_in = slot.shape[0] if len(slot.shape) == 2 else 0
+                fans.append(f"({slot.offset}, {slot.end}, {fan_in})")
+            for line in call_lines("_dwc_hyperfan_", [f"self.{attr}[-1]", fans]):
+                self.init_line(op, line)
+        self.fwd(op, f"self.{attr}({self.var(op.inputs[0])})")
+
+    def op_dynamic_linear(self, op: ir.DynamicLinear) -> None:
+        x, gen = (self.var(i) for i in op.inputs)
+        self.helpers.add("dynamic_linear")
+        w = op.weight
+        weight = f"{gen}[:, {w.offset}:{w.end}].reshape(-1, {w.shape[0]}, {w.shape[1]})"
+        if op.bias == "generated":
+            assert op.bias_slot is not None
+            bias = f"{gen}[:, {op.bias_slot.offset}:{op.bias_slot.end}]"
+        elif op.bias == "static":
+            attr = self.attr(op)
+            self.init_line(op, f"self.{attr} = nn.Parameter(torch.zeros({op.out_features}))")
+            bias = f"self.{attr}"
+        else:
+            bias = "None"
+        self.fwd(op, "_dwc_dynamic_linear", [x, weight, bias])
+
+    def op_head(self, op: ir.Head) -> None:
+        self.fwd(op, _HEAD[op.fn].format(x=self.var(op.inputs[0])))
+
+
+def _example(spec) -> str:
+    if spec.role in ("ids", "sequence"):
+        shape = py_tuple(["batch_size", *map(str, spec.shape)])
+        return f"torch.randint(0, {spec.vocab}, {shape}, generator=generator)"
+    shape = ", ".join(["batch_size", *map(str, spec.shape)])
+    if spec.role == "lengths":
+        return None  # filled by the template from the sequence it belongs to
+    return f"torch.randn({shape}, generator=generator)"
+
+
+def _target_example(out) -> str:
+    if out.loss == "bce":
+        return f"torch.randint(0, 2, (batch_size, {out.width}), generator=generator).float()"
+    if out.loss == "ce":
+        return f"torch.randint(0, {out.width}, (batch_size,), generator=generator)"
+    if out.loss == "poisson":
+        return (f"torch.poisson(torch.full((batch_size, {out.width}), 2.0), "
+                "generator=generator)")
+    return f"torch.randn(batch_size, {out.width}, generator=generator)"
+
+
+def build_view(graph: Graph, source: SourceFile | None) -> ModuleView:
+    b = _Builder(graph, source)
+    for op in graph.ops:
+        b.lower(op)
+    inputs = []
+    for spec in graph.inputs:
+        shape = py_tuple([str(d) for d in spec.shape]) if spec.shape else "()"
+        if spec.role == "lengths":
+            seq = next(s for s in graph.inputs if s.name == spec.feature)
+            example = (f"torch.randint(0, {seq.shape[0] + 1}, (batch_size,), "
+                       "generator=generator)")
+            doc = f"int64 [B]: number of valid ids in '{spec.feature}' (0 .. {seq.shape[0]})"
+        else:
+            example = _example(spec)
+            dims = ", ".join(["B", *map(str, spec.shape)])
+            doc = f"{spec.dtype} [{dims}]"
+            if spec.vocab:
+                doc += f": ids in [0, {spec.vocab})"
+                if spec.role == "sequence":
+                    doc += f", padded after '{spec.name}_len' valid ids"
+            if spec.scenario:
+                doc += " (scenario-sensitive)"
+        inputs.append(InputView(q(spec.name), spec.dtype, shape, spec.vocab, spec.role,
+                                f"{spec.name}: {doc}", example))
+    outputs = []
+    loss_lines: list[str] = []
+    for out in graph.outputs:
+        value = b.var(out.value)
+        logit = b.var(out.logit)
+        fn, extra = _LOSS[out.loss]
+        head = f"total = {'total + ' if loss_lines else ''}{out.weight!r} * {fn}"
+        loss_lines += call_lines(head, [f"logits[{q(out.name)}]", f"targets[{q(out.name)}]",
+                                        *extra])
+        outputs.append(OutputView(
+            q(out.name), value, logit,
+            f"{out.name}: float32 [B, {out.width}], {out.head} head, loss {out.loss}"
+            + (f" (weight {out.weight:g})" if out.weight != 1.0 else ""),
+            _target_example(out)))
+    summary = _summary(graph)
+    return ModuleView(
+        class_name=class_name(graph.model),
+        model=graph.model,
+        output_keys=py_tuple([o.key for o in outputs]),
+        spec_name=_safe_doc(str(graph.options.get("spec_name", ""))),
+        spec_sha256=str(graph.options.get("spec_hash", "")),
+        version=__version__,
+        summary=summary,
+        inputs=inputs,
+        outputs=outputs,
+        init=b.init,
+        forward=b.forward,
+        loss_lines=loss_lines,
+        helpers=sorted(b.helpers),
+    )
+
+
+def _summary(graph: Graph) -> list[str]:
+    """Resolved hyper-parameters, one line per parameterised op (for the class docstring)."""
+    lines = []
+    for op in graph.ops:
+        if op.kind in ("input", "lookup", "concat", "head", "add", "activation", "dropout",
+                       "stop_gradient"):
+            continue
+        attrs = ", ".join(f"{k}={v}" for k, v in op.attrs().items() if k != "slots")
+        detail = f"{op.kind}({attrs})" if attrs else op.kind
+        if isinstance(op.type, FieldsType | IdsType):
+            continue
+        entry = (f"{op.result}: {detail} -> {op.type}; params {op.params():,}"
+                 + (f", generated/sample {op.generated():,}" if op.generated() else ""))
+        lines.extend(textwrap.wrap(entry, WIDTH - INDENT, subsequent_indent="    ",
+                                   break_on_hyphens=False))
+    return lines

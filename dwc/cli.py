@@ -1,0 +1,190 @@
+"""The `dwc` command line: compile, check, fmt, explain.
+
+Exit codes (ruff / mypy convention): 0 success, 1 the spec has errors (diagnostics printed) or
+`fmt --check` found unformatted files, 2 usage errors, unreadable/unwritable files and internal
+errors. No traceback reaches a user unless DWC_DEBUG=1 is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from dwc import __version__
+from dwc.diagnostics import Diagnostic, DiagnosticError, Label, render_json, render_text
+from dwc.source import SourceFile, Span
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+_FILE_LEVEL = {"DW401", "DW402", "DW404"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # usage errors exit 2 with a hint, like argparse, but shorter
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"dwc: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dwc", description="The Dynamic Weight Compiler.")
+    parser.add_argument("--version", action="version", version=f"dwc {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("compile", help="compile a spec to a target")
+    p.add_argument("file")
+    p.add_argument("--target", default="torch", help="backend to emit (default: torch)")
+    p.add_argument("-o", "--output", default=None,
+                   help="output directory (default: ./<model name>)")
+    p.add_argument("--dump-ir", action="store_true", help="also print the IR to stdout")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="diagnostic format")
+
+    p = sub.add_parser("check", help="check syntax and semantics without writing anything")
+    p.add_argument("file")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
+    p = sub.add_parser("fmt", help="rewrite specs in canonical layout")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--check", action="store_true",
+                   help="report unformatted files instead of rewriting them (exit 1)")
+
+    p = sub.add_parser("explain", help="per-layer parameters, generated numbers and FLOPs")
+    p.add_argument("file")
+    p.add_argument("--batch", type=int, default=1024, help="batch size for activation memory")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    return parser
+
+
+def _report(error: DiagnosticError, source: SourceFile, fmt: str = "text") -> int:
+    if fmt == "json":
+        print(render_json(error.diagnostics, source))
+    else:
+        for d in error.diagnostics:
+            print(render_text(d, source), file=sys.stderr)
+            print(file=sys.stderr)
+        n = sum(1 for d in error.diagnostics if d.level.value == "error")
+        if n:
+            print(f"dwc: {n} error{'s' if n != 1 else ''} in {source.name}", file=sys.stderr)
+    if any(d.code in _FILE_LEVEL for d in error.diagnostics):
+        return EXIT_USAGE
+    return EXIT_FINDINGS
+
+
+def _load(path: str) -> SourceFile:
+    from dwc.driver import load_source
+
+    return load_source(path)
+
+
+def cmd_compile(args) -> int:
+    from dwc.driver import compile_source, write_artifacts
+    from dwc.ir.printer import print_graph
+
+    source = _load(args.file)
+    result = compile_source(source, args.target)
+    out = args.output or result.graph.model
+    path = write_artifacts(result.files, out)
+    if args.dump_ir:
+        print(print_graph(result.graph), end="")
+    names = ", ".join(sorted(result.files))
+    print(f"dwc: compiled {source.name} -> {path}/ ({names})", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_check(args) -> int:
+    from dwc.driver import check_source
+
+    graph = check_source(_load(args.file))
+    if args.format == "json":
+        print("[]")
+    else:
+        print(f"dwc: {args.file}: ok (model {graph.model})", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_fmt(args) -> int:
+    from dwc.driver import write_artifacts
+    from dwc.fmt import format_spec
+    from dwc.parse import parse
+
+    status = EXIT_OK
+    for path in args.files:
+        source = _load(path)
+        try:
+            formatted = format_spec(parse(source), source)
+        except DiagnosticError as error:
+            status = max(status, _report(error, source))
+            continue
+        if formatted == source.text:
+            continue
+        if args.check:
+            line = next((i + 1 for i, (a, b) in enumerate(
+                zip(source.text.splitlines(), formatted.splitlines(), strict=False)) if a != b),
+                min(len(source.text.splitlines()), len(formatted.splitlines())) + 1)
+            offset = sum(len(x) + 1 for x in source.text.splitlines()[: line - 1])
+            diag = Diagnostic("DW403", f"'{path}' is not formatted",
+                              Label(Span(min(offset, len(source.text)), min(offset, len(source.text)))
+                                    , "first difference"), help=f"run 'dwc fmt {path}'")
+            print(render_text(diag, source), file=sys.stderr)
+            status = max(status, EXIT_FINDINGS)
+        else:
+            target = os.path.abspath(path)
+            write_artifacts({os.path.basename(target): formatted}, os.path.dirname(target))
+            print(f"dwc: formatted {path}", file=sys.stderr)
+    return status
+
+
+def cmd_explain(args) -> int:
+    from dwc import cost
+    from dwc.driver import check_source
+
+    if args.batch < 1:
+        raise _UsageError("--batch must be at least 1")
+    graph = check_source(_load(args.file))
+    if args.format == "json":
+        print(json.dumps(cost.as_json(graph, args.batch), indent=2))
+    else:
+        print(cost.as_table(graph, args.batch), end="")
+    return EXIT_OK
+
+
+class _UsageError(Exception):
+    pass
+
+
+COMMANDS = {"compile": cmd_compile, "check": cmd_check, "fmt": cmd_fmt, "explain": cmd_explain}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except DiagnosticError as error:
+        path = getattr(args, "file", None) or (args.files[0] if getattr(args, "files", None)
+                                                else "<spec>")
+        source = error.diagnostics[0] and _source_for(path)
+        return _report(error, source, getattr(args, "format", "text"))
+    except _UsageError as error:
+        print(f"dwc: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # noqa: BLE001 - the one place internal errors are caught
+        if os.environ.get("DWC_DEBUG"):
+            traceback.print_exc()
+        print(f"error[DW900]: internal error: {type(error).__name__}: {error}\n"
+              "  = help: this is a bug in dwc; please report it with the spec and the command "
+              "(set DWC_DEBUG=1 for a traceback)", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _source_for(path: str) -> SourceFile:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return SourceFile(path, handle.read())
+    except (OSError, UnicodeDecodeError):
+        return SourceFile(path, "")

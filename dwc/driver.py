@@ -1,0 +1,107 @@
+"""The compiler driver: runs the pipeline stages in order and writes artifacts atomically.
+
+Everything the CLI does goes through here, so library users get the same behaviour:
+`check_source` (parse + sema + lower + verify), `compile_source` (and the torch backend), and
+`write_artifacts` (temporary directory + rename: a failure leaves the destination untouched).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from dwc.diagnostics import Diagnostic, DiagnosticError, Label
+from dwc.ir.graph import Graph
+from dwc.ir.verify import verify
+from dwc.parse import parse
+from dwc.sema import elaborate
+from dwc.source import SourceFile, Span
+
+TARGETS = ("torch",)
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    source: SourceFile
+    graph: Graph
+    files: dict[str, str]
+    """Artifact file name -> contents."""
+
+
+def load_source(path: str | os.PathLike[str]) -> SourceFile:
+    """Read a spec file. Raises DiagnosticError(DW401) when it cannot be read."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        name = str(path)
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise DiagnosticError([Diagnostic(
+            "DW401", f"cannot read '{name}': {reason}", Label(Span(0, 0)),
+            help="check the path; specs are UTF-8 text files", located=False)]) from None
+    return SourceFile(str(path), text)
+
+
+def check_source(source: SourceFile) -> Graph:
+    """Parse, check and lower a spec to verified IR. Raises DiagnosticError on spec errors."""
+    graph = elaborate(parse(source), source)
+    verify(graph)
+    return graph
+
+
+def compile_source(source: SourceFile, target: str = "torch") -> CompileResult:
+    """Compile a spec for `target`; returns the artifact files without writing them."""
+    if target not in TARGETS:
+        raise DiagnosticError([Diagnostic(
+            "DW404", f"unknown target '{target}'", Label(Span(0, 0)),
+            help=f"targets: {', '.join(TARGETS)}", located=False)])
+    graph = check_source(source)
+    from dwc.backends.torch import generate
+
+    module = generate(graph, source)
+    return CompileResult(source, graph, {"model.py": module.source})
+
+
+def write_artifacts(files: dict[str, str], out_dir: str | os.PathLike[str]) -> Path:
+    """Write `files` into `out_dir` atomically.
+
+    The files are written into a temporary sibling directory first. A new `out_dir` is created by
+    renaming that directory; an existing one gets each file moved in with `os.replace` (atomic per
+    file), so a reader never sees half a file and other files in the directory are left alone.
+    """
+    out = Path(out_dir)
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".dwc-tmp", dir=parent))
+    except OSError as error:
+        raise _write_error(out, error) from None
+    try:
+        for name, content in sorted(files.items()):
+            path = staging / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "w", encoding="utf-8", newline="\n") as handle:
+                handle.write(content)
+        if not out.exists():
+            os.replace(staging, out)
+            return out
+        if not out.is_dir():
+            raise NotADirectoryError(20, "exists and is not a directory", str(out))
+        for name in sorted(files):
+            target = out / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / name, target)
+        return out
+    except OSError as error:
+        raise _write_error(out, error) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_error(out: Path, error: OSError) -> DiagnosticError:
+    reason = error.strerror or str(error)
+    return DiagnosticError([Diagnostic(
+        "DW402", f"cannot write '{out}': {reason}", Label(Span(0, 0)),
+        help="choose a writable output directory with -o; nothing was written", located=False)])

@@ -1,0 +1,116 @@
+"""The IR verifier: invariants every graph satisfies after lowering and after every pass.
+
+A violation is a compiler bug, not a user error, so it raises `VerificationError` (reported by the
+CLI as DW900 with the offending op). One function per invariant, in the torch.fx `Graph.lint` style.
+"""
+
+from __future__ import annotations
+
+from dwc.ir import ops as ir
+from dwc.ir.graph import Graph
+from dwc.ir.types import FieldsType, IdsType, TableType, VecType
+
+
+class VerificationError(Exception):
+    """The IR broke an invariant (a dwc bug)."""
+
+
+def _fail(op: ir.Op, message: str) -> None:
+    raise VerificationError(f"%{op.result} ({op.kind}): {message}")
+
+
+def _unique_and_ordered(graph: Graph) -> None:
+    seen: dict[str, ir.Op] = {}
+    for op in graph.ops:
+        if op.result in seen:
+            _fail(op, "value defined twice")
+        for name in op.inputs:
+            if name not in seen:
+                _fail(op, f"uses %{name} before it is defined (or it does not exist)")
+        seen[op.result] = op
+
+
+def _modules_unique(graph: Graph) -> None:
+    owners: dict[str, ir.Op] = {}
+    for op in graph.ops:
+        if op.params() and op.module is None:
+            _fail(op, "owns parameters but has no module name")
+        if op.module is not None:
+            if op.module in owners:
+                _fail(op, f"module name {op.module!r} already used by %{owners[op.module].result}")
+            owners[op.module] = op
+
+
+def _width(graph: Graph, name: str) -> int:
+    return graph.op(name).type.width
+
+
+def _types(graph: Graph) -> None:
+    producers = graph.producers()
+
+    def kind_of(name: str):
+        return producers[name].type
+
+    for op in graph.ops:
+        ins = [kind_of(n) for n in op.inputs]
+        if isinstance(op, ir.Linear | ir.DynamicLinear):
+            if ins[0].width != op.in_features:
+                _fail(op, f"input width {ins[0].width} != in_features {op.in_features}")
+            if op.type != VecType(op.out_features):
+                _fail(op, f"type {op.type} != vec[{op.out_features}]")
+        if isinstance(op, ir.DynamicLinear):
+            gen = producers[op.inputs[1]]
+            if not isinstance(gen, ir.Generator):
+                _fail(op, "weights must come from a generator")
+            slots = {s.name: s for s in gen.slots}
+            for slot in (op.weight, op.bias_slot):
+                if slot is not None and slots.get(slot.name) != slot:
+                    _fail(op, f"slot {slot.name} does not match generator %{gen.result}")
+            if op.weight.shape != (op.in_features, op.out_features):
+                _fail(op, f"weight slot shape {op.weight.shape} != ({op.in_features}, "
+                      f"{op.out_features})")
+            if (op.bias == "generated") != (op.bias_slot is not None):
+                _fail(op, "generated bias needs a bias slot (and only then)")
+        if isinstance(op, ir.Generator):
+            if ins[0].width != op.in_features:
+                _fail(op, f"condition width {ins[0].width} != in_features {op.in_features}")
+            end = 0
+            for slot in op.slots:
+                if slot.offset != end:
+                    _fail(op, f"slot {slot.name} starts at {slot.offset}, expected {end}")
+                end = slot.end
+            if end != op.type.width:
+                _fail(op, f"slots cover {end} numbers, generator emits {op.type.width}")
+        if isinstance(op, ir.Lookup | ir.SeqPool):
+            if not isinstance(ins[0], TableType) or not isinstance(ins[1], IdsType):
+                _fail(op, "expects (table, ids)")
+            if op.type != VecType(ins[0].dim):
+                _fail(op, f"type {op.type} != vec[{ins[0].dim}]")
+        if isinstance(op, ir.Concat):
+            total = sum(t.width for t in ins)
+            if op.type.width != total or not isinstance(op.type, VecType | FieldsType):
+                _fail(op, f"width {op.type.width} != sum of inputs {total}")
+        if isinstance(op, ir.Add):
+            if any(t.width != op.type.width for t in ins):
+                _fail(op, "inputs of unequal width")
+        if isinstance(op, ir.Activation | ir.Norm | ir.Dropout | ir.Head | ir.Normalize):
+            if len(ins) != 1 or ins[0].width != op.type.width:
+                _fail(op, "must preserve the width of its single input")
+
+
+def _outputs(graph: Graph) -> None:
+    producers = graph.producers()
+    if not graph.outputs:
+        raise VerificationError("graph has no outputs")
+    for out in graph.outputs:
+        if out.value not in producers or out.logit not in producers:
+            raise VerificationError(f"output {out.name!r} refers to a missing value")
+
+
+CHECKS = (_unique_and_ordered, _modules_unique, _types, _outputs)
+
+
+def verify(graph: Graph) -> None:
+    """Check every invariant; raises VerificationError on the first violation."""
+    for check in CHECKS:
+        check(graph)
