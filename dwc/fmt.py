@@ -39,7 +39,8 @@ def _statement(s: ast.Statement, pad: int) -> str:
             return f"model {s.name.text}"
         case ast.FeatureDecl():
             mark = " scenario" if s.scenario is not None else ""
-            return f"feature {s.name.text.ljust(pad)} : {expr(s.kind)}{mark}"
+            kind = s.kind.func.text if not (s.kind.args or s.kind.kwargs) else expr(s.kind)
+            return f"feature {s.name.text.ljust(pad)} : {kind}{mark}"
         case ast.ScenarioDecl():
             return "scenarios " + " * ".join(n.text for n in s.features)
         case ast.ConditionDecl():

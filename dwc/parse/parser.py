@@ -189,6 +189,12 @@ def _previous_word(text: str, offset: int) -> str:
     return match.group(1) if match else ""
 
 
+def _depth(text: str, offset: int) -> int:
+    """How many brackets are open at `offset`."""
+    code = _COMMENT.sub("", text[:offset])
+    return code.count("(") + code.count("[") - code.count(")") - code.count("]")
+
+
 def _unmatched(text: str, offset: int, closer: str) -> bool:
     """Whether the bracket `closer` at `offset` has no open partner before it."""
     opener = "(" if closer == ")" else "["
@@ -254,6 +260,17 @@ def _syntax_diagnostic(error: UnexpectedInput, source: SourceFile) -> Diagnostic
             Label(span, "does not close an open bracket"),
             help="remove it, or open the bracket it is meant to close",
         )
+    line_start = source.text.rfind("\n", 0, offset) + 1
+    at_line_start = not source.text[line_start:offset].strip()
+    if at_line_start and _depth(source.text, offset) == 0 and token.type != "EQUAL" \
+            and str(token) not in ast.KEYWORDS:
+        return Diagnostic(
+            "DW107",
+            f"expected a statement, found '{found}'",
+            Label(span, "a statement cannot start here"),
+            help="statements start with model, feature, scenarios, condition, output, defaults "
+            "or 'name ='",
+        )
     if str(token) in ast.KEYWORDS and "NAME" in expected:
         return Diagnostic(
             "DW106",
@@ -261,7 +278,8 @@ def _syntax_diagnostic(error: UnexpectedInput, source: SourceFile) -> Diagnostic
             Label(span, "cannot be used as a name"),
             help=f"rename it, e.g. '{found}_'",
         )
-    if "COMMA" in expected and token.type in ("NAME", "NUMBER", "FACTOR", "FRACTION", "LSQB"):
+    if "COMMA" in expected and token.type in ("NAME", "NUMBER", "FACTOR", "FRACTION", "LSQB") \
+            and _depth(source.text, offset) > 0:
         return Diagnostic(
             "DW103",
             f"expected ',' before '{found}'",
@@ -283,15 +301,6 @@ def _syntax_diagnostic(error: UnexpectedInput, source: SourceFile) -> Diagnostic
             Label(Span(offset - len(keyword_before) - _gap(source.text, offset), offset
                        - _gap(source.text, offset)), "cannot be used as a name"),
             help=f"rename it, e.g. '{keyword_before}_'",
-        )
-    statement_starts = {"NAME", "MODEL", "FEATURE", "SCENARIOS", "CONDITION", "OUTPUT", "DEFAULTS"}
-    if expected >= statement_starts - {"NAME"} and expected & statement_starts:
-        return Diagnostic(
-            "DW107",
-            f"expected a statement, found '{found}'",
-            Label(span, "a statement cannot start here"),
-            help="statements start with model, feature, scenario, condition, output, defaults "
-            "or 'name ='",
         )
     return Diagnostic(
         "DW100",

@@ -106,9 +106,10 @@ class _Elaborator:
         if s.model is None:
             self.error("DW204", "the spec has no 'model' declaration", Span(0, 0),
                        help="start the spec with 'model NAME'")
-        if not s.outputs and not any(d.level.value == "error" for d in s.diagnostics):
-            end = len(s.source.text)
-            self.error("DW207", "the model declares no output", Span(max(0, end - 1), end),
+        if not s.outputs and s.model_span and not any(d.level.value == "error"
+                                                      for d in s.diagnostics):
+            self.error("DW207", f"model '{s.model}' declares no output", s.model_span,
+                       "has no output",
                        help="add e.g. 'output ctr = sigmoid(linear(h, 1)) loss = bce'")
         errors = [d for d in s.diagnostics if d.level.value == "error"]
         if errors:
@@ -259,11 +260,11 @@ class _Elaborator:
             return self.ranged(float(node.value), node, param, sig)
         if param.kind == "bool":
             if not isinstance(node, ast.Ref) or node.name not in ("true", "false"):
-                self.fail("DW301", bad, node.span)
+                self.fail("DW301", bad, node.span, help=f"e.g. {sig.example}")
             return node.name == "true"
         if param.kind == "enum":
             if not isinstance(node, ast.Ref):
-                self.fail("DW301", bad, node.span)
+                self.fail("DW301", bad, node.span, help=f"e.g. {sig.example}")
             if node.name not in param.choices:
                 self.fail("DW305", f"'{node.name}' is not a valid '{param.name}' for "
                           f"'{sig.name}'", node.span, "not a choice",
@@ -276,12 +277,12 @@ class _Elaborator:
             items = []
             for item in node.items:
                 if not isinstance(item, ast.Number) or not isinstance(item.value, int):
-                    self.fail("DW301", bad, item.span)
+                    self.fail("DW301", bad, item.span, help=f"e.g. {sig.example}")
                 items.append(self.ranged(item.value, item, param, sig))
             return tuple(items)
         if param.kind == "feature":
             if not isinstance(node, ast.Ref):
-                self.fail("DW301", bad, node.span)
+                self.fail("DW301", bad, node.span, help=f"e.g. {sig.example}")
             feature = self.s.features.get(node.name)
             if feature is None:
                 self.unknown(node.name, node.span, self.s.features)
@@ -297,7 +298,7 @@ class _Elaborator:
             hi = "" if param.max is None else f"{'<' if param.max_exclusive else '<='} {param.max:g}"
             self.fail("DW304", f"'{param.name}' of '{sig.name}' must be "
                       f"{' and '.join(x for x in (lo, hi) if x)}", node.span,
-                      f"is {value}")
+                      f"is {value}", help=f"e.g. {sig.example}")
         return value
 
     def unknown(self, name: str, span: Span, candidates) -> None:
@@ -308,7 +309,8 @@ class _Elaborator:
                       help=f"move the definition on line {line} above this use",
                       secondary=(Label(later, "defined here"),))
         self.fail("DW201", f"unknown name '{name}'", span, "not defined",
-                  help=did_you_mean(name, candidates))
+                  help=did_you_mean(name, candidates)
+                  or f"declare it above this line ('feature {name} : ...' or '{name} = ...')")
 
     def signature(self, call: ast.Call, context: str) -> Signature:
         sig = SIGNATURES.get(call.func.text)
@@ -364,7 +366,8 @@ class _Elaborator:
             of: Feature = val["of"]
             if of.kind != "categorical":
                 self.fail("DW313", f"a sequence is made of a categorical feature's ids, and "
-                          f"'{of.name}' is {of.kind}", args["of"].span)
+                          f"'{of.name}' is {of.kind}", args["of"].span, "not categorical",
+                          help="name the categorical feature whose table the ids index")
             f.vocab, f.dim, f.table = of.vocab, of.dim, of.table
             f.max_len, f.pool = val["max_len"], val["pool"]
             self.add_input(InputSpec(name, "int64", (f.max_len,), name, "sequence", f.vocab,

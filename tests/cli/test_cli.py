@@ -1,0 +1,153 @@
+"""The `dwc` command line as users run it: exit codes, diagnostics, atomic outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dwc.cli import main
+from tests.conftest import ROOT
+
+DW_MLP = str(ROOT / "examples" / "dw_mlp.dw")
+BROKEN = "model m\nfeature a : categorical(vocab = 10, dim = 4)\nh = linear(b, 4)\n"
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "dwc", *args], capture_output=True, text=True,
+                          cwd=ROOT)
+
+
+def test_compile_writes_model_py(tmp_path):
+    out = tmp_path / "out"
+    assert main(["compile", DW_MLP, "--target", "torch", "-o", str(out)]) == 0
+    assert (out / "model.py").read_text().startswith('"""DwMlp')
+    assert [p.name for p in out.iterdir()] == ["model.py"]
+
+
+def test_generated_model_runs_as_a_script(tmp_path):
+    assert main(["compile", DW_MLP, "-o", str(tmp_path)]) == 0
+    proc = subprocess.run([sys.executable, str(tmp_path / "model.py")], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "train step 2" in proc.stdout
+
+
+def test_failed_compile_leaves_output_untouched(tmp_path):
+    spec = tmp_path / "broken.dw"
+    spec.write_text(BROKEN)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model.py").write_text("previous good artifact")
+    assert main(["compile", str(spec), "-o", str(out)]) == 1
+    assert (out / "model.py").read_text() == "previous good artifact"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.dw", "out"]
+
+
+def test_failed_compile_creates_no_directory(tmp_path):
+    spec = tmp_path / "broken.dw"
+    spec.write_text(BROKEN)
+    assert main(["compile", str(spec), "-o", str(tmp_path / "new")]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.dw"]
+
+
+def test_spec_error_renders_rustc_style_without_traceback(tmp_path):
+    spec = tmp_path / "broken.dw"
+    spec.write_text(BROKEN)
+    proc = run("check", str(spec))
+    assert proc.returncode == 1
+    assert "error[DW201]: unknown name 'b'" in proc.stderr
+    assert f"--> {spec}:3:12" in proc.stderr
+    assert "3 | h = linear(b, 4)" in proc.stderr
+    assert "^ not defined" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_check_json_format(tmp_path, capsys):
+    spec = tmp_path / "broken.dw"
+    spec.write_text(BROKEN)
+    assert main(["check", str(spec), "--format", "json"]) == 1
+    (diag,) = json.loads(capsys.readouterr().out)
+    assert diag["code"] == "DW201" and (diag["line"], diag["column"]) == (3, 12)
+    assert set(diag) >= {"code", "severity", "message", "file", "line", "column", "end_line",
+                         "end_column", "help"}
+
+
+def test_missing_file_is_exit_2_with_diagnostic(capsys):
+    assert main(["check", "no/such/file.dw"]) == 2
+    err = capsys.readouterr().err
+    assert "error[DW401]: cannot read 'no/such/file.dw'" in err
+
+
+def test_unwritable_output_is_exit_2(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["compile", DW_MLP, "-o", str(blocker / "sub")]) == 2
+    assert "DW402" in capsys.readouterr().err
+
+
+def test_unknown_target_is_exit_2(capsys):
+    assert main(["compile", DW_MLP, "--target", "tflite"]) == 2
+    assert "DW404" in capsys.readouterr().err
+
+
+def test_usage_error_is_exit_2():
+    proc = run("compile")
+    assert proc.returncode == 2
+    assert "usage:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_internal_error_is_reported_as_such(monkeypatch, capsys):
+    import dwc.driver
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(dwc.driver, "check_source", boom)
+    monkeypatch.delenv("DWC_DEBUG", raising=False)
+    assert main(["check", DW_MLP]) == 2
+    err = capsys.readouterr().err
+    assert "error[DW900]: internal error: RuntimeError: kaboom" in err
+    assert "Traceback" not in err
+
+
+def test_fmt_check_and_rewrite(tmp_path, capsys):
+    spec = tmp_path / "m.dw"
+    spec.write_text("model m\nx=f(a)\n")
+    assert main(["fmt", "--check", str(spec)]) == 1
+    assert "DW403" in capsys.readouterr().err
+    assert main(["fmt", str(spec)]) == 0
+    assert spec.read_text() == "model m\nx = f(a)\n"
+    assert main(["fmt", "--check", str(spec)]) == 0
+
+
+def test_explain_json_totals(capsys):
+    assert main(["explain", DW_MLP, "--format", "json", "--batch", "4096"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    h = next(layer for layer in report["layers"] if layer["name"] == "h")
+    assert h["generated_per_sample"] == 664
+    assert report["batch"] == 4096
+    assert report["total"]["params"] == sum(layer["params"] for layer in report["layers"])
+
+
+def test_explain_table_lists_layers(capsys):
+    assert main(["explain", DW_MLP]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:3] == ["layer", "ops", "params"]
+    assert any(line.startswith("h ") and "664" in line for line in out.splitlines())
+
+
+def test_version():
+    proc = run("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("dwc ")
+
+
+@pytest.mark.parametrize("args", [["compile", DW_MLP, "--dump-ir", "-o", "{tmp}"]])
+def test_dump_ir(tmp_path, capsys, args):
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in args]) == 0
+    out = capsys.readouterr().out
+    assert "%h.generated: vec[664] = generator(%z)" in out
+    assert os.path.exists(tmp_path / "model.py")
