@@ -94,7 +94,8 @@ _TABLE = [
     Code("DW310", "invalid-output", _E, "an output that is not a head over a network value",
          "Write `output name = sigmoid(linear(h, 1)) loss = bce`; heads are sigmoid, softmax, "
          "identity and exp, losses bce, ce, mse and poisson."),
-    Code("DW311", "modifier-not-applicable", _E, "a modifier (`dynamic`, `apg`) on an operation that cannot take it",
+    Code("DW311", "modifier-not-applicable", _E,
+         "a modifier (`dynamic`, `apg`) on an operation that cannot take it",
          "`dynamic(...)` applies to `linear` and `mlp`; `apg(...)` only to a dynamic layer."),
     Code("DW312", "duplicate-option", _E, "the same option given twice",
          "Give each option once."),

@@ -20,7 +20,7 @@ from dwc.ir import ops as ir
 from dwc.ir.graph import Graph, InputSpec, OutputSpec
 from dwc.ir.types import FieldsType, IdsType, TableType, VecType
 from dwc.parse import ast
-from dwc.sema.signatures import LOSSES, REQUIRED, SIGNATURES, Param, Signature
+from dwc.sema.signatures import LOSSES, SIGNATURES, Param, Signature
 from dwc.source import SourceFile, Span
 
 
