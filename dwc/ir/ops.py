@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from dwc.ir.types import FieldsType, IdsType, TableType, ValueType, VecType
+from dwc.ir.types import ExpertsType, FieldsType, IdsType, TableType, ValueType, VecType
 from dwc.source import NO_SPAN, Span
 
 
@@ -60,6 +60,11 @@ class Table(Op):
     """An embedding table, owned by the categorical feature that declares it."""
 
     kind: ClassVar[str] = "table"
+    frozen: bool = False
+    """Excluded from training (e.g. PTUPCDR's pre-trained embeddings)."""
+
+    def attrs(self):
+        return {"frozen": True} if self.frozen else {}
 
     def params(self):
         assert isinstance(self.type, TableType)
@@ -74,6 +79,20 @@ class Lookup(Op):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ScenarioIndex(Op):
+    """The scenario cell id of each sample: mixed-radix combination of the scenario features' ids.
+
+    inputs = the ids of the `scenarios a * b ...` features, in order; `radices` their vocabularies.
+    """
+
+    kind: ClassVar[str] = "scenario_index"
+    radices: tuple[int, ...]
+
+    def attrs(self):
+        return {"radices": list(self.radices)}
+
+
+@dataclass(frozen=True, kw_only=True)
 class SeqPool(Op):
     """Embeds a padded id sequence and pools it over its valid positions.
 
@@ -84,8 +103,16 @@ class SeqPool(Op):
     mode: str
     max_len: int
 
+    def params(self):
+        # attention pooling (PTUPCDR): a_j = w2 . relu(W1 v_j + b1), W1: d x d, w2: d
+        d = self.type.width
+        return d * d + 2 * d if self.mode == "attention" else 0
+
     def flops(self):
-        return self.max_len * self.type.width
+        d = self.type.width
+        if self.mode == "attention":
+            return self.max_len * (2 * d * d + 2 * d + 2 * d)
+        return self.max_len * d
 
     def attrs(self):
         return {"mode": self.mode, "max_len": self.max_len}
@@ -288,7 +315,318 @@ class Head(Op):
         return {"fn": self.fn}
 
 
-WIDTH_TYPES = (VecType, FieldsType)
+@dataclass(frozen=True, kw_only=True)
+class LowRankDynamicLinear(Op):
+    """APG's low-rank dynamic linear: `y = ((x U) S(z)) V + b` (DW-MODELS.md §5.1).
+
+    inputs = (x, generated). S is the K x K slot `core` of the generator's output. With
+    `share`, U (N x K) and V (K x M) are static parameters shared by all samples; otherwise they are
+    generated too (slots `u` and `v`). With over-parameterisation `overparam = P`, the static factors
+    are trained as products U = U_l U_r (N x P . P x K) and V = V_l V_r (K x P . P x M).
+    `decompose` applies the factors in turn; without it, the per-sample N x M matrix W = U S V is
+    materialised and applied with a batched matmul (same function, more memory and FLOPs).
+    """
+
+    kind: ClassVar[str] = "lowrank_dynamic_linear"
+    in_features: int
+    out_features: int
+    rank: int
+    core: Slot
+    share: bool = True
+    overparam: int | None = None
+    decompose: bool = True
+    u: Slot | None = None
+    v: Slot | None = None
+    bias: str = "generated"
+    bias_slot: Slot | None = None
+
+    def params(self):
+        n, m, k, p = self.in_features, self.out_features, self.rank, self.overparam
+        static = 0
+        if self.share:
+            static = (n * p + p * k + k * p + p * m) if p else (n * k + k * m)
+        return static + (m if self.bias == "static" else 0)
+
+    def flops(self):
+        n, m, k = self.in_features, self.out_features, self.rank
+        if self.decompose:
+            return 2 * (n * k + k * k + k * m)
+        # materialise W = U S V per sample (N x K x K, then N x K x M), then apply it
+        return 2 * (n * k * k + n * k * m) + 2 * n * m
+
+    def attrs(self):
+        a: dict[str, object] = {"in": self.in_features, "out": self.out_features,
+                                "rank": self.rank, "share": self.share,
+                                "overparam": self.overparam, "decompose": self.decompose,
+                                "bias": self.bias}
+        return a
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lhuc(Op):
+    """LHUC: `x * 2 sigmoid(r[id])`, one free vector r per condition id, initialised to 0 (gate 1).
+
+    inputs = (x, ids); `conditions` is the number of ids.
+    """
+
+    kind: ClassVar[str] = "lhuc"
+    conditions: int
+
+    def params(self):
+        return self.conditions * self.type.width
+
+    def flops(self):
+        return 2 * self.type.width
+
+    def attrs(self):
+        return {"conditions": self.conditions}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeNet(Op):
+    """FiBiNET's SENet field gating on F fields of equal width d (self-conditioned).
+
+    Squeeze z = mean over each field, excite a = act2(W2 relu(W1 z)), W1: F x r_F, W2: r_F x F,
+    no biases; re-weight each field by its a. `reduced` is r_F = max(1, F // reduction).
+    """
+
+    kind: ClassVar[str] = "senet"
+    fields: int
+    reduced: int
+    act: str = "relu"
+
+    def params(self):
+        return 2 * self.fields * self.reduced
+
+    def flops(self):
+        return 2 * self.type.width + 4 * self.fields * self.reduced
+
+    def attrs(self):
+        return {"fields": self.fields, "reduced": self.reduced, "act": self.act}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Gate(Op):
+    """PEPNet's Gate NU: `x * gamma * sigmoid(W2 relu(W1 z + b1) + b2)`.
+
+    inputs = (x, z). `granularity` is "element" (one gate per coordinate) or "field" (one per
+    field of `fields`, broadcast over the field's width).
+    """
+
+    kind: ClassVar[str] = "gate"
+    in_features: int
+    hidden: int
+    gamma: float = 2.0
+    granularity: str = "element"
+    fields: tuple[int, ...] = ()
+
+    @property
+    def gates(self) -> int:
+        return len(self.fields) if self.granularity == "field" else self.type.width
+
+    def params(self):
+        d, h, g = self.in_features, self.hidden, self.gates
+        return d * h + h + h * g + g
+
+    def flops(self):
+        d, h, g = self.in_features, self.hidden, self.gates
+        return 2 * (d * h + h * g) + self.type.width
+
+    def attrs(self):
+        a: dict[str, object] = {"hidden": self.hidden, "gamma": self.gamma,
+                                "granularity": self.granularity}
+        if self.granularity == "field":
+            a["fields"] = list(self.fields)
+        return a
+
+
+@dataclass(frozen=True, kw_only=True)
+class Experts(Op):
+    """E parallel expert MLPs on the same input (MMoE / M2M): output B x E x H."""
+
+    kind: ClassVar[str] = "experts"
+    in_features: int
+    widths: tuple[int, ...]
+    act: str = "relu"
+
+    def params(self):
+        dims = (self.in_features, *self.widths)
+        count = self.type.count  # type: ignore[union-attr]
+        return count * sum(a * b + b for a, b in zip(dims, dims[1:], strict=False))
+
+    def flops(self):
+        dims = (self.in_features, *self.widths)
+        count = self.type.count  # type: ignore[union-attr]
+        return count * sum(2 * a * b for a, b in zip(dims, dims[1:], strict=False))
+
+    def attrs(self):
+        return {"widths": list(self.widths), "act": self.act}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mix(Op):
+    """MMoE gate: `sum_i softmax(x W + b)_i E_i`. inputs = (experts, gate input)."""
+
+    kind: ClassVar[str] = "mix"
+    in_features: int
+    count: int
+
+    def params(self):
+        return self.in_features * self.count + self.count
+
+    def flops(self):
+        return 2 * self.in_features * self.count + 2 * self.count * self.type.width
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetaAttention(Op):
+    """M2M meta attention of one task over the experts (DW-MODELS.md §4).
+
+    inputs = (experts, generated). Each expert output E_i is joined with the task's learned
+    representation T (`task_dim`), run through the meta unit whose weights the generator made from
+    the scenario representation, scored by v, and the experts are mixed by softmax(scores).
+    `slots` are the meta unit's layers (weight, bias) in the generator's output.
+    """
+
+    kind: ClassVar[str] = "meta_attention"
+    experts: int
+    task_dim: int
+    widths: tuple[int, ...]
+    slots: tuple[Slot, ...]
+    act: str = "leaky_relu"
+
+    def params(self):
+        return self.task_dim + self.widths[-1]
+
+    def flops(self):
+        dims = (self.type.width + self.task_dim, *self.widths)
+        unit = sum(2 * a * b for a, b in zip(dims, dims[1:], strict=False))
+        return self.experts * (unit + 2 * self.widths[-1] + 2 * self.type.width)
+
+    def attrs(self):
+        return {"task_dim": self.task_dim, "widths": list(self.widths), "act": self.act}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoAction(Op):
+    """CAN's co-action unit (DW-MODELS.md §6).
+
+    inputs = (induction ids, feed ids[, feed lengths]). Each induction id owns a row of
+    `micro_params` numbers (per order when `order_independent`) that is reshaped into a micro-MLP
+    `widths[0] -> ... -> widths[-1]` (tanh between layers, last linear); the feed id's own
+    embedding (width widths[0]), raised element-wise to the powers 1..orders, is run through it;
+    sequences are masked and sum-pooled. Output: every layer's output (`collect = all`) or the
+    last (`last`), for each order, concatenated.
+    """
+
+    kind: ClassVar[str] = "co_action"
+    widths: tuple[int, ...]
+    induction_vocab: int
+    feed_vocab: int
+    orders: int = 1
+    bias: bool = False
+    collect: str = "all"
+    order_independent: bool = False
+    act: str = "tanh"
+    max_len: int | None = None
+
+    @property
+    def micro_params(self) -> int:
+        w = self.widths
+        return sum(a * b + (b if self.bias else 0) for a, b in zip(w, w[1:], strict=False))
+
+    def params(self):
+        rows = self.micro_params * (self.orders if self.order_independent else 1)
+        return self.induction_vocab * rows + self.feed_vocab * self.widths[0]
+
+    def flops(self):
+        w = self.widths
+        per = sum(2 * a * b for a, b in zip(w, w[1:], strict=False))
+        return self.orders * (self.max_len or 1) * per
+
+    def attrs(self):
+        return {"widths": list(self.widths), "orders": self.orders, "bias": self.bias,
+                "collect": self.collect, "order_independent": self.order_independent,
+                "act": self.act}
+
+
+@dataclass(frozen=True, kw_only=True)
+class StarLinear(Op):
+    """STAR's star-topology linear: `y = x (W * W_p[d]) + (b + b_p[d])`. inputs = (x, domain ids).
+
+    Executed by gathering each sample's domain factors (never by running all D towers).
+    """
+
+    kind: ClassVar[str] = "star_linear"
+    in_features: int
+    out_features: int
+    domains: int
+
+    def params(self):
+        n, m = self.in_features, self.out_features
+        return (self.domains + 1) * (n * m + m)
+
+    def flops(self):
+        # the per-sample merge W * W_p[d] plus the product
+        n, m = self.in_features, self.out_features
+        return 2 * n * m + n * m
+
+    def attrs(self):
+        return {"in": self.in_features, "out": self.out_features, "domains": self.domains}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PartitionedNorm(Op):
+    """STAR's partitioned normalisation: shared x per-domain scale, shared + per-domain shift,
+    per-domain batch statistics in training and per-domain running statistics at inference.
+
+    inputs = (x, domain ids).
+    """
+
+    kind: ClassVar[str] = "partitioned_norm"
+    domains: int
+
+    def params(self):
+        return 2 * self.type.width * (self.domains + 1)
+
+    def flops(self):
+        return 6 * self.type.width
+
+    def attrs(self):
+        return {"domains": self.domains}
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexedLinear(Op):
+    """A linear layer with one weight set per domain id (per-scenario heads): inputs = (x, ids)."""
+
+    kind: ClassVar[str] = "indexed_linear"
+    in_features: int
+    out_features: int
+    domains: int
+
+    def params(self):
+        return self.domains * (self.in_features * self.out_features + self.out_features)
+
+    def flops(self):
+        return 2 * self.in_features * self.out_features
+
+    def attrs(self):
+        return {"in": self.in_features, "out": self.out_features, "domains": self.domains}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dot(Op):
+    """Row-wise inner product of two equal-width values (PTUPCDR's prediction): B x 1."""
+
+    kind: ClassVar[str] = "dot"
+    in_features: int
+
+    def flops(self):
+        return 2 * self.in_features
+
+
+WIDTH_TYPES = (VecType, FieldsType, ExpertsType)
 __all__ = [
     "Activation", "Add", "Concat", "Dropout", "DynamicLinear", "FieldsType", "Generator", "Head",
     "IdsType", "Input", "Linear", "Lookup", "Norm", "Normalize", "Op", "SeqPool", "Slot",

@@ -60,3 +60,21 @@ class TableType:
 
 
 ValueType = VecType | FieldsType | IdsType | TableType
+
+
+@dataclass(frozen=True)
+class ExpertsType:
+    """`experts[E; H]`: E expert outputs of width H per sample (B x E x H)."""
+
+    count: int
+    dim: int
+
+    @property
+    def width(self) -> int:
+        return self.count * self.dim
+
+    def __str__(self) -> str:
+        return f"experts[{self.count}; {self.dim}]"
+
+
+ValueType = VecType | FieldsType | IdsType | TableType | ExpertsType  # noqa: F811

@@ -13,12 +13,12 @@ docs/architecture.md records this decision.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dwc.diagnostics import Diagnostic, DiagnosticError, Label, did_you_mean
 from dwc.ir import ops as ir
 from dwc.ir.graph import Graph, InputSpec, OutputSpec
-from dwc.ir.types import FieldsType, IdsType, TableType, VecType
+from dwc.ir.types import ExpertsType, FieldsType, IdsType, TableType, VecType
 from dwc.parse import ast
 from dwc.sema.signatures import LOSSES, SIGNATURES, Param, Signature
 from dwc.source import SourceFile, Span
@@ -73,6 +73,8 @@ class _State:
     scenario_span: Span | None = None
     defaults: dict[str, dict[str, ast.Kwarg]] = field(default_factory=dict)
     feature_values: dict[str, Value] = field(default_factory=dict)
+    feature_ids: dict[str, str] = field(default_factory=dict)
+    scenario_index: str | None = None
     forward_names: dict[str, Span] = field(default_factory=dict)
 
 
@@ -338,6 +340,9 @@ class _Elaborator:
         if sig.name == "categorical":
             shared: Feature | None = val["share"]
             if shared is not None:
+                if val["frozen"]:
+                    self.fail("DW313", "'frozen' belongs to the table's own feature",
+                              args["frozen"].span, help=f"write 'frozen = true' on '{shared.name}'")
                 if shared.kind != "categorical" or shared.table != shared.name:
                     self.fail("DW313", f"'{shared.name}' has no table of its own to share",
                               args["share"].span, help="share the table of a categorical feature "
@@ -356,7 +361,7 @@ class _Elaborator:
                 f.vocab, f.dim, f.table = val["vocab"], val["dim"], name
                 self.emit(ir.Table(result=self.ssa(f"{name}.table"), type=TableType(f.vocab, f.dim),
                                    span=stmt.span, module=self.module(f"{name}_embedding"),
-                                   binding=name))
+                                   binding=name, frozen=val["frozen"]))
             self.add_input(InputSpec(name, "int64", (), name, "ids", f.vocab, f.scenario), stmt)
         elif sig.name == "numeric":
             f.width, f.norm = val["width"], val["norm"]
@@ -401,26 +406,63 @@ class _Elaborator:
                                        mode=f.norm, span=f.span, module=module, binding=f.name))
         else:
             table = f"{f.table}.table"
-            ids = self.ssa(f"{f.name}.ids")
             if f.kind == "categorical":
-                self.emit(ir.Input(result=ids, type=IdsType(f.vocab), feature=f.name,
-                                   span=f.span, binding=f.name))
+                ids = self.ids_of(f)
                 ssa = self.ssa(f.name)
                 self.emit(ir.Lookup(result=ssa, inputs=(table, ids), type=VecType(f.dim),
                                     span=f.span, binding=f.name))
             else:
-                lengths = self.ssa(f"{f.name}.len")
-                self.emit(ir.Input(result=ids, type=IdsType(f.vocab, f.max_len), feature=f.name,
-                                   span=f.span, binding=f.name))
-                self.emit(ir.Input(result=lengths, type=IdsType(f.max_len + 1),
-                                   feature=f"{f.name}_len", span=f.span, binding=f.name))
+                ids, lengths = self.ids_of(f), self.s.feature_ids[f"{f.name}_len"]
                 ssa = self.ssa(f.name)
+                module = self.module(f"{f.name}_attention") if f.pool == "attention" else None
                 self.emit(ir.SeqPool(result=ssa, inputs=(table, ids, lengths),
                                      type=VecType(f.dim), mode=f.pool, max_len=f.max_len,
-                                     span=f.span, binding=f.name))
+                                     span=f.span, binding=f.name, module=module))
         value = Value(ssa, self.s.ops[-1].type, deps, f.span)  # type: ignore[arg-type]
         self.s.feature_values[f.name] = value
         return value
+
+    def ids_of(self, f: Feature) -> str:
+        """The SSA name of a categorical or sequence feature's id input (emitted once)."""
+        cached = self.s.feature_ids.get(f.name)
+        if cached is not None:
+            return cached
+        ids = self.ssa(f"{f.name}.ids")
+        t = IdsType(f.vocab, f.max_len or None)
+        self.emit(ir.Input(result=ids, type=t, feature=f.name, span=f.span, binding=f.name))
+        self.s.feature_ids[f.name] = ids
+        if f.kind == "sequence":
+            lengths = self.ssa(f"{f.name}.len")
+            self.emit(ir.Input(result=lengths, type=IdsType(f.max_len + 1),
+                               feature=f"{f.name}_len", span=f.span, binding=f.name))
+            self.s.feature_ids[f"{f.name}_len"] = lengths
+        return ids
+
+    def domain(self, node: object, sig: Signature) -> tuple[str, int]:
+        """Resolve a `by`/`per` domain: `scenario` (the cell id) or a categorical scenario feature."""
+        if isinstance(node, ast.Ref) and node.name == "scenario":
+            if not self.s.scenario:
+                self.fail("DW308", "'scenario' is used but no scenario cells are declared",
+                          node.span, help="declare them with 'scenarios a * b' above this line")
+            if self.s.scenario_index is None:
+                feats = [self.s.features[n] for n in self.s.scenario]
+                index = self.ssa("scenario")
+                self.emit(ir.ScenarioIndex(result=index, inputs=tuple(self.ids_of(f) for f in feats),
+                                           type=IdsType(self.s.scenario_cells),
+                                           radices=tuple(f.vocab for f in feats),
+                                           span=self.s.scenario_span or node.span,
+                                           binding="scenario"))
+                self.s.scenario_index = index
+            return self.s.scenario_index, self.s.scenario_cells
+        f = self.s.features.get(node.name) if isinstance(node, ast.Ref) else None
+        if f is None and isinstance(node, ast.Ref) and node.name not in self.s.values:
+            self.unknown(node.name, node.span, [*self.s.features, "scenario"])
+        if f is None or f.kind != "categorical" or not f.scenario:
+            self.fail("DW307", f"'{sig.name}' needs a categorical scenario feature or 'scenario' "
+                      "as its domain", node.span, "not a scenario id",
+                      help="mark an id feature 'scenario', or declare 'scenarios ...' and write "
+                      "'by = scenario'")
+        return self.ids_of(f), f.vocab
 
     def scenarios(self, stmt: ast.ScenarioDecl) -> None:
         if self.s.scenario_span is not None:
@@ -573,11 +615,31 @@ class _Elaborator:
     def op_mlp(self, call, sig, binding):
         return self.layers(call, sig, binding, single=False)
 
+    def literals(self, args: dict[str, object], sig: Signature) -> dict[str, object]:
+        return {p.name: self.literal(args[p.name], p, sig) for p in sig.params
+                if p.kind in ("int", "float", "bool", "enum", "int_list", "feature")}
+
+    def modifiers(self, call: ast.Call, sig: Signature) -> dict[str, ast.Modifier]:
+        found: dict[str, ast.Modifier] = {}
+        for mod in call.modifiers:
+            name = mod.name.text
+            if name in found:
+                self.fail("DW312", f"'{name}' is given twice", mod.span, "again here",
+                          help="merge the options into one modifier")
+            if not sig.dynamic:
+                self.fail("DW311", f"'{name}' cannot modify '{sig.name}'", mod.span,
+                          help="'dynamic(...)' applies to linear and mlp")
+            if name == "apg" and "dynamic" not in found:
+                self.fail("DW311", "'apg(...)' re-parameterises a dynamic layer", mod.span,
+                          "no dynamic(...) before it",
+                          help="write 'dynamic(by = z) apg(...)'")
+            found[name] = mod
+        return found
+
     def layers(self, call: ast.Call, sig: Signature, binding: str, single: bool) -> Value:
         args = self.bind_args(call, sig)
         x = self.value_of(args["input"], binding)
-        lits = {p.name: self.literal(args[p.name], p, sig) for p in sig.params
-                if p.kind not in ("value", "values")}
+        lits = self.literals(args, sig)
         if single:
             widths, act, last_act, norm, dropout = (lits["out"],), "none", False, "none", 0.0
         else:
@@ -586,96 +648,235 @@ class _Elaborator:
             if not widths:
                 self.fail("DW304", "'mlp' needs at least one layer width", args["widths"].span,
                           "empty list", help=f"e.g. {sig.example}")
-        dynamic = None
-        for mod in call.modifiers:
-            if mod.name.text == "dynamic":
-                if dynamic is not None:
-                    self.fail("DW312", "'dynamic' is given twice", mod.span)
-                dynamic = mod
-            else:
-                self.fail("DW311", f"'{mod.name.text}(...)' needs a dynamic layer", mod.span,
-                          help="its rewrite passes arrive with the APG layer")
+        mods = self.modifiers(call, sig)
         dims = (x.type.width, *widths)
-        deps = x.deps
-        gen_ssa = None
-        bias_mode = "static" if (single and lits["bias"]) or not single else "none"
-        slots: list[tuple[ir.Slot, ir.Slot | None]] = []
-        if dynamic is not None:
+        deps = set(x.deps)
+        bias = lits["bias"] if single else True
+
+        if single and args["per"] is not None:
+            if mods:
+                self.fail("DW311", "per-domain weights and dynamic weights are alternatives",
+                          next(iter(mods.values())).span, help="remove 'per' or the modifier")
+            ids, domains = self.domain(args["per"], sig)
+
+            def make_fc(i, h, n_in, n_out, ssa):
+                self.emit(ir.IndexedLinear(result=ssa, inputs=(h.ssa, ids), type=VecType(n_out),
+                                           in_features=n_in, out_features=n_out, domains=domains,
+                                           span=call.span, module=self.module(binding),
+                                           binding=binding))
+        elif "dynamic" not in mods:
+            def make_fc(i, h, n_in, n_out, ssa):
+                module = self.module(binding if single else f"{binding}_fc{i}")
+                self.emit(ir.Linear(result=ssa, inputs=(h.ssa,), type=VecType(n_out),
+                                    in_features=n_in, out_features=n_out, bias=bias,
+                                    span=call.span, module=module, binding=binding))
+        else:
+            dyn = mods["dynamic"]
             dsig = SIGNATURES["dynamic"]
-            dargs = self.bind_args(dynamic, dsig, self.s.defaults.get("dynamic"))
-            dl = {p.name: self.literal(dargs[p.name], p, dsig) for p in dsig.params
-                  if p.kind != "condition"}
-            z = self.condition(dargs["by"], x, binding)
-            if single and not lits["bias"]:
-                bias_mode = "none"
+            dargs = self.bind_args(dyn, dsig, self.s.defaults.get("dynamic"))
+            dl = self.literals(dargs, dsig)
+            bias_mode = dl["bias"] if bias else "none"
+            if "apg" in mods:
+                make_fc = self.apg_layers(mods["apg"], dargs["by"], dl, bias_mode, dims, binding,
+                                          call, deps)
             else:
-                bias_mode = dl["bias"]
-            offset = 0
-            flat: list[ir.Slot] = []
-            for i, (n_in, n_out) in enumerate(zip(dims, dims[1:], strict=False)):
-                w = ir.Slot(f"w{i}", offset, (n_in, n_out))
-                offset = w.end
-                b = None
-                if bias_mode == "generated":
-                    b = ir.Slot(f"b{i}", offset, (n_out,))
-                    offset = b.end
-                slots.append((w, b))
-                flat.extend(s for s in (w, b) if s is not None)
-            gen_ssa = self.ssa(f"{binding}.generated")
-            self.emit(ir.Generator(result=gen_ssa, inputs=(z.ssa,), type=VecType(offset),
+                make_fc = self.generic_dynamic(dargs["by"], dl, bias_mode, dims, x, binding, dyn,
+                                               call, deps)
+        h = self.stack(call, binding, x, dims, make_fc, act=act, last_act=last_act, norm=norm,
+                       dropout=dropout, single=single)
+        return Value(h.ssa, h.type, frozenset(deps), call.span)
+
+    def generic_dynamic(self, by, dl, bias_mode, dims, x, binding, dyn, call, deps):
+        """DW-MODELS.md §1: one generator emits every layer's weight (then bias), in order."""
+        z = self.condition(by, x, binding)
+        deps |= z.deps
+        offset = 0
+        slots: list[tuple[ir.Slot, ir.Slot | None]] = []
+        for i, (n_in, n_out) in enumerate(zip(dims, dims[1:], strict=False)):
+            w = ir.Slot(f"w{i}", offset, (n_in, n_out))
+            b = ir.Slot(f"b{i}", w.end, (n_out,)) if bias_mode == "generated" else None
+            offset = (b or w).end
+            slots.append((w, b))
+        gen = self.ssa(f"{binding}.generated")
+        self.emit(ir.Generator(result=gen, inputs=(z.ssa,), type=VecType(offset),
+                               in_features=z.type.width, hidden=dl["hidden"], act=dl["act"],
+                               init=dl["init"],
+                               slots=tuple(t for pair in slots for t in pair if t is not None),
+                               span=dyn.span, module=self.module(f"{binding}_generator"),
+                               binding=binding))
+        single = len(dims) == 2
+
+        def make_fc(i, h, n_in, n_out, ssa):
+            w, b = slots[i]
+            module = None
+            if bias_mode == "static":
+                module = self.module(f"{binding}_bias" if single else f"{binding}_bias{i}")
+            self.emit(ir.DynamicLinear(result=ssa, inputs=(h.ssa, gen), type=VecType(n_out),
+                                       in_features=n_in, out_features=n_out, weight=w,
+                                       bias=bias_mode, bias_slot=b, span=call.span, module=module,
+                                       binding=binding))
+        return make_fc
+
+    def apg_layers(self, mod, by, dl, bias_mode, dims, binding, call, deps):
+        """APG (DW-MODELS.md §5): per layer, its own generator of S (and U, V unless shared)."""
+        asig = SIGNATURES["apg"]
+        aargs = self.bind_args(mod, asig, self.s.defaults.get("apg"))
+        share = self.literal(aargs["share"], asig.param("share"), asig)
+        decompose = self.literal(aargs["decompose"], asig.param("decompose"), asig)
+        n_layers = len(dims) - 1
+        ranks = self.ranks(aargs["rank"], dims, asig)
+        overparam = aargs["overparam"]
+        if overparam is not None and not share:
+            self.fail("DW311", "over-parameterisation applies to shared static factors",
+                      overparam.span, help="remove 'overparam', or keep 'share = true'")
+        single = n_layers == 1
+
+        def make_fc(i, h, n_in, n_out, ssa):
+            k = ranks[i]
+            p = self.overparam(overparam, k, asig)
+            z = self.condition(by, h, binding)
+            deps.update(z.deps)
+            core = ir.Slot("s", 0, (k, k))
+            slots = [core]
+            u = v = None
+            if not share:
+                u = ir.Slot("u", core.end, (n_in, k))
+                v = ir.Slot("v", u.end, (k, n_out))
+                slots += [u, v]
+            b = ir.Slot("b", slots[-1].end, (n_out,)) if bias_mode == "generated" else None
+            if b is not None:
+                slots.append(b)
+            tag = "" if single else str(i)
+            gen = self.ssa(f"{binding}.generated{tag}")
+            self.emit(ir.Generator(result=gen, inputs=(z.ssa,), type=VecType(slots[-1].end),
                                    in_features=z.type.width, hidden=dl["hidden"], act=dl["act"],
-                                   init=dl["init"], slots=tuple(flat), span=dynamic.span,
-                                   module=self.module(f"{binding}_generator"), binding=binding))
-            deps = deps | z.deps
-        h = x.ssa
-        n_layers = len(widths)
+                                   init=dl["init"], slots=tuple(slots), span=mod.span,
+                                   module=self.module(f"{binding}_generator{tag}"),
+                                   binding=binding))
+            owns = share or bias_mode == "static"
+            self.emit(ir.LowRankDynamicLinear(
+                result=ssa, inputs=(h.ssa, gen), type=VecType(n_out), in_features=n_in,
+                out_features=n_out, rank=k, core=core, share=share, overparam=p,
+                decompose=decompose, u=u, v=v, bias=bias_mode, bias_slot=b, span=call.span,
+                module=self.module(binding if single else f"{binding}_fc{i}") if owns else None,
+                binding=binding))
+        return make_fc
+
+    def ranks(self, node, dims, sig) -> list[int]:
+        pairs = list(zip(dims, dims[1:], strict=False))
+        if isinstance(node, ast.ListExpr):
+            if len(node.items) != len(pairs):
+                self.fail("DW304", f"'rank' lists {len(node.items)} ranks for {len(pairs)} layers",
+                          node.span, help="give one rank per layer, or a single rank for all")
+            items = list(node.items)
+        else:
+            items = [node] * len(pairs)
+        ranks = []
+        for item, (n, m) in zip(items, pairs, strict=True):
+            if isinstance(item, int):  # the default
+                k = min(item, n, m)
+            elif isinstance(item, ast.Number) and isinstance(item.value, int):
+                k = item.value
+            elif isinstance(item, ast.Fraction):
+                if item.numerator < 1 or item.denominator < item.numerator:
+                    self.fail("DW304", "a rank fraction must lie in (0, 1]", item.span,
+                              help="e.g. rank = 1/4 for a quarter of min(in, out)")
+                k = -(-min(n, m) * item.numerator // item.denominator)
+            else:
+                self.fail("DW301", "'rank' of 'apg' must be an integer, a list of integers or a "
+                          "fraction like 1/4", item.span, help=f"e.g. {sig.example}")
+            if not 1 <= k <= min(n, m):
+                self.fail("DW304", f"rank {k} does not fit a {n} -> {m} layer", item.span,
+                          f"must be 1 .. {min(n, m)}",
+                          help="a rank of at most min(in, out); smaller saves more")
+            ranks.append(k)
+        return ranks
+
+    def overparam(self, node, k: int, sig) -> int | None:
+        if node is None or (isinstance(node, ast.Ref) and node.name == "none"):
+            return None
+        if isinstance(node, ast.Factor):
+            p = node.value * k
+        elif isinstance(node, ast.Number) and isinstance(node.value, int):
+            p = node.value
+        else:
+            self.fail("DW301", "'overparam' of 'apg' must be an integer, a multiple like 4x, or "
+                      "none", node.span, help=f"e.g. {sig.example}")
+        if p < 1:
+            self.fail("DW304", "'overparam' must be at least 1", node.span,
+                      help="e.g. overparam = 4x")
+        return p
+
+    def stack(self, call, binding, x: Value, dims, make_fc, *, act, last_act, norm, dropout,
+              single=False, gate=None, gate_at="pre_linear") -> Value:
+        """Emit a layer stack: fc -> norm -> act -> dropout per layer, gates where placed.
+
+        `make_fc(i, h, n_in, n_out, ssa)` emits layer i's linear op (static, dynamic, star ...);
+        `gate(i, h, width)` emits a gate and returns the gated value. The last op gets the
+        binding's name.
+        """
+        h = x
+        n_layers = len(dims) - 1
+        tag_of = (lambda i: "") if single else str
+
+        def then(op_cls, what, i, width, **attrs):
+            nonlocal h
+            ssa = self.ssa(f"{binding}.{what}{tag_of(i)}")
+            self.emit(op_cls(result=ssa, inputs=(h.ssa,), type=VecType(width), span=call.span,
+                             binding=binding, **attrs))
+            h = Value(ssa, VecType(width), h.deps, call.span)
+
+        def gated(place, i, width):
+            nonlocal h
+            if gate is not None and gate_at == place:
+                h = gate(i, h, width)
+
         for i, (n_in, n_out) in enumerate(zip(dims, dims[1:], strict=False)):
             last = i == n_layers - 1
-            tag = "" if single else str(i)
-            steps = [("norm", norm != "none"), ("act", act != "none" and (last_act or not last)),
-                     ("drop", dropout > 0)]
-            final_step = next((k for k, on in reversed(steps) if on), "fc") if last else None
-
-            def name(step: str, i=i, final_step=final_step) -> str:
-                if step == final_step:
-                    return self.final(binding, sig.name)
-                return self.ssa(f"{binding}.{step}{'' if single else i}")
-
-            ssa = name("fc")
-            if gen_ssa is None:
-                module = self.module(binding if single else f"{binding}_fc{i}")
-                self.emit(ir.Linear(result=ssa, inputs=(h,), type=VecType(n_out),
-                                    in_features=n_in, out_features=n_out,
-                                    bias=lits["bias"] if single else True, span=call.span,
-                                    module=module, binding=binding))
-            else:
-                w, b = slots[i]
-                self.emit(ir.DynamicLinear(
-                    result=ssa, inputs=(h, gen_ssa), type=VecType(n_out), in_features=n_in,
-                    out_features=n_out, weight=w, bias=bias_mode, bias_slot=b, span=call.span,
-                    module=self.module(f"{binding}_dyn{tag}") if bias_mode == "static" else None,
-                    binding=binding))
-            h = ssa
+            gated("pre_linear", i, n_in)
+            ssa = self.ssa(f"{binding}.fc{tag_of(i)}")
+            make_fc(i, h, n_in, n_out, ssa)
+            h = Value(ssa, VecType(n_out), h.deps, call.span)
+            gated("post_linear", i, n_out)
             if norm != "none":
-                h = self.step(ir.Norm, name("norm"), binding, h, n_out, call.span, mode=norm,
-                              module=self.module(f"{binding}_norm{i}"))
+                then(ir.Norm, "norm", i, n_out, mode=norm,
+                     module=self.module(f"{binding}_norm{tag_of(i)}"))
+            gated("post_norm", i, n_out)
             if act != "none" and (last_act or not last):
-                h = self.step(ir.Activation, name("act"), binding, h, n_out, call.span, fn=act)
+                then(ir.Activation, "act", i, n_out, fn=act)
+            gated("post_activation", i, n_out)
             if dropout > 0:
-                h = self.step(ir.Dropout, name("drop"), binding, h, n_out, call.span, p=dropout)
-        return Value(h, VecType(dims[-1]), deps, call.span)
+                then(ir.Dropout, "drop", i, n_out, p=dropout)
+            gated("post_dropout", i, n_out)
+        return self.rename_last(binding, call, h)
 
-    def step(self, op_cls, ssa, binding, h, width, span, **attrs) -> str:
-        self.emit(op_cls(result=ssa, inputs=(h,), type=VecType(width), span=span, binding=binding,
-                         **attrs))
-        return ssa
+    def rename_last(self, binding: str, call: ast.Call, h: Value) -> Value:
+        """Give the value a statement computes the statement's own name (for readable code)."""
+        last = self.s.ops[-1]
+        assert last.result == h.ssa
+        final = self.final(binding, call.func.text)
+        self.s.ops[-1] = replace(last, result=final)
+        self.s.ssa_names.discard(h.ssa)
+        return Value(final, h.type, h.deps, h.span)
 
     def condition(self, node: object, x: Value, binding: str) -> Value:
+        """Resolve `by`: a condition, `self` (the layer's input) or concat(...) of them (mix-wise)."""
         if isinstance(node, ast.Ref) and node.name == "self":
             return x
+        if isinstance(node, ast.Call) and node.func.text == "concat" and node.args \
+                and not node.kwargs and not node.modifiers:
+            parts = [self.condition(a, x, binding) for a in node.args]
+            ssa = self.ssa(f"{binding}.condition")
+            width = sum(p.type.width for p in parts)
+            self.emit(ir.Concat(result=ssa, inputs=tuple(p.ssa for p in parts),
+                                type=VecType(width), span=node.span, binding=binding))
+            return Value(ssa, VecType(width), frozenset().union(*(p.deps for p in parts)),
+                         node.span)
         if not isinstance(node, ast.Ref):
-            self.fail("DW309", "'by' must name a condition", node.span,  # type: ignore[attr-defined]
-                      help="declare 'condition z = ...' and write 'by = z'")
+            self.fail("DW309", "'by' must name a condition, 'self', or concat(...) of them",
+                      node.span,  # type: ignore[attr-defined]
+                      help="declare 'condition z = ...' and write 'by = z' (or "
+                      "'by = concat(self, z)' for mix-wise)")
         if node.name not in self.s.conditions:
             if node.name in self.s.values or node.name in self.s.features:
                 self.fail("DW309", f"'{node.name}' is not a condition", node.span,
@@ -684,6 +885,213 @@ class _Elaborator:
             self.unknown(node.name, node.span, self.s.conditions)
         v = self.s.values[node.name]
         return Value(v.ssa, v.type, v.deps, node.span)
+
+    # ------------------------------------------------------------------ seed-model layers
+    def op_dot(self, call, sig, binding):
+        self.no_modifiers(call, sig)
+        xs = self.inputs(self.bind_args(call, sig), "inputs", binding)
+        if len(xs) != 2 or xs[0].type.width != xs[1].type.width:
+            self.fail("DW306", "'dot' takes two values of equal width", call.span,
+                      f"widths {', '.join(str(x.type.width) for x in xs)}",
+                      help="e.g. dot(user_vector, item_vector)")
+        ssa = self.final(binding, "dot")
+        self.emit(ir.Dot(result=ssa, inputs=(xs[0].ssa, xs[1].ssa), type=VecType(1),
+                         in_features=xs[0].type.width, span=call.span, binding=binding))
+        return Value(ssa, VecType(1), xs[0].deps | xs[1].deps, call.span)
+
+    def op_lhuc(self, call, sig, binding):
+        self.no_modifiers(call, sig)
+        args = self.bind_args(call, sig)
+        x = self.value_of(args["input"], binding)
+        ids, domains = self.domain(args["by"], sig)
+        ssa = self.final(binding, "lhuc")
+        t = VecType(x.type.width)
+        self.emit(ir.Lhuc(result=ssa, inputs=(x.ssa, ids), type=t, conditions=domains,
+                          span=call.span, module=self.module(f"{binding}_lhuc"), binding=binding))
+        return Value(ssa, t, x.deps | {self.domain_feature(args["by"])}, call.span)
+
+    def domain_feature(self, node) -> str:
+        return self.s.scenario[0] if node.name == "scenario" else node.name
+
+    def op_senet(self, call, sig, binding):
+        self.no_modifiers(call, sig)
+        args = self.bind_args(call, sig)
+        x = self.value_of(args["input"], binding)
+        lits = self.literals(args, sig)
+        if not isinstance(x.type, FieldsType) or len(set(x.type.dims)) != 1:
+            self.fail("DW306", "'senet' gates fields of equal width", args["input"].span,
+                      f"{x.type}", help="build the input with fields(...) of features that "
+                      "share one embedding dim")
+        n_fields = len(x.type.dims)
+        ssa = self.final(binding, "senet")
+        self.emit(ir.SeNet(result=ssa, inputs=(x.ssa,), type=x.type, fields=n_fields,
+                           reduced=max(1, n_fields // lits["reduction"]), act=lits["act"],
+                           span=call.span, module=self.module(f"{binding}_senet"),
+                           binding=binding))
+        return Value(ssa, x.type, x.deps, call.span)
+
+    def emit_gate(self, binding, module_hint, h: Value, z: Value, width, hidden, gamma, per,
+                  span) -> Value:
+        fields = h.type.dims if isinstance(h.type, FieldsType) else ()
+        ssa = self.ssa(f"{binding}.gated")
+        t = h.type if per == "field" else VecType(width)
+        self.emit(ir.Gate(result=ssa, inputs=(h.ssa, z.ssa), type=t, in_features=z.type.width,
+                          hidden=hidden or width, gamma=gamma, granularity=per,
+                          fields=tuple(fields), span=span, module=self.module(module_hint),
+                          binding=binding))
+        return Value(ssa, t, h.deps | z.deps, span)
+
+    def op_gate(self, call, sig, binding):
+        self.no_modifiers(call, sig)
+        args = self.bind_args(call, sig)
+        x = self.value_of(args["input"], binding)
+        lits = self.literals(args, sig)
+        z = self.condition(args["by"], x, binding)
+        if lits["per"] == "field" and not isinstance(x.type, FieldsType):
+            self.fail("DW307", "'per = field' gates a fields value", args["input"].span,
+                      f"is {x.type}", help="build the input with fields(...)")
+        out = self.emit_gate(binding, f"{binding}_gate", x, z, x.type.width, lits["hidden"],
+                             lits["gamma"], lits["per"], call.span)
+        return self.rename_last(binding, call, out)
+
+    def op_ppnet(self, call, sig, binding):
+        self.no_modifiers(call, sig)
+        args = self.bind_args(call, sig)
+        x = self.value_of(args["input"], binding)
+        lits = self.literals(args, sig)
+        z = self.condition(args["by"], x, binding)
+        dims = (x.type.width, *lits["widths"])
+
+        def make_fc(i, h, n_in, n_out, ssa):
+            self.emit(ir.Linear(result=ssa, inputs=(h.ssa,), type=VecType(n_out),
+                                in_features=n_in, out_features=n_out, span=call.span,
+                                module=self.module(f"{binding}_fc{i}"), binding=binding))
+
+        def gate(i, h, width):
+            return self.emit_gate(binding, f"{binding}_gate{i}", h, z, width,
+                                  lits["gate_hidden"], lits["gamma"], "element", call.span)
+
+        out = self.stack(call, binding, x, dims, make_fc, act=lits["act"], last_act=True,
+                         norm=lits["norm"], dropout=lits["dropout"], gate=gate,
+                         gate_at=lits["placement"])
+        return Value(out.ssa, out.type, x.deps | z.deps, call.span)
+
+    def op_experts(self, call, sig, binding):
+        self.no_modifiers(call, sig)
+        args = self.bind_args(call, sig)
+        x = self.value_of(args["input"], binding)
+        lits = self.literals(args, sig)
+        t = ExpertsType(lits["count"], lits["widths"][-1])
+        ssa = self.final(binding, "experts")
+        self.emit(ir.Experts(result=ssa, inputs=(x.ssa,), type=t, in_features=x.type.width,
+                             widths=lits["widths"], act=lits["act"], span=call.span,
+                             module=self.module(f"{binding}_experts"), binding=binding))
+        return Value(ssa, t, x.deps, call.span)
+
+    def experts_arg(self, node, binding) -> Value:
+        e = self.value_of(node, binding)
+        if not isinstance(e.type, ExpertsType):
+            self.fail("DW307", "expected an experts value", node.span, f"is {e.type}",
+                      help="create one with experts(x, count, [widths])")
+        return e
+
+    def op_mix(self, call, sig, binding):
+        self.no_modifiers(call, sig)
+        args = self.bind_args(call, sig)
+        e = self.experts_arg(args["experts"], binding)
+        g = self.value_of(args["by"], binding)
+        t = VecType(e.type.dim)
+        ssa = self.final(binding, "mix")
+        self.emit(ir.Mix(result=ssa, inputs=(e.ssa, g.ssa), type=t, in_features=g.type.width,
+                         count=e.type.count, span=call.span,
+                         module=self.module(f"{binding}_gate"), binding=binding))
+        return Value(ssa, t, e.deps | g.deps, call.span)
+
+    def op_meta_attention(self, call, sig, binding):
+        self.no_modifiers(call, sig)
+        args = self.bind_args(call, sig)
+        e = self.experts_arg(args["experts"], binding)
+        lits = self.literals(args, sig)
+        s = self.condition(args["by"], e, binding)
+        task_dim = lits["task_dim"] or e.type.dim
+        widths = lits["widths"] or (e.type.dim + task_dim,)
+        dims = (e.type.dim + task_dim, *widths)
+        slots, offset = [], 0
+        for i, (a, b) in enumerate(zip(dims, dims[1:], strict=False)):
+            w = ir.Slot(f"w{i}", offset, (a, b))
+            bias = ir.Slot(f"b{i}", w.end, (b,))
+            slots += [w, bias]
+            offset = bias.end
+        gen = self.ssa(f"{binding}.generated")
+        self.emit(ir.Generator(result=gen, inputs=(s.ssa,), type=VecType(offset),
+                               in_features=s.type.width, slots=tuple(slots), span=call.span,
+                               module=self.module(f"{binding}_generator"), binding=binding))
+        t = VecType(e.type.dim)
+        ssa = self.final(binding, "meta_attention")
+        self.emit(ir.MetaAttention(result=ssa, inputs=(e.ssa, gen), type=t,
+                                   experts=e.type.count, task_dim=task_dim, widths=tuple(widths),
+                                   slots=tuple(slots), act=lits["act"], span=call.span,
+                                   module=self.module(f"{binding}_attention"), binding=binding))
+        return Value(ssa, t, e.deps | s.deps, call.span)
+
+    def op_co_action(self, call, sig, binding):
+        self.no_modifiers(call, sig)
+        args = self.bind_args(call, sig)
+        lits = self.literals(args, sig)
+        ind, feed = lits["induction"], lits["feed"]
+        if ind.kind != "categorical":
+            self.fail("DW307", f"the induction side must be a categorical feature, '{ind.name}' "
+                      f"is {ind.kind}", args["induction"].span, help="e.g. the target item id")
+        if feed.kind == "numeric":
+            self.fail("DW307", f"the feed side must be categorical or a sequence, '{feed.name}' "
+                      "is numeric", args["feed"].span, help="e.g. the behaviour history")
+        widths = lits["widths"]
+        if len(widths) < 2:
+            self.fail("DW304", "the micro-MLP needs at least two widths (input and output)",
+                      args["widths"].span, help="e.g. widths = [16, 8, 4]")
+        ids = [self.ids_of(ind), self.ids_of(feed)]
+        if feed.kind == "sequence":
+            ids.append(self.s.feature_ids[f"{feed.name}_len"])
+        per_order = widths[-1] if lits["collect"] == "last" else sum(widths[1:])
+        t = VecType(per_order * lits["orders"])
+        ssa = self.final(binding, "co_action")
+        self.emit(ir.CoAction(result=ssa, inputs=tuple(ids), type=t, widths=widths,
+                              induction_vocab=ind.vocab, feed_vocab=feed.vocab,
+                              orders=lits["orders"], bias=lits["bias"], collect=lits["collect"],
+                              order_independent=lits["order_independent"], act=lits["act"],
+                              max_len=feed.max_len or None, span=call.span,
+                              module=self.module(f"{binding}_co_action"), binding=binding))
+        return Value(ssa, t, frozenset({ind.name, feed.name}), call.span)
+
+    def op_star(self, call, sig, binding):
+        self.no_modifiers(call, sig)
+        args = self.bind_args(call, sig)
+        x = self.value_of(args["input"], binding)
+        lits = self.literals(args, sig)
+        ids, domains = self.domain(args["by"], sig)
+        dims = (x.type.width, *lits["widths"])
+
+        def make_fc(i, h, n_in, n_out, ssa):
+            self.emit(ir.StarLinear(result=ssa, inputs=(h.ssa, ids), type=VecType(n_out),
+                                    in_features=n_in, out_features=n_out, domains=domains,
+                                    span=call.span, module=self.module(f"{binding}_fc{i}"),
+                                    binding=binding))
+
+        out = self.stack(call, binding, x, dims, make_fc, act=lits["act"],
+                         last_act=lits["last_act"], norm="none", dropout=0.0)
+        return Value(out.ssa, out.type, x.deps | {self.domain_feature(args["by"])}, call.span)
+
+    def op_partitioned_norm(self, call, sig, binding):
+        self.no_modifiers(call, sig)
+        args = self.bind_args(call, sig)
+        x = self.value_of(args["input"], binding)
+        ids, domains = self.domain(args["by"], sig)
+        t = VecType(x.type.width)
+        ssa = self.final(binding, "partitioned_norm")
+        self.emit(ir.PartitionedNorm(result=ssa, inputs=(x.ssa, ids), type=t, domains=domains,
+                                     span=call.span, module=self.module(f"{binding}_norm"),
+                                     binding=binding))
+        return Value(ssa, t, x.deps | {self.domain_feature(args["by"])}, call.span)
 
     # ------------------------------------------------------------------ outputs
     def output(self, stmt: ast.OutputDecl) -> None:

@@ -70,6 +70,8 @@ SIGNATURES: dict[str, Signature] = {
             _p("vocab", "int", "number of distinct ids (ids are 0 .. vocab-1)", None, min=1),
             _p("dim", "int", "embedding width", None, min=1),
             _p("share", "feature", "reuse the embedding table of this categorical feature", None),
+            _p("frozen", "bool", "keep the table fixed during training (pre-trained embeddings)",
+               False),
         ), "An id feature with its own embedding table (or another feature's, with `share`).",
             "feature user_id : categorical(vocab = 1_000_000, dim = 16)"),
         Signature("numeric", "feature", (
@@ -81,8 +83,9 @@ SIGNATURES: dict[str, Signature] = {
             _p("of", "feature", "the categorical feature whose ids and table the sequence uses",
                positional=True),
             _p("max_len", "int", "padded length T of the id sequence", min=1),
-            _p("pool", "enum", "how the valid positions are pooled", "mean",
-               choices=("mean", "sum", "max")),
+            _p("pool", "enum", "how the valid positions are pooled; attention is PTUPCDR's "
+               "characteristic encoder (a_j = w2 . relu(W1 v_j + b1), masked softmax)", "mean",
+               choices=("mean", "sum", "max", "attention")),
         ), "A padded id sequence (multi-hot / behaviour history) embedded with another feature's "
            "table and pooled; inputs are `name` (B x T ids) and `name_len` (B lengths).",
             "feature clicked : sequence(item_id, max_len = 50, pool = mean)"),
@@ -98,6 +101,8 @@ SIGNATURES: dict[str, Signature] = {
             _p("input", "value", "the input value", positional=True),
             _p("out", "int", "output width", positional=True, min=1),
             _p("bias", "bool", "learn a bias", True),
+            _p("per", "domain", "one weight set per id of this scenario feature (or `scenario` "
+               "for the scenario cell): per-scenario heads", None),
         ), "An affine layer `x W + b`.", "logit = linear(h, 1)", dynamic=True),
         Signature("mlp", "network", (
             _p("input", "value", "the input value", positional=True),
@@ -128,6 +133,107 @@ SIGNATURES: dict[str, Signature] = {
             _p("p", "float", "drop probability", positional=True, min=0.0, max=1.0,
                max_exclusive=True),
         ), "Dropout (identity at inference).", "d = dropout(h, 0.2)"),
+        Signature("dot", "network", (
+            _p("inputs", "values", "two values of equal width", positional=True),
+        ), "Row-wise inner product (B x 1), e.g. PTUPCDR's rating.", "r = dot(u_t, item)"),
+        # --- gates (family C) ---
+        Signature("lhuc", "network", (
+            _p("input", "value", "the hidden layer to scale", positional=True),
+            _p("by", "domain", "a categorical scenario feature, or `scenario` for the scenario cell id"),
+        ), "LHUC: multiply by 2*sigmoid(r[id]), a free vector per condition id, initialised so the "
+           "gate starts at 1.", "h2 = lhuc(h, by = country)"),
+        Signature("senet", "network", (
+            _p("input", "value", "fields of equal width (from `fields(...)`)", positional=True),
+            _p("reduction", "int", "reduction ratio r: the bottleneck has max(1, F // r) units", 3,
+               min=1),
+            _p("act", "enum", "excitation output activation", "relu", choices=("relu", "sigmoid")),
+        ), "FiBiNET's SENet field gating (self-conditioned, no biases).",
+            "e = senet(fields(user_id, item_id, category))"),
+        Signature("gate", "network", (
+            _p("input", "value", "the value to gate", positional=True),
+            _p("by", "condition", "the gate's condition"),
+            _p("gamma", "float", "gate range (0, gamma)", 2.0, min=0.0, max_exclusive=False),
+            _p("hidden", "int", "hidden width of the gate network (default: the gated width)",
+               None, min=1),
+            _p("per", "enum", "one gate per element, or per field (fields input)", "element",
+               choices=("element", "field")),
+        ), "PEPNet's Gate NU: x * gamma * sigmoid(W2 relu(W1 z + b1) + b2); with an EPNet "
+           "condition (domain features + stop_gradient(x)) it is EPNet.",
+            "ep = gate(e, by = domain_z)"),
+        Signature("ppnet", "network", (
+            _p("input", "value", "the tower input", positional=True),
+            _p("widths", "int_list", "layer widths of the tower", positional=True, min=1),
+            _p("by", "condition", "the personalised prior condition (e.g. user/item ids and "
+               "stop_gradient of the tower input)"),
+            _p("gamma", "float", "gate range (0, gamma)", 2.0, min=0.0),
+            _p("gate_hidden", "int", "hidden width of each gate (default: the gated width)",
+               None, min=1),
+            _p("placement", "enum", "where each gate multiplies: pre_linear (paper, EasyRec "
+               "eager), post_linear, post_norm, post_activation (TorchEasyRec), post_dropout "
+               "(FuxiCTR, EasyRec lazy)", "pre_linear",
+               choices=("pre_linear", "post_linear", "post_norm", "post_activation",
+                        "post_dropout")),
+            _ACT,
+            _p("norm", "enum", "normalisation after each linear", "none",
+               choices=("none", "batch", "layer")),
+            _p("dropout", "float", "dropout after each activation", 0.0, min=0.0, max=1.0,
+               max_exclusive=True),
+        ), "A PPNet tower: an MLP whose every layer is scaled by a Gate NU on the prior "
+           "condition.", "t = ppnet(ep, [128, 64], by = prior)"),
+        # --- mixtures ---
+        Signature("experts", "network", (
+            _p("input", "value", "the shared input", positional=True),
+            _p("count", "int", "number of experts", positional=True, min=1),
+            _p("widths", "int_list", "layer widths of every expert MLP", positional=True, min=1),
+            _p("act", "enum", "activation after each expert layer", "relu",
+               choices=ACTIVATIONS[:-1]),
+        ), "MMoE shared experts: `count` MLPs on the same input (value of kind experts).",
+            "e = experts(x, 4, [64, 32])"),
+        Signature("mix", "network", (
+            _p("experts", "value", "an experts value", positional=True),
+            _p("by", "value", "the gate input (MMoE: the shared input)", positional=True),
+        ), "MMoE gate: softmax(linear(by)) mixture of the experts.", "t1 = mix(e, x)"),
+        Signature("meta_attention", "network", (
+            _p("experts", "value", "an experts value", positional=True),
+            _p("by", "condition", "the scenario knowledge representation S"),
+            _p("widths", "int_list", "layer widths of the meta unit (default: one square layer "
+               "of width expert + task_dim)", None, min=1),
+            _p("task_dim", "int", "width of the task's learned representation T_t "
+               "(default: the expert width)", None, min=1),
+            _p("act", "enum", "meta unit activation", "leaky_relu", choices=ACTIVATIONS[:-1]),
+        ), "M2M meta attention for one task: experts scored by a meta unit whose weights are "
+           "generated linearly from S.", "r1 = meta_attention(e, by = s)"),
+        # --- CAN ---
+        Signature("co_action", "network", (
+            _p("induction", "feature", "the induction-side categorical feature (target item)",
+               positional=True),
+            _p("feed", "feature", "the feed-side feature (categorical or sequence)",
+               positional=True),
+            _p("widths", "int_list", "micro-MLP widths, starting with the feed embedding width",
+               (16, 8, 4), min=1),
+            _p("orders", "int", "multi-order enhancement: feed powers 1..orders", 3, min=1),
+            _p("act", "enum", "activation between micro-MLP layers", "tanh",
+               choices=ACTIVATIONS[:-1]),
+            _p("bias", "bool", "micro-MLP layers have biases", False),
+            _p("collect", "enum", "output every layer (official code, later paper) or the last "
+               "(first paper version)", "all", choices=("all", "last")),
+            _p("order_independent", "bool", "a separate micro-MLP per order", False),
+        ), "CAN's co-action unit: the induction id's embedding row is a micro-MLP applied to the "
+           "feed side.", "ca = co_action(item_id, history)"),
+        # --- STAR (family D) ---
+        Signature("star", "network", (
+            _p("input", "value", "the input value", positional=True),
+            _p("widths", "int_list", "layer widths", positional=True, min=1),
+            _p("by", "domain", "a categorical scenario feature, or `scenario` for the scenario cell id"),
+            _ACT,
+            _p("last_act", "bool", "apply the activation after the last layer too", True),
+        ), "STAR's star-topology FCN: W * W_p[domain], b + b_p[domain] per layer; W_p starts at "
+           "1 and b_p at 0 (the shared model).", "h = star(x, [64, 32], by = scenario)"),
+        Signature("partitioned_norm", "network", (
+            _p("input", "value", "the input value", positional=True),
+            _p("by", "domain", "a categorical scenario feature, or `scenario` for the scenario cell id"),
+        ), "STAR's partitioned normalisation with per-domain statistics.",
+            "n = partitioned_norm(x, by = scenario)"),
         Signature("stop_gradient", "network", (
             _p("input", "value", "the input value", positional=True),
         ), "Identity forward, no gradient backward (PEPNet's sg).",
@@ -158,8 +264,19 @@ SIGNATURES: dict[str, Signature] = {
                "or hyperfan (generated weights start at each target layer's fan-in scale)",
                "default", choices=("default", "hyperfan")),
         ), "Makes a `linear`/`mlp` dynamic: its weights are generated per sample from a condition, "
-           "W = reshape(G(z)) (DW-MODELS.md §1).",
+           "W = reshape(G(z)) (DW-MODELS.md §1). `by = concat(self, z)` is mix-wise.",
             "h = mlp(x, [16, 8]) dynamic(by = z)"),
+        Signature("apg", "modifier", (
+            _p("rank", "rank", "rank K: an integer, one per layer ([32, 16, 8]) or a fraction "
+               "of min(in, out) (1/4 -> ceil(min/4))", 32),
+            _p("share", "bool", "U and V static and shared, only the K x K core generated", True),
+            _p("overparam", "overparam", "train U = U_l U_r and V = V_l V_r through width P "
+               "(an integer, or a multiple of the rank like 4x); none to disable", None),
+            _p("decompose", "bool", "apply ((x U) S) V in turn instead of forming W = U S V",
+               True),
+        ), "APG's re-parameterisation of a dynamic layer (DW-MODELS.md §5): W = U S(z) V per "
+           "layer, each layer with its own generator.",
+            "h = mlp(x, [256, 128]) dynamic(by = z) apg(rank = [32, 16], overparam = 4x)"),
     ]
 }
 

@@ -35,7 +35,8 @@ GENERATED_CLASS_ATTRIBUTES = frozenset(
 
 GENERATED_GLOBALS = frozenset(
     {"torch", "nn", "F", "self", "inputs", "outputs", "logits", "targets", "total", "generator",
-     "batch_size", "annotations", "Tensor", "model", "DWC_VERSION", "SPEC_SHA256"}
+     "batch_size", "annotations", "Tensor", "model", "DWC_VERSION", "SPEC_SHA256",
+     "l", "O", "I"}  # the last three: names PEP 8 (E741) calls ambiguous
 )
 """Names with a fixed meaning in generated code (helpers all start with `_dwc`)."""
 

@@ -92,6 +92,8 @@ class ModuleView:
     forward: list[Block]
     loss_lines: list[str]
     """Statements accumulating the weighted loss into `total`."""
+    groups: list[str]
+    """Lines of the `groups` dict literal in `parameter_groups()`."""
     helpers: list[str]
     """Names of helper templates (templates/torch/helpers/NAME.py.j2) the module needs."""
 
@@ -206,7 +208,25 @@ class _Builder:
     def op_table(self, op: ir.Table) -> None:
         t = op.type
         assert isinstance(t, TableType)
-        self.init_line(op, f"self.{self.attr(op)} = nn.Embedding({t.vocab}, {t.dim})")
+        attr = self.attr(op)
+        self.init_line(op, f"self.{attr} = nn.Embedding({t.vocab}, {t.dim})")
+        if op.frozen:
+            self.init_line(op, f"self.{attr}.weight.requires_grad_(False)")
+
+    def module_line(self, op: ir.Op, helper: str, cls: str, args: list[Arg]) -> str:
+        """Declare `self.<attr> = cls(args)` (a helper class) and return the attribute name."""
+        attr = self.attr(op)
+        self.helpers.add(helper)
+        for line in call_lines(f"self.{attr} = {cls}", args):
+            self.init_line(op, line)
+        return attr
+
+    def op_scenario_index(self, op: ir.ScenarioIndex) -> None:
+        ids = [self.var(i) for i in op.inputs]
+        expr = ids[0]
+        for name, radix in zip(ids[1:], op.radices[1:], strict=True):
+            expr = f"{expr} * {radix} + {name}" if expr == ids[0] else f"({expr}) * {radix} + {name}"
+        self.fwd(op, expr)
 
     def op_input(self, op: ir.Input) -> None:
         self.fwd(op, f"inputs[{q(op.feature)}]")
@@ -217,6 +237,11 @@ class _Builder:
 
     def op_seq_pool(self, op: ir.SeqPool) -> None:
         table, ids, lengths = op.inputs
+        if op.mode == "attention":
+            attr = self.module_line(op, "attention_pool", "_DwcAttentionPool", [str(op.type.width)])
+            self.fwd(op, f"self.{attr}", [f"self.{self.table_attr(table)}({self.var(ids)})",
+                                          self.var(lengths)])
+            return
         self.helpers.add("seq_pool")
         self.fwd(op, "_dwc_seq_pool", [f"self.{self.table_attr(table)}({self.var(ids)})",
                                         self.var(lengths), q(op.mode)])
@@ -297,6 +322,92 @@ class _Builder:
             bias = "None"
         self.fwd(op, "_dwc_dynamic_linear", [x, weight, bias])
 
+    def op_lowrank_dynamic_linear(self, op: ir.LowRankDynamicLinear) -> None:
+        x, gen = (self.var(i) for i in op.inputs)
+        self.helpers.add("lowrank")
+        attr = None
+        if op.module is not None:
+            attr = self.module_line(op, "lowrank", "_DwcLowRankFactors", [
+                str(op.in_features), str(op.out_features), str(op.rank), str(op.overparam),
+                str(op.share), str(op.bias == "static")])
+
+        def piece(slot: ir.Slot) -> str:
+            shape = ", ".join(map(str, slot.shape))
+            return f"{gen}[:, {slot.offset}:{slot.end}].reshape(-1, {shape})"
+
+        u = f"self.{attr}.u()" if op.share else piece(op.u)
+        v = f"self.{attr}.v()" if op.share else piece(op.v)
+        if op.bias == "generated":
+            bias = f"{gen}[:, {op.bias_slot.offset}:{op.bias_slot.end}]"
+        elif op.bias == "static":
+            bias = f"self.{attr}.bias"
+        else:
+            bias = "None"
+        self.fwd(op, "_dwc_lowrank_linear", [x, u, piece(op.core), v, bias, str(op.decompose)])
+
+    def op_lhuc(self, op: ir.Lhuc) -> None:
+        attr = self.module_line(op, "lhuc", "_DwcLhuc", [str(op.conditions), str(op.type.width)])
+        self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])
+
+    def op_senet(self, op: ir.SeNet) -> None:
+        dim = op.type.width // op.fields
+        attr = self.module_line(op, "senet", "_DwcSeNet",
+                                [str(op.fields), str(dim), str(op.reduced), q(op.act)])
+        self.fwd(op, f"self.{attr}", [self.var(op.inputs[0])])
+
+    def op_gate(self, op: ir.Gate) -> None:
+        args = [str(op.in_features), str(op.hidden), str(op.type.width), repr(op.gamma)]
+        if op.granularity == "field":
+            args.append(list(map(str, op.fields)))
+        attr = self.module_line(op, "gate", "_DwcGateNU", args)
+        self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])
+
+    def op_experts(self, op: ir.Experts) -> None:
+        self.helpers.add("activation")
+        dims = [str(op.in_features), *map(str, op.widths)]
+        attr = self.module_line(op, "experts", "_DwcExperts",
+                                [str(op.type.count), dims, q(op.act)])
+        self.fwd(op, f"self.{attr}", [self.var(op.inputs[0])])
+
+    def op_mix(self, op: ir.Mix) -> None:
+        attr = self.module_line(op, "mix", "_DwcMix", [str(op.in_features), str(op.count)])
+        self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])
+
+    def op_meta_attention(self, op: ir.MetaAttention) -> None:
+        self.helpers.add("activation")
+        slots = []
+        for w, b in zip(op.slots[::2], op.slots[1::2], strict=True):
+            slots.append(f"({w.offset}, {b.offset}, {b.end}, {w.shape[0]}, {w.shape[1]})")
+        attr = self.module_line(op, "meta_attention", "_DwcMetaAttention",
+                                [str(op.task_dim), str(op.widths[-1]), slots, q(op.act)])
+        self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])
+
+    def op_co_action(self, op: ir.CoAction) -> None:
+        self.helpers.add("activation")
+        attr = self.module_line(op, "co_action", "_DwcCoAction", [
+            str(op.induction_vocab), str(op.feed_vocab), list(map(str, op.widths)),
+            str(op.orders), q(op.act), str(op.bias), q(op.collect), str(op.order_independent)])
+        self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])
+
+    def op_star_linear(self, op: ir.StarLinear) -> None:
+        attr = self.module_line(op, "star", "_DwcStarLinear",
+                                [str(op.in_features), str(op.out_features), str(op.domains)])
+        self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])
+
+    def op_partitioned_norm(self, op: ir.PartitionedNorm) -> None:
+        attr = self.module_line(op, "partitioned_norm", "_DwcPartitionedNorm",
+                                [str(op.type.width), str(op.domains)])
+        self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])
+
+    def op_indexed_linear(self, op: ir.IndexedLinear) -> None:
+        attr = self.module_line(op, "indexed_linear", "_DwcIndexedLinear",
+                                [str(op.in_features), str(op.out_features), str(op.domains)])
+        self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])
+
+    def op_dot(self, op: ir.Dot) -> None:
+        a, b = (self.var(i) for i in op.inputs)
+        self.fwd(op, f"({a} * {b}).sum(dim=1, keepdim=True)")
+
     def op_head(self, op: ir.Head) -> None:
         self.fwd(op, _HEAD[op.fn].format(x=self.var(op.inputs[0])))
 
@@ -374,8 +485,28 @@ def build_view(graph: Graph, source: SourceFile | None) -> ModuleView:
         init=b.init,
         forward=b.forward,
         loss_lines=loss_lines,
+        groups=_groups(graph, b),
         helpers=sorted(b.helpers),
     )
+
+
+def _groups(graph: Graph, b: _Builder) -> list[str]:
+    groups: dict[str, list[str]] = {}
+    for op in graph.ops:
+        if op.module is None:
+            continue
+        attr = b.attrs[op.module]
+        is_param = isinstance(op, ir.DynamicLinear)  # a static bias: a bare nn.Parameter
+        groups.setdefault(op.binding, []).append(
+            f"self.{attr}" if is_param else f"*self.{attr}.parameters()")
+    lines = []
+    for name, params in groups.items():
+        one = f'"{name}": [{", ".join(params)}],'
+        if 12 + len(one) <= WIDTH:
+            lines.append(one)
+        else:
+            lines += [f'"{name}": [', *(f"    {p}," for p in params), "],"]
+    return lines
 
 
 def _summary(graph: Graph) -> list[str]:

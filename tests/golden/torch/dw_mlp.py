@@ -122,6 +122,22 @@ class DwMlp(nn.Module):
         }
         return outputs, logits
 
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters grouped by the spec name that owns them (frozen ones left out)."""
+        groups = {
+            "user_id": [*self.user_id_embedding.parameters()],
+            "item_id": [*self.item_id_embedding.parameters()],
+            "country": [*self.country_embedding.parameters()],
+            "page": [*self.page_embedding.parameters()],
+            "h": [*self.h_generator.parameters()],
+            "ctr": [*self.ctr.parameters()],
+        }
+        return {
+            name: [p for p in params if p.requires_grad]
+            for name, params in groups.items()
+            if any(p.requires_grad for p in params)
+        }
+
     def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
         """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
         for name, (dtype, shape) in self.INPUTS.items():

@@ -184,6 +184,32 @@ class Multitask(nn.Module):
         }
         return outputs, logits
 
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters grouped by the spec name that owns them (frozen ones left out)."""
+        groups = {
+            "user_id": [*self.user_id_embedding.parameters()],
+            "item_id": [*self.item_id_embedding.parameters()],
+            "author_id": [*self.author_id_embedding.parameters()],
+            "surface": [*self.surface_embedding.parameters()],
+            "is_new": [*self.is_new_embedding.parameters()],
+            "watch_time": [*self.watch_time_norm.parameters()],
+            "bottom": [
+                *self.bottom_fc0.parameters(),
+                *self.bottom_norm0.parameters(),
+                *self.bottom_fc1.parameters(),
+                *self.bottom_norm1.parameters(),
+            ],
+            "shared": [*self.shared_generator.parameters()],
+            "click": [*self.click.parameters()],
+            "like": [*self.like.parameters()],
+            "clicks": [*self.clicks.parameters()],
+        }
+        return {
+            name: [p for p in params if p.requires_grad]
+            for name, params in groups.items()
+            if any(p.requires_grad for p in params)
+        }
+
     def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
         """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
         for name, (dtype, shape) in self.INPUTS.items():
