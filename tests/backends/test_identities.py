@@ -1,0 +1,138 @@
+"""The equivalences of DW-MODELS.md §10 item 18, as executable checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.conftest import ROOT, compile_example, compile_text
+
+GATED = """
+model gated
+feature a : categorical(vocab = 20, dim = 8)
+feature s : categorical(vocab = 4, dim = 4) scenario
+condition z = concat(s)
+pp = ppnet(a, [12, 6], by = z, placement = {placement})
+base = mlp(a, [12, 6])
+output y = sigmoid(linear(pp, 1)) loss = bce
+output y_base = sigmoid(linear(base, 1)) loss = bce
+"""
+
+
+def test_ppnet_with_gates_at_one_is_the_base_mlp():
+    for placement in ("pre_linear", "post_linear", "post_activation", "post_dropout"):
+        _, cls = compile_text(GATED.replace("{placement}", placement))
+        model = cls().eval()
+        with torch.no_grad():
+            for i in range(2):
+                getattr(model, f"base_fc{i}").load_state_dict(
+                    getattr(model, f"pp_fc{i}").state_dict())
+                gate = getattr(model, f"pp_gate{i}")
+                gate.out.weight.zero_()
+                gate.out.bias.zero_()  # 2 * sigmoid(0) = 1
+            model.y_base.load_state_dict(model.y.state_dict())
+            out = model(cls.example_inputs(17))
+        torch.testing.assert_close(out["y"], out["y_base"], rtol=0, atol=1e-6)
+
+
+def test_lhuc_starts_as_the_base_mlp():
+    result, cls = compile_example(ROOT / "examples" / "lhuc.dw")
+    model = cls().eval()
+    inputs = cls.example_inputs(13)
+    with torch.no_grad():
+        x = torch.cat([model.user_id_embedding(inputs["user_id"]),
+                       model.item_id_embedding(inputs["item_id"]),
+                       model.category_embedding(inputs["category"])], dim=1)
+        h = torch.relu(model.h2_fc0(torch.relu(model.h1_fc0(x))))
+        expected = torch.sigmoid(model.ctr(h))
+        torch.testing.assert_close(model(inputs)["ctr"], expected, rtol=0, atol=1e-6)
+
+
+STAR = """
+model star_identity
+feature a : categorical(vocab = 20, dim = 8)
+feature d : categorical(vocab = 5, dim = 2) scenario
+n = partitioned_norm(a, by = d)
+h = star(n, [6, 3], by = d, last_act = false)
+output y = identity(h) loss = mse
+"""
+
+
+def test_star_with_neutral_domain_parameters_is_the_shared_model():
+    """W_p = 1, b_p = 0, gamma_p = 1, beta_p = 0 => the shared FCN on shared-normalised inputs."""
+    _, cls = compile_text(STAR)
+    torch.manual_seed(0)
+    model = cls()
+    inputs = cls.example_inputs(64, torch.Generator().manual_seed(3))
+    model.train()
+    model(inputs)  # gather per-domain running statistics
+    with torch.no_grad():  # random shared parameters; domain parameters stay neutral
+        for p in (model.n_norm.weight, model.n_norm.bias, model.h_fc0.weight, model.h_fc0.bias,
+                  model.h_fc1.weight, model.h_fc1.bias):
+            p.copy_(torch.randn_like(p))
+    model.eval()
+    with torch.no_grad():
+        d = inputs["d"]
+        a = model.a_embedding(inputs["a"])
+        norm = model.n_norm
+        x = (a - norm.running_mean[d]) / torch.sqrt(norm.running_var[d] + norm.eps)
+        x = x * norm.weight + norm.bias
+        h = torch.relu(x @ model.h_fc0.weight + model.h_fc0.bias)
+        expected = h @ model.h_fc1.weight + model.h_fc1.bias
+        torch.testing.assert_close(model(inputs)["y"], expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+def test_star_training_path_equals_traced_gather_path():
+    """Grouping by domain (eager) and gathering per-sample weights (traced) agree."""
+    _, cls = compile_text(STAR)
+    model = cls()
+    with torch.no_grad():
+        for layer in (model.h_fc0, model.h_fc1):
+            layer.domain_weight.copy_(torch.rand_like(layer.domain_weight) + 0.5)
+            layer.domain_bias.copy_(torch.randn_like(layer.domain_bias))
+    x = torch.randn(40, 8)
+    domain = torch.randint(0, 5, (40,))
+    grouped = model.h_fc0(x, domain)
+    traced = torch.jit.trace(model.h_fc0, (x, domain), check_trace=False)
+    torch.testing.assert_close(grouped, traced(x, domain), rtol=1e-5, atol=1e-5)
+
+
+def test_partitioned_norm_uses_each_domains_own_batch_statistics():
+    _, cls = compile_text(STAR)
+    model = cls().train()
+    x = torch.randn(30, 8) * 3 + 1
+    domain = torch.tensor([0] * 10 + [1] * 20)
+    out = model.n_norm(x, domain)
+    for d in (0, 1):
+        rows = out[domain == d]
+        torch.testing.assert_close(rows.mean(0), torch.zeros(8), rtol=0, atol=1e-5)
+        torch.testing.assert_close(rows.var(0, unbiased=False), torch.ones(8), rtol=0, atol=1e-3)
+
+
+def test_apg_with_constant_condition_is_a_static_mlp():
+    result, cls = compile_example(ROOT / "examples" / "apg.dw")
+    model = cls().eval()
+    inputs = cls.example_inputs(9)
+    inputs["country"].fill_(2)
+    inputs["page"].fill_(1)
+    with torch.no_grad():
+        z = torch.cat([model.country_embedding.weight[2], model.page_embedding.weight[1]])[None]
+        h = torch.cat([model.user_id_embedding(inputs["user_id"]),
+                       model.item_id_embedding(inputs["item_id"]),
+                       model.category_embedding(inputs["category"]),
+                       _pool(model, inputs)], dim=1)
+        for i, k in enumerate((32, 16, 8)):
+            g = getattr(model, f"h_generator{i}")(z)[0]
+            f = getattr(model, f"h_fc{i}")
+            w = f.u() @ g[: k * k].reshape(k, k) @ f.v()  # one static weight for everyone
+            h = torch.relu(h @ w + g[k * k :])
+        expected = torch.sigmoid(model.ctr(h))
+        torch.testing.assert_close(model(inputs)["ctr"], expected, rtol=1e-5, atol=1e-5)
+
+
+def _pool(model, inputs):
+    ids, lengths = inputs["history"], inputs["history_len"]
+    emb = model.item_id_embedding(ids)
+    mask = (torch.arange(ids.shape[1])[None] < lengths[:, None]).unsqueeze(2)
+    return (emb * mask).sum(1) / lengths.clamp(min=1)[:, None]
