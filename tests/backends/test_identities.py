@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from tests.conftest import ROOT, compile_example, compile_text
@@ -82,9 +81,8 @@ def test_star_with_neutral_domain_parameters_is_the_shared_model():
         torch.testing.assert_close(model(inputs)["y"], expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
-def test_star_training_path_equals_traced_gather_path():
-    """Grouping by domain (eager) and gathering per-sample weights (traced) agree."""
+def test_star_training_path_equals_exported_gather_path():
+    """Grouping by domain (eager) and gathering per-sample weights (torch.export) agree."""
     _, cls = compile_text(STAR)
     model = cls()
     with torch.no_grad():
@@ -94,8 +92,8 @@ def test_star_training_path_equals_traced_gather_path():
     x = torch.randn(40, 8)
     domain = torch.randint(0, 5, (40,))
     grouped = model.h_fc0(x, domain)
-    traced = torch.jit.trace(model.h_fc0, (x, domain), check_trace=False)
-    torch.testing.assert_close(grouped, traced(x, domain), rtol=1e-5, atol=1e-5)
+    exported = torch.export.export(model.h_fc0, (x, domain)).module()
+    torch.testing.assert_close(grouped, exported(x, domain), rtol=1e-5, atol=1e-5)
 
 
 def test_partitioned_norm_uses_each_domains_own_batch_statistics():

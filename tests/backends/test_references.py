@@ -43,7 +43,8 @@ model apg_ref
 feature a : categorical(vocab = 20, dim = 12)
 feature c : categorical(vocab = 5, dim = 6) scenario
 condition z = concat(c)
-h = mlp(a, [10, 7], act = relu, last_act = false) dynamic(by = z, hidden = [9]) apg(rank = [4, 3], overparam = 2x)
+h = mlp(a, [10, 7], act = relu, last_act = false)
+    dynamic(by = z, hidden = [9]) apg(rank = [4, 3], overparam = 2x)
 output y = identity(linear(h, 1)) loss = mse
 """
 
