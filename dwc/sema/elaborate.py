@@ -75,6 +75,8 @@ class _State:
     feature_values: dict[str, Value] = field(default_factory=dict)
     feature_ids: dict[str, str] = field(default_factory=dict)
     scenario_index: str | None = None
+    poisoned: set[str] = field(default_factory=set)
+    """Names whose statement had an error: later uses are not reported again."""
     forward_names: dict[str, Span] = field(default_factory=dict)
 
 
@@ -104,7 +106,9 @@ class _Elaborator:
             try:
                 self.statement(stmt)
             except _Skip:
-                pass
+                name = getattr(stmt, "name", None)
+                if isinstance(name, ast.Name):
+                    s.poisoned.add(name.text)
         if s.model is None:
             self.error("DW204", "the spec has no 'model' declaration", Span(0, 0),
                        help="start the spec with 'model NAME'")
@@ -304,6 +308,8 @@ class _Elaborator:
         return value
 
     def unknown(self, name: str, span: Span, candidates) -> None:
+        if name in self.s.poisoned:
+            raise _Skip  # its own statement was already reported
         later = self.s.forward_names.get(name)
         if later is not None and later.start > span.start:
             line = self.s.source.location(later.start)[0]
@@ -496,7 +502,8 @@ class _Elaborator:
                     self.fail("DW206", f"'{sig.name}' has no default option '{kw.name.text}'",
                               kw.name.span, help=did_you_mean(kw.name.text, names)
                               or f"options: {', '.join(names)}")
-                self.literal(kw.value, param, sig)  # validate now, apply per layer
+                if param.kind not in ("rank", "overparam"):  # those are checked per layer
+                    self.literal(kw.value, param, sig)
                 self.s.defaults.setdefault(sig.name, {})[kw.name.text] = kw
 
     # ------------------------------------------------------------------ expressions
@@ -511,7 +518,8 @@ class _Elaborator:
             self.unknown(expr.name, expr.span, [*self.s.values, *self.s.features])
         if not isinstance(expr, ast.Call):
             self.fail("DW307", "expected a network value (a feature, a value or a call)",
-                      expr.span, "not a value")
+                      expr.span, "not a value",
+                      help="write a feature or value name, or an operation like linear(x, 8)")
         sig = self.signature(expr, "network")
         self.depth += 1
         try:

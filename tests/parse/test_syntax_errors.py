@@ -80,3 +80,25 @@ def test_did_you_mean_suggests_closest_name():
 def test_independent_errors_are_all_reported():
     spec = HEADER + "h = linear(b, 4)\ng = mlp(a, [4], act = rleu)" + VALID_TAIL
     assert [d.code for d in diagnostics_of(spec)] == ["DW201", "DW305"]
+
+
+def test_a_failed_statement_does_not_cascade_into_its_users():
+    spec = HEADER + "h = linear(a, relu)\ng = mlp(h, [4])\noutput y = sigmoid(linear(g, 1))\n"
+    assert [d.code for d in diagnostics_of(spec)] == ["DW301"]
+
+
+def test_file_level_defaults_apply_and_are_checked():
+    from tests.conftest import compile_text
+
+    spec = ("model m\nfeature a : categorical(vocab = 10, dim = 8)\n"
+            "feature s : categorical(vocab = 3, dim = 2) scenario\n"
+            "defaults dynamic(hidden = [5]) apg(rank = 2)\ncondition z = concat(s)\n"
+            "h = mlp(a, [6, 4]) dynamic(by = z) apg(overparam = 2x)\n"
+            "output y = sigmoid(linear(h, 1))\n")
+    result, _ = compile_text(spec)
+    gens = [op for op in result.graph.ops if op.kind == "generator"]
+    assert [g.hidden for g in gens] == [(5,), (5,)]
+    assert [op.rank for op in result.graph.ops if op.kind == "lowrank_dynamic_linear"] == [2, 2]
+    bad = spec.replace("hidden = [5]", "hiden = [5]")
+    (d,) = diagnostics_of(bad)
+    assert d.code == "DW206" and d.help == "did you mean 'hidden'?"
