@@ -39,7 +39,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="torch", help="backend to emit (default: torch)")
     p.add_argument("-o", "--output", default=None,
                    help="output directory (default: ./<model name>)")
-    p.add_argument("--dump-ir", action="store_true", help="also print the IR to stdout")
+    _pipeline_options(p)
+    p.add_argument("--dump-ir", action="store_true",
+                   help="print the final training and inference IR to stdout")
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="diagnostic format")
 
@@ -52,11 +54,54 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true",
                    help="report unformatted files instead of rewriting them (exit 1)")
 
-    p = sub.add_parser("explain", help="per-layer parameters, generated numbers and FLOPs")
+    p = sub.add_parser("explain", help="per-layer parameters, generated numbers and FLOPs, "
+                       "and what every pass changed")
     p.add_argument("file")
+    _pipeline_options(p)
     p.add_argument("--batch", type=int, default=1024, help="batch size for activation memory")
     p.add_argument("--format", choices=("table", "json"), default="table")
+
+    sub.add_parser("passes", help="list the passes and the -O pipelines")
     return parser
+
+
+def _pipeline_options(p: argparse.ArgumentParser) -> None:
+    level = p.add_mutually_exclusive_group()
+    for n in (0, 1, 2):
+        level.add_argument(f"-O{n}", dest="level", action="store_const", const=n,
+                           help=f"optimisation level {n}" + (" (default)" if n == 2 else ""))
+    level.add_argument("--passes", default=None, metavar="PIPELINE",
+                       help="explicit pipeline after the model passes, e.g. "
+                       "'lowrank{rank=8},share,decompose,dce' (see `dwc passes`)")
+    p.set_defaults(level=2)
+    p.add_argument("--verify-each", action="store_true", help="verify the IR after every pass")
+    p.add_argument("--print-after", default=None, metavar="PASS",
+                   help="print the IR after the named pass (or 'all') to stderr")
+    p.add_argument("--time-passes", action="store_true", help="report each pass's time")
+
+
+def _pass_hooks(args):
+    """An on_pass callback for --print-after and --time-passes, and a final report."""
+    from dwc.ir.printer import print_graph
+
+    timings = []
+
+    def on_pass(record) -> None:
+        if args.print_after in ("all", record.name.split("{")[0]):
+            print(f"// IR after {record.name} ({record.stage})", file=sys.stderr)
+            print(print_graph(record.graph), file=sys.stderr)
+        timings.append(record)
+
+    def report() -> None:
+        if args.time_passes:
+            total = sum(r.seconds for r in timings)
+            print(f"{'pass':<28} {'stage':<10} {'changed':<8} {'ms':>8}", file=sys.stderr)
+            for r in timings:
+                print(f"{r.name:<28} {r.stage:<10} {str(r.changed).lower():<8} "
+                      f"{r.seconds * 1e3:8.3f}", file=sys.stderr)
+            print(f"{'total':<48} {total * 1e3:8.3f}", file=sys.stderr)
+
+    return on_pass, report
 
 
 def _report(error: DiagnosticError, source: SourceFile, fmt: str = "text") -> int:
@@ -85,11 +130,17 @@ def cmd_compile(args) -> int:
     from dwc.ir.printer import print_graph
 
     source = _load(args.file)
-    result = compile_source(source, args.target)
+    on_pass, report = _pass_hooks(args)
+    result = _with_pass_errors(lambda: compile_source(
+        source, args.target, args.level, args.passes, args.verify_each, on_pass))
+    report()
     out = args.output or result.graph.model
     path = write_artifacts(result.files, out)
     if args.dump_ir:
+        print("// training graph")
         print(print_graph(result.graph), end="")
+        print("// inference graph")
+        print(print_graph(result.inference), end="")
     names = ", ".join(sorted(result.files))
     print(f"dwc: compiled {source.name} -> {path}/ ({names})", file=sys.stderr)
     return EXIT_OK
@@ -144,19 +195,50 @@ def cmd_explain(args) -> int:
 
     if args.batch < 1:
         raise _UsageError("--batch must be at least 1")
+    from dwc.driver import optimize
+
     graph = check_source(_load(args.file))
+    on_pass, report = _pass_hooks(args)
+    model, train, inference, records = _with_pass_errors(lambda: optimize(
+        graph, args.level, args.passes, args.verify_each, on_pass))
+    report()
+    reports = (graph, model, train, inference, records, args.batch)
     if args.format == "json":
-        print(json.dumps(cost.as_json(graph, args.batch), indent=2))
+        print(json.dumps(cost.as_json(*reports), indent=2))
     else:
-        print(cost.as_table(graph, args.batch), end="")
+        print(cost.as_table(*reports), end="")
     return EXIT_OK
+
+
+def cmd_passes(args) -> int:
+    from dwc.passes import PASSES, PIPELINES
+    from dwc.passes.base import MODEL_PASSES
+
+    for name in sorted(PASSES, key=lambda n: ("model", "train", "inference").index(
+            PASSES[n].stage)):
+        cls = PASSES[name]
+        print(f"{name:<22} {cls.stage:<10} {cls.summary}")
+    print(f"\nmodel passes (always): {MODEL_PASSES}")
+    for level, text in PIPELINES.items():
+        print(f"-O{level}: {text or '(none)'}")
+    return EXIT_OK
+
+
+def _with_pass_errors(thunk):
+    from dwc.passes import PassError
+
+    try:
+        return thunk()
+    except PassError as error:
+        raise _UsageError(str(error)) from None
 
 
 class _UsageError(Exception):
     pass
 
 
-COMMANDS = {"compile": cmd_compile, "check": cmd_check, "fmt": cmd_fmt, "explain": cmd_explain}
+COMMANDS = {"compile": cmd_compile, "check": cmd_check, "fmt": cmd_fmt, "explain": cmd_explain,
+            "passes": cmd_passes}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,92 +1,146 @@
 """The cost model: static parameters, generated numbers and FLOPs per sample, per spec binding.
 
 Every op reports its own costs (dwc/ir/ops.py); this module groups them by the spec statement they
-came from, for `dwc explain`, and totals them. Activation memory counts the floats each op's output
-keeps per sample (generated weights included), times the batch size.
+came from, for the training and the inference graph, totals them, and follows the totals through
+the pass pipeline so `dwc explain` shows what each rewrite bought. Activation memory counts the
+floats each op materialises per sample (generated weights included), times the batch size.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
+from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
 from dwc.ir.types import IdsType, TableType
 
+METRICS = ("params", "generated_per_sample", "flops_per_sample", "generator_flops_per_sample",
+           "activation_floats_per_sample")
+
 
 @dataclass
-class LayerCost:
-    name: str
-    kinds: list[str]
+class Cost:
     params: int = 0
     generated_per_sample: int = 0
     flops_per_sample: int = 0
     generator_flops_per_sample: int = 0
     activation_floats_per_sample: int = 0
 
+    def add(self, op: ir.Op) -> None:
+        self.params += op.params()
+        self.generated_per_sample += op.generated()
+        self.flops_per_sample += op.flops()
+        if isinstance(op, ir.Generator | ir.FusedGenerator):
+            self.generator_flops_per_sample += op.flops()
+        if not isinstance(op.type, TableType | IdsType):
+            self.activation_floats_per_sample += op.activations()
+
+    def as_dict(self, batch: int) -> dict[str, int]:
+        d = {m: getattr(self, m) for m in METRICS}
+        d["activation_bytes"] = 4 * batch * self.activation_floats_per_sample
+        return d
+
+
+@dataclass
+class LayerCost:
+    """Costs of one spec binding: keyed by its name, with the op kinds it lowered to."""
+
+    name: str
+    kinds: list[str] = field(default_factory=list)
+    cost: Cost = field(default_factory=Cost)
+
 
 def explain(graph: Graph) -> list[LayerCost]:
     """Costs grouped by spec binding, in graph order."""
     layers: dict[str, LayerCost] = {}
     for op in graph.ops:
-        cost = layers.setdefault(op.binding, LayerCost(op.binding, []))
-        if op.kind not in cost.kinds and op.kind != "input":
-            cost.kinds.append(op.kind)
-        cost.params += op.params()
-        cost.generated_per_sample += op.generated()
-        cost.flops_per_sample += op.flops()
-        if op.kind == "generator":
-            cost.generator_flops_per_sample += op.flops()
-        if not isinstance(op.type, TableType | IdsType):
-            cost.activation_floats_per_sample += op.type.width
+        layer = layers.setdefault(op.binding, LayerCost(op.binding))
+        if op.kind not in layer.kinds and op.kind != "input":
+            layer.kinds.append(op.kind)
+        layer.cost.add(op)
     return [c for c in layers.values() if c.kinds]
 
 
-def totals(layers: list[LayerCost]) -> LayerCost:
-    total = LayerCost("total", [])
-    for c in layers:
-        total.params += c.params
-        total.generated_per_sample += c.generated_per_sample
-        total.flops_per_sample += c.flops_per_sample
-        total.generator_flops_per_sample += c.generator_flops_per_sample
-        total.activation_floats_per_sample += c.activation_floats_per_sample
-    return total
+def total(graph: Graph) -> Cost:
+    cost = Cost()
+    for op in graph.ops:
+        cost.add(op)
+    return cost
 
 
-def as_json(graph: Graph, batch: int) -> dict[str, object]:
-    layers = explain(graph)
-    total = totals(layers)
+def as_json(lowered: Graph, model: Graph, train: Graph, inference: Graph, records, batch: int
+            ) -> dict[str, object]:
+    """The explain report: per layer (training and inference form), totals, and per pass.
 
-    def row(c: LayerCost) -> dict[str, object]:
-        d = asdict(c)
-        d["activation_bytes"] = 4 * batch * c.activation_floats_per_sample
-        return d
+    Training parameters are counted on `model` (the graph after the model passes: every parameter
+    the training module owns, even one DCE found unused); the rest on the optimised graphs.
+    """
+    owned = {c.name: c.cost.params for c in explain(model)}
+    train_layers = {c.name: c for c in explain(train)}
+    inf_layers = {c.name: c for c in explain(inference)}
+    names = list(dict.fromkeys([*owned, *train_layers, *inf_layers]))
+    layers = []
+    for name in names:
+        t = train_layers.get(name, LayerCost(name))
+        i = inf_layers.get(name, LayerCost(name))
+        t.cost.params = owned.get(name, 0)
+        layers.append({"name": name, "ops": t.kinds or i.kinds,
+                       "training": t.cost.as_dict(batch), "inference": i.cost.as_dict(batch)})
+    train_total = total(train)
+    train_total.params = total(model).params
+    stages = [{"pass": "lowered", "stage": "", "changed": True, "graph": lowered},
+              *({"pass": r.name, "stage": r.stage, "changed": r.changed, "graph": r.graph}
+                for r in records)]
+    passes = []
+    for st in stages:
+        g = st.pop("graph")
+        passes.append({**st, "total": total(g).as_dict(batch),
+                       "layers": {c.name: c.cost.as_dict(batch) for c in explain(g)}})
+    return {"model": train.model, "batch": batch, "layers": layers,
+            "total": {"training": train_total.as_dict(batch),
+                      "inference": total(inference).as_dict(batch)},
+            "passes": passes}
 
-    return {"model": graph.model, "batch": batch, "layers": [row(c) for c in layers],
-            "total": row(total)}
 
-
-def as_table(graph: Graph, batch: int) -> str:
-    layers = explain(graph)
-    total = totals(layers)
-    header = ("layer", "ops", "params", "generated/sample", "FLOPs/sample", "of which generator",
-              f"activations @B={batch}")
-    rows = [header]
-    for c in [*layers, total]:
-        rows.append((c.name, ",".join(c.kinds), f"{c.params:,}", f"{c.generated_per_sample:,}",
-                     f"{c.flops_per_sample:,}", f"{c.generator_flops_per_sample:,}",
-                     _bytes(4 * batch * c.activation_floats_per_sample)))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    out = []
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], rule_before_last: bool) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    out = ["  ".join(h.ljust(w) if n < 2 else h.rjust(w)
+                     for n, (h, w) in enumerate(zip(header, widths, strict=True))).rstrip(),
+           "  ".join("-" * w for w in widths)]
     for n, r in enumerate(rows):
-        cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1])]
-        cells += [v.rjust(w) for v, w in zip(r[2:], widths[2:], strict=True)]
-        out.append("  ".join(cells).rstrip())
-        if n == 0 or n == len(rows) - 2:
+        if rule_before_last and n == len(rows) - 1:
             out.append("  ".join("-" * w for w in widths))
+        out.append("  ".join(v.ljust(w) if k < 2 else v.rjust(w)
+                             for k, (v, w) in enumerate(zip(r, widths, strict=True))).rstrip())
     return "\n".join(out) + "\n"
 
 
-def _bytes(n: int) -> str:
+def as_table(lowered: Graph, model: Graph, train: Graph, inference: Graph, records,
+             batch: int) -> str:
+    report = as_json(lowered, model, train, inference, records, batch)
+    rows = []
+    for layer in [*report["layers"], {"name": "total", "ops": [], **report["total"]}]:
+        t, i = layer["training"], layer["inference"]
+        rows.append((layer["name"], ",".join(layer["ops"]), f"{t['params']:,}",
+                     f"{i['params']:,}", f"{t['generated_per_sample']:,}",
+                     f"{t['flops_per_sample']:,}", f"{t['generator_flops_per_sample']:,}",
+                     f"{i['flops_per_sample']:,}", _bytes(t["activation_bytes"])))
+    header = ("layer", "ops", "params", "params (inference)", "generated/sample", "FLOPs/sample",
+              "of which generator", "FLOPs (inference)", f"activations @B={batch}")
+    text = _table(header, rows, rule_before_last=True)
+    prows = []
+    for p in report["passes"]:
+        c = p["total"]
+        prows.append((p["pass"], p["stage"] or "-", f"{c['params']:,}",
+                      f"{c['generated_per_sample']:,}", f"{c['flops_per_sample']:,}",
+                      _bytes(c["activation_bytes"]), "yes" if p["changed"] else "no"))
+    text += "\nafter each pass (totals):\n"
+    text += _table(("pass", "stage", "params", "generated/sample", "FLOPs/sample",
+                    f"activations @B={batch}", "changed"), prows, rule_before_last=False)
+    return text
+
+
+def _bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from dwc.diagnostics import Diagnostic, DiagnosticError, Label
 from dwc.ir.graph import Graph
 from dwc.ir.verify import verify
 from dwc.parse import parse
+from dwc.passes import PassManager, PassRecord, pipeline_for
 from dwc.sema import elaborate
 from dwc.source import SourceFile, Span
 
@@ -27,6 +29,12 @@ TARGETS = ("torch",)
 class CompileResult:
     source: SourceFile
     graph: Graph
+    """The training graph after the pipeline (what the generated module's forward computes)."""
+    inference: Graph
+    """The folded inference graph (what `for_inference()` and exported artifacts compute)."""
+    model_graph: Graph
+    """The graph after the model passes only: the parameters every optimisation level shares."""
+    records: list[PassRecord]
     files: dict[str, str]
     """Artifact file name -> contents."""
 
@@ -51,17 +59,36 @@ def check_source(source: SourceFile) -> Graph:
     return graph
 
 
-def compile_source(source: SourceFile, target: str = "torch") -> CompileResult:
+def optimize(graph: Graph, level: int = 2, passes: str | None = None, verify_each: bool = False,
+             on_pass: Callable[[PassRecord], None] | None = None
+             ) -> tuple[Graph, Graph, Graph, list[PassRecord]]:
+    """Run the pass pipeline: returns (model graph, training graph, inference graph, records).
+
+    Raises PassError for a malformed `passes` string.
+    """
+    pipeline = pipeline_for(level, passes)
+    manager = PassManager(verify_each=verify_each, on_pass=on_pass)
+    model = manager.run(graph, pipeline.model, "model")
+    train = manager.run(model, pipeline.train, "train")
+    inference = manager.run(train, pipeline.inference, "inference")
+    return model, train, inference, manager.records
+
+
+def compile_source(source: SourceFile, target: str = "torch", level: int = 2,
+                   passes: str | None = None, verify_each: bool = False,
+                   on_pass: Callable[[PassRecord], None] | None = None) -> CompileResult:
     """Compile a spec for `target`; returns the artifact files without writing them."""
     if target not in TARGETS:
         raise DiagnosticError([Diagnostic(
             "DW404", f"unknown target '{target}'", Label(Span(0, 0)),
             help=f"targets: {', '.join(TARGETS)}", located=False)])
     graph = check_source(source)
+    model, train, inference, records = optimize(graph, level, passes, verify_each, on_pass)
     from dwc.backends.torch import generate
 
-    module = generate(graph, source)
-    return CompileResult(source, graph, {"model.py": module.source})
+    level_name = f"--passes {passes}" if passes is not None else f"-O{level}"
+    module = generate(model, train, inference, source, level_name)
+    return CompileResult(source, train, inference, model, records, {"model.py": module.source})
 
 
 def write_artifacts(files: dict[str, str], out_dir: str | os.PathLike[str]) -> Path:

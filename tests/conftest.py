@@ -69,18 +69,18 @@ def load_module(source: str, name: str = "generated"):
     return module
 
 
-def compile_text(text: str, name: str = "test.dw"):
-    """Compile spec text; returns (CompileResult, model class)."""
-    result = compile_source(source_of(text, name))
+def compile_text(text: str, name: str = "test.dw", **options):
+    """Compile spec text; returns (CompileResult, the training model class)."""
+    result = compile_source(source_of(text, name), **options)
     module = load_module(result.files["model.py"], Path(name).stem)
     classes = [v for v in vars(module).values() if isinstance(v, type)
-               and v.__module__ == module.__name__ and hasattr(v, "example_inputs")]
+               and v.__module__ == module.__name__ and hasattr(v, "for_inference")]
     assert len(classes) == 1
     return result, classes[0]
 
 
-def compile_example(path: Path):
-    return compile_text(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
+def compile_example(path: Path, **options):
+    return compile_text(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)), **options)
 
 
 def example_ids():

@@ -29,6 +29,9 @@ class Op:
     """Stable name of the parameter owner in generated code (ops with parameters only)."""
     binding: str = ""
     """The spec name (value, condition, feature or output) this op was lowered from."""
+    derived: str = ""
+    """Set by inference folds: how this op's parameters are computed from the training graph's
+    ("overparam", "star", "scenario_table"); empty when they are the training parameters."""
 
     def params(self) -> int:
         return 0
@@ -38,6 +41,10 @@ class Op:
 
     def flops(self) -> int:
         return 0
+
+    def activations(self) -> int:
+        """Floats per sample this op materialises (its output, plus any large temporary)."""
+        return self.type.width
 
     def attrs(self) -> dict[str, object]:
         """Op-specific attributes, in printing order."""
@@ -272,6 +279,16 @@ class Generator(Op):
                 "slots": [f"{s.name}@{s.offset}:{'x'.join(map(str, s.shape))}" for s in self.slots]}
 
 
+@dataclass(frozen=True)
+class ApgKnobs:
+    """What a spec's `apg(...)` asked for one layer; the APG passes carry it out."""
+
+    rank: int
+    share: bool = True
+    overparam: int | None = None
+    decompose: bool = True
+
+
 @dataclass(frozen=True, kw_only=True)
 class DynamicLinear(Op):
     """`y = x W(z) + b` with per-sample W read from a generator's output.
@@ -286,6 +303,9 @@ class DynamicLinear(Op):
     weight: Slot
     bias: str = "generated"
     bias_slot: Slot | None = None
+    apg: ApgKnobs | None = None
+    layer: str = ""
+    """The layer's index within its statement ("" for a single layer), for derived names."""
 
     def params(self):
         return self.out_features if self.bias == "static" else 0
@@ -293,12 +313,77 @@ class DynamicLinear(Op):
     def flops(self):
         return 2 * self.in_features * self.out_features
 
+    def activations(self):
+        # the generated slice is reshaped into a contiguous B x in x out weight
+        return self.out_features + self.in_features * self.out_features
+
     def attrs(self):
         a: dict[str, object] = {"in": self.in_features, "out": self.out_features,
                                 "weight": self.weight.name, "bias": self.bias}
         if self.bias_slot:
             a["bias_slot"] = self.bias_slot.name
+        if self.apg:
+            a["apg"] = (f"rank={self.apg.rank} share={self.apg.share} "
+                        f"overparam={self.apg.overparam} decompose={self.apg.decompose}")
         return a
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScenarioTable(Op):
+    """Inference form of a generator whose condition is a function of the scenario cell only:
+    its output for every cell, precomputed into a table and gathered by cell id.
+
+    inputs = (scenario index,). `generator` names the training graph's generator module the table
+    is computed from; `slots` keep the generator's layout.
+    """
+
+    kind: ClassVar[str] = "scenario_table"
+    cells: int
+    generator: str
+    slots: tuple[Slot, ...] = ()
+
+    def params(self):
+        return self.cells * self.type.width
+
+    def attrs(self):
+        return {"cells": self.cells, "generator": self.generator}
+
+
+@dataclass(frozen=True)
+class GeneratorPart:
+    """One linear generator folded into a FusedGenerator: its module and output width."""
+
+    module: str
+    in_features: int
+    out_features: int
+    init: str = "default"
+    slots: tuple[Slot, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class FusedGenerator(Op):
+    """Several linear generators reading the same condition, run as one GEMM.
+
+    Each part keeps its own parameters (and names, so weights travel); the op concatenates them
+    and applies one matmul. The output is the parts' outputs side by side; `slots` is the merged
+    layout (each part's slots shifted by its offset).
+    """
+
+    kind: ClassVar[str] = "fused_generator"
+    parts: tuple[GeneratorPart, ...]
+    slots: tuple[Slot, ...] = ()
+
+    def params(self):
+        return sum(p.in_features * p.out_features + p.out_features for p in self.parts)
+
+    def generated(self):
+        return self.type.width
+
+    def flops(self):
+        return sum(2 * p.in_features * p.out_features for p in self.parts)
+
+    def attrs(self):
+        return {"parts": [p.module for p in self.parts]}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -339,6 +424,8 @@ class LowRankDynamicLinear(Op):
     v: Slot | None = None
     bias: str = "generated"
     bias_slot: Slot | None = None
+    apg: ApgKnobs | None = None
+    layer: str = ""
 
     def params(self):
         n, m, k, p = self.in_features, self.out_features, self.rank, self.overparam
@@ -346,6 +433,12 @@ class LowRankDynamicLinear(Op):
         if self.share:
             static = (n * p + p * k + k * p + p * m) if p else (n * k + k * m)
         return static + (m if self.bias == "static" else 0)
+
+    def activations(self):
+        n, m, k = self.in_features, self.out_features, self.rank
+        if self.decompose:
+            return 2 * k + m
+        return n * k + n * m + m  # U S, then the per-sample W = U S V
 
     def flops(self):
         n, m, k = self.in_features, self.out_features, self.rank
@@ -358,7 +451,11 @@ class LowRankDynamicLinear(Op):
         a: dict[str, object] = {"in": self.in_features, "out": self.out_features,
                                 "rank": self.rank, "share": self.share,
                                 "overparam": self.overparam, "decompose": self.decompose,
-                                "bias": self.bias}
+                                "bias": self.bias, "core": self.core.name}
+        if self.u:
+            a["u"], a["v"] = self.u.name, self.v.name
+        if self.bias_slot:
+            a["bias_slot"] = self.bias_slot.name
         return a
 
 

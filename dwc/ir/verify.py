@@ -33,12 +33,15 @@ def _unique_and_ordered(graph: Graph) -> None:
 def _modules_unique(graph: Graph) -> None:
     owners: dict[str, ir.Op] = {}
     for op in graph.ops:
-        if op.params() and op.module is None:
+        names = [p.module for p in op.parts] if isinstance(op, ir.FusedGenerator) else []
+        if op.params() and op.module is None and not names:
             _fail(op, "owns parameters but has no module name")
         if op.module is not None:
-            if op.module in owners:
-                _fail(op, f"module name {op.module!r} already used by %{owners[op.module].result}")
-            owners[op.module] = op
+            names.append(op.module)
+        for name in names:
+            if name in owners:
+                _fail(op, f"module name {name!r} already used by %{owners[name].result}")
+            owners[name] = op
 
 
 def _width(graph: Graph, name: str) -> int:
@@ -58,22 +61,41 @@ def _types(graph: Graph) -> None:
                 _fail(op, f"input width {ins[0].width} != in_features {op.in_features}")
             if op.type != VecType(op.out_features):
                 _fail(op, f"type {op.type} != vec[{op.out_features}]")
-        if isinstance(op, ir.DynamicLinear):
+        if isinstance(op, ir.DynamicLinear | ir.LowRankDynamicLinear | ir.MetaAttention):
             gen = producers[op.inputs[1]]
-            if not isinstance(gen, ir.Generator):
+            if not isinstance(gen, _GENERATED):
                 _fail(op, "weights must come from a generator")
             slots = {s.name: s for s in gen.slots}
-            for slot in (op.weight, op.bias_slot):
-                if slot is not None and slots.get(slot.name) != slot:
+            for slot in _slots_read(op):
+                if slots.get(slot.name) != slot:
                     _fail(op, f"slot {slot.name} does not match generator %{gen.result}")
-            if op.weight.shape != (op.in_features, op.out_features):
-                _fail(op, f"weight slot shape {op.weight.shape} != ({op.in_features}, "
-                      f"{op.out_features})")
+        if isinstance(op, ir.LowRankDynamicLinear):
+            n, m, k = op.in_features, op.out_features, op.rank
+            if not 1 <= k <= min(n, m):
+                _fail(op, f"rank {k} outside 1..min({n}, {m})")
+            if op.core.shape != (k, k):
+                _fail(op, f"core slot shape {op.core.shape} != ({k}, {k})")
+            if op.share != (op.u is None and op.v is None):
+                _fail(op, "shared factors are static (no u/v slots); unshared ones are generated")
+            if not op.share and (op.u.shape != (n, k) or op.v.shape != (k, m)):
+                _fail(op, "u/v slot shapes do not match (in, rank) and (rank, out)")
+            if op.overparam and not op.share:
+                _fail(op, "over-parameterisation needs shared static factors")
+        if isinstance(op, ir.DynamicLinear) and op.weight.shape != (op.in_features,
+                                                                     op.out_features):
+            _fail(op, f"weight slot shape {op.weight.shape} != ({op.in_features}, "
+                  f"{op.out_features})")
+        if isinstance(op, ir.DynamicLinear | ir.LowRankDynamicLinear):
             if (op.bias == "generated") != (op.bias_slot is not None):
                 _fail(op, "generated bias needs a bias slot (and only then)")
-        if isinstance(op, ir.Generator):
-            if ins[0].width != op.in_features:
+            if op.bias_slot is not None and op.bias_slot.shape != (op.out_features,):
+                _fail(op, "bias slot shape does not match the output width")
+        if isinstance(op, ir.Generator | ir.FusedGenerator | ir.ScenarioTable):
+            if isinstance(op, ir.Generator) and ins[0].width != op.in_features:
                 _fail(op, f"condition width {ins[0].width} != in_features {op.in_features}")
+            if isinstance(op, ir.FusedGenerator) and any(
+                    p.in_features != ins[0].width for p in op.parts):
+                _fail(op, "every fused part must read the condition's width")
             end = 0
             for slot in op.slots:
                 if slot.offset != end:
@@ -96,6 +118,17 @@ def _types(graph: Graph) -> None:
         if isinstance(op, ir.Activation | ir.Norm | ir.Dropout | ir.Head | ir.Normalize):
             if len(ins) != 1 or ins[0].width != op.type.width:
                 _fail(op, "must preserve the width of its single input")
+
+
+_GENERATED = (ir.Generator, ir.FusedGenerator, ir.ScenarioTable)
+
+
+def _slots_read(op: ir.Op) -> list[ir.Slot]:
+    if isinstance(op, ir.DynamicLinear):
+        return [s for s in (op.weight, op.bias_slot) if s is not None]
+    if isinstance(op, ir.LowRankDynamicLinear):
+        return [s for s in (op.core, op.u, op.v, op.bias_slot) if s is not None]
+    return list(op.slots)
 
 
 def _outputs(graph: Graph) -> None:

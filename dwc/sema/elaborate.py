@@ -722,7 +722,7 @@ class _Elaborator:
             self.emit(ir.DynamicLinear(result=ssa, inputs=(h.ssa, gen), type=VecType(n_out),
                                        in_features=n_in, out_features=n_out, weight=w,
                                        bias=bias_mode, bias_slot=b, span=call.span, module=module,
-                                       binding=binding))
+                                       binding=binding, layer="" if single else str(i)))
         return make_fc
 
     def apg_layers(self, mod, by, dl, bias_mode, dims, binding, call, deps):
@@ -741,33 +741,28 @@ class _Elaborator:
 
         def make_fc(i, h, n_in, n_out, ssa):
             k = ranks[i]
-            p = self.overparam(overparam, k, asig)
+            knobs = ir.ApgKnobs(rank=k, share=share, overparam=self.overparam(overparam, k, asig),
+                                decompose=decompose)
             z = self.condition(by, h, binding)
             deps.update(z.deps)
-            core = ir.Slot("s", 0, (k, k))
-            slots = [core]
-            u = v = None
-            if not share:
-                u = ir.Slot("u", core.end, (n_in, k))
-                v = ir.Slot("v", u.end, (k, n_out))
-                slots += [u, v]
-            b = ir.Slot("b", slots[-1].end, (n_out,)) if bias_mode == "generated" else None
-            if b is not None:
-                slots.append(b)
+            w = ir.Slot("w", 0, (n_in, n_out))
+            b = ir.Slot("b", w.end, (n_out,)) if bias_mode == "generated" else None
             tag = "" if single else str(i)
             gen = self.ssa(f"{binding}.generated{tag}")
-            self.emit(ir.Generator(result=gen, inputs=(z.ssa,), type=VecType(slots[-1].end),
+            self.emit(ir.Generator(result=gen, inputs=(z.ssa,), type=VecType((b or w).end),
                                    in_features=z.type.width, hidden=dl["hidden"], act=dl["act"],
-                                   init=dl["init"], slots=tuple(slots), span=mod.span,
+                                   init=dl["init"], slots=(w, b) if b else (w,), span=mod.span,
                                    module=self.module(f"{binding}_generator{tag}"),
                                    binding=binding))
-            owns = share or bias_mode == "static"
-            self.emit(ir.LowRankDynamicLinear(
+            # The full-rank layer the spec's apg(...) re-parameterises; the lowrank, share and
+            # overparam passes (dwc/passes) carry the knobs out.
+            module = None
+            if bias_mode == "static":
+                module = self.module(f"{binding}_bias{tag}")
+            self.emit(ir.DynamicLinear(
                 result=ssa, inputs=(h.ssa, gen), type=VecType(n_out), in_features=n_in,
-                out_features=n_out, rank=k, core=core, share=share, overparam=p,
-                decompose=decompose, u=u, v=v, bias=bias_mode, bias_slot=b, span=call.span,
-                module=self.module(binding if single else f"{binding}_fc{i}") if owns else None,
-                binding=binding))
+                out_features=n_out, weight=w, bias=bias_mode, bias_slot=b, span=call.span,
+                module=module, binding=binding, apg=knobs, layer=tag))
         return make_fc
 
     def ranks(self, node, dims, sig) -> list[int]:

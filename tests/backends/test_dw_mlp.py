@@ -11,7 +11,7 @@ SPEC = (ROOT / "examples" / "dw_mlp.dw").read_text()
 
 
 def _layer(result, name):
-    return next(c for c in explain(result.graph) if c.name == name)
+    return next(c.cost for c in explain(result.graph) if c.name == name)
 
 
 def test_generated_numbers_per_sample_match_closed_form():

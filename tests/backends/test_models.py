@@ -14,7 +14,7 @@ def load(name: str):
 
 
 def layer_params(result, name: str) -> int:
-    return next(c.params for c in explain(result.graph) if c.name == name)
+    return next(c.cost.params for c in explain(result.model_graph) if c.name == name)
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())
@@ -42,7 +42,10 @@ def test_module_parameter_count_equals_cost_model(path):
     result, cls = compile_example(path)
     model = cls()
     assert sum(p.numel() for p in model.parameters()) == sum(
-        c.params for c in explain(result.graph))
+        c.cost.params for c in explain(result.model_graph))
+    folded = model.for_inference()
+    assert sum(p.numel() for p in folded.parameters()) == sum(
+        c.cost.params for c in explain(result.inference))
 
 
 def test_lhuc_params():
@@ -115,7 +118,7 @@ def test_apg_params():
         p = 4 * k
         expected += (d_z + 1) * (k * k + m) + n * p + p * k + k * p + p * m
     assert layer_params(result, "h") == expected
-    generated = sum(c.generated_per_sample for c in explain(result.graph) if c.name == "h")
+    generated = sum(c.cost.generated_per_sample for c in explain(result.graph) if c.name == "h")
     assert generated == sum(k * k + m for _, m, k in layers)
 
 

@@ -128,9 +128,12 @@ def test_explain_json_totals(capsys):
     assert main(["explain", DW_MLP, "--format", "json", "--batch", "4096"]) == 0
     report = json.loads(capsys.readouterr().out)
     h = next(layer for layer in report["layers"] if layer["name"] == "h")
-    assert h["generated_per_sample"] == 664
+    assert h["training"]["generated_per_sample"] == 664
     assert report["batch"] == 4096
-    assert report["total"]["params"] == sum(layer["params"] for layer in report["layers"])
+    for form in ("training", "inference"):
+        assert report["total"][form]["params"] == sum(
+            layer[form]["params"] for layer in report["layers"])
+    assert report["passes"][0]["pass"] == "lowered"
 
 
 def test_explain_table_lists_layers(capsys):

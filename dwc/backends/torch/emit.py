@@ -12,7 +12,7 @@ from functools import cache
 
 import jinja2
 
-from dwc.backends.torch.view import ModuleView, build_view
+from dwc.backends.torch.view import FileView, build_view
 from dwc.ir.graph import Graph
 from dwc.resources import templates_dir
 from dwc.source import SourceFile
@@ -24,7 +24,7 @@ class GeneratedModule:
 
     source: str
     class_name: str
-    view: ModuleView
+    view: FileView
 
 
 @cache
@@ -40,9 +40,11 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def generate(graph: Graph, source: SourceFile | None = None) -> GeneratedModule:
-    """Generate the standalone PyTorch module for `graph`."""
-    view = build_view(graph, source)
+def generate(model: Graph, train: Graph, inference: Graph, source: SourceFile | None = None,
+             level: str = "-O2") -> GeneratedModule:
+    """Generate model.py: the training class (parameters of `model`, forward of `train`) and the
+    inference class (`inference`)."""
+    view = build_view(model, train, inference, source, level)
     text = _environment().get_template("torch/model.py.j2").render(v=view)
     compile(text, "model.py", "exec")  # a SyntaxError here is a dwc bug (reported as DW900)
-    return GeneratedModule(text, view.class_name, view)
+    return GeneratedModule(text, view.training.name, view)

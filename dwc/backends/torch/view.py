@@ -77,25 +77,41 @@ class OutputView:
 
 
 @dataclass
-class ModuleView:
-    class_name: str
+class ClassView:
+    """One generated nn.Module class (the training form or the inference form)."""
+
+    name: str
+    role: str
+    """"training" or "inference"."""
+    summary: list[str]
+    init: list[Block]
+    forward: list[Block]
+    outputs: list[OutputView]
+    groups: list[str]
+    """Lines of the `groups` dict literal in `parameter_groups()`."""
+    loss_lines: list[str]
+    """Statements accumulating the weighted loss into `total` (training class only)."""
+    methods: list[str]
+    """Extra method source lines, relative to the class body (for_inference, scenario tables)."""
+
+
+@dataclass
+class FileView:
+    """Everything model.py.j2 renders."""
+
     model: str
-    output_keys: str
-    """The OUTPUTS tuple literal."""
     spec_name: str
     spec_sha256: str
     version: str
-    summary: list[str]
+    level: str
+    """The optimisation pipeline, e.g. "-O2"."""
     inputs: list[InputView]
-    outputs: list[OutputView]
-    init: list[Block]
-    forward: list[Block]
-    loss_lines: list[str]
-    """Statements accumulating the weighted loss into `total`."""
-    groups: list[str]
-    """Lines of the `groups` dict literal in `parameter_groups()`."""
+    output_keys: str
+    """The OUTPUTS tuple literal."""
+    training: ClassView
+    inference: ClassView
     helpers: list[str]
-    """Names of helper templates (templates/torch/helpers/NAME.py.j2) the module needs."""
+    """Names of helper templates (templates/torch/helpers/NAME.py.j2) the file needs."""
 
 
 INDENT = 8
@@ -155,17 +171,21 @@ def _safe_doc(text: str) -> str:
 
 
 class _Builder:
-    def __init__(self, graph: Graph, source: SourceFile | None) -> None:
+    """Lowers ops to code. `attrs` is shared by every class in the file, so one module name
+    always becomes the same attribute (and state_dict key) in the training and inference classes."""
+
+    def __init__(self, graph: Graph, source: SourceFile | None, attrs: Namespace,
+                 helpers: set[str]) -> None:
         self.graph = graph
         self.source = source
-        self.attrs = attribute_namespace()
+        self.attrs = attrs
         self.locals = Namespace()
         self.producers = graph.producers()
         self.init: list[Block] = []
         self.forward: list[Block] = []
-        self.helpers: set[str] = set()
-        self._binding: str | None = None
-        self._line: int | None = None
+        self.helpers = helpers
+        self.emit_init = True
+        self.emit_forward = True
 
     # -- identifiers
     def attr(self, op: ir.Op) -> str:
@@ -176,7 +196,7 @@ class _Builder:
         return self.locals.create(ssa.replace(".", "_"), key=ssa)
 
     def table_attr(self, table_ssa: str) -> str:
-        return self.attr(self.producers[table_ssa])
+        return self.attrs.create(self.producers[table_ssa].module)
 
     # -- blocks
     def comment(self, op: ir.Op) -> str:
@@ -192,10 +212,13 @@ class _Builder:
         blocks[-1].lines.append(line)
 
     def init_line(self, op: ir.Op, line: str) -> None:
-        self.put(self.init, op, line)
+        if self.emit_init:
+            self.put(self.init, op, line)
 
     def fwd(self, op: ir.Op, expr: str, args: list[Arg] | None = None) -> None:
         """Emit `var = expr` or, with `args`, `var = expr(args...)` wrapped to the line width."""
+        if not self.emit_forward:
+            return
         target = f"{self.var(op.result)} = {expr}"
         lines = [target] if args is None else call_lines(target, args)
         for line in lines:
@@ -286,7 +309,32 @@ class _Builder:
     def op_stop_gradient(self, op: ir.StopGradient) -> None:
         self.fwd(op, f"{self.var(op.inputs[0])}.detach()")
 
+    def op_fused_generator(self, op: ir.FusedGenerator) -> None:
+        attrs = []
+        for part in op.parts:
+            attrs.append(self.attrs.create(part.module))
+            gen = ir.Generator(result=op.result, inputs=op.inputs, type=ir.VecType(part.out_features),
+                               in_features=part.in_features, init=part.init, slots=part.slots,
+                               module=part.module, span=op.span, binding=op.binding)
+            self.generator_init(gen)
+        if not self.emit_forward:
+            return
+        weight, bias = self.var(f"{op.result}.weight"), self.var(f"{op.result}.bias")
+        for name, field in ((weight, "weight"), (bias, "bias")):
+            for line in call_lines(f"{name} = torch.cat", [[f"self.{a}[0].{field}" for a in attrs]]):
+                self.put(self.forward, op, line)
+        self.fwd(op, "F.linear", [self.var(op.inputs[0]), weight, bias])
+
+    def op_scenario_table(self, op: ir.ScenarioTable) -> None:
+        attr = self.attr(op)
+        self.init_line(op, f"self.{attr} = nn.Embedding({op.cells}, {op.type.width})")
+        self.fwd(op, f"self.{attr}({self.var(op.inputs[0])})")
+
     def op_generator(self, op: ir.Generator) -> None:
+        attr = self.generator_init(op)
+        self.fwd(op, f"self.{attr}({self.var(op.inputs[0])})")
+
+    def generator_init(self, op: ir.Generator) -> str:
         attr = self.attr(op)
         widths = op.widths
         layers: list[str] = []
@@ -304,7 +352,7 @@ class _Builder:
                 fans.append(f"({slot.offset}, {slot.end}, {fan_in})")
             for line in call_lines("_dwc_hyperfan_", [f"self.{attr}[-1]", fans]):
                 self.init_line(op, line)
-        self.fwd(op, f"self.{attr}({self.var(op.inputs[0])})")
+        return attr
 
     def op_dynamic_linear(self, op: ir.DynamicLinear) -> None:
         x, gen = (self.var(i) for i in op.inputs)
@@ -375,12 +423,15 @@ class _Builder:
 
     def op_meta_attention(self, op: ir.MetaAttention) -> None:
         self.helpers.add("activation")
+        base, end = op.slots[0].offset, op.slots[-1].end  # the meta unit's contiguous range
         slots = []
         for w, b in zip(op.slots[::2], op.slots[1::2], strict=True):
-            slots.append(f"({w.offset}, {b.offset}, {b.end}, {w.shape[0]}, {w.shape[1]})")
+            slots.append(f"({w.offset - base}, {b.offset - base}, {b.end - base}, {w.shape[0]}, "
+                         f"{w.shape[1]})")
         attr = self.module_line(op, "meta_attention", "_DwcMetaAttention",
                                 [str(op.task_dim), str(op.widths[-1]), slots, q(op.act)])
-        self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])
+        experts, gen = (self.var(i) for i in op.inputs)
+        self.fwd(op, f"self.{attr}", [experts, f"{gen}[:, {base}:{end}]"])
 
     def op_co_action(self, op: ir.CoAction) -> None:
         self.helpers.add("activation")
@@ -433,10 +484,7 @@ def _target_example(out) -> str:
     return f"torch.randn(batch_size, {out.width}, generator=generator)"
 
 
-def build_view(graph: Graph, source: SourceFile | None) -> ModuleView:
-    b = _Builder(graph, source)
-    for op in graph.ops:
-        b.lower(op)
+def _inputs(graph: Graph) -> list[InputView]:
     inputs = []
     for spec in graph.inputs:
         shape = py_tuple([str(d) for d in spec.shape]) if spec.shape else "()"
@@ -457,45 +505,159 @@ def build_view(graph: Graph, source: SourceFile | None) -> ModuleView:
                 doc += " (scenario-sensitive)"
         inputs.append(InputView(q(spec.name), spec.dtype, shape, spec.vocab, spec.role,
                                 f"{spec.name}: {doc}", example))
-    outputs = []
-    loss_lines: list[str] = []
+    return inputs
+
+
+def _outputs(graph: Graph, b: _Builder) -> tuple[list[OutputView], list[str]]:
+    outputs, loss_lines = [], []
     for out in graph.outputs:
-        value = b.var(out.value)
-        logit = b.var(out.logit)
         fn, extra = _LOSS[out.loss]
         head = f"total = {'total + ' if loss_lines else ''}{out.weight!r} * {fn}"
         loss_lines += call_lines(head, [f"logits[{q(out.name)}]", f"targets[{q(out.name)}]",
                                         *extra])
         outputs.append(OutputView(
-            q(out.name), value, logit,
+            q(out.name), b.var(out.value), b.var(out.logit),
             f"{out.name}: float32 [B, {out.width}], {out.head} head, loss {out.loss}"
             + (f" (weight {out.weight:g})" if out.weight != 1.0 else ""),
             _target_example(out)))
-    summary = _summary(graph)
-    return ModuleView(
-        class_name=class_name(graph.model),
-        model=graph.model,
-        output_keys=py_tuple([o.key for o in outputs]),
-        spec_name=_safe_doc(str(graph.options.get("spec_name", ""))),
-        spec_sha256=str(graph.options.get("spec_hash", "")),
+    return outputs, loss_lines
+
+
+def build_view(model: Graph, train: Graph, inference: Graph, source: SourceFile | None,
+               level: str = "-O2") -> FileView:
+    """The view of model.py: the training class (parameters from the model graph, forward from
+    the optimised training graph) and the inference class (the folded inference graph)."""
+    attrs = attribute_namespace()
+    helpers: set[str] = set()
+    name = class_name(train.model)
+
+    tb = _Builder(model, source, attrs, helpers)
+    tb.emit_forward = False
+    for op in model.ops:  # every parameter of the model, whatever the pipeline removed
+        tb.lower(op)
+    tb.graph, tb.producers, tb.emit_init, tb.emit_forward = train, train.producers(), False, True
+    for op in train.ops:
+        tb.lower(op)
+    t_outputs, loss_lines = _outputs(train, tb)
+
+    ib = _Builder(inference, source, attrs, helpers)
+    for op in inference.ops:
+        ib.lower(op)
+    i_outputs, _ = _outputs(inference, ib)
+
+    methods = _for_inference(name, inference, attrs) + _scenario_tables(train, inference, source,
+                                                                        attrs, helpers)
+    training = ClassView(name, "training", _summary(model), tb.init, tb.forward, t_outputs,
+                         _groups(model, attrs), loss_lines, methods)
+    folded = ClassView(f"{name}Inference", "inference", _summary(inference), ib.init, ib.forward,
+                       i_outputs, _groups(inference, attrs), [], [])
+    return FileView(
+        model=train.model,
+        spec_name=_safe_doc(str(train.options.get("spec_name", ""))),
+        spec_sha256=str(train.options.get("spec_hash", "")),
         version=__version__,
-        summary=summary,
-        inputs=inputs,
-        outputs=outputs,
-        init=b.init,
-        forward=b.forward,
-        loss_lines=loss_lines,
-        groups=_groups(graph, b),
-        helpers=sorted(b.helpers),
+        level=level,
+        inputs=_inputs(train),
+        output_keys=py_tuple([o.key for o in t_outputs]),
+        training=training,
+        inference=folded,
+        helpers=sorted(helpers),
     )
 
 
-def _groups(graph: Graph, b: _Builder) -> list[str]:
+def _for_inference(name: str, inference: Graph, attrs: Namespace) -> list[str]:
+    """`for_inference()`: copy the shared parameters, then compute every folded one."""
+    lines = [
+        "",
+        f"def for_inference(self) -> {name}Inference:",
+        f'    """The folded inference form ({name}Inference) carrying this module\'s weights.',
+        "",
+        "    Parameters with the same name and shape are copied; folded ones are computed from",
+        "    the training parameters (over-parameterised factors multiplied out, STAR weights",
+        "    merged per domain, scenario-only generators tabulated per cell). In eval mode the",
+        "    outputs equal this module's.",
+        '    """',
+        f"    model = {name}Inference(validate_inputs=self.validate_inputs)",
+        "    target = model.state_dict()",
+        "    shared = {",
+        "        key: value",
+        "        for key, value in self.state_dict().items()",
+        "        if key in target and value.shape == target[key].shape",
+        "    }",
+        "    model.load_state_dict(shared, strict=False)",
+    ]
+    folds = []
+    for op in inference.ops:
+        if not op.derived:
+            continue
+        a = attrs.create(op.module)
+        if op.derived == "overparam":
+            folds += [f"model.{a}.u_weight.copy_(self.{a}.u())",
+                      f"model.{a}.v_weight.copy_(self.{a}.v())"]
+        elif op.derived == "star":
+            folds += [f"model.{a}.weight.copy_(self.{a}.weight * self.{a}.domain_weight)",
+                      f"model.{a}.bias.copy_(self.{a}.bias + self.{a}.domain_bias)"]
+        elif op.derived == "scenario_table":
+            method = f"_scenario_table_{_method_suffix(op.generator)}"
+            folds.append(f"model.{a}.weight.copy_(self.{method}())")
+    if folds:
+        lines += ["    with torch.no_grad():", *(f"        {f}" for f in folds)]
+    lines.append("    return model.to(next(self.parameters()).device).eval()")
+    return lines
+
+
+def _method_suffix(ssa: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in ssa)
+
+
+def _scenario_tables(train: Graph, inference: Graph, source: SourceFile | None,
+                     attrs: Namespace, helpers: set[str]) -> list[str]:
+    """A method per folded generator computing its output for every scenario cell, in order."""
+    lines: list[str] = []
+    producers = train.producers()
+    for op in inference.ops:
+        if op.derived != "scenario_table":
+            continue
+        needed, stack = set(), [op.generator]
+        while stack:
+            name = stack.pop()
+            if name not in needed:
+                needed.add(name)
+                stack.extend(producers[name].inputs)
+        sub = _Builder(train, source, attrs, helpers)
+        sub.emit_init = False
+        for node in train.ops:
+            if node.result in needed:
+                sub.lower(node)
+        strides, stride = [], 1
+        vocab = {s.name: s.vocab for s in train.inputs}
+        for feature in reversed(train.scenario):
+            strides.append((feature, stride, vocab[feature]))
+            stride *= vocab[feature]
+        lines += [
+            "",
+            "@torch.no_grad()",
+            f"def _scenario_table_{_method_suffix(op.generator)}(self) -> torch.Tensor:",
+            f'    """`{op.generator}` for every scenario cell, row c = cell c (fold-scenario-table)."""',
+            "    was_training = self.training",
+            "    self.eval()",
+            f"    cells = torch.arange({op.cells}, device=next(self.parameters()).device)",
+            "    inputs = {",
+            *(f'        "{f}": cells // {st} % {v},' for f, st, v in reversed(strides)),
+            "    }",
+        ]
+        for block in sub.forward:
+            lines += [f"    # {block.comment}", *(f"    {line}" for line in block.lines)]
+        lines += ["    self.train(was_training)", f"    return {sub.var(op.generator)}"]
+    return lines
+
+
+def _groups(graph: Graph, attrs: Namespace) -> list[str]:
     groups: dict[str, list[str]] = {}
     for op in graph.ops:
         if op.module is None:
             continue
-        attr = b.attrs[op.module]
+        attr = attrs.create(op.module)
         is_param = isinstance(op, ir.DynamicLinear)  # a static bias: a bare nn.Parameter
         groups.setdefault(op.binding, []).append(
             f"self.{attr}" if is_param else f"*self.{attr}.parameters()")
@@ -514,7 +676,7 @@ def _summary(graph: Graph) -> list[str]:
     lines = []
     for op in graph.ops:
         if op.kind in ("input", "lookup", "concat", "head", "add", "activation", "dropout",
-                       "stop_gradient"):
+                       "stop_gradient", "scenario_index"):
             continue
         attrs = ", ".join(f"{k}={v}" for k, v in op.attrs().items() if k != "slots")
         detail = f"{op.kind}({attrs})" if attrs else op.kind

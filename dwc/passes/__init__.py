@@ -1,0 +1,30 @@
+"""Middle end: IR passes (APG rewrites, inference folds, fusion, DCE) and the pass manager.
+
+Importing this package registers every pass; `PIPELINES` and `parse_pipeline` are the entry points.
+"""
+
+from dwc.passes import (  # noqa: F401  (each module registers its pass)
+    apg,
+    dce,
+    fold_scenario_table,
+    fold_star,
+    fuse_generators,
+    strip_training,
+)
+from dwc.passes.base import (
+    PASSES,
+    PIPELINES,
+    Pass,
+    PassError,
+    PassManager,
+    PassRecord,
+    PassResult,
+    Pipeline,
+    parse_pipeline,
+    pipeline_for,
+)
+
+__all__ = [
+    "PASSES", "PIPELINES", "Pass", "PassError", "PassManager", "PassRecord", "PassResult",
+    "Pipeline", "parse_pipeline", "pipeline_for",
+]

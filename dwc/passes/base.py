@@ -1,0 +1,180 @@
+"""Pass infrastructure: the Pass contract, the registry, pipeline strings and the pass manager.
+
+A pass is a frozen dataclass with a `name` and its options as fields; `run(graph)` returns a
+`PassResult(graph, changed)` and never mutates its input (graphs are immutable). Passes may assume
+a verified graph and must return one: the manager verifies after every pass when asked
+(`--verify-each`; always in the tests).
+
+Every pass belongs to one of three stages:
+- "model": carries out what the spec asked for (APG's lowrank / share / overparam knobs). These
+  define the model's parameters, so they run at every optimisation level.
+- "train": rewrites that keep the function and the parameters (decompose, fuse-generators, DCE);
+  they apply to both the training and the inference graph.
+- "inference": folds that are only valid once training is over (fold-overparam, fold-star,
+  fold-scenario-table, strip-training); they produce the inference graph.
+
+Pipelines are written like `lowrank{rank=8},share,dce` (xdsl style).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from dwc.ir.graph import Graph
+from dwc.ir.verify import verify
+
+
+class PassError(ValueError):
+    """A malformed pipeline string or pass option (a usage error)."""
+
+
+@dataclass(frozen=True)
+class PassResult:
+    graph: Graph
+    changed: bool
+
+
+@dataclass(frozen=True)
+class Pass:
+    """Base class. Subclasses set `name`, `stage` and `summary`, and implement `run`."""
+
+    name: ClassVar[str] = ""
+    stage: ClassVar[str] = "train"
+    summary: ClassVar[str] = ""
+
+    def run(self, graph: Graph) -> PassResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def spelling(self) -> str:
+        """The pass as written in a pipeline string, with non-default options."""
+        opts = [f"{f.name}={getattr(self, f.name)}" for f in dataclasses.fields(self)
+                if getattr(self, f.name) != f.default]
+        return self.name + ("{" + ",".join(opts) + "}" if opts else "")
+
+
+PASSES: dict[str, type[Pass]] = {}
+
+
+def register(cls: type[Pass]) -> type[Pass]:
+    assert cls.name and cls.name not in PASSES, cls
+    PASSES[cls.name] = cls
+    return cls
+
+
+_ITEM = re.compile(r"\s*([a-z][a-z0-9-]*)\s*(?:\{([^}]*)\})?\s*(?:,|$)")
+
+
+def _convert(cls: type[Pass], key: str, text: str) -> object:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if key not in fields:
+        names = ", ".join(fields) or "none"
+        raise PassError(f"pass '{cls.name}' has no option '{key}' (options: {names})")
+    kind = fields[key].type
+    try:
+        if "bool" in str(kind):
+            if text not in ("true", "false"):
+                raise ValueError
+            return text == "true"
+        if "int" in str(kind):
+            return int(text)
+    except ValueError:
+        raise PassError(f"option '{key}' of pass '{cls.name}' expects {kind}, got {text!r}") \
+            from None
+    return text
+
+
+def parse_pipeline(text: str) -> list[Pass]:
+    """`'lowrank{rank=8},share,dce'` -> pass instances. Raises PassError on bad input."""
+    passes: list[Pass] = []
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        m = _ITEM.match(text, pos)
+        if not m or m.end() == pos:
+            raise PassError(f"cannot parse the pipeline at {text[pos:]!r}")
+        name, opts = m.group(1), m.group(2)
+        cls = PASSES.get(name)
+        if cls is None:
+            raise PassError(f"unknown pass '{name}' (passes: {', '.join(sorted(PASSES))})")
+        kwargs = {}
+        for item in filter(None, (o.strip() for o in (opts or "").split(","))):
+            if "=" not in item:
+                raise PassError(f"pass option {item!r} must be written key=value")
+            key, value = (x.strip() for x in item.split("=", 1))
+            kwargs[key] = _convert(cls, key, value)
+        passes.append(cls(**kwargs))
+        pos = m.end()
+    return passes
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The passes of one compilation: model passes, then the train and inference stages."""
+
+    model: list[Pass]
+    train: list[Pass]
+    inference: list[Pass]
+
+
+PIPELINES: dict[int, str] = {
+    0: "",
+    1: "decompose,dce,strip-training,dce",
+    2: "decompose,fuse-generators,dce,fold-overparam,fold-star,fold-scenario-table,"
+       "strip-training,dce",
+}
+"""Optimisation levels (after the model passes, which always run)."""
+
+MODEL_PASSES = "lowrank,share,overparam"
+
+
+def pipeline_for(level: int = 2, passes: str | None = None) -> Pipeline:
+    """The pipeline for `-O<level>`, or for an explicit `--passes` string (model passes first)."""
+    chosen = parse_pipeline(PIPELINES[level] if passes is None else passes)
+    # Everything from the first inference-only pass on builds the inference graph (a `dce` after
+    # the folds cleans up the inference graph); what comes before it applies to both.
+    first = next((i for i, p in enumerate(chosen) if p.stage == "inference"), len(chosen))
+    return Pipeline(model=parse_pipeline(MODEL_PASSES), train=chosen[:first],
+                    inference=chosen[first:])
+
+
+@dataclass
+class PassRecord:
+    """What one pass did: for timing, `--print-after` and the per-pass cost report."""
+
+    name: str
+    stage: str
+    changed: bool
+    seconds: float
+    graph: Graph
+
+
+@dataclass
+class PassManager:
+    """Runs passes in order, verifying after each when `verify_each`, recording what happened."""
+
+    verify_each: bool = False
+    on_pass: Callable[[PassRecord], None] | None = None
+    records: list[PassRecord] = dataclasses.field(default_factory=list)
+
+    def run(self, graph: Graph, passes: list[Pass], stage: str) -> Graph:
+        for p in passes:
+            start = time.perf_counter()
+            result = p.run(graph)
+            seconds = time.perf_counter() - start
+            if self.verify_each:
+                try:
+                    verify(result.graph)
+                except Exception as error:
+                    raise type(error)(f"after pass '{p.spelling()}': {error}") from error
+            record = PassRecord(p.spelling(), stage, result.changed, seconds, result.graph)
+            self.records.append(record)
+            if self.on_pass:
+                self.on_pass(record)
+            graph = result.graph
+        return graph
+

@@ -1,0 +1,86 @@
+"""fold-scenario-table: a generator whose condition is a function of the scenario cell alone is
+precomputed for every cell into a table; inference gathers a row instead of running it.
+
+Applies when every input the condition reads is a feature of the `scenarios a * b` declaration and
+the table stays small (cells <= max_cells and cells x outputs <= max_floats).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dwc.ir import ops as ir
+from dwc.ir.graph import Graph
+from dwc.ir.types import IdsType
+from dwc.passes.apg import fresh_module
+from dwc.passes.base import Pass, PassResult, register
+
+
+def source_features(graph: Graph, name: str) -> set[str]:
+    """The features whose inputs `name` depends on."""
+    producers = graph.producers()
+    seen, stack, features = set(), [name], set()
+    while stack:
+        op = producers[stack.pop()]
+        if op.result in seen:
+            continue
+        seen.add(op.result)
+        if isinstance(op, ir.Input):
+            features.add(op.feature)
+        stack.extend(op.inputs)
+    return features
+
+
+@register
+@dataclass(frozen=True)
+class FoldScenarioTable(Pass):
+    name = "fold-scenario-table"
+    stage = "inference"
+    summary = "scenario-only generators -> a per-cell lookup table (a gather)"
+    max_cells: int = 4096
+    max_floats: int = 16_777_216
+
+    def run(self, graph: Graph) -> PassResult:
+        if not graph.scenario or graph.scenario_cells > self.max_cells:
+            return PassResult(graph, False)
+        allowed = set(graph.scenario)
+        targets = [op for op in graph.ops if isinstance(op, ir.Generator | ir.FusedGenerator)
+                   and graph.scenario_cells * op.type.width <= self.max_floats
+                   and source_features(graph, op.inputs[0]) <= allowed]
+        if not targets:
+            return PassResult(graph, False)
+        ops = list(graph.ops)
+        index = next((op for op in ops if isinstance(op, ir.ScenarioIndex)), None)
+        if index is None:
+            index = self._scenario_index(graph, ops, targets[0])
+        for gen in targets:
+            hint = gen.module if isinstance(gen, ir.Generator) else f"{gen.binding}_generators"
+            table = ir.ScenarioTable(
+                result=gen.result, inputs=(index.result,), type=gen.type, span=gen.span,
+                module=fresh_module(graph.with_ops(ops), f"{hint}_table"), binding=gen.binding,
+                cells=graph.scenario_cells, generator=gen.result, slots=gen.slots,
+                derived="scenario_table")
+            ops[ops.index(gen)] = table
+        return PassResult(graph.with_ops(ops), True)
+
+    @staticmethod
+    def _scenario_index(graph: Graph, ops: list[ir.Op], before: ir.Op) -> ir.ScenarioIndex:
+        """Insert the scenario cell id (and any id inputs it needs) ahead of `before`."""
+        at = ops.index(before)
+        names = []
+        for feature in graph.scenario:
+            found = next((op for op in ops if isinstance(op, ir.Input) and op.feature == feature),
+                         None)
+            if found is None:
+                spec = next(s for s in graph.inputs if s.name == feature)
+                found = ir.Input(result=f"{feature}.ids", type=IdsType(spec.vocab),
+                                 feature=feature, binding=feature)
+                ops.insert(at, found)
+                at += 1
+            names.append(found.result)
+        radices = tuple(next(s.vocab for s in graph.inputs if s.name == f) for f in graph.scenario)
+        index = ir.ScenarioIndex(result="scenario.cell", inputs=tuple(names),
+                                 type=IdsType(graph.scenario_cells), radices=radices,
+                                 binding="scenario")
+        ops.insert(at, index)
+        return index

@@ -1,0 +1,29 @@
+"""fold-star: STAR's W * W_p[d] and b + b_p[d] merged once per domain for inference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dwc.ir import ops as ir
+from dwc.ir.graph import Graph
+from dwc.passes.base import Pass, PassResult, register
+from dwc.passes.slots import replace_op
+
+
+@register
+@dataclass(frozen=True)
+class FoldStar(Pass):
+    name = "fold-star"
+    stage = "inference"
+    summary = "STAR's shared * per-domain weights merged per domain (a gather, no product)"
+
+    def run(self, graph: Graph) -> PassResult:
+        changed = False
+        for op in list(graph.ops):
+            if isinstance(op, ir.StarLinear):
+                graph = replace_op(graph, op, ir.IndexedLinear(
+                    result=op.result, inputs=op.inputs, type=op.type, span=op.span,
+                    module=op.module, binding=op.binding, in_features=op.in_features,
+                    out_features=op.out_features, domains=op.domains, derived="star"))
+                changed = True
+        return PassResult(graph, changed)

@@ -1,0 +1,79 @@
+"""fuse-generators: linear generators that read the same condition run as one GEMM.
+
+Each generator keeps its parameters (and their names, so state_dicts still load); the fused op
+concatenates their weights and does one matmul, then the consumers read shifted slices. Only
+linear generators (no hidden layer) fuse; a generator with hidden layers stays on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from dwc.ir import ops as ir
+from dwc.ir.graph import Graph
+from dwc.ir.types import VecType
+from dwc.passes.base import Pass, PassResult, register
+
+
+@register
+@dataclass(frozen=True)
+class FuseGenerators(Pass):
+    name = "fuse-generators"
+    stage = "train"
+    summary = "linear generators on the same condition -> one batched GEMM"
+
+    def run(self, graph: Graph) -> PassResult:
+        groups: dict[str, list[ir.Generator]] = {}
+        for op in graph.ops:
+            if isinstance(op, ir.Generator) and not op.hidden:
+                groups.setdefault(op.inputs[0], []).append(op)
+        groups = {z: gens for z, gens in groups.items() if len(gens) > 1}
+        if not groups:
+            return PassResult(graph, False)
+        moved: dict[tuple[str, str], ir.Slot] = {}  # (old generator, slot) -> fused slot
+        fused_of: dict[str, str] = {}
+        fused_ops: dict[str, ir.FusedGenerator] = {}
+        for z, gens in groups.items():
+            parts, slots, offset = [], [], 0
+            result = f"{z}.generated"
+            for gen in gens:
+                shifted = []
+                for s in gen.slots:
+                    new = ir.Slot(f"{gen.module}.{s.name}", offset + s.offset, s.shape)
+                    moved[(gen.result, s.name)] = new
+                    shifted.append(new)
+                slots += shifted
+                parts.append(ir.GeneratorPart(gen.module, gen.in_features, gen.type.width,
+                                              gen.init, tuple(ir.Slot(s.name, s.offset, s.shape)
+                                                              for s in gen.slots)))
+                offset += gen.type.width
+                fused_of[gen.result] = result
+            fused_ops[gens[0].result] = ir.FusedGenerator(
+                result=result, inputs=(z,), type=VecType(offset), parts=tuple(parts),
+                slots=tuple(slots), span=gens[0].span, binding=gens[0].binding)
+        ops = []
+        for op in graph.ops:
+            if op.result in fused_ops:
+                ops.append(fused_ops[op.result])
+            elif op.result in fused_of:
+                continue
+            elif len(op.inputs) > 1 and op.inputs[1] in fused_of:
+                ops.append(_retarget(op, fused_of[op.inputs[1]], op.inputs[1], moved))
+            else:
+                ops.append(op)
+        return PassResult(graph.with_ops(ops), True)
+
+
+def _retarget(op: ir.Op, fused: str, old: str, moved) -> ir.Op:
+    def fix(slot):
+        return None if slot is None else moved[(old, slot.name)]
+
+    inputs = (op.inputs[0], fused, *op.inputs[2:])
+    if isinstance(op, ir.DynamicLinear):
+        return replace(op, inputs=inputs, weight=fix(op.weight), bias_slot=fix(op.bias_slot))
+    if isinstance(op, ir.LowRankDynamicLinear):
+        return replace(op, inputs=inputs, core=fix(op.core), u=fix(op.u), v=fix(op.v),
+                       bias_slot=fix(op.bias_slot))
+    if isinstance(op, ir.MetaAttention):
+        return replace(op, inputs=inputs, slots=tuple(fix(s) for s in op.slots))
+    raise AssertionError(f"{op.kind} reads generated numbers but cannot be retargeted")
