@@ -154,3 +154,38 @@ def test_dump_ir(tmp_path, capsys, args):
     out = capsys.readouterr().out
     assert "%h.generated: vec[664] = generator(%z)" in out
     assert os.path.exists(tmp_path / "model.py")
+
+
+APG = str(ROOT / "examples" / "apg.dw")
+
+
+def test_bad_pipeline_is_a_usage_error(tmp_path, capsys):
+    assert main(["compile", APG, "--passes", "lowrank{k=2}", "-o", str(tmp_path / "o")]) == 2
+    assert "pass 'lowrank' has no option 'k'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_print_after_and_time_passes(tmp_path, capsys):
+    assert main(["compile", APG, "-o", str(tmp_path), "--print-after", "share", "--time-passes",
+                 "--verify-each"]) == 0
+    err = capsys.readouterr().err
+    assert "// IR after share (model)" in err
+    assert "lowrank_dynamic_linear" in err.split("// IR after share")[1]
+    assert "fold-scenario-table" in err and "total" in err
+
+
+def test_explicit_passes_replace_the_optimisation_pipeline(tmp_path, capsys):
+    assert main(["compile", APG, "-o", str(tmp_path), "--passes", "decompose,dce",
+                 "--dump-ir"]) == 0
+    out = capsys.readouterr().out
+    assert "scenario_table" not in out and "decompose=true" in out
+
+
+def test_passes_command_lists_every_pass(capsys):
+    from dwc.passes import PASSES
+
+    assert main(["passes"]) == 0
+    out = capsys.readouterr().out
+    for name in PASSES:
+        assert name in out
+    assert "-O2:" in out

@@ -320,8 +320,9 @@ class _Builder:
         if not self.emit_forward:
             return
         weight, bias = self.var(f"{op.result}.weight"), self.var(f"{op.result}.bias")
-        for name, field in ((weight, "weight"), (bias, "bias")):
-            for line in call_lines(f"{name} = torch.cat", [[f"self.{a}[0].{field}" for a in attrs]]):
+        for name, member in ((weight, "weight"), (bias, "bias")):
+            parts = [f"self.{a}[0].{member}" for a in attrs]
+            for line in call_lines(f"{name} = torch.cat", [parts]):
                 self.put(self.forward, op, line)
         self.fwd(op, "F.linear", [self.var(op.inputs[0]), weight, bias])
 

@@ -1,0 +1,219 @@
+"""Passes: Before/Expected IR for each pass, verification after every pass, exact folds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dwc.driver import check_source, compile_source, optimize
+from dwc.ir.printer import print_graph
+from dwc.ir.verify import verify
+from dwc.passes import PassError, parse_pipeline
+from tests.conftest import EXAMPLES, ROOT, compile_example, compile_text, example_ids, source_of
+
+APG_ONE = """
+model one
+feature a : categorical(vocab = 50, dim = {n})
+feature s : categorical(vocab = 6, dim = {dz}) scenario
+scenarios s
+condition z = concat(s)
+h = linear(a, {m}) dynamic(by = z) apg(rank = {k}, overparam = {p})
+output y = identity(h) loss = mse
+"""
+
+
+def run_passes(spec: str, pipeline: str):
+    """Lower `spec`, then run `pipeline` pass by pass; returns (before, after) printed IR lines
+    of the ops whose text changed."""
+    graph = check_source(source_of(spec))
+    after = graph
+    for p in parse_pipeline(pipeline):
+        after = p.run(after).graph
+        verify(after)
+    return graph, after
+
+
+def op_line(graph, result: str) -> str:
+    return next(line for line in print_graph(graph).splitlines() if line.startswith(f"%{result}:"))
+
+
+SPEC = APG_ONE.format(n=16, m=12, dz=4, k=3, p=6)
+
+
+class TestApgPasses:
+    def test_lowered_form_is_full_rank(self):
+        graph, _ = run_passes(SPEC, "")
+        assert op_line(graph, "h.generated") == (
+            "%h.generated: vec[204] = generator(%z) {hidden=[], act=relu, init=default, "
+            "slots=[w@0:16x12, b@192:12]} @h_generator")
+        assert op_line(graph, "h").startswith("%h: vec[12] = dynamic_linear(%a, %h.generated) "
+                                              "{in=16, out=12, weight=w, bias=generated")
+
+    def test_lowrank(self):
+        _, after = run_passes(SPEC, "lowrank")
+        assert op_line(after, "h.generated") == (
+            "%h.generated: vec[105] = generator(%z) {hidden=[], act=relu, init=default, "
+            "slots=[u@0:16x3, s@48:3x3, v@57:3x12, b@93:12]} @h_generator")
+        assert op_line(after, "h") == (
+            "%h: vec[12] = lowrank_dynamic_linear(%a, %h.generated) {in=16, out=12, rank=3, "
+            "share=false, overparam=None, decompose=false, bias=generated, core=s, u=u, v=v, "
+            "bias_slot=b}")
+
+    def test_share(self):
+        _, after = run_passes(SPEC, "lowrank,share")
+        assert op_line(after, "h.generated") == (
+            "%h.generated: vec[21] = generator(%z) {hidden=[], act=relu, init=default, "
+            "slots=[s@0:3x3, b@9:12]} @h_generator")
+        assert op_line(after, "h") == (
+            "%h: vec[12] = lowrank_dynamic_linear(%a, %h.generated) {in=16, out=12, rank=3, "
+            "share=true, overparam=None, decompose=false, bias=generated, core=s, "
+            "bias_slot=b} @h_fc")
+
+    def test_overparam_and_fold(self):
+        _, after = run_passes(SPEC, "lowrank,share,overparam")
+        assert "overparam=6," in op_line(after, "h")
+        _, folded = run_passes(SPEC, "lowrank,share,overparam,fold-overparam")
+        assert "overparam=None," in op_line(folded, "h")
+        assert folded.op("h").derived == "overparam"
+
+    def test_decompose(self):
+        _, after = run_passes(SPEC, "lowrank,share,decompose")
+        assert "decompose=true" in op_line(after, "h")
+
+    def test_explicit_rank_applies_to_unmarked_layers(self):
+        spec = SPEC.replace(" apg(rank = 3, overparam = 6)", "")
+        _, untouched = run_passes(spec, "lowrank")
+        assert untouched.op("h").kind == "dynamic_linear"
+        _, factored = run_passes(spec, "lowrank{rank=5},share,overparam{width=10}")
+        op = factored.op("h")
+        assert (op.kind, op.rank, op.share, op.overparam) == ("lowrank_dynamic_linear", 5, True, 10)
+
+    def test_fold_scenario_table(self):
+        _, after = run_passes(SPEC, "lowrank,share,fold-scenario-table,dce")
+        assert op_line(after, "h.generated") == (
+            "%h.generated: vec[21] = scenario_table(%scenario.cell) {cells=6, "
+            "generator=h.generated} @h_generator_table")
+        assert "s.table" not in print_graph(after)  # the condition's subgraph is gone
+
+    def test_fold_star(self):
+        spec = ("model m\nfeature a : categorical(vocab = 9, dim = 4)\n"
+                "feature d : categorical(vocab = 3, dim = 2) scenario\n"
+                "h = star(a, [5], by = d)\noutput y = identity(h)\n")
+        before, after = run_passes(spec, "fold-star")
+        assert op_line(before, "h.fc0").startswith("%h.fc0: vec[5] = star_linear(%a, %d.ids)")
+        assert op_line(after, "h.fc0") == (
+            "%h.fc0: vec[5] = indexed_linear(%a, %d.ids) {in=4, out=5, domains=3} @h_fc0")
+
+    def test_fuse_generators(self):
+        spec = ("model m\nfeature a : categorical(vocab = 9, dim = 4)\n"
+                "feature d : categorical(vocab = 3, dim = 2) scenario\ncondition z = concat(d)\n"
+                "h = mlp(a, [5, 3]) dynamic(by = z) apg(rank = 2)\noutput y = identity(h)\n")
+        _, after = run_passes(spec, "lowrank,share,fuse-generators")
+        assert op_line(after, "z.generated") == (
+            "%z.generated: vec[16] = fused_generator(%z) {parts=[h_generator0, h_generator1]}")
+        assert "core=h_generator1.s" in op_line(after, "h.fc1")
+
+    def test_strip_training_and_dce(self):
+        spec = ("model m\nfeature a : categorical(vocab = 9, dim = 4)\n"
+                "feature unused : categorical(vocab = 9, dim = 4)\n"
+                "h = dropout(stop_gradient(a), 0.5)\noutput y = identity(linear(h, 1))\n")
+        before, after = run_passes(spec, "strip-training,dce")
+        assert [op.kind for op in before] == ["table", "table", "input", "lookup",
+                                              "stop_gradient", "dropout", "linear", "head"]
+        assert [op.kind for op in after] == ["table", "input", "lookup", "linear", "head"]
+        assert after.op("y.linear").inputs == ("a",)
+
+
+def test_pipeline_strings():
+    passes = parse_pipeline("lowrank{rank=8}, share ,dce")
+    assert [p.spelling() for p in passes] == ["lowrank{rank=8}", "share", "dce"]
+    for bad, message in [("nope", "unknown pass 'nope'"), ("lowrank{k=1}", "no option 'k'"),
+                         ("lowrank{rank=x}", "expects"), ("dce{", "cannot parse")]:
+        with pytest.raises(PassError, match=message):
+            parse_pipeline(bad)
+
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+@pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())
+def test_every_example_verifies_after_every_pass(path, level):
+    graph = check_source(source_of(path.read_text(), path.name))
+    _, train, inference, records = optimize(graph, level, verify_each=True)
+    assert records or level == 0 and not any(o.kind == "dynamic_linear" and o.apg for o in graph)
+    verify(train)
+    verify(inference)
+
+
+def _trained(cls, steps: int = 3):
+    """A module whose parameters moved off their (often neutral) initial values."""
+    torch.manual_seed(0)
+    model = cls()
+    g = torch.Generator().manual_seed(0)
+    inputs, targets = cls.example_inputs(64, g), cls.example_targets(64, g)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model.loss(inputs, targets).backward()
+        optimizer.step()
+    return model.eval()
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())
+def test_inference_form_is_exact(path):
+    """fold-overparam, fold-star, fold-scenario-table and strip-training change outputs <= 1e-5."""
+    _, cls = compile_example(path)
+    model = _trained(cls)
+    folded = model.for_inference()
+    inputs = cls.example_inputs(33, torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        expected, actual = model(inputs), folded(inputs)
+    for name in expected:
+        assert (expected[name] - actual[name]).abs().max().item() <= 1e-5, name
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())
+def test_weights_travel_across_optimisation_levels(path):
+    """Parameter names do not depend on -O: an -O2 state_dict loads strictly at -O0."""
+    _, fast = compile_example(path, level=2)
+    _, naive = compile_example(path, level=0)
+    trained = _trained(fast)
+    other = naive()
+    other.load_state_dict(trained.state_dict(), strict=True)
+    other.eval()
+    inputs = fast.example_inputs(17, torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        a, b = trained(inputs), other(inputs)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+
+
+def test_o0_and_o2_generate_different_code_for_apg():
+    source = source_of((ROOT / "examples" / "apg.dw").read_text(), "apg.dw")
+    o0 = compile_source(source, level=0, verify_each=True)
+    o2 = compile_source(source, level=2, verify_each=True)
+    assert o0.files["model.py"] != o2.files["model.py"]
+    layers = [[op.decompose for op in r.graph if op.kind == "lowrank_dynamic_linear"]
+              for r in (o0, o2)]
+    assert layers == [[False] * 3, [True] * 3]  # -O0 materialises W = U S V per sample
+    assert any(op.kind == "fused_generator" for op in o2.graph)
+    assert any(op.kind == "scenario_table" for op in o2.inference)
+    assert not any(op.kind in ("fused_generator", "scenario_table") for op in o0.inference)
+
+
+def test_lowrank_at_full_rank_represents_the_original_layer():
+    """W = U S V with K = min(N, M): choose U = I, V = I, S = W and compare with full rank."""
+    spec = ("model m\nfeature a : categorical(vocab = 20, dim = 6)\n"
+            "feature s : categorical(vocab = 4, dim = 3) scenario\ncondition z = concat(s)\n"
+            "h = linear(a, 6) dynamic(by = z){apg}\noutput y = identity(h) loss = mse\n")
+    _, full_cls = compile_text(spec.replace("{apg}", ""))
+    _, low_cls = compile_text(spec.replace("{apg}", " apg(rank = 6)"))
+    full, low = full_cls().eval(), low_cls().eval()
+    with torch.no_grad():
+        low.a_embedding.weight.copy_(full.a_embedding.weight)
+        low.s_embedding.weight.copy_(full.s_embedding.weight)
+        low.h_fc.u_weight.copy_(torch.eye(6))
+        low.h_fc.v_weight.copy_(torch.eye(6))
+        low.h_generator[0].weight.copy_(full.h_generator[0].weight)  # [W (36), b (6)] = [S, b]
+        low.h_generator[0].bias.copy_(full.h_generator[0].bias)
+    inputs = full_cls.example_inputs(21)
+    with torch.no_grad():
+        torch.testing.assert_close(full(inputs)["y"], low(inputs)["y"], rtol=1e-5, atol=1e-5)
