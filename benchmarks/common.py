@@ -1,0 +1,110 @@
+"""Shared helpers for dwc's benchmarks: compiling specs to modules, timing, peak memory, and
+writing result tables into docs/benchmarks.md (each benchmark owns one marked section)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dwc.driver import compile_source  # noqa: E402
+from dwc.source import SourceFile  # noqa: E402
+
+DOC = ROOT / "docs" / "benchmarks.md"
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), Python {platform.python_version()}, "
+            f"{platform.system()} {platform.machine()}")
+
+
+def load_model(spec: str, name: str, **options):
+    """Compile spec text with dwc; returns the generated module's training class."""
+    result = compile_source(SourceFile(f"{name}.dw", spec), **options)
+    module_name = f"_bench_{name}_{abs(hash(str(options)))}"
+    mod_spec = importlib.util.spec_from_loader(module_name, loader=None)
+    module = importlib.util.module_from_spec(mod_spec)
+    sys.modules[module_name] = module
+    exec(compile(result.files["model.py"], module_name, "exec"), module.__dict__)
+    return next(v for v in vars(module).values()
+                if isinstance(v, type) and hasattr(v, "for_inference")
+                and v.__module__ == module_name)
+
+
+def median_seconds(fn, repeats: int = 20, warmup: int = 3, budget: float = 3.0) -> float:
+    """Median wall time of fn(); fewer repeats when one call is slow (keeps runs short)."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < repeats and (len(times) < 3 or time.perf_counter() - started < budget):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def high_water_bytes() -> int:
+    """This process's peak resident set size (VmHWM: per address space, so unlike ru_maxrss it
+    does not inherit the parent's peak across fork/exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
+def peak_rss_delta(script: str, *args: str) -> int:
+    """Run `script args` in a fresh process; it prints one JSON number: bytes of peak-RSS growth."""
+    out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout
+    return int(json.loads(out.strip().splitlines()[-1]))
+
+
+def write_section(name: str, markdown: str) -> None:
+    """Replace the `name` section of docs/benchmarks.md (creating the file if needed)."""
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    text = DOC.read_text() if DOC.exists() else (
+        "# Benchmarks\n\nMeasured side by side in one run per section; rerun the command shown "
+        "in each section to reproduce. Numbers are from the machine each section names.\n")
+    block = f"{begin}\n{markdown.rstrip()}\n{end}"
+    if begin in text:
+        text = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, text,
+                      flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    DOC.write_text(text)
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f}" if seconds < 0.01 else f"{seconds * 1e3:.1f}"
+
+
+def fmt_mib(n: int) -> str:
+    return f"{n / 2**20:.1f}"
