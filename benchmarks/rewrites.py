@@ -15,7 +15,6 @@ import json
 import sys
 
 import torch
-
 from common import (
     fmt_mib,
     fmt_ms,
