@@ -1,8 +1,9 @@
-"""The `dwc` command line: compile, check, fmt, explain.
+"""The `dwc` command line: compile, check, fmt, explain, passes, verify.
 
 Exit codes (ruff / mypy convention): 0 success, 1 the spec has errors (diagnostics printed) or
-`fmt --check` found unformatted files, 2 usage errors, unreadable/unwritable files and internal
-errors. No traceback reaches a user unless DWC_DEBUG=1 is set.
+`fmt --check` found unformatted files, 2 usage errors, unreadable/unwritable files, weights that do
+not fit, failed exports and internal errors, 3 `verify` found outputs above the tolerance. No
+traceback reaches a user unless DWC_DEBUG=1 is set.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from dwc import __version__
 from dwc.diagnostics import Diagnostic, DiagnosticError, Label, render_json, render_text
 from dwc.source import SourceFile, Span
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
-_FILE_LEVEL = {"DW401", "DW402", "DW404"}
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_MISMATCH = 0, 1, 2, 3
+_FILE_LEVEL = {"DW401", "DW402", "DW404", "DW405", "DW407", "DW408"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,10 +37,13 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compile", help="compile a spec to a target")
     p.add_argument("file")
-    p.add_argument("--target", default="torch", help="backend to emit (default: torch)")
+    p.add_argument("--target", default="torch", help="torch (default), onnx or tvm")
     p.add_argument("-o", "--output", default=None,
                    help="output directory (default: ./<model name>)")
     _pipeline_options(p)
+    _export_options(p)
+    p.add_argument("--triton", action="store_true",
+                   help="onnx: also write a Triton model repository under triton/")
     p.add_argument("--dump-ir", action="store_true",
                    help="print the final training and inference IR to stdout")
     p.add_argument("--format", choices=("text", "json"), default="text",
@@ -62,7 +66,27 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json"), default="table")
 
     sub.add_parser("passes", help="list the passes and the -O pipelines")
+
+    p = sub.add_parser("verify", help="run backends on the same inputs and compare with torch "
+                       "(exit 3 above tolerance)")
+    p.add_argument("file")
+    p.add_argument("--targets", default="torch,onnx,tvm",
+                   help="comma-separated: torch (the inference form), onnx, tvm")
+    p.add_argument("--batches", default="1,33", help="batch sizes to run (default 1,33)")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="max abs error (default 1e-4)")
+    _pipeline_options(p)
+    _export_options(p)
     return parser
+
+
+def _export_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", default=None, metavar="STATE_DICT",
+                   help="a state_dict saved from the generated training module")
+    p.add_argument("--opset", type=int, default=17, help="onnx: opset version (default 17)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="tvm: device")
+    p.add_argument("--arch", default=None, help="tvm cuda: GPU architecture (default sm_90)")
+    p.add_argument("--max-batch", type=int, default=8192,
+                   help="largest batch the artifact accepts (default 8192)")
 
 
 def _pipeline_options(p: argparse.ArgumentParser) -> None:
@@ -129,11 +153,20 @@ def cmd_compile(args) -> int:
     from dwc.driver import compile_source, write_artifacts
     from dwc.ir.printer import print_graph
 
+    from dwc.driver import ExportOptions
+
     source = _load(args.file)
     on_pass, report = _pass_hooks(args)
+    export = _export(args, ExportOptions)
     result = _with_pass_errors(lambda: compile_source(
-        source, args.target, args.level, args.passes, args.verify_each, on_pass))
+        source, args.target, args.level, args.passes, args.verify_each, on_pass, export))
     report()
+    if args.target != "torch" and args.weights is None:
+        print(render_text(Diagnostic(
+            "DW406", f"no --weights: the {args.target} artifact carries the seeded "
+            "initialisation", Label(Span(0, 0)), located=False,
+            help="pass --weights state.pt (a state_dict of the trained module)"), source),
+            file=sys.stderr)
     out = args.output or result.graph.model
     path = write_artifacts(result.files, out)
     if args.dump_ir:
@@ -224,6 +257,45 @@ def cmd_passes(args) -> int:
     return EXIT_OK
 
 
+def _export(args, options_cls):
+    if args.max_batch < 1:
+        raise _UsageError("--max-batch must be at least 1")
+    return options_cls(weights=args.weights, opset=args.opset,
+                       triton=getattr(args, "triton", False), device=args.device, arch=args.arch,
+                       max_batch=args.max_batch)
+
+
+def cmd_verify(args) -> int:
+    from dwc.driver import ExportOptions
+    from dwc.verify import verify_spec
+
+    try:
+        batches = [int(b) for b in args.batches.split(",")]
+    except ValueError:
+        raise _UsageError(f"--batches must be integers, got {args.batches!r}") from None
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = sorted(set(targets) - {"torch", "onnx", "tvm"})
+    if unknown:
+        raise _UsageError(f"unknown verify target(s): {', '.join(unknown)}")
+    source = _load(args.file)
+    report = _with_pass_errors(lambda: verify_spec(
+        source, targets, batches, _export(args, ExportOptions), args.level, args.passes))
+    width = max(len(r.target) for r in report)
+    failed = False
+    for row in report:
+        ok = row.max_error <= args.tolerance
+        failed |= not ok
+        print(f"{row.target:<{width}}  batch {row.batch:>5}  {row.output:<16} max abs error "
+              f"{row.max_error:.3e}  {'ok' if ok else 'FAIL'}")
+    if failed:
+        print(render_text(Diagnostic(
+            "DW409", f"outputs differ from torch by more than {args.tolerance:g}",
+            Label(Span(0, 0)), located=False, help="please report this with the spec"), source),
+            file=sys.stderr)
+        return EXIT_MISMATCH
+    return EXIT_OK
+
+
 def _with_pass_errors(thunk):
     from dwc.passes import PassError
 
@@ -238,7 +310,7 @@ class _UsageError(Exception):
 
 
 COMMANDS = {"compile": cmd_compile, "check": cmd_check, "fmt": cmd_fmt, "explain": cmd_explain,
-            "passes": cmd_passes}
+            "passes": cmd_passes, "verify": cmd_verify}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,12 +17,25 @@ from pathlib import Path
 from dwc.diagnostics import Diagnostic, DiagnosticError, Label
 from dwc.ir.graph import Graph
 from dwc.ir.verify import verify
+from dwc.manifest import manifest
 from dwc.parse import parse
 from dwc.passes import PassManager, PassRecord, pipeline_for
 from dwc.sema import elaborate
 from dwc.source import SourceFile, Span
 
-TARGETS = ("torch",)
+TARGETS = ("torch", "onnx", "tvm")
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Options of the deployable targets (onnx, tvm)."""
+
+    weights: str | None = None
+    opset: int = 17
+    triton: bool = False
+    device: str = "cpu"
+    arch: str | None = None
+    max_batch: int = 8192
 
 
 @dataclass(frozen=True)
@@ -76,7 +89,8 @@ def optimize(graph: Graph, level: int = 2, passes: str | None = None, verify_eac
 
 def compile_source(source: SourceFile, target: str = "torch", level: int = 2,
                    passes: str | None = None, verify_each: bool = False,
-                   on_pass: Callable[[PassRecord], None] | None = None) -> CompileResult:
+                   on_pass: Callable[[PassRecord], None] | None = None,
+                   export: ExportOptions | None = None) -> CompileResult:
     """Compile a spec for `target`; returns the artifact files without writing them."""
     if target not in TARGETS:
         raise DiagnosticError([Diagnostic(
@@ -88,10 +102,22 @@ def compile_source(source: SourceFile, target: str = "torch", level: int = 2,
 
     level_name = f"--passes {passes}" if passes is not None else f"-O{level}"
     module = generate(model, train, inference, source, level_name)
-    return CompileResult(source, train, inference, model, records, {"model.py": module.source})
+    files: dict[str, str | bytes] = {"model.py": module.source}
+    result = CompileResult(source, train, inference, model, records, files)
+    if target == "torch":
+        files["spec.dw"] = source.text
+        files["manifest.json"] = manifest(
+            inference, records, {"kind": "torch", "class": module.class_name,
+                                 "level": level_name}, {"module": "model.py", "spec": "spec.dw"},
+            None, "none (a module to train)")
+        return result
+    from dwc.backends.artifacts import export_artifact
+
+    exported = export_artifact(result, target, export or ExportOptions())
+    return CompileResult(source, train, inference, model, records, exported)
 
 
-def write_artifacts(files: dict[str, str], out_dir: str | os.PathLike[str]) -> Path:
+def write_artifacts(files: dict[str, str | bytes], out_dir: str | os.PathLike[str]) -> Path:
     """Write `files` into `out_dir` atomically.
 
     The files are written into a temporary sibling directory first. A new `out_dir` is created by
@@ -109,8 +135,11 @@ def write_artifacts(files: dict[str, str], out_dir: str | os.PathLike[str]) -> P
         for name, content in sorted(files.items()):
             path = staging / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(content)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                with open(path, "w", encoding="utf-8", newline="\n") as handle:
+                    handle.write(content)
         if not out.exists():
             os.replace(staging, out)
             return out

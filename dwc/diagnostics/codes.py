@@ -113,6 +113,20 @@ _TABLE = [
          "Run `dwc fmt FILE` to rewrite it."),
     Code("DW404", "unknown-target", _E, "a compile target this build of dwc does not provide",
          "The available targets are listed by `dwc compile --help`."),
+    Code("DW405", "weights-mismatch", _E, "a --weights state_dict does not fit the model",
+         "The message names the missing, unexpected and mis-shaped parameters. Save the state_dict "
+         "of the training module compiled from the same spec (`torch.save(model.state_dict(), "
+         "path)`)."),
+    Code("DW406", "no-weights", Severity.WARNING, "an artifact exported without trained weights",
+         "Without --weights the artifact carries the module's seeded initialisation (useful for "
+         "tests, not for serving)."),
+    Code("DW407", "export-failed", _E, "a backend could not build the artifact",
+         "The message carries the backend's own error; please report it with the spec, since every "
+         "example spec exports (this is tested)."),
+    Code("DW408", "missing-backend", _E, "the Python package a target needs is not installed",
+         "Install the export extra: pip install 'dwc[export]'."),
+    Code("DW409", "verification-failed", _E, "a backend's outputs differ from the torch reference",
+         "`dwc verify` exits 3 when any output's max abs error exceeds the tolerance."),
     # --- DW9xx: internal ------------------------------------------------------------------------
     Code("DW900", "internal-error", _E, "dwc itself failed: this is a bug",
          "Please file an issue with the spec and the command; rerun with DWC_DEBUG=1 for a traceback."),

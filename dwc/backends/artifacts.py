@@ -1,0 +1,69 @@
+"""Deployable artifacts: the files of an ONNX or TVM export (model, weights, manifest, spec copy,
+optionally a Triton repository), built from the folded inference module."""
+
+from __future__ import annotations
+
+import json
+
+from dwc.diagnostics import Diagnostic, DiagnosticError, Label
+from dwc.manifest import manifest
+from dwc.source import Span
+
+
+def _fail(code: str, message: str, help: str) -> DiagnosticError:
+    return DiagnosticError([Diagnostic(code, message, Label(Span(0, 0)), help=help,
+                                       located=False)])
+
+
+def _require(package: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(package) is None:
+        raise _fail("DW408", f"the '{package}' package is needed for this target",
+                    "pip install 'dwc[export]'")
+
+
+def export_artifact(result, target: str, options) -> dict[str, str | bytes]:
+    """Build the artifact files for `target` ("onnx" or "tvm")."""
+    _require("torch")
+    _require("onnx" if target == "onnx" else "tvm")
+    from dwc.backends.export import inference_model
+
+    model_py = result.files["model.py"]
+    im = inference_model(model_py, result.inference.model, options.weights)
+    files: dict[str, str | bytes] = {"spec.dw": result.source.text}
+    try:
+        if target == "onnx":
+            from dwc.backends.onnx_export import export_onnx, metadata_for, triton_config
+
+            data, kept = export_onnx(im, options.opset, metadata_for(result, im))
+            files["model.onnx"] = data
+            text = manifest(result.inference, result.records,
+                            {"kind": "onnx", "opset": options.opset},
+                            {"model": "model.onnx", "spec": "spec.dw"}, options.max_batch,
+                            im.weights, kept)
+            files["manifest.json"] = text
+            if options.triton:
+                name = result.inference.model
+                files[f"triton/{name}/1/model.onnx"] = data
+                files[f"triton/{name}/config.pbtxt"] = triton_config(json.loads(text),
+                                                                     options.max_batch)
+        else:
+            from dwc.backends.tvm_export import build_tvm, target_for
+
+            tvm_target = target_for(options.device, options.arch)
+            library, params, kinds = build_tvm(im, tvm_target, options.max_batch)
+            files["model.so"] = library
+            files["model.params"] = params
+            files["manifest.json"] = manifest(
+                result.inference, result.records, {**tvm_target, "module_tree": kinds},
+                {"library": "model.so", "params": "model.params", "spec": "spec.dw"},
+                options.max_batch, im.weights)
+    except DiagnosticError:
+        raise
+    except Exception as error:  # a backend's own failure, reported with its message
+        raise _fail("DW407", f"the {target} backend failed: {type(error).__name__}: "
+                    f"{str(error).splitlines()[0] if str(error) else ''}",
+                    "please report this with the spec; rerun with DWC_DEBUG=1 for details") \
+            from error
+    return files

@@ -1,0 +1,119 @@
+"""What every deployable artifact shares: the folded inference module (with trained weights),
+a positional wrapper for exporters, the manifest and the spec copy.
+
+Artifacts are always built from `for_inference()` of the generated training module, so ONNX and
+TVM compute exactly what the torch inference form computes (one source of semantics).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dwc.diagnostics import Diagnostic, DiagnosticError, Label
+from dwc.source import Span
+
+_counter = 0
+
+
+def load_generated(source: str, name: str = "model"):
+    """Import generated model.py source; returns its training class."""
+    global _counter
+    _counter += 1
+    module_name = f"_dwc_generated_{name}_{_counter}"
+    spec = importlib.util.spec_from_loader(module_name, loader=None)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    exec(compile(source, f"<dwc {name}>", "exec"), module.__dict__)
+    return next(v for v in vars(module).values() if isinstance(v, type)
+                and v.__module__ == module_name and hasattr(v, "for_inference"))
+
+
+def _weights_error(message: str, notes: list[str]) -> DiagnosticError:
+    return DiagnosticError([Diagnostic(
+        "DW405", message, Label(Span(0, 0)), notes=tuple(notes), located=False,
+        help="save the state_dict of the training module compiled from this spec: "
+        "torch.save(model.state_dict(), path)")])
+
+
+def load_weights(model: nn.Module, path: str | Path) -> None:
+    """Load a saved state_dict strictly; mismatches become one DW405 naming every parameter."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError) as error:
+        raise _weights_error(f"cannot load weights from '{path}': {error}", []) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise _weights_error(f"'{path}' does not hold a state_dict (a dict of tensors)", [])
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shaped = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or shaped:
+        notes = []
+        if missing:
+            notes.append("missing: " + ", ".join(missing))
+        if unexpected:
+            notes.append("unexpected: " + ", ".join(unexpected))
+        for k in shaped:
+            notes.append(f"mis-shaped: {k} is {list(state[k].shape)} in the file, "
+                         f"{list(own[k].shape)} in the model")
+        raise _weights_error(f"the weights in '{path}' do not fit this model", notes)
+    model.load_state_dict(state, strict=True)
+
+
+@dataclass
+class InferenceModel:
+    """The folded inference module and the facts every exporter needs."""
+
+    module: nn.Module
+    training_class: type
+    input_names: list[str]
+    output_names: list[str]
+    weights: str
+    """"init (seed 0)" or the weights file with its sha256."""
+
+
+def inference_model(model_py: str, name: str, weights: str | Path | None) -> InferenceModel:
+    cls = load_generated(model_py, name)
+    torch.manual_seed(0)  # without weights, artifacts are still reproducible
+    model = cls(validate_inputs=False)
+    described = "init (torch seed 0)"
+    if weights is not None:
+        load_weights(model, weights)
+        digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
+        described = f"{Path(weights).name} (sha256 {digest})"
+    folded = model.eval().for_inference()
+    folded.validate_inputs = False
+    return InferenceModel(folded, cls, list(cls.INPUTS), list(cls.OUTPUTS), described)
+
+
+class Positional(nn.Module):
+    """Wraps a generated module for exporters: inputs in INPUTS order, outputs as a tuple."""
+
+    def __init__(self, model: nn.Module, input_names: list[str], output_names: list[str]):
+        super().__init__()
+        self.model = model
+        self.input_names = input_names
+        self.output_names = output_names
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outputs = self.model(dict(zip(self.input_names, inputs, strict=True)))
+        return tuple(outputs[name] for name in self.output_names)
+
+
+def example_args(im: InferenceModel, batch: int) -> tuple[torch.Tensor, ...]:
+    inputs = im.training_class.example_inputs(batch, torch.Generator().manual_seed(batch))
+    return tuple(inputs[n] for n in im.input_names)
+
+
+def to_bytes(write) -> bytes:
+    buffer = io.BytesIO()
+    write(buffer)
+    return buffer.getvalue()
