@@ -25,7 +25,7 @@ def test_compile_writes_model_py(tmp_path):
     out = tmp_path / "out"
     assert main(["compile", DW_MLP, "--target", "torch", "-o", str(out)]) == 0
     assert (out / "model.py").read_text().startswith('"""DwMlp')
-    assert [p.name for p in out.iterdir()] == ["model.py"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.py", "spec.dw"]
 
 
 def test_generated_model_runs_as_a_script(tmp_path):

@@ -348,14 +348,14 @@ class CtrMlpInference(nn.Module):
 def _dwc_seq_pool(embedded: torch.Tensor, lengths: torch.Tensor, mode: str) -> torch.Tensor:
     """Pool B x T x d embeddings over the first `lengths[b]` positions (empty -> zeros)."""
     positions = torch.arange(embedded.shape[1], device=embedded.device)
-    mask = (positions.unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(2)
+    valid = (positions.unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(2)
     if mode == "max":
-        pooled = embedded.masked_fill(~mask, float("-inf")).amax(dim=1)
+        pooled = embedded.masked_fill(~valid, float("-inf")).amax(dim=1)
         return torch.where(lengths.unsqueeze(1) > 0, pooled, torch.zeros_like(pooled))
-    summed = (embedded * mask).sum(dim=1)
+    summed = (embedded * valid.to(embedded.dtype)).sum(dim=1)
     if mode == "sum":
         return summed
-    return summed / lengths.clamp(min=1).unsqueeze(1).to(embedded.dtype)
+    return summed / lengths.to(embedded.dtype).clamp(min=1.0).unsqueeze(1)
 
 
 if __name__ == "__main__":
