@@ -150,10 +150,8 @@ def _load(path: str) -> SourceFile:
 
 
 def cmd_compile(args) -> int:
-    from dwc.driver import compile_source, write_artifacts
+    from dwc.driver import ExportOptions, compile_source, write_artifacts
     from dwc.ir.printer import print_graph
-
-    from dwc.driver import ExportOptions
 
     source = _load(args.file)
     on_pass, report = _pass_hooks(args)
