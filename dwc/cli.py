@@ -67,6 +67,15 @@ def _build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("passes", help="list the passes and the -O pipelines")
 
+    p = sub.add_parser("lint", help="check specs for likely mistakes (exit 1 on findings)")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--format", choices=("text", "json", "sarif", "github"), default="text")
+    p.add_argument("--select", default=None, help="only these codes or prefixes (comma-separated)")
+    p.add_argument("--ignore", default=None, help="skip these codes or prefixes (comma-separated)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="reference batch size for memory rules (default 4096 or [tool.dwc])")
+    p.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings")
+
     p = sub.add_parser("verify", help="run backends on the same inputs and compare with torch "
                        "(exit 3 above tolerance)")
     p.add_argument("file")
@@ -255,6 +264,38 @@ def cmd_passes(args) -> int:
     return EXIT_OK
 
 
+def cmd_lint(args) -> int:
+    from pathlib import Path
+
+    from dwc.lint import lint_source
+    from dwc.lint.runner import ConfigError, find_config, render
+
+    results = []
+    for path in args.files:
+        source = _load(path)
+        try:
+            config, _ = find_config(Path(path).resolve().parent)
+        except ConfigError as error:
+            raise _UsageError(str(error)) from None
+        if args.select:
+            config.select = {c.strip() for c in args.select.split(",") if c.strip()}
+        if args.ignore:
+            config.ignore |= {c.strip() for c in args.ignore.split(",") if c.strip()}
+        if args.batch is not None:
+            if args.batch < 1:
+                raise _UsageError("--batch must be at least 1")
+            config.batch = args.batch
+        results.append((source, lint_source(source, config)))
+    text = render(results, args.format)
+    if text:
+        print(text)
+    count = sum(len(ds) for _, ds in results)
+    if args.format == "text":
+        print(f"dwc lint: {count} finding{'s' if count != 1 else ''} in {len(results)} "
+              f"file{'s' if len(results) != 1 else ''}", file=sys.stderr)
+    return EXIT_OK if count == 0 or args.exit_zero else EXIT_FINDINGS
+
+
 def _export(args, options_cls):
     if args.max_batch < 1:
         raise _UsageError("--max-batch must be at least 1")
@@ -308,7 +349,7 @@ class _UsageError(Exception):
 
 
 COMMANDS = {"compile": cmd_compile, "check": cmd_check, "fmt": cmd_fmt, "explain": cmd_explain,
-            "passes": cmd_passes, "verify": cmd_verify}
+            "passes": cmd_passes, "verify": cmd_verify, "lint": cmd_lint}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

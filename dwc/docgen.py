@@ -73,12 +73,41 @@ def diagnostics_reference() -> str:
     return "\n".join(out)
 
 
+def lint_reference() -> str:
+    from dwc.lint.rules import RULES
+
+    out = ["# Lint rules", "",
+           "Generated from `dwc/lint/rules.py` by `python -m dwc.docgen`; do not edit.", "",
+           "`dwc lint FILE... [--format text|json|sarif|github] [--select CODES] [--ignore CODES] "
+           "[--batch B] [--exit-zero]` exits 0 when clean, 1 with findings, 2 on usage errors. "
+           "Syntax and semantic errors (DW1xx-DW3xx, docs/diagnostics.md) are reported too.", "",
+           "Suppress a finding with `# dwc: ignore[DW505]` on its line (or a bare `# dwc: ignore`), "
+           "for a whole file with `# dwc: ignore-file[DW505]`. Settings live in `pyproject.toml`:",
+           "", "```toml", "[tool.dwc]", 'select = ["DW5"]          # codes or prefixes',
+           'ignore = ["DW510"]', "batch = 4096               # reference batch for memory rules",
+           "memory-budget-mib = 1024   # DW508", "huge-vocab = 100000        # DW504",
+           "scenario-max-vocab = 10000 # DW505", "```", "",
+           "| code | name | severity | summary |", "|---|---|---|---|"]
+    for code in RULES:
+        c = CODES[code]
+        out.append(f"| [{code}](#{code.lower()}) | `{c.name}` | {c.severity.value} | {c.summary} |")
+    out.append("")
+    for code, rule in RULES.items():
+        c = CODES[code]
+        out += [f"## {code}", "", f"`{c.name}` ({c.severity.value})", "",
+                f"**What it does.** {rule.what}", "", f"**Why is this bad?** {rule.why}", "",
+                "**Example**", "", "```", rule.example, "```", "", "**Use instead**", "", "```",
+                rule.use_instead, "```", ""]
+    return "\n".join(out)
+
+
 def render(root: Path) -> dict[Path, str]:
     language = root / "docs" / "language.md"
     text = language.read_text(encoding="utf-8")
     start, end = text.index(BEGIN), text.index(END) + len(END)
     return {
         root / "docs" / "diagnostics.md": diagnostics_reference(),
+        root / "docs" / "lint.md": lint_reference(),
         language: text[:start] + operations_reference() + text[end:],
     }
 

@@ -84,6 +84,8 @@ def optimize(graph: Graph, level: int = 2, passes: str | None = None, verify_eac
     model = manager.run(graph, pipeline.model, "model")
     train = manager.run(model, pipeline.train, "train")
     inference = manager.run(train, pipeline.inference, "inference")
+    verify(train)  # cheap, and a broken pass must never reach a backend
+    verify(inference)
     return model, train, inference, manager.records
 
 

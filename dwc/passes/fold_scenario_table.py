@@ -53,6 +53,14 @@ class FoldScenarioTable(Pass):
         index = next((op for op in ops if isinstance(op, ir.ScenarioIndex)), None)
         if index is None:
             index = self._scenario_index(graph, ops, targets[0])
+        elif ops.index(index) > ops.index(targets[0]):
+            # The cell id is computed later (for a STAR or LHUC layer): move it, and the id
+            # inputs it reads (inputs have no inputs of their own), ahead of the first table.
+            moved = [op for op in ops if op.result in index.inputs and ops.index(op) >
+                     ops.index(targets[0])] + [index]
+            ops = [op for op in ops if op not in moved]
+            at = ops.index(targets[0])
+            ops[at:at] = moved
         for gen in targets:
             hint = gen.module if isinstance(gen, ir.Generator) else f"{gen.binding}_generators"
             table = ir.ScenarioTable(

@@ -131,7 +131,7 @@ class _Elaborator:
             options={"spec_hash": spec_hash, "spec_name": s.source.name},
         )
 
-    def error(self, code: str, message: str, span: Span, label: str = "", help: str | None = None,
+    def error(self, code: str, message: str, span: Span, label: str = "", help: str = "",
               secondary: tuple[Label, ...] = ()) -> None:
         self.s.diagnostics.append(Diagnostic(code, message, Label(span, label), help, secondary))
 
@@ -280,6 +280,9 @@ class _Elaborator:
         if param.kind == "int_list":
             if not isinstance(node, ast.ListExpr):
                 self.fail("DW301", bad, node.span, help=f"e.g. {sig.example}")
+            if not node.items and param.default != ():  # only a generator may be linear ([])
+                self.fail("DW304", f"'{param.name}' of '{sig.name}' needs at least one width",
+                          node.span, "empty list", help=f"e.g. {sig.example}")
             items = []
             for item in node.items:
                 if not isinstance(item, ast.Number) or not isinstance(item.value, int):
@@ -339,7 +342,8 @@ class _Elaborator:
         sig = self.signature(stmt.kind, "feature")
         if stmt.kind.modifiers:
             mod = stmt.kind.modifiers[0]
-            self.fail("DW311", f"'{mod.name.text}' cannot modify a feature", mod.span)
+            self.fail("DW311", f"'{mod.name.text}' cannot modify a feature", mod.span,
+                      help="modifiers follow a linear or mlp call in a value")
         args = self.bind_args(stmt.kind, sig)
         val = {p.name: self.literal(args[p.name], p, sig) for p in sig.params}
         f = Feature(name, sig.name, stmt.span, stmt.scenario is not None)
@@ -494,7 +498,8 @@ class _Elaborator:
             sig = SIGNATURES[mod.name.text]
             if mod.args:
                 self.fail("DW303", f"'defaults {sig.name}(...)' takes only named options",
-                          mod.args[0].span)
+                          mod.args[0].span, help=f"e.g. defaults {sig.name}(hidden = [64])"
+                          if sig.name == "dynamic" else "e.g. defaults apg(rank = 8)")
             for kw in mod.kwargs:
                 param = sig.param(kw.name.text)
                 if param is None or param.name == "by":

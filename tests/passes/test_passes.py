@@ -217,3 +217,20 @@ def test_lowrank_at_full_rank_represents_the_original_layer():
     inputs = full_cls.example_inputs(21)
     with torch.no_grad():
         torch.testing.assert_close(full(inputs)["y"], low(inputs)["y"], rtol=1e-5, atol=1e-5)
+
+
+def test_scenario_table_ahead_of_a_later_cell_index():
+    """Found by fuzzing: a scenario-only generator before a STAR layer that computes the cell id
+    must not read the id before it exists (the index moves ahead of the table)."""
+    spec = ("model a\nfeature s : categorical(vocab = 3, dim = 2) scenario\n"
+            "feature b : categorical(vocab = 4, dim = 2)\nscenarios s\ncondition z = concat(s)\n"
+            "v1 = mlp(b, [2, 4]) dynamic(by = z)\nv2 = star(v1, [2], by = scenario)\n"
+            "output y = sigmoid(linear(v2, 1)) loss = bce\n")
+    result, cls = compile_text(spec)
+    verify(result.inference)
+    kinds = [op.kind for op in result.inference]
+    assert kinds.index("scenario_index") < kinds.index("scenario_table")
+    model = cls().eval()
+    x = cls.example_inputs(6)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x)["y"], model.for_inference()(x)["y"])

@@ -122,7 +122,7 @@ WIDTH = 100
 
 def q(name: str) -> str:
     """A double-quoted string literal for a validated identifier-like name."""
-    assert name.replace("_", "").replace(".", "").isalnum(), name
+    assert all(part.isidentifier() and part.isascii() for part in name.split(".")), name
     return f'"{name}"'
 
 

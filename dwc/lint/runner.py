@@ -1,0 +1,167 @@
+"""Running the lint rules on specs: configuration, suppression comments and output formats.
+
+Settings come from `[tool.dwc]` in the nearest pyproject.toml above the spec (select, ignore,
+batch, memory-budget-mib, huge-vocab, scenario-max-vocab); CLI flags override them. A finding is
+suppressed by `# dwc: ignore[DW505]` (or a bare `# dwc: ignore`) on its line, or for the whole file
+by `# dwc: ignore-file[DW505]`. Syntax and semantic errors (DW1xx-DW3xx) are findings too; they
+cannot be suppressed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from dwc import __version__
+from dwc.diagnostics import CODES, Diagnostic, DiagnosticError, render_text
+from dwc.diagnostics.render import diagnostic_dict
+from dwc.source import SourceFile
+
+_SUPPRESS = re.compile(r"#\s*dwc:\s*ignore(-file)?(?:\[([A-Z0-9,\s]*)\])?")
+
+
+@dataclass
+class LintConfig:
+    select: set[str] | None = None
+    """Only these codes (prefixes allowed: DW5). None = every rule."""
+    ignore: set[str] = field(default_factory=set)
+    batch: int = 4096
+    memory_budget_mib: int = 1024
+    huge_vocab: int = 100_000
+    scenario_max_vocab: int = 10_000
+
+    def wants(self, code: str) -> bool:
+        if any(code.startswith(p) for p in self.ignore):
+            return False
+        return self.select is None or any(code.startswith(p) for p in self.select)
+
+
+_KEYS = {"select": "select", "ignore": "ignore", "batch": "batch",
+         "memory-budget-mib": "memory_budget_mib", "huge-vocab": "huge_vocab",
+         "scenario-max-vocab": "scenario_max_vocab"}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def find_config(start: Path) -> tuple[LintConfig, Path | None]:
+    """The `[tool.dwc]` settings of the nearest pyproject.toml at or above `start`."""
+    for directory in [start, *start.parents]:
+        path = directory / "pyproject.toml"
+        if path.is_file():
+            try:
+                data = tomllib.loads(path.read_text()).get("tool", {}).get("dwc", {})
+            except tomllib.TOMLDecodeError as error:
+                raise ConfigError(f"{path}: {error}") from None
+            config = LintConfig()
+            for key, value in data.items():
+                if key not in _KEYS:
+                    raise ConfigError(f"{path}: unknown [tool.dwc] key {key!r} "
+                                      f"(keys: {', '.join(_KEYS)})")
+                if key in ("select", "ignore"):
+                    value = {str(v) for v in value}
+                setattr(config, _KEYS[key], value)
+            return config, path
+    return LintConfig(), None
+
+
+def _suppressions(source: SourceFile) -> tuple[dict[int, set[str] | None], set[str]]:
+    per_line: dict[int, set[str] | None] = {}
+    whole_file: set[str] = set()
+    for match in _SUPPRESS.finditer(source.text):
+        line = source.location(match.start())[0]
+        codes = {c.strip() for c in (match.group(2) or "").split(",") if c.strip()}
+        if match.group(1):
+            whole_file |= codes
+        else:
+            per_line[line] = codes or None  # None: every code on this line
+    return per_line, whole_file
+
+
+def lint_source(source: SourceFile, config: LintConfig) -> list[Diagnostic]:
+    """Every finding for one spec, sorted by position."""
+    from dwc.driver import optimize
+    from dwc.lint.rules import RULES, LintContext
+    from dwc.parse import parse
+    from dwc.sema import elaborate
+
+    try:
+        spec = parse(source)
+        graph = elaborate(spec, source)
+    except DiagnosticError as error:
+        return sorted(error.diagnostics, key=lambda d: d.span.start)
+    model, _, _, _ = optimize(graph, level=0)
+    ctx = LintContext(source, spec, graph, model, config.batch, config.memory_budget_mib,
+                      config.huge_vocab, config.scenario_max_vocab)
+    per_line, whole_file = _suppressions(source)
+    found = []
+    for code, rule in RULES.items():
+        if not config.wants(code) or code in whole_file:
+            continue
+        for d in rule.check(ctx):
+            line = source.location(d.span.start)[0]
+            if line in per_line and (per_line[line] is None or code in per_line[line]):
+                continue
+            found.append(d)
+    return sorted(found, key=lambda d: (d.span.start, d.code))
+
+
+def render(results: list[tuple[SourceFile, list[Diagnostic]]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps([diagnostic_dict(d, s) for s, ds in results for d in ds], indent=2)
+    if fmt == "github":
+        lines = []
+        for source, diagnostics in results:
+            for d in diagnostics:
+                level = {"error": "error", "warning": "warning", "info": "notice"}[d.level.value]
+                line, col = source.location(d.span.start)
+                message = d.message + (f" (help: {d.help})" if d.help else "")
+                lines.append(f"::{level} file={source.name},line={line},col={col},"
+                             f"title={d.code}::{message}")
+        return "\n".join(lines)
+    if fmt == "sarif":
+        return json.dumps(sarif(results), indent=2)
+    blocks = [render_text(d, s) for s, ds in results for d in ds]
+    return "\n\n".join(blocks)
+
+
+def sarif(results: list[tuple[SourceFile, list[Diagnostic]]]) -> dict:
+    """A SARIF 2.1.0 log: one run, the rule registry as the driver's rules."""
+    codes = sorted({d.code for _, ds in results for d in ds})
+    rules = [{"id": code, "name": CODES[code].name,
+              "shortDescription": {"text": CODES[code].summary},
+              "fullDescription": {"text": CODES[code].explanation},
+              "defaultConfiguration": {"level": _sarif_level(CODES[code].severity.value)},
+              "helpUri": "https://github.com/dwc/dwc/blob/main/docs/lint.md#"
+              + code.lower()} for code in codes]
+    index = {code: i for i, code in enumerate(codes)}
+    out = []
+    for source, diagnostics in results:
+        for d in diagnostics:
+            line, col = source.location(d.span.start)
+            end_line, end_col = source.location(max(d.span.end, d.span.start + 1))
+            result = {"ruleId": d.code, "ruleIndex": index[d.code],
+                      "level": _sarif_level(d.level.value),
+                      "message": {"text": d.message + (f"\nhelp: {d.help}" if d.help else "")},
+                      "locations": [{"physicalLocation": {
+                          "artifactLocation": {"uri": Path(source.name).as_posix()},
+                          "region": {"startLine": line, "startColumn": col,
+                                     "endLine": end_line, "endColumn": end_col}}}]}
+            out.append(result)
+    return {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
+            "runs": [{"tool": {"driver": {"name": "dwc", "version": __version__,
+                                          "informationUri": "https://github.com/dwc/dwc",
+                                          "rules": rules}},
+                      "results": out}]}
+
+
+def _sarif_level(severity: str) -> str:
+    return {"error": "error", "warning": "warning", "info": "note"}[severity]
+
+
+def with_severity(d: Diagnostic, severity) -> Diagnostic:
+    return replace(d, severity=severity)
