@@ -189,3 +189,12 @@ def test_passes_command_lists_every_pass(capsys):
     for name in PASSES:
         assert name in out
     assert "-O2:" in out
+
+
+def test_compiling_to_torch_never_imports_torch(tmp_path):
+    code = ("import sys\nfrom dwc.cli import main\n"
+            "assert main(['compile', sys.argv[1], '-o', sys.argv[2]]) == 0\n"
+            "assert 'torch' not in sys.modules, 'the torch target imported torch'\n")
+    proc = subprocess.run([sys.executable, "-c", code, APG, str(tmp_path / "o")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
