@@ -67,6 +67,23 @@ def _build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("passes", help="list the passes and the -O pipelines")
 
+    p = sub.add_parser("data", help="synthetic multi-scenario CTR data (dwc.data)")
+    p.add_argument("action", choices=("generate",))
+    p.add_argument("output", help="the .npz file to write")
+    p.add_argument("--rows", type=int, default=200_000)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("train", help="train a spec's module on a .npz data set")
+    p.add_argument("file")
+    p.add_argument("--data", required=True, help="a .npz with train/ and valid/ splits")
+    p.add_argument("--out", required=True, help="directory for best.pt, last.pt, metrics.json")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--patience", type=int, default=2)
+    p.add_argument("--max-steps", type=int, default=None)
+
     p = sub.add_parser("lint", help="check specs for likely mistakes (exit 1 on findings)")
     p.add_argument("files", nargs="+")
     p.add_argument("--format", choices=("text", "json", "sarif", "github"), default="text")
@@ -296,6 +313,36 @@ def cmd_lint(args) -> int:
     return EXIT_OK if count == 0 or args.exit_zero else EXIT_FINDINGS
 
 
+def cmd_data(args) -> int:
+    from dwc.data import save
+
+    if args.rows < 10:
+        raise _UsageError("--rows must be at least 10")
+    save(args.output, args.rows, args.seed)
+    print(f"dwc: wrote {args.rows:,} rows (train/valid/test 80/10/10) to {args.output}",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_train(args) -> int:
+    from dwc.driver import compile_source
+    from dwc.train import TrainConfig, train
+
+    source = _load(args.file)
+    result = compile_source(source)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         seed=args.seed, patience=args.patience, max_steps=args.max_steps)
+    try:
+        outcome = train(result.files["model.py"], args.data, args.out, config,
+                        result.graph.scenario)
+    except (OSError, ValueError) as error:
+        raise _UsageError(str(error)) from None
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(f"dwc: best epoch {outcome.best_epoch} (valid AUC {outcome.best_metric:.4f}); "
+              f"weights in {args.out}/best.pt", file=sys.stderr)
+    return EXIT_OK
+
+
 def _export(args, options_cls):
     if args.max_batch < 1:
         raise _UsageError("--max-batch must be at least 1")
@@ -349,7 +396,8 @@ class _UsageError(Exception):
 
 
 COMMANDS = {"compile": cmd_compile, "check": cmd_check, "fmt": cmd_fmt, "explain": cmd_explain,
-            "passes": cmd_passes, "verify": cmd_verify, "lint": cmd_lint}
+            "passes": cmd_passes, "verify": cmd_verify, "lint": cmd_lint, "data": cmd_data,
+            "train": cmd_train}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
