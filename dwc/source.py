@@ -17,10 +17,6 @@ class Span:
     start: int
     end: int
 
-    def to(self, other: Span) -> Span:
-        """The smallest span covering `self` and `other`."""
-        return Span(min(self.start, other.start), max(self.end, other.end))
-
 
 NO_SPAN = Span(0, 0)
 """Used for synthesised nodes that have no text of their own (e.g. defaults)."""
@@ -50,10 +46,3 @@ class SourceFile:
         start = self._line_starts[line - 1]
         end = self._line_starts[line] - 1 if line < len(self._line_starts) else len(self.text)
         return self.text[start:end].rstrip("\r")
-
-    @property
-    def line_count(self) -> int:
-        return len(self._line_starts)
-
-    def snippet(self, span: Span) -> str:
-        return self.text[span.start : span.end]

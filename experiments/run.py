@@ -99,7 +99,10 @@ def main() -> None:
                               export=ExportOptions(weights=str(work / f"{best}-0" / "best.pt")))
     artifact = load_artifact(write_artifacts(exported.files, work / "onnx"))
     test = load(data, "test")
-    probabilities = artifact(test)["ctr"][:, 0]
+    chunk = artifact.max_batch
+    probabilities = np.concatenate([
+        artifact({k: v[i:i + chunk] for k, v in test.items()})["ctr"][:, 0]
+        for i in range(0, len(test["ctr"]), chunk)])
     cells = scenario_cells(test, best_result.graph.scenario,
                            {i["name"]: i["vocab"] for i in artifact.inputs if i["vocab"]})
     onnx_auc = {int(c): auc(test["ctr"][cells == c, 0], probabilities[cells == c])

@@ -65,12 +65,5 @@ class Graph:
     def producers(self) -> dict[str, Op]:
         return {op.result: op for op in self.ops}
 
-    def users(self) -> dict[str, list[Op]]:
-        users: dict[str, list[Op]] = {op.result: [] for op in self.ops}
-        for op in self.ops:
-            for name in op.inputs:
-                users.setdefault(name, []).append(op)
-        return users
-
     def with_ops(self, ops: tuple[Op, ...] | list[Op]) -> Graph:
         return replace(self, ops=tuple(ops))

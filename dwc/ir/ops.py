@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from dwc.ir.types import ExpertsType, FieldsType, IdsType, TableType, ValueType, VecType
+from dwc.ir.types import FieldsType, IdsType, TableType, ValueType, VecType
 from dwc.source import NO_SPAN, Span
 
 
@@ -723,7 +723,6 @@ class Dot(Op):
         return 2 * self.in_features
 
 
-WIDTH_TYPES = (VecType, FieldsType, ExpertsType)
 __all__ = [
     "Activation", "Add", "Concat", "Dropout", "DynamicLinear", "FieldsType", "Generator", "Head",
     "IdsType", "Input", "Linear", "Lookup", "Norm", "Normalize", "Op", "SeqPool", "Slot",

@@ -44,10 +44,6 @@ def _modules_unique(graph: Graph) -> None:
             owners[name] = op
 
 
-def _width(graph: Graph, name: str) -> int:
-    return graph.op(name).type.width
-
-
 def _types(graph: Graph) -> None:
     producers = graph.producers()
 

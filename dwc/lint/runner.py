@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dwc import __version__
@@ -162,6 +162,3 @@ def sarif(results: list[tuple[SourceFile, list[Diagnostic]]]) -> dict:
 def _sarif_level(severity: str) -> str:
     return {"error": "error", "warning": "warning", "info": "note"}[severity]
 
-
-def with_severity(d: Diagnostic, severity) -> Diagnostic:
-    return replace(d, severity=severity)
