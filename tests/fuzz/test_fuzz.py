@@ -118,17 +118,19 @@ def test_generated_specs_compile_and_run(spec, run):
         module = load_module(generated, "fuzz")
         cls = next(v for v in vars(module).values() if hasattr(v, "for_inference")
                    and isinstance(v, type) and v.__module__ == module.__name__)
+        torch.manual_seed(0)  # reproducible, so hypothesis can replay a failure
         model = cls()
         for batch in (1, 5):
-            loss = model.loss(cls.example_inputs(batch), cls.example_targets(batch))
+            g = torch.Generator().manual_seed(batch)
+            loss = model.loss(cls.example_inputs(batch, g), cls.example_targets(batch, g))
             assert torch.isfinite(loss)
             loss.backward()
         model.eval()
-        x = cls.example_inputs(3)
+        x = cls.example_inputs(3, torch.Generator().manual_seed(3))
         with torch.no_grad():
             a, b = model(x), model.for_inference()(x)
-        for k in a:
-            assert (a[k] - b[k]).abs().max() <= 1e-4
+        for k in a:  # relative: an exp (Poisson) head magnifies float reassociation
+            torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
 
 
 HOSTILE = st.sampled_from([

@@ -186,6 +186,8 @@ class _Builder:
         self.helpers = helpers
         self.emit_init = True
         self.emit_forward = True
+        self.slot_index: dict[str, dict[str, int]] = {}
+        """generator SSA -> slot name -> index into its `torch.split` pieces."""
 
     # -- identifiers
     def attr(self, op: ir.Op) -> str:
@@ -309,6 +311,28 @@ class _Builder:
     def op_stop_gradient(self, op: ir.StopGradient) -> None:
         self.fwd(op, f"{self.var(op.inputs[0])}.detach()")
 
+    def split_slots(self, op: ir.Op) -> None:
+        """Split a generator's output into one piece per slot with a single `torch.split`.
+
+        Consumers read pieces, not slices: the backward of one split is one concatenation,
+        where every slice of the whole output would allocate (and fill) a full-size gradient.
+        """
+        slots = op.slots
+        self.slot_index[op.result] = {slot.name: i for i, slot in enumerate(slots)}
+        pieces = self.var(f"{op.result}.slots")
+        if self.emit_forward:
+            line = call_lines(f"{pieces} = torch.split",
+                              [self.var(op.result), [str(s.size) for s in slots], "dim=1"])
+            for text in line:
+                self.put(self.forward, op, text)
+
+    def slot(self, generator: str, slot: ir.Slot, shape: bool = True) -> str:
+        """Expression for one slot of a generator's output, reshaped to the slot's shape."""
+        piece = f"{self.var(generator + '.slots')}[{self.slot_index[generator][slot.name]}]"
+        if shape and len(slot.shape) > 1:
+            return f"{piece}.reshape(-1, {', '.join(map(str, slot.shape))})"
+        return piece
+
     def op_fused_generator(self, op: ir.FusedGenerator) -> None:
         attrs = []
         for part in op.parts:
@@ -325,15 +349,18 @@ class _Builder:
             for line in call_lines(f"{name} = torch.cat", [parts]):
                 self.put(self.forward, op, line)
         self.fwd(op, "F.linear", [self.var(op.inputs[0]), weight, bias])
+        self.split_slots(op)
 
     def op_scenario_table(self, op: ir.ScenarioTable) -> None:
         attr = self.attr(op)
         self.init_line(op, f"self.{attr} = nn.Embedding({op.cells}, {op.type.width})")
         self.fwd(op, f"self.{attr}({self.var(op.inputs[0])})")
+        self.split_slots(op)
 
     def op_generator(self, op: ir.Generator) -> None:
         attr = self.generator_init(op)
         self.fwd(op, f"self.{attr}({self.var(op.inputs[0])})")
+        self.split_slots(op)
 
     def generator_init(self, op: ir.Generator) -> str:
         attr = self.attr(op)
@@ -356,13 +383,13 @@ class _Builder:
         return attr
 
     def op_dynamic_linear(self, op: ir.DynamicLinear) -> None:
-        x, gen = (self.var(i) for i in op.inputs)
+        x = self.var(op.inputs[0])
         self.helpers.add("dynamic_linear")
         w = op.weight
-        weight = f"{gen}[:, {w.offset}:{w.end}].reshape(-1, {w.shape[0]}, {w.shape[1]})"
+        weight = self.slot(op.inputs[1], w)
         if op.bias == "generated":
             assert op.bias_slot is not None
-            bias = f"{gen}[:, {op.bias_slot.offset}:{op.bias_slot.end}]"
+            bias = self.slot(op.inputs[1], op.bias_slot)
         elif op.bias == "static":
             attr = self.attr(op)
             self.init_line(op, f"self.{attr} = nn.Parameter(torch.zeros({op.out_features}))")
@@ -372,7 +399,7 @@ class _Builder:
         self.fwd(op, "_dwc_dynamic_linear", [x, weight, bias])
 
     def op_lowrank_dynamic_linear(self, op: ir.LowRankDynamicLinear) -> None:
-        x, gen = (self.var(i) for i in op.inputs)
+        x = self.var(op.inputs[0])
         self.helpers.add("lowrank")
         attr = None
         if op.module is not None:
@@ -381,13 +408,12 @@ class _Builder:
                 str(op.share), str(op.bias == "static")])
 
         def piece(slot: ir.Slot) -> str:
-            shape = ", ".join(map(str, slot.shape))
-            return f"{gen}[:, {slot.offset}:{slot.end}].reshape(-1, {shape})"
+            return self.slot(op.inputs[1], slot)
 
         u = f"self.{attr}.u()" if op.share else piece(op.u)
         v = f"self.{attr}.v()" if op.share else piece(op.v)
         if op.bias == "generated":
-            bias = f"{gen}[:, {op.bias_slot.offset}:{op.bias_slot.end}]"
+            bias = self.slot(op.inputs[1], op.bias_slot)
         elif op.bias == "static":
             bias = f"self.{attr}.bias"
         else:
@@ -424,15 +450,16 @@ class _Builder:
 
     def op_meta_attention(self, op: ir.MetaAttention) -> None:
         self.helpers.add("activation")
-        base, end = op.slots[0].offset, op.slots[-1].end  # the meta unit's contiguous range
+        base = op.slots[0].offset  # the meta unit's slots are contiguous from here
         slots = []
         for w, b in zip(op.slots[::2], op.slots[1::2], strict=True):
             slots.append(f"({w.offset - base}, {b.offset - base}, {b.end - base}, {w.shape[0]}, "
                          f"{w.shape[1]})")
         attr = self.module_line(op, "meta_attention", "_DwcMetaAttention",
                                 [str(op.task_dim), str(op.widths[-1]), slots, q(op.act)])
-        experts, gen = (self.var(i) for i in op.inputs)
-        self.fwd(op, f"self.{attr}", [experts, f"{gen}[:, {base}:{end}]"])
+        first = self.slot_index[op.inputs[1]][op.slots[0].name]
+        pieces = f"{self.var(op.inputs[1] + '.slots')}[{first}:{first + len(op.slots)}]"
+        self.fwd(op, f"self.{attr}", [self.var(op.inputs[0]), f"torch.cat({pieces}, dim=1)"])
 
     def op_co_action(self, op: ir.CoAction) -> None:
         self.helpers.add("activation")
@@ -442,6 +469,7 @@ class _Builder:
         self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])
 
     def op_star_linear(self, op: ir.StarLinear) -> None:
+        self.helpers.add("per_domain")
         attr = self.module_line(op, "star", "_DwcStarLinear",
                                 [str(op.in_features), str(op.out_features), str(op.domains)])
         self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])
@@ -452,6 +480,7 @@ class _Builder:
         self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])
 
     def op_indexed_linear(self, op: ir.IndexedLinear) -> None:
+        self.helpers.add("per_domain")
         attr = self.module_line(op, "indexed_linear", "_DwcIndexedLinear",
                                 [str(op.in_features), str(op.out_features), str(op.domains)])
         self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])

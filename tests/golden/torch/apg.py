@@ -143,30 +143,31 @@ class ApgCtr(nn.Module):
             [self.h_generator0[0].bias, self.h_generator1[0].bias, self.h_generator2[0].bias]
         )
         z_generated = F.linear(z, z_generated_weight, z_generated_bias)
+        z_generated_slots = torch.split(z_generated, [1024, 256, 256, 128, 64, 64], dim=1)
         h_fc0 = _dwc_lowrank_linear(
             x,
             self.h_fc0.u(),
-            z_generated[:, 0:1024].reshape(-1, 32, 32),
+            z_generated_slots[0].reshape(-1, 32, 32),
             self.h_fc0.v(),
-            z_generated[:, 1024:1280],
+            z_generated_slots[1],
             True,
         )
         h_act0 = torch.relu(h_fc0)
         h_fc1 = _dwc_lowrank_linear(
             h_act0,
             self.h_fc1.u(),
-            z_generated[:, 1280:1536].reshape(-1, 16, 16),
+            z_generated_slots[2].reshape(-1, 16, 16),
             self.h_fc1.v(),
-            z_generated[:, 1536:1664],
+            z_generated_slots[3],
             True,
         )
         h_act1 = torch.relu(h_fc1)
         h_fc2 = _dwc_lowrank_linear(
             h_act1,
             self.h_fc2.u(),
-            z_generated[:, 1664:1728].reshape(-1, 8, 8),
+            z_generated_slots[4].reshape(-1, 8, 8),
             self.h_fc2.v(),
-            z_generated[:, 1728:1792],
+            z_generated_slots[5],
             True,
         )
         h = torch.relu(h_fc2)
@@ -233,6 +234,7 @@ class ApgCtr(nn.Module):
             [self.h_generator0[0].bias, self.h_generator1[0].bias, self.h_generator2[0].bias]
         )
         z_generated = F.linear(z, z_generated_weight, z_generated_bias)
+        z_generated_slots = torch.split(z_generated, [1024, 256, 256, 128, 64, 64], dim=1)
         self.train(was_training)
         return z_generated
 
@@ -403,30 +405,31 @@ class ApgCtrInference(nn.Module):
         scenario_cell = country_ids * 3 + page_ids
         # line 18: h
         z_generated = self.h_generators_table(scenario_cell)
+        z_generated_slots = torch.split(z_generated, [1024, 256, 256, 128, 64, 64], dim=1)
         h_fc0 = _dwc_lowrank_linear(
             x,
             self.h_fc0.u(),
-            z_generated[:, 0:1024].reshape(-1, 32, 32),
+            z_generated_slots[0].reshape(-1, 32, 32),
             self.h_fc0.v(),
-            z_generated[:, 1024:1280],
+            z_generated_slots[1],
             True,
         )
         h_act0 = torch.relu(h_fc0)
         h_fc1 = _dwc_lowrank_linear(
             h_act0,
             self.h_fc1.u(),
-            z_generated[:, 1280:1536].reshape(-1, 16, 16),
+            z_generated_slots[2].reshape(-1, 16, 16),
             self.h_fc1.v(),
-            z_generated[:, 1536:1664],
+            z_generated_slots[3],
             True,
         )
         h_act1 = torch.relu(h_fc1)
         h_fc2 = _dwc_lowrank_linear(
             h_act1,
             self.h_fc2.u(),
-            z_generated[:, 1664:1728].reshape(-1, 8, 8),
+            z_generated_slots[4].reshape(-1, 8, 8),
             self.h_fc2.v(),
-            z_generated[:, 1728:1792],
+            z_generated_slots[5],
             True,
         )
         h = torch.relu(h_fc2)

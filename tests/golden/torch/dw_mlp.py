@@ -106,12 +106,13 @@ class DwMlp(nn.Module):
         x = torch.cat([user_id, item_id], dim=1)
         # line 15: h
         h_generated = self.h_generator(z)
+        h_generated_slots = torch.split(h_generated, [512, 16, 128, 8], dim=1)
         h_fc0 = _dwc_dynamic_linear(
-            x, h_generated[:, 0:512].reshape(-1, 32, 16), h_generated[:, 512:528]
+            x, h_generated_slots[0].reshape(-1, 32, 16), h_generated_slots[1]
         )
         h_act0 = torch.relu(h_fc0)
         h = _dwc_dynamic_linear(
-            h_act0, h_generated[:, 528:656].reshape(-1, 16, 8), h_generated[:, 656:664]
+            h_act0, h_generated_slots[2].reshape(-1, 16, 8), h_generated_slots[3]
         )
         # line 16: ctr
         ctr_linear = self.ctr(h)
@@ -164,6 +165,7 @@ class DwMlp(nn.Module):
         z = torch.cat([country, page], dim=1)
         # line 15: h
         h_generated = self.h_generator(z)
+        h_generated_slots = torch.split(h_generated, [512, 16, 128, 8], dim=1)
         self.train(was_training)
         return h_generated
 
@@ -295,12 +297,13 @@ class DwMlpInference(nn.Module):
         scenario_cell = country_ids * 3 + page_ids
         # line 15: h
         h_generated = self.h_generator_table(scenario_cell)
+        h_generated_slots = torch.split(h_generated, [512, 16, 128, 8], dim=1)
         h_fc0 = _dwc_dynamic_linear(
-            x, h_generated[:, 0:512].reshape(-1, 32, 16), h_generated[:, 512:528]
+            x, h_generated_slots[0].reshape(-1, 32, 16), h_generated_slots[1]
         )
         h_act0 = torch.relu(h_fc0)
         h = _dwc_dynamic_linear(
-            h_act0, h_generated[:, 528:656].reshape(-1, 16, 8), h_generated[:, 656:664]
+            h_act0, h_generated_slots[2].reshape(-1, 16, 8), h_generated_slots[3]
         )
         # line 16: ctr
         ctr_linear = self.ctr(h)

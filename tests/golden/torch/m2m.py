@@ -179,18 +179,19 @@ class M2m(nn.Module):
             ],
         )
         s_generated = F.linear(s, s_generated_weight, s_generated_bias)
-        r1 = self.r1_attention(e, s_generated[:, 0:1056])
+        s_generated_slots = torch.split(s_generated, [1024, 32, 256, 16, 1024, 32, 256, 16], dim=1)
+        r1 = self.r1_attention(e, torch.cat(s_generated_slots[0:2], dim=1))
         # line 21: t1
         t1_linear = _dwc_dynamic_linear(
-            r1, s_generated[:, 1056:1312].reshape(-1, 16, 16), s_generated[:, 1312:1328]
+            r1, s_generated_slots[2].reshape(-1, 16, 16), s_generated_slots[3]
         )
         t1_add = r1 + t1_linear
         t1 = F.leaky_relu(t1_add, 0.01)
         # line 23: r2
-        r2 = self.r2_attention(e, s_generated[:, 1328:2384])
+        r2 = self.r2_attention(e, torch.cat(s_generated_slots[4:6], dim=1))
         # line 24: t2
         t2_linear = _dwc_dynamic_linear(
-            r2, s_generated[:, 2384:2640].reshape(-1, 16, 16), s_generated[:, 2640:2656]
+            r2, s_generated_slots[6].reshape(-1, 16, 16), s_generated_slots[7]
         )
         t2_add = r2 + t2_linear
         t2 = F.leaky_relu(t2_add, 0.01)
@@ -268,6 +269,7 @@ class M2m(nn.Module):
             ],
         )
         s_generated = F.linear(s, s_generated_weight, s_generated_bias)
+        s_generated_slots = torch.split(s_generated, [1024, 32, 256, 16, 1024, 32, 256, 16], dim=1)
         self.train(was_training)
         return s_generated
 
@@ -446,18 +448,19 @@ class M2mInference(nn.Module):
         scenario_cell = channel_ids * 6 + region_ids
         # line 20: r1
         s_generated = self.r1_generators_table(scenario_cell)
-        r1 = self.r1_attention(e, s_generated[:, 0:1056])
+        s_generated_slots = torch.split(s_generated, [1024, 32, 256, 16, 1024, 32, 256, 16], dim=1)
+        r1 = self.r1_attention(e, torch.cat(s_generated_slots[0:2], dim=1))
         # line 21: t1
         t1_linear = _dwc_dynamic_linear(
-            r1, s_generated[:, 1056:1312].reshape(-1, 16, 16), s_generated[:, 1312:1328]
+            r1, s_generated_slots[2].reshape(-1, 16, 16), s_generated_slots[3]
         )
         t1_add = r1 + t1_linear
         t1 = F.leaky_relu(t1_add, 0.01)
         # line 23: r2
-        r2 = self.r2_attention(e, s_generated[:, 1328:2384])
+        r2 = self.r2_attention(e, torch.cat(s_generated_slots[4:6], dim=1))
         # line 24: t2
         t2_linear = _dwc_dynamic_linear(
-            r2, s_generated[:, 2384:2640].reshape(-1, 16, 16), s_generated[:, 2640:2656]
+            r2, s_generated_slots[6].reshape(-1, 16, 16), s_generated_slots[7]
         )
         t2_add = r2 + t2_linear
         t2 = F.leaky_relu(t2_add, 0.01)

@@ -160,8 +160,9 @@ class Multitask(nn.Module):
         bottom = torch.relu(bottom_norm1)
         # line 19: shared
         shared_generated = self.shared_generator(z)
+        shared_generated_slots = torch.split(shared_generated, [4096, 64], dim=1)
         shared = _dwc_dynamic_linear(
-            bottom, shared_generated[:, 0:4096].reshape(-1, 64, 64), shared_generated[:, 4096:4160]
+            bottom, shared_generated_slots[0].reshape(-1, 64, 64), shared_generated_slots[1]
         )
         # line 20: h
         h = bottom + shared
@@ -226,6 +227,7 @@ class Multitask(nn.Module):
         z = torch.cat([surface, is_new], dim=1)
         # line 19: shared
         shared_generated = self.shared_generator(z)
+        shared_generated_slots = torch.split(shared_generated, [4096, 64], dim=1)
         self.train(was_training)
         return shared_generated
 
@@ -424,8 +426,9 @@ class MultitaskInference(nn.Module):
         scenario_cell = surface_ids * 2 + is_new_ids
         # line 19: shared
         shared_generated = self.shared_generator_table(scenario_cell)
+        shared_generated_slots = torch.split(shared_generated, [4096, 64], dim=1)
         shared = _dwc_dynamic_linear(
-            bottom, shared_generated[:, 0:4096].reshape(-1, 64, 64), shared_generated[:, 4096:4160]
+            bottom, shared_generated_slots[0].reshape(-1, 64, 64), shared_generated_slots[1]
         )
         # line 20: h
         h = bottom + shared

@@ -100,7 +100,8 @@ class Ptupcdr(nn.Module):
         src_user = self.src_user_embedding(src_user_ids)
         # line 14: u_t
         u_t_generated = self.u_t_generator(src_history)
-        u_t = _dwc_dynamic_linear(src_user, u_t_generated[:, 0:100].reshape(-1, 10, 10), None)
+        u_t_generated_slots = torch.split(u_t_generated, [100], dim=1)
+        u_t = _dwc_dynamic_linear(src_user, u_t_generated_slots[0].reshape(-1, 10, 10), None)
         # line 9: tgt_item
         tgt_item_ids = inputs["tgt_item"]
         tgt_item = self.tgt_item_embedding(tgt_item_ids)
@@ -264,7 +265,8 @@ class PtupcdrInference(nn.Module):
         src_user = self.src_user_embedding(src_user_ids)
         # line 14: u_t
         u_t_generated = self.u_t_generator(src_history)
-        u_t = _dwc_dynamic_linear(src_user, u_t_generated[:, 0:100].reshape(-1, 10, 10), None)
+        u_t_generated_slots = torch.split(u_t_generated, [100], dim=1)
+        u_t = _dwc_dynamic_linear(src_user, u_t_generated_slots[0].reshape(-1, 10, 10), None)
         # line 9: tgt_item
         tgt_item_ids = inputs["tgt_item"]
         tgt_item = self.tgt_item_embedding(tgt_item_ids)

@@ -379,7 +379,12 @@ class StarInference(nn.Module):
 
 
 class _DwcIndexedLinear(nn.Module):
-    """A linear layer with one weight set per domain id (per-scenario heads)."""
+    """A linear layer with one weight set per domain id (per-scenario heads, folded STAR layers).
+
+    Eager: samples are grouped by domain and each group runs one dense matmul (no per-sample
+    weight copies). Traced/exported: one matmul against every domain's weights side by side, then
+    a gather of each sample's slice (no data-dependent control flow).
+    """
 
     def __init__(self, n_in: int, n_out: int, domains: int) -> None:
         super().__init__()
@@ -388,7 +393,7 @@ class _DwcIndexedLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(domains, n_out).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(x.unsqueeze(1), self.weight[domain]).squeeze(1) + self.bias[domain]
+        return _dwc_per_domain_linear(x, domain, self.weight, self.bias)
 
 
 class _DwcPartitionedNorm(nn.Module):
@@ -433,12 +438,34 @@ class _DwcPartitionedNorm(nn.Module):
         return normalised * scale + (self.bias + self.domain_bias[domain])
 
 
+def _dwc_per_domain_linear(
+    x: torch.Tensor, domain: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor:
+    """y[b] = x[b] @ weight[domain[b]] + bias[domain[b]], weight: domains x in x out.
+
+    Eager: one dense matmul per domain present in the batch. Traced or compiled: one matmul
+    against all domains' weights side by side, then a gather (static control flow).
+    """
+    domains, n_in, n_out = weight.shape
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        every = (x @ weight.permute(1, 0, 2).reshape(n_in, domains * n_out)).view(
+            -1, domains, n_out
+        )
+        index = domain.view(-1, 1, 1).expand(-1, 1, n_out)
+        return every.gather(1, index).squeeze(1) + bias[domain]
+    out = x.new_empty(x.shape[0], n_out)
+    for d in torch.unique(domain).tolist():
+        rows = (domain == d).nonzero().squeeze(1)
+        out = out.index_put((rows,), x[rows] @ weight[d] + bias[d])
+    return out
+
+
 class _DwcStarLinear(nn.Module):
     """STAR's star-topology linear: y = x (W * W_p[d]) + (b + b_p[d]).
 
-    W_p starts at 1 and b_p at 0 (the shared model). Training groups the batch by domain and runs
-    one dense matmul per domain present; traced or compiled graphs gather each sample's merged
-    weights instead (no data-dependent control flow). Neither runs all domains' towers.
+    W_p starts at 1 and b_p at 0 (the shared model). Computed per domain present in the batch
+    (grouped in eager mode, one side-by-side matmul when traced); never all domains' towers with
+    a mask, and never a per-sample copy of the weights.
     """
 
     def __init__(self, n_in: int, n_out: int, domains: int) -> None:
@@ -450,16 +477,8 @@ class _DwcStarLinear(nn.Module):
         self.domain_bias = nn.Parameter(torch.zeros(domains, n_out))
 
     def forward(self, x: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
-        if torch.jit.is_tracing() or torch.compiler.is_compiling():
-            weight = self.weight * self.domain_weight[domain]
-            bias = self.bias + self.domain_bias[domain]
-            return torch.bmm(x.unsqueeze(1), weight).squeeze(1) + bias
-        out = x.new_empty(x.shape[0], self.weight.shape[1])
-        for d in torch.unique(domain).tolist():
-            rows = (domain == d).nonzero().squeeze(1)
-            weight = self.weight * self.domain_weight[d]
-            out = out.index_put((rows,), x[rows] @ weight + (self.bias + self.domain_bias[d]))
-        return out
+        weight = self.weight * self.domain_weight
+        return _dwc_per_domain_linear(x, domain, weight, self.bias + self.domain_bias)
 
 
 if __name__ == "__main__":
