@@ -55,7 +55,8 @@ def build_tvm(im: InferenceModel, target: dict[str, object], max_batch: int
         raise RuntimeError(f"the CUDA build produced no CUDA module (module tree: {kinds})")
     with tempfile.TemporaryDirectory() as tmp:
         library = Path(tmp) / "model.so"
-        executable.export_library(str(library))
+        # no GNU build-id: it hashes temporary object paths, which would make rebuilds differ
+        executable.export_library(str(library), options=["-Wl,--build-id=none"])
         weights = Path(tmp) / "model.params"
         tvm.runtime.save_param_dict_to_file(
             {f"p{i:04d}": t for i, t in enumerate(params["main"])}, str(weights))
