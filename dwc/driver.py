@@ -103,7 +103,13 @@ def compile_source(source: SourceFile, target: str = "torch", level: int = 2,
     from dwc.backends.torch import generate
 
     level_name = f"--passes {passes}" if passes is not None else f"-O{level}"
-    module = generate(model, train, inference, source, level_name)
+    # the graph fold-scenario-table tabulated: its generators are what for_inference() evaluates
+    before_table = train
+    for record in records:
+        if record.name.startswith("fold-scenario-table"):
+            break
+        before_table = record.graph
+    module = generate(model, train, inference, source, level_name, before_table)
     files: dict[str, str | bytes] = {"model.py": module.source}
     result = CompileResult(source, train, inference, model, records, files)
     if target == "torch":

@@ -124,7 +124,7 @@ class Pipeline:
 PIPELINES: dict[int, str] = {
     0: "",
     1: "decompose,dce,strip-training,dce",
-    2: "decompose,fuse-generators,dce,fold-overparam,fold-star,fold-scenario-table,"
+    2: "decompose,dce,fuse-generators,fold-overparam,fold-star,fold-scenario-table,"
        "strip-training,dce",
 }
 """Optimisation levels (after the model passes, which always run)."""

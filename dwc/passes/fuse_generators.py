@@ -3,6 +3,10 @@
 Each generator keeps its parameters (and their names, so state_dicts still load); the fused op
 concatenates their weights and does one matmul, then the consumers read shifted slices. Only
 linear generators (no hidden layer) fuse; a generator with hidden layers stays on its own.
+
+It is an inference pass: in training, the fused output's gradient has to be concatenated back
+from every consumer, which costs more than the GEMMs it saves (measured in benchmarks/peers.py:
+the concatenation was 17 % of an APG training step).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dwc.passes.base import Pass, PassResult, register
 @dataclass(frozen=True)
 class FuseGenerators(Pass):
     name = "fuse-generators"
-    stage = "train"
+    stage = "inference"
     summary = "linear generators on the same condition -> one batched GEMM"
 
     def run(self, graph: Graph) -> PassResult:

@@ -194,7 +194,6 @@ def test_o0_and_o2_generate_different_code_for_apg():
     layers = [[op.decompose for op in r.graph if op.kind == "lowrank_dynamic_linear"]
               for r in (o0, o2)]
     assert layers == [[False] * 3, [True] * 3]  # -O0 materialises W = U S V per sample
-    assert any(op.kind == "fused_generator" for op in o2.graph)
     assert any(op.kind == "scenario_table" for op in o2.inference)
     assert not any(op.kind in ("fused_generator", "scenario_table") for op in o0.inference)
 

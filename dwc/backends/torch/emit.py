@@ -41,10 +41,10 @@ def _environment() -> jinja2.Environment:
 
 
 def generate(model: Graph, train: Graph, inference: Graph, source: SourceFile | None = None,
-             level: str = "-O2") -> GeneratedModule:
+             level: str = "-O2", before_table: Graph | None = None) -> GeneratedModule:
     """Generate model.py: the training class (parameters of `model`, forward of `train`) and the
-    inference class (`inference`)."""
-    view = build_view(model, train, inference, source, level)
+    inference class (`inference`); `before_table` is the graph fold-scenario-table tabulated."""
+    view = build_view(model, train, inference, source, level, before_table or train)
     text = _environment().get_template("torch/model.py.j2").render(v=view)
     compile(text, "model.py", "exec")  # a SyntaxError here is a dwc bug (reported as DW900)
     return GeneratedModule(text, view.training.name, view)

@@ -554,7 +554,7 @@ def _outputs(graph: Graph, b: _Builder) -> tuple[list[OutputView], list[str]]:
 
 
 def build_view(model: Graph, train: Graph, inference: Graph, source: SourceFile | None,
-               level: str = "-O2") -> FileView:
+               level: str = "-O2", before_table: Graph | None = None) -> FileView:
     """The view of model.py: the training class (parameters from the model graph, forward from
     the optimised training graph) and the inference class (the folded inference graph)."""
     attrs = attribute_namespace()
@@ -575,8 +575,8 @@ def build_view(model: Graph, train: Graph, inference: Graph, source: SourceFile 
         ib.lower(op)
     i_outputs, _ = _outputs(inference, ib)
 
-    methods = _for_inference(name, inference, attrs) + _scenario_tables(train, inference, source,
-                                                                        attrs, helpers)
+    methods = _for_inference(name, inference, attrs) + _scenario_tables(
+        before_table or train, inference, source, attrs, helpers)
     training = ClassView(name, "training", _summary(model), tb.init, tb.forward, t_outputs,
                          _groups(model, attrs), loss_lines, methods)
     folded = ClassView(f"{name}Inference", "inference", _summary(inference), ib.init, ib.forward,

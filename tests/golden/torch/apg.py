@@ -136,38 +136,36 @@ class ApgCtr(nn.Module):
         # line 17: x
         x = torch.cat([user_id, item_id, category, history], dim=1)
         # line 18: h
-        z_generated_weight = torch.cat(
-            [self.h_generator0[0].weight, self.h_generator1[0].weight, self.h_generator2[0].weight]
-        )
-        z_generated_bias = torch.cat(
-            [self.h_generator0[0].bias, self.h_generator1[0].bias, self.h_generator2[0].bias]
-        )
-        z_generated = F.linear(z, z_generated_weight, z_generated_bias)
-        z_generated_slots = torch.split(z_generated, [1024, 256, 256, 128, 64, 64], dim=1)
+        h_generated0 = self.h_generator0(z)
+        h_generated0_slots = torch.split(h_generated0, [1024, 256], dim=1)
         h_fc0 = _dwc_lowrank_linear(
             x,
             self.h_fc0.u(),
-            z_generated_slots[0].reshape(-1, 32, 32),
+            h_generated0_slots[0].reshape(-1, 32, 32),
             self.h_fc0.v(),
-            z_generated_slots[1],
+            h_generated0_slots[1],
             True,
         )
         h_act0 = torch.relu(h_fc0)
+        h_generated1 = self.h_generator1(z)
+        h_generated1_slots = torch.split(h_generated1, [256, 128], dim=1)
         h_fc1 = _dwc_lowrank_linear(
             h_act0,
             self.h_fc1.u(),
-            z_generated_slots[2].reshape(-1, 16, 16),
+            h_generated1_slots[0].reshape(-1, 16, 16),
             self.h_fc1.v(),
-            z_generated_slots[3],
+            h_generated1_slots[1],
             True,
         )
         h_act1 = torch.relu(h_fc1)
+        h_generated2 = self.h_generator2(z)
+        h_generated2_slots = torch.split(h_generated2, [64, 64], dim=1)
         h_fc2 = _dwc_lowrank_linear(
             h_act1,
             self.h_fc2.u(),
-            z_generated_slots[4].reshape(-1, 8, 8),
+            h_generated2_slots[0].reshape(-1, 8, 8),
             self.h_fc2.v(),
-            z_generated_slots[5],
+            h_generated2_slots[1],
             True,
         )
         h = torch.relu(h_fc2)

@@ -162,36 +162,26 @@ class M2m(nn.Module):
         # line 17: e
         e = self.e_experts(h)
         # line 20: r1
-        s_generated_weight = torch.cat(
-            [
-                self.r1_generator[0].weight,
-                self.t1_generator[0].weight,
-                self.r2_generator[0].weight,
-                self.t2_generator[0].weight,
-            ],
-        )
-        s_generated_bias = torch.cat(
-            [
-                self.r1_generator[0].bias,
-                self.t1_generator[0].bias,
-                self.r2_generator[0].bias,
-                self.t2_generator[0].bias,
-            ],
-        )
-        s_generated = F.linear(s, s_generated_weight, s_generated_bias)
-        s_generated_slots = torch.split(s_generated, [1024, 32, 256, 16, 1024, 32, 256, 16], dim=1)
-        r1 = self.r1_attention(e, torch.cat(s_generated_slots[0:2], dim=1))
+        r1_generated = self.r1_generator(s)
+        r1_generated_slots = torch.split(r1_generated, [1024, 32], dim=1)
+        r1 = self.r1_attention(e, torch.cat(r1_generated_slots[0:2], dim=1))
         # line 21: t1
+        t1_generated = self.t1_generator(s)
+        t1_generated_slots = torch.split(t1_generated, [256, 16], dim=1)
         t1_linear = _dwc_dynamic_linear(
-            r1, s_generated_slots[2].reshape(-1, 16, 16), s_generated_slots[3]
+            r1, t1_generated_slots[0].reshape(-1, 16, 16), t1_generated_slots[1]
         )
         t1_add = r1 + t1_linear
         t1 = F.leaky_relu(t1_add, 0.01)
         # line 23: r2
-        r2 = self.r2_attention(e, torch.cat(s_generated_slots[4:6], dim=1))
+        r2_generated = self.r2_generator(s)
+        r2_generated_slots = torch.split(r2_generated, [1024, 32], dim=1)
+        r2 = self.r2_attention(e, torch.cat(r2_generated_slots[0:2], dim=1))
         # line 24: t2
+        t2_generated = self.t2_generator(s)
+        t2_generated_slots = torch.split(t2_generated, [256, 16], dim=1)
         t2_linear = _dwc_dynamic_linear(
-            r2, s_generated_slots[6].reshape(-1, 16, 16), s_generated_slots[7]
+            r2, t2_generated_slots[0].reshape(-1, 16, 16), t2_generated_slots[1]
         )
         t2_add = r2 + t2_linear
         t2 = F.leaky_relu(t2_add, 0.01)
