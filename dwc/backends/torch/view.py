@@ -100,6 +100,8 @@ class FileView:
     """Everything model.py.j2 renders."""
 
     model: str
+    base: str
+    """The shared base class of both forms."""
     spec_name: str
     spec_sha256: str
     version: str
@@ -583,6 +585,7 @@ def build_view(model: Graph, train: Graph, inference: Graph, source: SourceFile 
                        i_outputs, _groups(inference, attrs), [], [])
     return FileView(
         model=train.model,
+        base=f"{name}Base",
         spec_name=_safe_doc(str(train.options.get("spec_name", ""))),
         spec_sha256=str(train.options.get("spec_hash", "")),
         version=__version__,

@@ -16,7 +16,71 @@ DWC_VERSION = "0.1.0"
 SPEC_SHA256 = "678c7191be6c03fa11d15ec2046ed78214e23694d7f596eceb4638c9d84d8723"
 
 
-class ApgCtr(nn.Module):
+class ApgCtrBase(nn.Module):
+    """What both forms of `apg_ctr` share: the signature, input checks, example inputs."""
+
+    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
+        "user_id": (torch.int64, ()),
+        "item_id": (torch.int64, ()),
+        "category": (torch.int64, ()),
+        "history": (torch.int64, (20,)),
+        "history_len": (torch.int64, ()),
+        "country": (torch.int64, ()),
+        "page": (torch.int64, ()),
+    }
+    VOCABULARIES: dict[str, int] = {
+        "user_id": 10000,
+        "item_id": 5000,
+        "category": 200,
+        "history": 5000,
+        "country": 8,
+        "page": 3,
+    }
+    OUTPUTS: tuple[str, ...] = ("ctr",)
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Run the model; returns one tensor per output (see the class docstring)."""
+        return self._forward(inputs)[0]
+
+    def _forward(
+        self, inputs: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
+        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
+        for name, (dtype, shape) in self.INPUTS.items():
+            if name not in inputs:
+                raise ValueError(f"missing input {name!r}")
+            value = inputs[name]
+            if value.dtype != dtype:
+                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
+            if tuple(value.shape[1:]) != shape:
+                raise ValueError(
+                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
+                    f"got {list(value.shape)}"
+                )
+            vocab = self.VOCABULARIES.get(name)
+            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
+                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
+
+    @staticmethod
+    def example_inputs(
+        batch_size: int, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """A valid random input dict of `batch_size` samples."""
+        return {
+            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
+            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
+            "category": torch.randint(0, 200, (batch_size,), generator=generator),
+            "history": torch.randint(0, 5000, (batch_size, 20), generator=generator),
+            "history_len": torch.randint(0, 21, (batch_size,), generator=generator),
+            "country": torch.randint(0, 8, (batch_size,), generator=generator),
+            "page": torch.randint(0, 3, (batch_size,), generator=generator),
+        }
+
+
+class ApgCtr(ApgCtrBase):
     """The `apg_ctr` model (training form).
 
     Inputs (a dict of tensors, B = batch size):
@@ -53,25 +117,6 @@ class ApgCtr(nn.Module):
         ctr.linear: linear(in=64, out=1, bias=True) -> vec[1]; params 65
     """
 
-    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
-        "user_id": (torch.int64, ()),
-        "item_id": (torch.int64, ()),
-        "category": (torch.int64, ()),
-        "history": (torch.int64, (20,)),
-        "history_len": (torch.int64, ()),
-        "country": (torch.int64, ()),
-        "page": (torch.int64, ()),
-    }
-    VOCABULARIES: dict[str, int] = {
-        "user_id": 10000,
-        "item_id": 5000,
-        "category": 200,
-        "history": 5000,
-        "country": 8,
-        "page": 3,
-    }
-    OUTPUTS: tuple[str, ...] = ("ctr",)
-
     def __init__(self, validate_inputs: bool = True) -> None:
         super().__init__()
         self.validate_inputs = validate_inputs
@@ -94,10 +139,6 @@ class ApgCtr(nn.Module):
         self.h_fc2 = _DwcLowRankFactors(128, 64, 8, 32, True, False)
         # line 20: ctr
         self.ctr = nn.Linear(64, 1)
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run the model; returns one tensor per output (see the class docstring)."""
-        return self._forward(inputs)[0]
 
     def loss(
         self, inputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
@@ -260,38 +301,6 @@ class ApgCtr(nn.Module):
             if any(p.requires_grad for p in params)
         }
 
-    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
-        for name, (dtype, shape) in self.INPUTS.items():
-            if name not in inputs:
-                raise ValueError(f"missing input {name!r}")
-            value = inputs[name]
-            if value.dtype != dtype:
-                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if tuple(value.shape[1:]) != shape:
-                raise ValueError(
-                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
-                    f"got {list(value.shape)}"
-                )
-            vocab = self.VOCABULARIES.get(name)
-            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
-                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
-
-    @staticmethod
-    def example_inputs(
-        batch_size: int, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """A valid random input dict of `batch_size` samples."""
-        return {
-            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
-            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
-            "category": torch.randint(0, 200, (batch_size,), generator=generator),
-            "history": torch.randint(0, 5000, (batch_size, 20), generator=generator),
-            "history_len": torch.randint(0, 21, (batch_size,), generator=generator),
-            "country": torch.randint(0, 8, (batch_size,), generator=generator),
-            "page": torch.randint(0, 3, (batch_size,), generator=generator),
-        }
-
     @staticmethod
     def example_targets(
         batch_size: int, generator: torch.Generator | None = None
@@ -302,7 +311,7 @@ class ApgCtr(nn.Module):
         }
 
 
-class ApgCtrInference(nn.Module):
+class ApgCtrInference(ApgCtrBase):
     """The `apg_ctr` model, folded for inference (built by `ApgCtr.for_inference()`).
 
     Inputs (a dict of tensors, B = batch size):
@@ -335,25 +344,6 @@ class ApgCtrInference(nn.Module):
         ctr.linear: linear(in=64, out=1, bias=True) -> vec[1]; params 65
     """
 
-    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
-        "user_id": (torch.int64, ()),
-        "item_id": (torch.int64, ()),
-        "category": (torch.int64, ()),
-        "history": (torch.int64, (20,)),
-        "history_len": (torch.int64, ()),
-        "country": (torch.int64, ()),
-        "page": (torch.int64, ()),
-    }
-    VOCABULARIES: dict[str, int] = {
-        "user_id": 10000,
-        "item_id": 5000,
-        "category": 200,
-        "history": 5000,
-        "country": 8,
-        "page": 3,
-    }
-    OUTPUTS: tuple[str, ...] = ("ctr",)
-
     def __init__(self, validate_inputs: bool = True) -> None:
         super().__init__()
         self.validate_inputs = validate_inputs
@@ -370,10 +360,6 @@ class ApgCtrInference(nn.Module):
         self.h_fc2 = _DwcLowRankFactors(128, 64, 8, None, True, False)
         # line 20: ctr
         self.ctr = nn.Linear(64, 1)
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run the model; returns one tensor per output (see the class docstring)."""
-        return self._forward(inputs)[0]
 
     def _forward(
         self, inputs: dict[str, torch.Tensor]
@@ -460,38 +446,6 @@ class ApgCtrInference(nn.Module):
             name: [p for p in params if p.requires_grad]
             for name, params in groups.items()
             if any(p.requires_grad for p in params)
-        }
-
-    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
-        for name, (dtype, shape) in self.INPUTS.items():
-            if name not in inputs:
-                raise ValueError(f"missing input {name!r}")
-            value = inputs[name]
-            if value.dtype != dtype:
-                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if tuple(value.shape[1:]) != shape:
-                raise ValueError(
-                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
-                    f"got {list(value.shape)}"
-                )
-            vocab = self.VOCABULARIES.get(name)
-            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
-                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
-
-    @staticmethod
-    def example_inputs(
-        batch_size: int, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """A valid random input dict of `batch_size` samples."""
-        return {
-            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
-            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
-            "category": torch.randint(0, 200, (batch_size,), generator=generator),
-            "history": torch.randint(0, 5000, (batch_size, 20), generator=generator),
-            "history_len": torch.randint(0, 21, (batch_size,), generator=generator),
-            "country": torch.randint(0, 8, (batch_size,), generator=generator),
-            "page": torch.randint(0, 3, (batch_size,), generator=generator),
         }
 
 

@@ -16,7 +16,67 @@ DWC_VERSION = "0.1.0"
 SPEC_SHA256 = "27148cdf59f144b31c4db147e999f9bd1c91b225fef05b10b1666f63eb2bbbbb"
 
 
-class CtrMlp(nn.Module):
+class CtrMlpBase(nn.Module):
+    """What both forms of `ctr_mlp` share: the signature, input checks, example inputs."""
+
+    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
+        "user_id": (torch.int64, ()),
+        "item_id": (torch.int64, ()),
+        "category": (torch.int64, ()),
+        "price": (torch.float32, (1,)),
+        "clicked": (torch.int64, (20,)),
+        "clicked_len": (torch.int64, ()),
+    }
+    VOCABULARIES: dict[str, int] = {
+        "user_id": 10000,
+        "item_id": 5000,
+        "category": 200,
+        "clicked": 5000,
+    }
+    OUTPUTS: tuple[str, ...] = ("ctr",)
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Run the model; returns one tensor per output (see the class docstring)."""
+        return self._forward(inputs)[0]
+
+    def _forward(
+        self, inputs: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
+        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
+        for name, (dtype, shape) in self.INPUTS.items():
+            if name not in inputs:
+                raise ValueError(f"missing input {name!r}")
+            value = inputs[name]
+            if value.dtype != dtype:
+                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
+            if tuple(value.shape[1:]) != shape:
+                raise ValueError(
+                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
+                    f"got {list(value.shape)}"
+                )
+            vocab = self.VOCABULARIES.get(name)
+            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
+                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
+
+    @staticmethod
+    def example_inputs(
+        batch_size: int, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """A valid random input dict of `batch_size` samples."""
+        return {
+            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
+            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
+            "category": torch.randint(0, 200, (batch_size,), generator=generator),
+            "price": torch.randn(batch_size, 1, generator=generator),
+            "clicked": torch.randint(0, 5000, (batch_size, 20), generator=generator),
+            "clicked_len": torch.randint(0, 21, (batch_size,), generator=generator),
+        }
+
+
+class CtrMlp(CtrMlpBase):
     """The `ctr_mlp` model (training form).
 
     Inputs (a dict of tensors, B = batch size):
@@ -41,22 +101,6 @@ class CtrMlp(nn.Module):
         ctr.linear: linear(in=64, out=1, bias=True) -> vec[1]; params 65
     """
 
-    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
-        "user_id": (torch.int64, ()),
-        "item_id": (torch.int64, ()),
-        "category": (torch.int64, ()),
-        "price": (torch.float32, (1,)),
-        "clicked": (torch.int64, (20,)),
-        "clicked_len": (torch.int64, ()),
-    }
-    VOCABULARIES: dict[str, int] = {
-        "user_id": 10000,
-        "item_id": 5000,
-        "category": 200,
-        "clicked": 5000,
-    }
-    OUTPUTS: tuple[str, ...] = ("ctr",)
-
     def __init__(self, validate_inputs: bool = True) -> None:
         super().__init__()
         self.validate_inputs = validate_inputs
@@ -71,10 +115,6 @@ class CtrMlp(nn.Module):
         self.h_fc1 = nn.Linear(128, 64)
         # line 12: ctr
         self.ctr = nn.Linear(64, 1)
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run the model; returns one tensor per output (see the class docstring)."""
-        return self._forward(inputs)[0]
 
     def loss(
         self, inputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
@@ -158,37 +198,6 @@ class CtrMlp(nn.Module):
             if any(p.requires_grad for p in params)
         }
 
-    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
-        for name, (dtype, shape) in self.INPUTS.items():
-            if name not in inputs:
-                raise ValueError(f"missing input {name!r}")
-            value = inputs[name]
-            if value.dtype != dtype:
-                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if tuple(value.shape[1:]) != shape:
-                raise ValueError(
-                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
-                    f"got {list(value.shape)}"
-                )
-            vocab = self.VOCABULARIES.get(name)
-            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
-                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
-
-    @staticmethod
-    def example_inputs(
-        batch_size: int, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """A valid random input dict of `batch_size` samples."""
-        return {
-            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
-            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
-            "category": torch.randint(0, 200, (batch_size,), generator=generator),
-            "price": torch.randn(batch_size, 1, generator=generator),
-            "clicked": torch.randint(0, 5000, (batch_size, 20), generator=generator),
-            "clicked_len": torch.randint(0, 21, (batch_size,), generator=generator),
-        }
-
     @staticmethod
     def example_targets(
         batch_size: int, generator: torch.Generator | None = None
@@ -199,7 +208,7 @@ class CtrMlp(nn.Module):
         }
 
 
-class CtrMlpInference(nn.Module):
+class CtrMlpInference(CtrMlpBase):
     """The `ctr_mlp` model, folded for inference (built by `CtrMlp.for_inference()`).
 
     Inputs (a dict of tensors, B = batch size):
@@ -224,22 +233,6 @@ class CtrMlpInference(nn.Module):
         ctr.linear: linear(in=64, out=1, bias=True) -> vec[1]; params 65
     """
 
-    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
-        "user_id": (torch.int64, ()),
-        "item_id": (torch.int64, ()),
-        "category": (torch.int64, ()),
-        "price": (torch.float32, (1,)),
-        "clicked": (torch.int64, (20,)),
-        "clicked_len": (torch.int64, ()),
-    }
-    VOCABULARIES: dict[str, int] = {
-        "user_id": 10000,
-        "item_id": 5000,
-        "category": 200,
-        "clicked": 5000,
-    }
-    OUTPUTS: tuple[str, ...] = ("ctr",)
-
     def __init__(self, validate_inputs: bool = True) -> None:
         super().__init__()
         self.validate_inputs = validate_inputs
@@ -254,10 +247,6 @@ class CtrMlpInference(nn.Module):
         self.h_fc1 = nn.Linear(128, 64)
         # line 12: ctr
         self.ctr = nn.Linear(64, 1)
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run the model; returns one tensor per output (see the class docstring)."""
-        return self._forward(inputs)[0]
 
     def _forward(
         self, inputs: dict[str, torch.Tensor]
@@ -311,37 +300,6 @@ class CtrMlpInference(nn.Module):
             name: [p for p in params if p.requires_grad]
             for name, params in groups.items()
             if any(p.requires_grad for p in params)
-        }
-
-    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
-        for name, (dtype, shape) in self.INPUTS.items():
-            if name not in inputs:
-                raise ValueError(f"missing input {name!r}")
-            value = inputs[name]
-            if value.dtype != dtype:
-                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if tuple(value.shape[1:]) != shape:
-                raise ValueError(
-                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
-                    f"got {list(value.shape)}"
-                )
-            vocab = self.VOCABULARIES.get(name)
-            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
-                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
-
-    @staticmethod
-    def example_inputs(
-        batch_size: int, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """A valid random input dict of `batch_size` samples."""
-        return {
-            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
-            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
-            "category": torch.randint(0, 200, (batch_size,), generator=generator),
-            "price": torch.randn(batch_size, 1, generator=generator),
-            "clicked": torch.randint(0, 5000, (batch_size, 20), generator=generator),
-            "clicked_len": torch.randint(0, 21, (batch_size,), generator=generator),
         }
 
 

@@ -16,7 +16,63 @@ DWC_VERSION = "0.1.0"
 SPEC_SHA256 = "95c85bfd7cf6002c4e6b57a55f380b1823300c3ea3638529b2d3e1dfedce35d6"
 
 
-class DwMlp(nn.Module):
+class DwMlpBase(nn.Module):
+    """What both forms of `dw_mlp` share: the signature, input checks, example inputs."""
+
+    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
+        "user_id": (torch.int64, ()),
+        "item_id": (torch.int64, ()),
+        "country": (torch.int64, ()),
+        "page": (torch.int64, ()),
+    }
+    VOCABULARIES: dict[str, int] = {
+        "user_id": 10000,
+        "item_id": 5000,
+        "country": 8,
+        "page": 3,
+    }
+    OUTPUTS: tuple[str, ...] = ("ctr",)
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Run the model; returns one tensor per output (see the class docstring)."""
+        return self._forward(inputs)[0]
+
+    def _forward(
+        self, inputs: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
+        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
+        for name, (dtype, shape) in self.INPUTS.items():
+            if name not in inputs:
+                raise ValueError(f"missing input {name!r}")
+            value = inputs[name]
+            if value.dtype != dtype:
+                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
+            if tuple(value.shape[1:]) != shape:
+                raise ValueError(
+                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
+                    f"got {list(value.shape)}"
+                )
+            vocab = self.VOCABULARIES.get(name)
+            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
+                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
+
+    @staticmethod
+    def example_inputs(
+        batch_size: int, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """A valid random input dict of `batch_size` samples."""
+        return {
+            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
+            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
+            "country": torch.randint(0, 8, (batch_size,), generator=generator),
+            "page": torch.randint(0, 3, (batch_size,), generator=generator),
+        }
+
+
+class DwMlp(DwMlpBase):
     """The `dw_mlp` model (training form).
 
     Inputs (a dict of tensors, B = batch size):
@@ -41,20 +97,6 @@ class DwMlp(nn.Module):
         ctr.linear: linear(in=8, out=1, bias=True) -> vec[1]; params 9
     """
 
-    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
-        "user_id": (torch.int64, ()),
-        "item_id": (torch.int64, ()),
-        "country": (torch.int64, ()),
-        "page": (torch.int64, ()),
-    }
-    VOCABULARIES: dict[str, int] = {
-        "user_id": 10000,
-        "item_id": 5000,
-        "country": 8,
-        "page": 3,
-    }
-    OUTPUTS: tuple[str, ...] = ("ctr",)
-
     def __init__(self, validate_inputs: bool = True) -> None:
         super().__init__()
         self.validate_inputs = validate_inputs
@@ -70,10 +112,6 @@ class DwMlp(nn.Module):
         self.h_generator = nn.Sequential(nn.Linear(8, 664))
         # line 16: ctr
         self.ctr = nn.Linear(8, 1)
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run the model; returns one tensor per output (see the class docstring)."""
-        return self._forward(inputs)[0]
 
     def loss(
         self, inputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
@@ -185,35 +223,6 @@ class DwMlp(nn.Module):
             if any(p.requires_grad for p in params)
         }
 
-    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
-        for name, (dtype, shape) in self.INPUTS.items():
-            if name not in inputs:
-                raise ValueError(f"missing input {name!r}")
-            value = inputs[name]
-            if value.dtype != dtype:
-                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if tuple(value.shape[1:]) != shape:
-                raise ValueError(
-                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
-                    f"got {list(value.shape)}"
-                )
-            vocab = self.VOCABULARIES.get(name)
-            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
-                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
-
-    @staticmethod
-    def example_inputs(
-        batch_size: int, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """A valid random input dict of `batch_size` samples."""
-        return {
-            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
-            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
-            "country": torch.randint(0, 8, (batch_size,), generator=generator),
-            "page": torch.randint(0, 3, (batch_size,), generator=generator),
-        }
-
     @staticmethod
     def example_targets(
         batch_size: int, generator: torch.Generator | None = None
@@ -224,7 +233,7 @@ class DwMlp(nn.Module):
         }
 
 
-class DwMlpInference(nn.Module):
+class DwMlpInference(DwMlpBase):
     """The `dw_mlp` model, folded for inference (built by `DwMlp.for_inference()`).
 
     Inputs (a dict of tensors, B = batch size):
@@ -246,20 +255,6 @@ class DwMlpInference(nn.Module):
         ctr.linear: linear(in=8, out=1, bias=True) -> vec[1]; params 9
     """
 
-    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
-        "user_id": (torch.int64, ()),
-        "item_id": (torch.int64, ()),
-        "country": (torch.int64, ()),
-        "page": (torch.int64, ()),
-    }
-    VOCABULARIES: dict[str, int] = {
-        "user_id": 10000,
-        "item_id": 5000,
-        "country": 8,
-        "page": 3,
-    }
-    OUTPUTS: tuple[str, ...] = ("ctr",)
-
     def __init__(self, validate_inputs: bool = True) -> None:
         super().__init__()
         self.validate_inputs = validate_inputs
@@ -271,10 +266,6 @@ class DwMlpInference(nn.Module):
         self.h_generator_table = nn.Embedding(24, 664)
         # line 16: ctr
         self.ctr = nn.Linear(8, 1)
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run the model; returns one tensor per output (see the class docstring)."""
-        return self._forward(inputs)[0]
 
     def _forward(
         self, inputs: dict[str, torch.Tensor]
@@ -328,35 +319,6 @@ class DwMlpInference(nn.Module):
             name: [p for p in params if p.requires_grad]
             for name, params in groups.items()
             if any(p.requires_grad for p in params)
-        }
-
-    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
-        for name, (dtype, shape) in self.INPUTS.items():
-            if name not in inputs:
-                raise ValueError(f"missing input {name!r}")
-            value = inputs[name]
-            if value.dtype != dtype:
-                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if tuple(value.shape[1:]) != shape:
-                raise ValueError(
-                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
-                    f"got {list(value.shape)}"
-                )
-            vocab = self.VOCABULARIES.get(name)
-            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
-                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
-
-    @staticmethod
-    def example_inputs(
-        batch_size: int, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """A valid random input dict of `batch_size` samples."""
-        return {
-            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
-            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
-            "country": torch.randint(0, 8, (batch_size,), generator=generator),
-            "page": torch.randint(0, 3, (batch_size,), generator=generator),
         }
 
 

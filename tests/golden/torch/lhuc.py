@@ -16,7 +16,66 @@ DWC_VERSION = "0.1.0"
 SPEC_SHA256 = "c7dc799a4d4fc25af0b090eafa19e8fe7bbe8e2cad27caed9b3e33534b667ec0"
 
 
-class LhucCtr(nn.Module):
+class LhucCtrBase(nn.Module):
+    """What both forms of `lhuc_ctr` share: the signature, input checks, example inputs."""
+
+    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
+        "user_id": (torch.int64, ()),
+        "item_id": (torch.int64, ()),
+        "category": (torch.int64, ()),
+        "country": (torch.int64, ()),
+        "page": (torch.int64, ()),
+    }
+    VOCABULARIES: dict[str, int] = {
+        "user_id": 10000,
+        "item_id": 5000,
+        "category": 200,
+        "country": 8,
+        "page": 3,
+    }
+    OUTPUTS: tuple[str, ...] = ("ctr",)
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Run the model; returns one tensor per output (see the class docstring)."""
+        return self._forward(inputs)[0]
+
+    def _forward(
+        self, inputs: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
+        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
+        for name, (dtype, shape) in self.INPUTS.items():
+            if name not in inputs:
+                raise ValueError(f"missing input {name!r}")
+            value = inputs[name]
+            if value.dtype != dtype:
+                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
+            if tuple(value.shape[1:]) != shape:
+                raise ValueError(
+                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
+                    f"got {list(value.shape)}"
+                )
+            vocab = self.VOCABULARIES.get(name)
+            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
+                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
+
+    @staticmethod
+    def example_inputs(
+        batch_size: int, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """A valid random input dict of `batch_size` samples."""
+        return {
+            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
+            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
+            "category": torch.randint(0, 200, (batch_size,), generator=generator),
+            "country": torch.randint(0, 8, (batch_size,), generator=generator),
+            "page": torch.randint(0, 3, (batch_size,), generator=generator),
+        }
+
+
+class LhucCtr(LhucCtrBase):
     """The `lhuc_ctr` model (training form).
 
     Inputs (a dict of tensors, B = batch size):
@@ -42,22 +101,6 @@ class LhucCtr(nn.Module):
         ctr.linear: linear(in=32, out=1, bias=True) -> vec[1]; params 33
     """
 
-    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
-        "user_id": (torch.int64, ()),
-        "item_id": (torch.int64, ()),
-        "category": (torch.int64, ()),
-        "country": (torch.int64, ()),
-        "page": (torch.int64, ()),
-    }
-    VOCABULARIES: dict[str, int] = {
-        "user_id": 10000,
-        "item_id": 5000,
-        "category": 200,
-        "country": 8,
-        "page": 3,
-    }
-    OUTPUTS: tuple[str, ...] = ("ctr",)
-
     def __init__(self, validate_inputs: bool = True) -> None:
         super().__init__()
         self.validate_inputs = validate_inputs
@@ -79,10 +122,6 @@ class LhucCtr(nn.Module):
         self.h2_lhuc = _DwcLhuc(24, 32)
         # line 17: ctr
         self.ctr = nn.Linear(32, 1)
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run the model; returns one tensor per output (see the class docstring)."""
-        return self._forward(inputs)[0]
 
     def loss(
         self, inputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
@@ -170,36 +209,6 @@ class LhucCtr(nn.Module):
             if any(p.requires_grad for p in params)
         }
 
-    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
-        for name, (dtype, shape) in self.INPUTS.items():
-            if name not in inputs:
-                raise ValueError(f"missing input {name!r}")
-            value = inputs[name]
-            if value.dtype != dtype:
-                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if tuple(value.shape[1:]) != shape:
-                raise ValueError(
-                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
-                    f"got {list(value.shape)}"
-                )
-            vocab = self.VOCABULARIES.get(name)
-            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
-                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
-
-    @staticmethod
-    def example_inputs(
-        batch_size: int, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """A valid random input dict of `batch_size` samples."""
-        return {
-            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
-            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
-            "category": torch.randint(0, 200, (batch_size,), generator=generator),
-            "country": torch.randint(0, 8, (batch_size,), generator=generator),
-            "page": torch.randint(0, 3, (batch_size,), generator=generator),
-        }
-
     @staticmethod
     def example_targets(
         batch_size: int, generator: torch.Generator | None = None
@@ -210,7 +219,7 @@ class LhucCtr(nn.Module):
         }
 
 
-class LhucCtrInference(nn.Module):
+class LhucCtrInference(LhucCtrBase):
     """The `lhuc_ctr` model, folded for inference (built by `LhucCtr.for_inference()`).
 
     Inputs (a dict of tensors, B = batch size):
@@ -234,22 +243,6 @@ class LhucCtrInference(nn.Module):
         ctr.linear: linear(in=32, out=1, bias=True) -> vec[1]; params 33
     """
 
-    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
-        "user_id": (torch.int64, ()),
-        "item_id": (torch.int64, ()),
-        "category": (torch.int64, ()),
-        "country": (torch.int64, ()),
-        "page": (torch.int64, ()),
-    }
-    VOCABULARIES: dict[str, int] = {
-        "user_id": 10000,
-        "item_id": 5000,
-        "category": 200,
-        "country": 8,
-        "page": 3,
-    }
-    OUTPUTS: tuple[str, ...] = ("ctr",)
-
     def __init__(self, validate_inputs: bool = True) -> None:
         super().__init__()
         self.validate_inputs = validate_inputs
@@ -267,10 +260,6 @@ class LhucCtrInference(nn.Module):
         self.h2_lhuc = _DwcLhuc(24, 32)
         # line 17: ctr
         self.ctr = nn.Linear(32, 1)
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run the model; returns one tensor per output (see the class docstring)."""
-        return self._forward(inputs)[0]
 
     def _forward(
         self, inputs: dict[str, torch.Tensor]
@@ -328,36 +317,6 @@ class LhucCtrInference(nn.Module):
             name: [p for p in params if p.requires_grad]
             for name, params in groups.items()
             if any(p.requires_grad for p in params)
-        }
-
-    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
-        for name, (dtype, shape) in self.INPUTS.items():
-            if name not in inputs:
-                raise ValueError(f"missing input {name!r}")
-            value = inputs[name]
-            if value.dtype != dtype:
-                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if tuple(value.shape[1:]) != shape:
-                raise ValueError(
-                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
-                    f"got {list(value.shape)}"
-                )
-            vocab = self.VOCABULARIES.get(name)
-            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
-                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
-
-    @staticmethod
-    def example_inputs(
-        batch_size: int, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """A valid random input dict of `batch_size` samples."""
-        return {
-            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
-            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
-            "category": torch.randint(0, 200, (batch_size,), generator=generator),
-            "country": torch.randint(0, 8, (batch_size,), generator=generator),
-            "page": torch.randint(0, 3, (batch_size,), generator=generator),
         }
 
 

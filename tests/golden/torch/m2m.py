@@ -16,7 +16,70 @@ DWC_VERSION = "0.1.0"
 SPEC_SHA256 = "0e4cd8699e12144f7c317a531fe530ec98f3b6881176f7bc776581b382104a5e"
 
 
-class M2m(nn.Module):
+class M2mBase(nn.Module):
+    """What both forms of `m2m` share: the signature, input checks, example inputs."""
+
+    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
+        "advertiser": (torch.int64, ()),
+        "industry": (torch.int64, ()),
+        "spend": (torch.float32, (4,)),
+        "history": (torch.int64, (10,)),
+        "history_len": (torch.int64, ()),
+        "channel": (torch.int64, ()),
+        "region": (torch.int64, ()),
+    }
+    VOCABULARIES: dict[str, int] = {
+        "advertiser": 5000,
+        "industry": 100,
+        "history": 100,
+        "channel": 4,
+        "region": 6,
+    }
+    OUTPUTS: tuple[str, ...] = ("spend_next", "clicks_next")
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Run the model; returns one tensor per output (see the class docstring)."""
+        return self._forward(inputs)[0]
+
+    def _forward(
+        self, inputs: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
+        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
+        for name, (dtype, shape) in self.INPUTS.items():
+            if name not in inputs:
+                raise ValueError(f"missing input {name!r}")
+            value = inputs[name]
+            if value.dtype != dtype:
+                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
+            if tuple(value.shape[1:]) != shape:
+                raise ValueError(
+                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
+                    f"got {list(value.shape)}"
+                )
+            vocab = self.VOCABULARIES.get(name)
+            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
+                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
+
+    @staticmethod
+    def example_inputs(
+        batch_size: int, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """A valid random input dict of `batch_size` samples."""
+        return {
+            "advertiser": torch.randint(0, 5000, (batch_size,), generator=generator),
+            "industry": torch.randint(0, 100, (batch_size,), generator=generator),
+            "spend": torch.randn(batch_size, 4, generator=generator),
+            "history": torch.randint(0, 100, (batch_size, 10), generator=generator),
+            "history_len": torch.randint(0, 11, (batch_size,), generator=generator),
+            "channel": torch.randint(0, 4, (batch_size,), generator=generator),
+            "region": torch.randint(0, 6, (batch_size,), generator=generator),
+        }
+
+
+class M2m(M2mBase):
     """The `m2m` model (training form).
 
     Inputs (a dict of tensors, B = batch size):
@@ -60,24 +123,6 @@ class M2m(nn.Module):
         clicks_next.linear: linear(in=16, out=1, bias=True) -> vec[1]; params 17
     """
 
-    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
-        "advertiser": (torch.int64, ()),
-        "industry": (torch.int64, ()),
-        "spend": (torch.float32, (4,)),
-        "history": (torch.int64, (10,)),
-        "history_len": (torch.int64, ()),
-        "channel": (torch.int64, ()),
-        "region": (torch.int64, ()),
-    }
-    VOCABULARIES: dict[str, int] = {
-        "advertiser": 5000,
-        "industry": 100,
-        "history": 100,
-        "channel": 4,
-        "region": 6,
-    }
-    OUTPUTS: tuple[str, ...] = ("spend_next", "clicks_next")
-
     def __init__(self, validate_inputs: bool = True) -> None:
         super().__init__()
         self.validate_inputs = validate_inputs
@@ -109,10 +154,6 @@ class M2m(nn.Module):
         self.spend_next = nn.Linear(16, 1)
         # line 27: clicks_next
         self.clicks_next = nn.Linear(16, 1)
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run the model; returns one tensor per output (see the class docstring)."""
-        return self._forward(inputs)[0]
 
     def loss(
         self, inputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
@@ -286,38 +327,6 @@ class M2m(nn.Module):
             if any(p.requires_grad for p in params)
         }
 
-    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
-        for name, (dtype, shape) in self.INPUTS.items():
-            if name not in inputs:
-                raise ValueError(f"missing input {name!r}")
-            value = inputs[name]
-            if value.dtype != dtype:
-                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if tuple(value.shape[1:]) != shape:
-                raise ValueError(
-                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
-                    f"got {list(value.shape)}"
-                )
-            vocab = self.VOCABULARIES.get(name)
-            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
-                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
-
-    @staticmethod
-    def example_inputs(
-        batch_size: int, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """A valid random input dict of `batch_size` samples."""
-        return {
-            "advertiser": torch.randint(0, 5000, (batch_size,), generator=generator),
-            "industry": torch.randint(0, 100, (batch_size,), generator=generator),
-            "spend": torch.randn(batch_size, 4, generator=generator),
-            "history": torch.randint(0, 100, (batch_size, 10), generator=generator),
-            "history_len": torch.randint(0, 11, (batch_size,), generator=generator),
-            "channel": torch.randint(0, 4, (batch_size,), generator=generator),
-            "region": torch.randint(0, 6, (batch_size,), generator=generator),
-        }
-
     @staticmethod
     def example_targets(
         batch_size: int, generator: torch.Generator | None = None
@@ -329,7 +338,7 @@ class M2m(nn.Module):
         }
 
 
-class M2mInference(nn.Module):
+class M2mInference(M2mBase):
     """The `m2m` model, folded for inference (built by `M2m.for_inference()`).
 
     Inputs (a dict of tensors, B = batch size):
@@ -363,24 +372,6 @@ class M2mInference(nn.Module):
         clicks_next.linear: linear(in=16, out=1, bias=True) -> vec[1]; params 17
     """
 
-    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
-        "advertiser": (torch.int64, ()),
-        "industry": (torch.int64, ()),
-        "spend": (torch.float32, (4,)),
-        "history": (torch.int64, (10,)),
-        "history_len": (torch.int64, ()),
-        "channel": (torch.int64, ()),
-        "region": (torch.int64, ()),
-    }
-    VOCABULARIES: dict[str, int] = {
-        "advertiser": 5000,
-        "industry": 100,
-        "history": 100,
-        "channel": 4,
-        "region": 6,
-    }
-    OUTPUTS: tuple[str, ...] = ("spend_next", "clicks_next")
-
     def __init__(self, validate_inputs: bool = True) -> None:
         super().__init__()
         self.validate_inputs = validate_inputs
@@ -401,10 +392,6 @@ class M2mInference(nn.Module):
         self.spend_next = nn.Linear(16, 1)
         # line 27: clicks_next
         self.clicks_next = nn.Linear(16, 1)
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run the model; returns one tensor per output (see the class docstring)."""
-        return self._forward(inputs)[0]
 
     def _forward(
         self, inputs: dict[str, torch.Tensor]
@@ -486,38 +473,6 @@ class M2mInference(nn.Module):
             name: [p for p in params if p.requires_grad]
             for name, params in groups.items()
             if any(p.requires_grad for p in params)
-        }
-
-    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
-        for name, (dtype, shape) in self.INPUTS.items():
-            if name not in inputs:
-                raise ValueError(f"missing input {name!r}")
-            value = inputs[name]
-            if value.dtype != dtype:
-                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if tuple(value.shape[1:]) != shape:
-                raise ValueError(
-                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
-                    f"got {list(value.shape)}"
-                )
-            vocab = self.VOCABULARIES.get(name)
-            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
-                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
-
-    @staticmethod
-    def example_inputs(
-        batch_size: int, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """A valid random input dict of `batch_size` samples."""
-        return {
-            "advertiser": torch.randint(0, 5000, (batch_size,), generator=generator),
-            "industry": torch.randint(0, 100, (batch_size,), generator=generator),
-            "spend": torch.randn(batch_size, 4, generator=generator),
-            "history": torch.randint(0, 100, (batch_size, 10), generator=generator),
-            "history_len": torch.randint(0, 11, (batch_size,), generator=generator),
-            "channel": torch.randint(0, 4, (batch_size,), generator=generator),
-            "region": torch.randint(0, 6, (batch_size,), generator=generator),
         }
 
 

@@ -16,7 +16,73 @@ DWC_VERSION = "0.1.0"
 SPEC_SHA256 = "c9e538144331589035fde4b1b28309b928f4749948ab7238da2c4c10b356a65c"
 
 
-class Multitask(nn.Module):
+class MultitaskBase(nn.Module):
+    """What both forms of `multitask` share: the signature, input checks, example inputs."""
+
+    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
+        "user_id": (torch.int64, ()),
+        "item_id": (torch.int64, ()),
+        "author_id": (torch.int64, ()),
+        "watch_time": (torch.float32, (2,)),
+        "history": (torch.int64, (30,)),
+        "history_len": (torch.int64, ()),
+        "surface": (torch.int64, ()),
+        "is_new": (torch.int64, ()),
+    }
+    VOCABULARIES: dict[str, int] = {
+        "user_id": 10000,
+        "item_id": 5000,
+        "author_id": 1000,
+        "history": 5000,
+        "surface": 4,
+        "is_new": 2,
+    }
+    OUTPUTS: tuple[str, ...] = ("click", "like", "clicks")
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Run the model; returns one tensor per output (see the class docstring)."""
+        return self._forward(inputs)[0]
+
+    def _forward(
+        self, inputs: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
+        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
+        for name, (dtype, shape) in self.INPUTS.items():
+            if name not in inputs:
+                raise ValueError(f"missing input {name!r}")
+            value = inputs[name]
+            if value.dtype != dtype:
+                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
+            if tuple(value.shape[1:]) != shape:
+                raise ValueError(
+                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
+                    f"got {list(value.shape)}"
+                )
+            vocab = self.VOCABULARIES.get(name)
+            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
+                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
+
+    @staticmethod
+    def example_inputs(
+        batch_size: int, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """A valid random input dict of `batch_size` samples."""
+        return {
+            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
+            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
+            "author_id": torch.randint(0, 1000, (batch_size,), generator=generator),
+            "watch_time": torch.randn(batch_size, 2, generator=generator),
+            "history": torch.randint(0, 5000, (batch_size, 30), generator=generator),
+            "history_len": torch.randint(0, 31, (batch_size,), generator=generator),
+            "surface": torch.randint(0, 4, (batch_size,), generator=generator),
+            "is_new": torch.randint(0, 2, (batch_size,), generator=generator),
+        }
+
+
+class Multitask(MultitaskBase):
     """The `multitask` model (training form).
 
     Inputs (a dict of tensors, B = batch size):
@@ -55,26 +121,6 @@ class Multitask(nn.Module):
         clicks.linear: linear(in=64, out=1, bias=True) -> vec[1]; params 65
     """
 
-    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
-        "user_id": (torch.int64, ()),
-        "item_id": (torch.int64, ()),
-        "author_id": (torch.int64, ()),
-        "watch_time": (torch.float32, (2,)),
-        "history": (torch.int64, (30,)),
-        "history_len": (torch.int64, ()),
-        "surface": (torch.int64, ()),
-        "is_new": (torch.int64, ()),
-    }
-    VOCABULARIES: dict[str, int] = {
-        "user_id": 10000,
-        "item_id": 5000,
-        "author_id": 1000,
-        "history": 5000,
-        "surface": 4,
-        "is_new": 2,
-    }
-    OUTPUTS: tuple[str, ...] = ("click", "like", "clicks")
-
     def __init__(self, validate_inputs: bool = True) -> None:
         super().__init__()
         self.validate_inputs = validate_inputs
@@ -103,10 +149,6 @@ class Multitask(nn.Module):
         self.like = nn.Linear(64, 1)
         # line 24: clicks
         self.clicks = nn.Linear(64, 1)
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run the model; returns one tensor per output (see the class docstring)."""
-        return self._forward(inputs)[0]
 
     def loss(
         self, inputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
@@ -257,39 +299,6 @@ class Multitask(nn.Module):
             if any(p.requires_grad for p in params)
         }
 
-    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
-        for name, (dtype, shape) in self.INPUTS.items():
-            if name not in inputs:
-                raise ValueError(f"missing input {name!r}")
-            value = inputs[name]
-            if value.dtype != dtype:
-                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if tuple(value.shape[1:]) != shape:
-                raise ValueError(
-                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
-                    f"got {list(value.shape)}"
-                )
-            vocab = self.VOCABULARIES.get(name)
-            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
-                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
-
-    @staticmethod
-    def example_inputs(
-        batch_size: int, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """A valid random input dict of `batch_size` samples."""
-        return {
-            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
-            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
-            "author_id": torch.randint(0, 1000, (batch_size,), generator=generator),
-            "watch_time": torch.randn(batch_size, 2, generator=generator),
-            "history": torch.randint(0, 5000, (batch_size, 30), generator=generator),
-            "history_len": torch.randint(0, 31, (batch_size,), generator=generator),
-            "surface": torch.randint(0, 4, (batch_size,), generator=generator),
-            "is_new": torch.randint(0, 2, (batch_size,), generator=generator),
-        }
-
     @staticmethod
     def example_targets(
         batch_size: int, generator: torch.Generator | None = None
@@ -302,7 +311,7 @@ class Multitask(nn.Module):
         }
 
 
-class MultitaskInference(nn.Module):
+class MultitaskInference(MultitaskBase):
     """The `multitask` model, folded for inference (built by `Multitask.for_inference()`).
 
     Inputs (a dict of tensors, B = batch size):
@@ -339,26 +348,6 @@ class MultitaskInference(nn.Module):
         clicks.linear: linear(in=64, out=1, bias=True) -> vec[1]; params 65
     """
 
-    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
-        "user_id": (torch.int64, ()),
-        "item_id": (torch.int64, ()),
-        "author_id": (torch.int64, ()),
-        "watch_time": (torch.float32, (2,)),
-        "history": (torch.int64, (30,)),
-        "history_len": (torch.int64, ()),
-        "surface": (torch.int64, ()),
-        "is_new": (torch.int64, ()),
-    }
-    VOCABULARIES: dict[str, int] = {
-        "user_id": 10000,
-        "item_id": 5000,
-        "author_id": 1000,
-        "history": 5000,
-        "surface": 4,
-        "is_new": 2,
-    }
-    OUTPUTS: tuple[str, ...] = ("click", "like", "clicks")
-
     def __init__(self, validate_inputs: bool = True) -> None:
         super().__init__()
         self.validate_inputs = validate_inputs
@@ -383,10 +372,6 @@ class MultitaskInference(nn.Module):
         self.like = nn.Linear(64, 1)
         # line 24: clicks
         self.clicks = nn.Linear(64, 1)
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run the model; returns one tensor per output (see the class docstring)."""
-        return self._forward(inputs)[0]
 
     def _forward(
         self, inputs: dict[str, torch.Tensor]
@@ -475,39 +460,6 @@ class MultitaskInference(nn.Module):
             name: [p for p in params if p.requires_grad]
             for name, params in groups.items()
             if any(p.requires_grad for p in params)
-        }
-
-    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
-        for name, (dtype, shape) in self.INPUTS.items():
-            if name not in inputs:
-                raise ValueError(f"missing input {name!r}")
-            value = inputs[name]
-            if value.dtype != dtype:
-                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if tuple(value.shape[1:]) != shape:
-                raise ValueError(
-                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
-                    f"got {list(value.shape)}"
-                )
-            vocab = self.VOCABULARIES.get(name)
-            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
-                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
-
-    @staticmethod
-    def example_inputs(
-        batch_size: int, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """A valid random input dict of `batch_size` samples."""
-        return {
-            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
-            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
-            "author_id": torch.randint(0, 1000, (batch_size,), generator=generator),
-            "watch_time": torch.randn(batch_size, 2, generator=generator),
-            "history": torch.randint(0, 5000, (batch_size, 30), generator=generator),
-            "history_len": torch.randint(0, 31, (batch_size,), generator=generator),
-            "surface": torch.randint(0, 4, (batch_size,), generator=generator),
-            "is_new": torch.randint(0, 2, (batch_size,), generator=generator),
         }
 
 

@@ -16,7 +16,73 @@ DWC_VERSION = "0.1.0"
 SPEC_SHA256 = "29126e366e1505d551d2ff63e32fe3de77b08c211987ea96bc3469bcae196872"
 
 
-class Pepnet(nn.Module):
+class PepnetBase(nn.Module):
+    """What both forms of `pepnet` share: the signature, input checks, example inputs."""
+
+    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
+        "user_id": (torch.int64, ()),
+        "item_id": (torch.int64, ()),
+        "author_id": (torch.int64, ()),
+        "category": (torch.int64, ()),
+        "price": (torch.float32, (1,)),
+        "history": (torch.int64, (20,)),
+        "history_len": (torch.int64, ()),
+        "domain": (torch.int64, ()),
+    }
+    VOCABULARIES: dict[str, int] = {
+        "user_id": 10000,
+        "item_id": 5000,
+        "author_id": 1000,
+        "category": 200,
+        "history": 5000,
+        "domain": 4,
+    }
+    OUTPUTS: tuple[str, ...] = ("click", "like")
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Run the model; returns one tensor per output (see the class docstring)."""
+        return self._forward(inputs)[0]
+
+    def _forward(
+        self, inputs: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
+        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
+        for name, (dtype, shape) in self.INPUTS.items():
+            if name not in inputs:
+                raise ValueError(f"missing input {name!r}")
+            value = inputs[name]
+            if value.dtype != dtype:
+                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
+            if tuple(value.shape[1:]) != shape:
+                raise ValueError(
+                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
+                    f"got {list(value.shape)}"
+                )
+            vocab = self.VOCABULARIES.get(name)
+            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
+                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
+
+    @staticmethod
+    def example_inputs(
+        batch_size: int, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """A valid random input dict of `batch_size` samples."""
+        return {
+            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
+            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
+            "author_id": torch.randint(0, 1000, (batch_size,), generator=generator),
+            "category": torch.randint(0, 200, (batch_size,), generator=generator),
+            "price": torch.randn(batch_size, 1, generator=generator),
+            "history": torch.randint(0, 5000, (batch_size, 20), generator=generator),
+            "history_len": torch.randint(0, 21, (batch_size,), generator=generator),
+            "domain": torch.randint(0, 4, (batch_size,), generator=generator),
+        }
+
+
+class Pepnet(PepnetBase):
     """The `pepnet` model (training form).
 
     Inputs (a dict of tensors, B = batch size):
@@ -56,26 +122,6 @@ class Pepnet(nn.Module):
         like.linear: linear(in=32, out=1, bias=True) -> vec[1]; params 33
     """
 
-    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
-        "user_id": (torch.int64, ()),
-        "item_id": (torch.int64, ()),
-        "author_id": (torch.int64, ()),
-        "category": (torch.int64, ()),
-        "price": (torch.float32, (1,)),
-        "history": (torch.int64, (20,)),
-        "history_len": (torch.int64, ()),
-        "domain": (torch.int64, ()),
-    }
-    VOCABULARIES: dict[str, int] = {
-        "user_id": 10000,
-        "item_id": 5000,
-        "author_id": 1000,
-        "category": 200,
-        "history": 5000,
-        "domain": 4,
-    }
-    OUTPUTS: tuple[str, ...] = ("click", "like")
-
     def __init__(self, validate_inputs: bool = True) -> None:
         super().__init__()
         self.validate_inputs = validate_inputs
@@ -105,10 +151,6 @@ class Pepnet(nn.Module):
         self.click = nn.Linear(32, 1)
         # line 26: like
         self.like = nn.Linear(32, 1)
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run the model; returns one tensor per output (see the class docstring)."""
-        return self._forward(inputs)[0]
 
     def loss(
         self, inputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
@@ -234,39 +276,6 @@ class Pepnet(nn.Module):
             if any(p.requires_grad for p in params)
         }
 
-    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
-        for name, (dtype, shape) in self.INPUTS.items():
-            if name not in inputs:
-                raise ValueError(f"missing input {name!r}")
-            value = inputs[name]
-            if value.dtype != dtype:
-                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if tuple(value.shape[1:]) != shape:
-                raise ValueError(
-                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
-                    f"got {list(value.shape)}"
-                )
-            vocab = self.VOCABULARIES.get(name)
-            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
-                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
-
-    @staticmethod
-    def example_inputs(
-        batch_size: int, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """A valid random input dict of `batch_size` samples."""
-        return {
-            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
-            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
-            "author_id": torch.randint(0, 1000, (batch_size,), generator=generator),
-            "category": torch.randint(0, 200, (batch_size,), generator=generator),
-            "price": torch.randn(batch_size, 1, generator=generator),
-            "history": torch.randint(0, 5000, (batch_size, 20), generator=generator),
-            "history_len": torch.randint(0, 21, (batch_size,), generator=generator),
-            "domain": torch.randint(0, 4, (batch_size,), generator=generator),
-        }
-
     @staticmethod
     def example_targets(
         batch_size: int, generator: torch.Generator | None = None
@@ -278,7 +287,7 @@ class Pepnet(nn.Module):
         }
 
 
-class PepnetInference(nn.Module):
+class PepnetInference(PepnetBase):
     """The `pepnet` model, folded for inference (built by `Pepnet.for_inference()`).
 
     Inputs (a dict of tensors, B = batch size):
@@ -318,26 +327,6 @@ class PepnetInference(nn.Module):
         like.linear: linear(in=32, out=1, bias=True) -> vec[1]; params 33
     """
 
-    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
-        "user_id": (torch.int64, ()),
-        "item_id": (torch.int64, ()),
-        "author_id": (torch.int64, ()),
-        "category": (torch.int64, ()),
-        "price": (torch.float32, (1,)),
-        "history": (torch.int64, (20,)),
-        "history_len": (torch.int64, ()),
-        "domain": (torch.int64, ()),
-    }
-    VOCABULARIES: dict[str, int] = {
-        "user_id": 10000,
-        "item_id": 5000,
-        "author_id": 1000,
-        "category": 200,
-        "history": 5000,
-        "domain": 4,
-    }
-    OUTPUTS: tuple[str, ...] = ("click", "like")
-
     def __init__(self, validate_inputs: bool = True) -> None:
         super().__init__()
         self.validate_inputs = validate_inputs
@@ -367,10 +356,6 @@ class PepnetInference(nn.Module):
         self.click = nn.Linear(32, 1)
         # line 26: like
         self.like = nn.Linear(32, 1)
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run the model; returns one tensor per output (see the class docstring)."""
-        return self._forward(inputs)[0]
 
     def _forward(
         self, inputs: dict[str, torch.Tensor]
@@ -465,39 +450,6 @@ class PepnetInference(nn.Module):
             name: [p for p in params if p.requires_grad]
             for name, params in groups.items()
             if any(p.requires_grad for p in params)
-        }
-
-    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
-        for name, (dtype, shape) in self.INPUTS.items():
-            if name not in inputs:
-                raise ValueError(f"missing input {name!r}")
-            value = inputs[name]
-            if value.dtype != dtype:
-                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if tuple(value.shape[1:]) != shape:
-                raise ValueError(
-                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
-                    f"got {list(value.shape)}"
-                )
-            vocab = self.VOCABULARIES.get(name)
-            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
-                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
-
-    @staticmethod
-    def example_inputs(
-        batch_size: int, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """A valid random input dict of `batch_size` samples."""
-        return {
-            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
-            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
-            "author_id": torch.randint(0, 1000, (batch_size,), generator=generator),
-            "category": torch.randint(0, 200, (batch_size,), generator=generator),
-            "price": torch.randn(batch_size, 1, generator=generator),
-            "history": torch.randint(0, 5000, (batch_size, 20), generator=generator),
-            "history_len": torch.randint(0, 21, (batch_size,), generator=generator),
-            "domain": torch.randint(0, 4, (batch_size,), generator=generator),
         }
 
 

@@ -16,7 +16,65 @@ DWC_VERSION = "0.1.0"
 SPEC_SHA256 = "cb760016f263ea9b8006910e8bc4c4f620f50c07f790e508dc266540172259b1"
 
 
-class Ptupcdr(nn.Module):
+class PtupcdrBase(nn.Module):
+    """What both forms of `ptupcdr` share: the signature, input checks, example inputs."""
+
+    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
+        "src_user": (torch.int64, ()),
+        "src_item": (torch.int64, ()),
+        "tgt_item": (torch.int64, ()),
+        "src_history": (torch.int64, (20,)),
+        "src_history_len": (torch.int64, ()),
+    }
+    VOCABULARIES: dict[str, int] = {
+        "src_user": 20000,
+        "src_item": 30000,
+        "tgt_item": 30000,
+        "src_history": 30000,
+    }
+    OUTPUTS: tuple[str, ...] = ("rating",)
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Run the model; returns one tensor per output (see the class docstring)."""
+        return self._forward(inputs)[0]
+
+    def _forward(
+        self, inputs: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
+        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
+        for name, (dtype, shape) in self.INPUTS.items():
+            if name not in inputs:
+                raise ValueError(f"missing input {name!r}")
+            value = inputs[name]
+            if value.dtype != dtype:
+                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
+            if tuple(value.shape[1:]) != shape:
+                raise ValueError(
+                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
+                    f"got {list(value.shape)}"
+                )
+            vocab = self.VOCABULARIES.get(name)
+            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
+                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
+
+    @staticmethod
+    def example_inputs(
+        batch_size: int, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """A valid random input dict of `batch_size` samples."""
+        return {
+            "src_user": torch.randint(0, 20000, (batch_size,), generator=generator),
+            "src_item": torch.randint(0, 30000, (batch_size,), generator=generator),
+            "tgt_item": torch.randint(0, 30000, (batch_size,), generator=generator),
+            "src_history": torch.randint(0, 30000, (batch_size, 20), generator=generator),
+            "src_history_len": torch.randint(0, 21, (batch_size,), generator=generator),
+        }
+
+
+class Ptupcdr(PtupcdrBase):
     """The `ptupcdr` model (training form).
 
     Inputs (a dict of tensors, B = batch size):
@@ -40,21 +98,6 @@ class Ptupcdr(nn.Module):
         rating.dot: dot -> vec[1]; params 0
     """
 
-    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
-        "src_user": (torch.int64, ()),
-        "src_item": (torch.int64, ()),
-        "tgt_item": (torch.int64, ()),
-        "src_history": (torch.int64, (20,)),
-        "src_history_len": (torch.int64, ()),
-    }
-    VOCABULARIES: dict[str, int] = {
-        "src_user": 20000,
-        "src_item": 30000,
-        "tgt_item": 30000,
-        "src_history": 30000,
-    }
-    OUTPUTS: tuple[str, ...] = ("rating",)
-
     def __init__(self, validate_inputs: bool = True) -> None:
         super().__init__()
         self.validate_inputs = validate_inputs
@@ -71,10 +114,6 @@ class Ptupcdr(nn.Module):
         self.src_history_attention = _DwcAttentionPool(10)
         # line 14: u_t
         self.u_t_generator = nn.Sequential(nn.Linear(10, 50), nn.ReLU(), nn.Linear(50, 100))
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run the model; returns one tensor per output (see the class docstring)."""
-        return self._forward(inputs)[0]
 
     def loss(
         self, inputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
@@ -149,36 +188,6 @@ class Ptupcdr(nn.Module):
             if any(p.requires_grad for p in params)
         }
 
-    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
-        for name, (dtype, shape) in self.INPUTS.items():
-            if name not in inputs:
-                raise ValueError(f"missing input {name!r}")
-            value = inputs[name]
-            if value.dtype != dtype:
-                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if tuple(value.shape[1:]) != shape:
-                raise ValueError(
-                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
-                    f"got {list(value.shape)}"
-                )
-            vocab = self.VOCABULARIES.get(name)
-            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
-                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
-
-    @staticmethod
-    def example_inputs(
-        batch_size: int, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """A valid random input dict of `batch_size` samples."""
-        return {
-            "src_user": torch.randint(0, 20000, (batch_size,), generator=generator),
-            "src_item": torch.randint(0, 30000, (batch_size,), generator=generator),
-            "tgt_item": torch.randint(0, 30000, (batch_size,), generator=generator),
-            "src_history": torch.randint(0, 30000, (batch_size, 20), generator=generator),
-            "src_history_len": torch.randint(0, 21, (batch_size,), generator=generator),
-        }
-
     @staticmethod
     def example_targets(
         batch_size: int, generator: torch.Generator | None = None
@@ -189,7 +198,7 @@ class Ptupcdr(nn.Module):
         }
 
 
-class PtupcdrInference(nn.Module):
+class PtupcdrInference(PtupcdrBase):
     """The `ptupcdr` model, folded for inference (built by `Ptupcdr.for_inference()`).
 
     Inputs (a dict of tensors, B = batch size):
@@ -213,21 +222,6 @@ class PtupcdrInference(nn.Module):
         rating.dot: dot -> vec[1]; params 0
     """
 
-    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
-        "src_user": (torch.int64, ()),
-        "src_item": (torch.int64, ()),
-        "tgt_item": (torch.int64, ()),
-        "src_history": (torch.int64, (20,)),
-        "src_history_len": (torch.int64, ()),
-    }
-    VOCABULARIES: dict[str, int] = {
-        "src_user": 20000,
-        "src_item": 30000,
-        "tgt_item": 30000,
-        "src_history": 30000,
-    }
-    OUTPUTS: tuple[str, ...] = ("rating",)
-
     def __init__(self, validate_inputs: bool = True) -> None:
         super().__init__()
         self.validate_inputs = validate_inputs
@@ -244,10 +238,6 @@ class PtupcdrInference(nn.Module):
         self.src_history_attention = _DwcAttentionPool(10)
         # line 14: u_t
         self.u_t_generator = nn.Sequential(nn.Linear(10, 50), nn.ReLU(), nn.Linear(50, 100))
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run the model; returns one tensor per output (see the class docstring)."""
-        return self._forward(inputs)[0]
 
     def _forward(
         self, inputs: dict[str, torch.Tensor]
@@ -294,36 +284,6 @@ class PtupcdrInference(nn.Module):
             name: [p for p in params if p.requires_grad]
             for name, params in groups.items()
             if any(p.requires_grad for p in params)
-        }
-
-    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
-        for name, (dtype, shape) in self.INPUTS.items():
-            if name not in inputs:
-                raise ValueError(f"missing input {name!r}")
-            value = inputs[name]
-            if value.dtype != dtype:
-                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if tuple(value.shape[1:]) != shape:
-                raise ValueError(
-                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
-                    f"got {list(value.shape)}"
-                )
-            vocab = self.VOCABULARIES.get(name)
-            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
-                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
-
-    @staticmethod
-    def example_inputs(
-        batch_size: int, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """A valid random input dict of `batch_size` samples."""
-        return {
-            "src_user": torch.randint(0, 20000, (batch_size,), generator=generator),
-            "src_item": torch.randint(0, 30000, (batch_size,), generator=generator),
-            "tgt_item": torch.randint(0, 30000, (batch_size,), generator=generator),
-            "src_history": torch.randint(0, 30000, (batch_size, 20), generator=generator),
-            "src_history_len": torch.randint(0, 21, (batch_size,), generator=generator),
         }
 
 

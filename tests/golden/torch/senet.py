@@ -16,7 +16,71 @@ DWC_VERSION = "0.1.0"
 SPEC_SHA256 = "6018fba39725273e51c473a5fcd93f738fee3e2fcfddca9664599b3f94a60b16"
 
 
-class SenetCtr(nn.Module):
+class SenetCtrBase(nn.Module):
+    """What both forms of `senet_ctr` share: the signature, input checks, example inputs."""
+
+    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
+        "user_id": (torch.int64, ()),
+        "item_id": (torch.int64, ()),
+        "category": (torch.int64, ()),
+        "author_id": (torch.int64, ()),
+        "history": (torch.int64, (20,)),
+        "history_len": (torch.int64, ()),
+        "country": (torch.int64, ()),
+    }
+    VOCABULARIES: dict[str, int] = {
+        "user_id": 10000,
+        "item_id": 5000,
+        "category": 200,
+        "author_id": 1000,
+        "history": 5000,
+        "country": 8,
+    }
+    OUTPUTS: tuple[str, ...] = ("ctr",)
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Run the model; returns one tensor per output (see the class docstring)."""
+        return self._forward(inputs)[0]
+
+    def _forward(
+        self, inputs: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
+        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
+        for name, (dtype, shape) in self.INPUTS.items():
+            if name not in inputs:
+                raise ValueError(f"missing input {name!r}")
+            value = inputs[name]
+            if value.dtype != dtype:
+                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
+            if tuple(value.shape[1:]) != shape:
+                raise ValueError(
+                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
+                    f"got {list(value.shape)}"
+                )
+            vocab = self.VOCABULARIES.get(name)
+            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
+                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
+
+    @staticmethod
+    def example_inputs(
+        batch_size: int, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """A valid random input dict of `batch_size` samples."""
+        return {
+            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
+            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
+            "category": torch.randint(0, 200, (batch_size,), generator=generator),
+            "author_id": torch.randint(0, 1000, (batch_size,), generator=generator),
+            "history": torch.randint(0, 5000, (batch_size, 20), generator=generator),
+            "history_len": torch.randint(0, 21, (batch_size,), generator=generator),
+            "country": torch.randint(0, 8, (batch_size,), generator=generator),
+        }
+
+
+class SenetCtr(SenetCtrBase):
     """The `senet_ctr` model (training form).
 
     Inputs (a dict of tensors, B = batch size):
@@ -43,25 +107,6 @@ class SenetCtr(nn.Module):
         ctr.linear: linear(in=32, out=1, bias=True) -> vec[1]; params 33
     """
 
-    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
-        "user_id": (torch.int64, ()),
-        "item_id": (torch.int64, ()),
-        "category": (torch.int64, ()),
-        "author_id": (torch.int64, ()),
-        "history": (torch.int64, (20,)),
-        "history_len": (torch.int64, ()),
-        "country": (torch.int64, ()),
-    }
-    VOCABULARIES: dict[str, int] = {
-        "user_id": 10000,
-        "item_id": 5000,
-        "category": 200,
-        "author_id": 1000,
-        "history": 5000,
-        "country": 8,
-    }
-    OUTPUTS: tuple[str, ...] = ("ctr",)
-
     def __init__(self, validate_inputs: bool = True) -> None:
         super().__init__()
         self.validate_inputs = validate_inputs
@@ -82,10 +127,6 @@ class SenetCtr(nn.Module):
         self.h_fc1 = nn.Linear(64, 32)
         # line 16: ctr
         self.ctr = nn.Linear(32, 1)
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run the model; returns one tensor per output (see the class docstring)."""
-        return self._forward(inputs)[0]
 
     def loss(
         self, inputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
@@ -175,38 +216,6 @@ class SenetCtr(nn.Module):
             if any(p.requires_grad for p in params)
         }
 
-    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
-        for name, (dtype, shape) in self.INPUTS.items():
-            if name not in inputs:
-                raise ValueError(f"missing input {name!r}")
-            value = inputs[name]
-            if value.dtype != dtype:
-                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if tuple(value.shape[1:]) != shape:
-                raise ValueError(
-                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
-                    f"got {list(value.shape)}"
-                )
-            vocab = self.VOCABULARIES.get(name)
-            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
-                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
-
-    @staticmethod
-    def example_inputs(
-        batch_size: int, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """A valid random input dict of `batch_size` samples."""
-        return {
-            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
-            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
-            "category": torch.randint(0, 200, (batch_size,), generator=generator),
-            "author_id": torch.randint(0, 1000, (batch_size,), generator=generator),
-            "history": torch.randint(0, 5000, (batch_size, 20), generator=generator),
-            "history_len": torch.randint(0, 21, (batch_size,), generator=generator),
-            "country": torch.randint(0, 8, (batch_size,), generator=generator),
-        }
-
     @staticmethod
     def example_targets(
         batch_size: int, generator: torch.Generator | None = None
@@ -217,7 +226,7 @@ class SenetCtr(nn.Module):
         }
 
 
-class SenetCtrInference(nn.Module):
+class SenetCtrInference(SenetCtrBase):
     """The `senet_ctr` model, folded for inference (built by `SenetCtr.for_inference()`).
 
     Inputs (a dict of tensors, B = batch size):
@@ -244,25 +253,6 @@ class SenetCtrInference(nn.Module):
         ctr.linear: linear(in=32, out=1, bias=True) -> vec[1]; params 33
     """
 
-    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
-        "user_id": (torch.int64, ()),
-        "item_id": (torch.int64, ()),
-        "category": (torch.int64, ()),
-        "author_id": (torch.int64, ()),
-        "history": (torch.int64, (20,)),
-        "history_len": (torch.int64, ()),
-        "country": (torch.int64, ()),
-    }
-    VOCABULARIES: dict[str, int] = {
-        "user_id": 10000,
-        "item_id": 5000,
-        "category": 200,
-        "author_id": 1000,
-        "history": 5000,
-        "country": 8,
-    }
-    OUTPUTS: tuple[str, ...] = ("ctr",)
-
     def __init__(self, validate_inputs: bool = True) -> None:
         super().__init__()
         self.validate_inputs = validate_inputs
@@ -283,10 +273,6 @@ class SenetCtrInference(nn.Module):
         self.h_fc1 = nn.Linear(64, 32)
         # line 16: ctr
         self.ctr = nn.Linear(32, 1)
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run the model; returns one tensor per output (see the class docstring)."""
-        return self._forward(inputs)[0]
 
     def _forward(
         self, inputs: dict[str, torch.Tensor]
@@ -348,38 +334,6 @@ class SenetCtrInference(nn.Module):
             name: [p for p in params if p.requires_grad]
             for name, params in groups.items()
             if any(p.requires_grad for p in params)
-        }
-
-    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
-        for name, (dtype, shape) in self.INPUTS.items():
-            if name not in inputs:
-                raise ValueError(f"missing input {name!r}")
-            value = inputs[name]
-            if value.dtype != dtype:
-                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if tuple(value.shape[1:]) != shape:
-                raise ValueError(
-                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
-                    f"got {list(value.shape)}"
-                )
-            vocab = self.VOCABULARIES.get(name)
-            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
-                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
-
-    @staticmethod
-    def example_inputs(
-        batch_size: int, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """A valid random input dict of `batch_size` samples."""
-        return {
-            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
-            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
-            "category": torch.randint(0, 200, (batch_size,), generator=generator),
-            "author_id": torch.randint(0, 1000, (batch_size,), generator=generator),
-            "history": torch.randint(0, 5000, (batch_size, 20), generator=generator),
-            "history_len": torch.randint(0, 21, (batch_size,), generator=generator),
-            "country": torch.randint(0, 8, (batch_size,), generator=generator),
         }
 
 

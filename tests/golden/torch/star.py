@@ -16,7 +16,63 @@ DWC_VERSION = "0.1.0"
 SPEC_SHA256 = "18765c3f9b77b914be9153716b05be2e91c2552fa9abd8663a18edc0f1501895"
 
 
-class Star(nn.Module):
+class StarBase(nn.Module):
+    """What both forms of `star` share: the signature, input checks, example inputs."""
+
+    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
+        "user_id": (torch.int64, ()),
+        "item_id": (torch.int64, ()),
+        "category": (torch.int64, ()),
+        "domain": (torch.int64, ()),
+    }
+    VOCABULARIES: dict[str, int] = {
+        "user_id": 10000,
+        "item_id": 5000,
+        "category": 200,
+        "domain": 8,
+    }
+    OUTPUTS: tuple[str, ...] = ("ctr",)
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Run the model; returns one tensor per output (see the class docstring)."""
+        return self._forward(inputs)[0]
+
+    def _forward(
+        self, inputs: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
+        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
+        for name, (dtype, shape) in self.INPUTS.items():
+            if name not in inputs:
+                raise ValueError(f"missing input {name!r}")
+            value = inputs[name]
+            if value.dtype != dtype:
+                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
+            if tuple(value.shape[1:]) != shape:
+                raise ValueError(
+                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
+                    f"got {list(value.shape)}"
+                )
+            vocab = self.VOCABULARIES.get(name)
+            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
+                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
+
+    @staticmethod
+    def example_inputs(
+        batch_size: int, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """A valid random input dict of `batch_size` samples."""
+        return {
+            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
+            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
+            "category": torch.randint(0, 200, (batch_size,), generator=generator),
+            "domain": torch.randint(0, 8, (batch_size,), generator=generator),
+        }
+
+
+class Star(StarBase):
     """The `star` model (training form).
 
     Inputs (a dict of tensors, B = batch size):
@@ -41,20 +97,6 @@ class Star(nn.Module):
         aux: linear(in=16, out=1, bias=True) -> vec[1]; params 17
     """
 
-    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
-        "user_id": (torch.int64, ()),
-        "item_id": (torch.int64, ()),
-        "category": (torch.int64, ()),
-        "domain": (torch.int64, ()),
-    }
-    VOCABULARIES: dict[str, int] = {
-        "user_id": 10000,
-        "item_id": 5000,
-        "category": 200,
-        "domain": 8,
-    }
-    OUTPUTS: tuple[str, ...] = ("ctr",)
-
     def __init__(self, validate_inputs: bool = True) -> None:
         super().__init__()
         self.validate_inputs = validate_inputs
@@ -76,10 +118,6 @@ class Star(nn.Module):
         # line 16: aux
         self.aux_fc0 = nn.Linear(48, 16)
         self.aux = nn.Linear(16, 1)
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run the model; returns one tensor per output (see the class docstring)."""
-        return self._forward(inputs)[0]
 
     def loss(
         self, inputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
@@ -179,35 +217,6 @@ class Star(nn.Module):
             if any(p.requires_grad for p in params)
         }
 
-    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
-        for name, (dtype, shape) in self.INPUTS.items():
-            if name not in inputs:
-                raise ValueError(f"missing input {name!r}")
-            value = inputs[name]
-            if value.dtype != dtype:
-                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if tuple(value.shape[1:]) != shape:
-                raise ValueError(
-                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
-                    f"got {list(value.shape)}"
-                )
-            vocab = self.VOCABULARIES.get(name)
-            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
-                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
-
-    @staticmethod
-    def example_inputs(
-        batch_size: int, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """A valid random input dict of `batch_size` samples."""
-        return {
-            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
-            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
-            "category": torch.randint(0, 200, (batch_size,), generator=generator),
-            "domain": torch.randint(0, 8, (batch_size,), generator=generator),
-        }
-
     @staticmethod
     def example_targets(
         batch_size: int, generator: torch.Generator | None = None
@@ -218,7 +227,7 @@ class Star(nn.Module):
         }
 
 
-class StarInference(nn.Module):
+class StarInference(StarBase):
     """The `star` model, folded for inference (built by `Star.for_inference()`).
 
     Inputs (a dict of tensors, B = batch size):
@@ -243,20 +252,6 @@ class StarInference(nn.Module):
         aux: linear(in=16, out=1, bias=True) -> vec[1]; params 17
     """
 
-    INPUTS: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
-        "user_id": (torch.int64, ()),
-        "item_id": (torch.int64, ()),
-        "category": (torch.int64, ()),
-        "domain": (torch.int64, ()),
-    }
-    VOCABULARIES: dict[str, int] = {
-        "user_id": 10000,
-        "item_id": 5000,
-        "category": 200,
-        "domain": 8,
-    }
-    OUTPUTS: tuple[str, ...] = ("ctr",)
-
     def __init__(self, validate_inputs: bool = True) -> None:
         super().__init__()
         self.validate_inputs = validate_inputs
@@ -278,10 +273,6 @@ class StarInference(nn.Module):
         # line 16: aux
         self.aux_fc0 = nn.Linear(48, 16)
         self.aux = nn.Linear(16, 1)
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run the model; returns one tensor per output (see the class docstring)."""
-        return self._forward(inputs)[0]
 
     def _forward(
         self, inputs: dict[str, torch.Tensor]
@@ -346,35 +337,6 @@ class StarInference(nn.Module):
             name: [p for p in params if p.requires_grad]
             for name, params in groups.items()
             if any(p.requires_grad for p in params)
-        }
-
-    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
-        for name, (dtype, shape) in self.INPUTS.items():
-            if name not in inputs:
-                raise ValueError(f"missing input {name!r}")
-            value = inputs[name]
-            if value.dtype != dtype:
-                raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if tuple(value.shape[1:]) != shape:
-                raise ValueError(
-                    f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
-                    f"got {list(value.shape)}"
-                )
-            vocab = self.VOCABULARIES.get(name)
-            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
-                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
-
-    @staticmethod
-    def example_inputs(
-        batch_size: int, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """A valid random input dict of `batch_size` samples."""
-        return {
-            "user_id": torch.randint(0, 10000, (batch_size,), generator=generator),
-            "item_id": torch.randint(0, 5000, (batch_size,), generator=generator),
-            "category": torch.randint(0, 200, (batch_size,), generator=generator),
-            "domain": torch.randint(0, 8, (batch_size,), generator=generator),
         }
 
 
