@@ -3,7 +3,6 @@ writing result tables into docs/benchmarks.md (each benchmark owns one marked se
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import platform
@@ -19,6 +18,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from dwc.backends.export import load_generated  # noqa: E402
 from dwc.driver import compile_source  # noqa: E402
 from dwc.source import SourceFile  # noqa: E402
 
@@ -42,14 +42,7 @@ def machine() -> str:
 def load_model(spec: str, name: str, **options):
     """Compile spec text with dwc; returns the generated module's training class."""
     result = compile_source(SourceFile(f"{name}.dw", spec), **options)
-    module_name = f"_bench_{name}_{abs(hash(str(options)))}"
-    mod_spec = importlib.util.spec_from_loader(module_name, loader=None)
-    module = importlib.util.module_from_spec(mod_spec)
-    sys.modules[module_name] = module
-    exec(compile(result.files["model.py"], module_name, "exec"), module.__dict__)
-    return next(v for v in vars(module).values()
-                if isinstance(v, type) and hasattr(v, "for_inference")
-                and v.__module__ == module_name)
+    return load_generated(result.files["model.py"], name)
 
 
 def median_seconds(fn, repeats: int = 20, warmup: int = 3, budget: float = 3.0) -> float:

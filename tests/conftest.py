@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
+from dwc.backends.export import load_generated
 from dwc.diagnostics import DiagnosticError
 from dwc.driver import check_source, compile_source
 from dwc.source import SourceFile
@@ -54,17 +53,14 @@ def diagnostics_of(text: str):
     return []
 
 
-_counter = 0
-
-
 def load_module(source: str, name: str = "generated"):
-    """Import generated model.py source as a fresh module."""
-    global _counter
-    _counter += 1
-    module_name = f"_dwc_test_{name}_{_counter}"
-    spec = importlib.util.spec_from_loader(module_name, loader=None)
+    """Import generated model.py source as a module (the fuzz test picks classes itself)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_loader(f"_dwc_test_{name}", loader=None)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
+    sys.modules[spec.name] = module
     exec(compile(source, f"<{name}>", "exec"), module.__dict__)
     return module
 
@@ -72,11 +68,7 @@ def load_module(source: str, name: str = "generated"):
 def compile_text(text: str, name: str = "test.dw", **options):
     """Compile spec text; returns (CompileResult, the training model class)."""
     result = compile_source(source_of(text, name), **options)
-    module = load_module(result.files["model.py"], Path(name).stem)
-    classes = [v for v in vars(module).values() if isinstance(v, type)
-               and v.__module__ == module.__name__ and hasattr(v, "for_inference")]
-    assert len(classes) == 1
-    return result, classes[0]
+    return result, load_generated(result.files["model.py"], Path(name).stem)
 
 
 def compile_example(path: Path, **options):

@@ -65,5 +65,19 @@ class Graph:
     def producers(self) -> dict[str, Op]:
         return {op.result: op for op in self.ops}
 
+    def ancestors(self, name: str, stop: type | tuple[type, ...] = ()) -> set[str]:
+        """`name` and every value it depends on; the inputs of ops of type `stop` are not followed."""
+        producers = self.producers()
+        seen: set[str] = set()
+        stack = [name]
+        while stack:
+            current = stack.pop()
+            if current not in seen:
+                seen.add(current)
+                op = producers[current]
+                if not isinstance(op, stop):
+                    stack.extend(op.inputs)
+        return seen
+
     def with_ops(self, ops: tuple[Op, ...] | list[Op]) -> Graph:
         return replace(self, ops=tuple(ops))

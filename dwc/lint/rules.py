@@ -59,22 +59,6 @@ class Rule:
         return Diagnostic(self.code, message, label, help, tuple(secondary))
 
 
-def _ancestors(graph: Graph, name: str, through_stop_gradient: bool = True) -> set[str]:
-    producers = graph.producers()
-    seen: set[str] = set()
-    stack = [name]
-    while stack:
-        current = stack.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        op = producers[current]
-        if not through_stop_gradient and isinstance(op, ir.StopGradient):
-            continue
-        stack.extend(op.inputs)
-    return seen
-
-
 class UnusedFeature(Rule):
     def check(self, ctx):
         referenced = {ref for stmt in ctx.spec.statements for ref in _refs(stmt)}
@@ -258,7 +242,7 @@ class GateWithoutStopGradient(Rule):
             if not isinstance(op, ir.Gate):
                 continue
             gated, condition = op.inputs
-            if gated in _ancestors(g, condition, through_stop_gradient=False):
+            if gated in g.ancestors(condition, stop=ir.StopGradient):
                 yield self.diag(
                     f"the gate of '{op.binding}' reads the value it gates without "
                     "stop_gradient", Label(op.span, "gate"),
@@ -285,7 +269,7 @@ class UnusedValue(Rule):
         referenced = {ref for stmt in ctx.spec.statements for ref in _refs(stmt)}
         live: set[str] = set()
         for out in ctx.graph.outputs:
-            live |= _ancestors(ctx.graph, out.value)
+            live |= ctx.graph.ancestors(out.value)
         bound = {op.binding for op in ctx.graph.ops}
         bindings_live = {op.binding for op in ctx.graph.ops if op.result in live}
         for stmt in ctx.spec.statements:

@@ -19,16 +19,8 @@ from dwc.passes.base import Pass, PassResult, register
 def source_features(graph: Graph, name: str) -> set[str]:
     """The features whose inputs `name` depends on."""
     producers = graph.producers()
-    seen, stack, features = set(), [name], set()
-    while stack:
-        op = producers[stack.pop()]
-        if op.result in seen:
-            continue
-        seen.add(op.result)
-        if isinstance(op, ir.Input):
-            features.add(op.feature)
-        stack.extend(op.inputs)
-    return features
+    return {op.feature for op in map(producers.get, graph.ancestors(name))
+            if isinstance(op, ir.Input)}
 
 
 @register

@@ -647,16 +647,10 @@ def _scenario_tables(train: Graph, inference: Graph, source: SourceFile | None,
                      attrs: Namespace, helpers: set[str]) -> list[str]:
     """A method per folded generator computing its output for every scenario cell, in order."""
     lines: list[str] = []
-    producers = train.producers()
     for op in inference.ops:
         if op.derived != "scenario_table":
             continue
-        needed, stack = set(), [op.generator]
-        while stack:
-            name = stack.pop()
-            if name not in needed:
-                needed.add(name)
-                stack.extend(producers[name].inputs)
+        needed = train.ancestors(op.generator)
         sub = _Builder(train, source, attrs, helpers)
         sub.emit_init = False
         for node in train.ops:
