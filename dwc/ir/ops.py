@@ -713,6 +713,51 @@ class IndexedLinear(Op):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ScenarioLinear(Op):
+    """Inference form of a dynamic linear whose generated numbers depend on the scenario cell only
+    (they come from a ScenarioTable): one weight set per cell, computed once, applied per cell
+    group with dense matmuls. inputs = (x, scenario cell index).
+
+    With `rank` (APG with shared U and V): `y = (x U) W[c] + b[c]`, W[c] = S[c] V of shape rank x
+    out, U shared. Without: `y = x W[c] + b[c]`, W[c] = the cell's full (or U S V) in x out
+    matrix. `folded` is the training op the weights are computed from, `generator` the training
+    value its table tabulates.
+    """
+
+    kind: ClassVar[str] = "scenario_linear"
+    in_features: int
+    out_features: int
+    cells: int
+    rank: int | None
+    generator: str
+    folded: DynamicLinear | LowRankDynamicLinear
+
+    @property
+    def bias(self) -> bool:
+        return self.folded.bias != "none"
+
+    @property
+    def inner(self) -> int:
+        """Width of what the per-cell weights read: the rank, or the input width."""
+        return self.rank or self.in_features
+
+    def params(self):
+        shared = self.in_features * self.rank if self.rank else 0
+        return shared + self.cells * (self.inner + self.bias) * self.out_features
+
+    def flops(self):
+        shared = 2 * self.in_features * self.rank if self.rank else 0
+        return shared + 2 * self.inner * self.out_features
+
+    def activations(self):
+        return (self.rank or 0) + self.out_features
+
+    def attrs(self):
+        return {"in": self.in_features, "out": self.out_features, "cells": self.cells,
+                "rank": self.rank, "generator": self.generator, "folded": self.folded.kind}
+
+
+@dataclass(frozen=True, kw_only=True)
 class Dot(Op):
     """Row-wise inner product of two equal-width values (PTUPCDR's prediction): B x 1."""
 

@@ -99,6 +99,17 @@ def _types(graph: Graph) -> None:
                 end = slot.end
             if end != op.type.width:
                 _fail(op, f"slots cover {end} numbers, generator emits {op.type.width}")
+        if isinstance(op, ir.ScenarioLinear):
+            if ins[0].width != op.in_features or op.type != VecType(op.out_features):
+                _fail(op, f"expects vec[{op.in_features}] -> vec[{op.out_features}]")
+            if ins[1] != IdsType(op.cells):
+                _fail(op, f"cell index {ins[1]} != ids[{op.cells}]")
+            f = op.folded
+            if (f.in_features, f.out_features) != (op.in_features, op.out_features):
+                _fail(op, "the folded layer's shape differs")
+            if op.rank is not None and not (isinstance(f, ir.LowRankDynamicLinear) and f.share
+                                             and f.rank == op.rank):
+                _fail(op, "a shared U needs a shared-factor low-rank layer of the same rank")
         if isinstance(op, ir.Lookup | ir.SeqPool):
             if not isinstance(ins[0], TableType) or not isinstance(ins[1], IdsType):
                 _fail(op, "expects (table, ids)")

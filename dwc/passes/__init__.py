@@ -6,6 +6,7 @@ Importing this package registers every pass; `PIPELINES` and `parse_pipeline` ar
 from dwc.passes import (  # noqa: F401  (each module registers its pass)
     apg,
     dce,
+    fold_scenario_layers,
     fold_scenario_table,
     fold_star,
     fuse_generators,

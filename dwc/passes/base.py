@@ -8,10 +8,11 @@ a verified graph and must return one: the manager verifies after every pass when
 Every pass belongs to one of three stages:
 - "model": carries out what the spec asked for (APG's lowrank / share / overparam knobs). These
   define the model's parameters, so they run at every optimisation level.
-- "train": rewrites that keep the function and the parameters (decompose, fuse-generators, DCE);
-  they apply to both the training and the inference graph.
-- "inference": folds that are only valid once training is over (fold-overparam, fold-star,
-  fold-scenario-table, strip-training); they produce the inference graph.
+- "train": rewrites that keep the function and the parameters (decompose, DCE); they apply to
+  both the training and the inference graph.
+- "inference": folds and fusions that are only valid, or only pay, once training is over
+  (fuse-generators, fold-overparam, fold-star, fold-scenario-table, fold-scenario-layers,
+  strip-training); they produce the inference graph.
 
 Pipelines are written like `lowrank{rank=8},share,dce` (xdsl style).
 """
@@ -125,7 +126,7 @@ PIPELINES: dict[int, str] = {
     0: "",
     1: "decompose,dce,strip-training,dce",
     2: "decompose,dce,fuse-generators,fold-overparam,fold-star,fold-scenario-table,"
-       "strip-training,dce",
+       "fold-scenario-layers,strip-training,dce",
 }
 """Optimisation levels (after the model passes, which always run)."""
 

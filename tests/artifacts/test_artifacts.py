@@ -60,7 +60,8 @@ def test_onnx_artifact_contents(tmp_path):
     assert (out / "spec.dw").read_text() == (ROOT / "examples" / "multitask.dw").read_text()
     assert manifest["signature"]["max_batch"] == 512
     assert set(manifest["versions"]) >= {"dwc", "torch", "onnx"}
-    assert manifest["passes_applied"] == ["fold-scenario-table", "dce"]  # the dynamic layer
+    # the dynamic layer: its generator tabulated per cell, then folded into per-cell weights
+    assert manifest["passes_applied"] == ["fold-scenario-table", "fold-scenario-layers", "dce"]
     config = (out / "triton" / "multitask" / "config.pbtxt").read_text()
     assert 'platform: "onnxruntime_onnx"' in config and "max_batch_size: 512" in config
     assert "dynamic_batching" in config and 'name: "history"' in config

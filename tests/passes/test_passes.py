@@ -194,8 +194,13 @@ def test_o0_and_o2_generate_different_code_for_apg():
     layers = [[op.decompose for op in r.graph if op.kind == "lowrank_dynamic_linear"]
               for r in (o0, o2)]
     assert layers == [[False] * 3, [True] * 3]  # -O0 materialises W = U S V per sample
-    assert any(op.kind == "scenario_table" for op in o2.inference)
-    assert not any(op.kind in ("fused_generator", "scenario_table") for op in o0.inference)
+    # the generators are fused, tabulated per cell, then each layer's cell weights folded
+    assert [r.changed for r in o2.records if r.name in (
+        "fuse-generators", "fold-scenario-table", "fold-scenario-layers")] == [True] * 3
+    assert [op.kind for op in o2.inference if "scenario" in op.kind] == [
+        "scenario_index", *["scenario_linear"] * 3]
+    assert not any(op.kind in ("fused_generator", "scenario_table", "scenario_linear")
+                   for op in o0.inference)
 
 
 def test_lowrank_at_full_rank_represents_the_original_layer():
@@ -227,8 +232,11 @@ def test_scenario_table_ahead_of_a_later_cell_index():
             "output y = sigmoid(linear(v2, 1)) loss = bce\n")
     result, cls = compile_text(spec)
     verify(result.inference)
-    kinds = [op.kind for op in result.inference]
+    tabulated = next(r.graph for r in result.records if r.name == "fold-scenario-table")
+    kinds = [op.kind for op in tabulated]
     assert kinds.index("scenario_index") < kinds.index("scenario_table")
+    kinds = [op.kind for op in result.inference]
+    assert kinds.index("scenario_index") < kinds.index("scenario_linear")
     model = cls().eval()
     x = cls.example_inputs(6)
     with torch.no_grad():

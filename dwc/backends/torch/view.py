@@ -188,6 +188,10 @@ class _Builder:
         self.helpers = helpers
         self.emit_init = True
         self.emit_forward = True
+        self.unsplit: set[str] = set()
+        """Generators whose output is returned whole (a scenario table's method): no split."""
+        self.rows_emitted: set[str] = set()
+        """Locals already holding a domain's grouped rows in the forward being emitted."""
         self.slot_index: dict[str, dict[str, int]] = {}
         """generator SSA -> slot name -> index into its `torch.split` pieces."""
 
@@ -322,7 +326,7 @@ class _Builder:
         slots = op.slots
         self.slot_index[op.result] = {slot.name: i for i, slot in enumerate(slots)}
         pieces = self.var(f"{op.result}.slots")
-        if self.emit_forward:
+        if self.emit_forward and op.result not in self.unsplit:
             line = call_lines(f"{pieces} = torch.split",
                               [self.var(op.result), [str(s.size) for s in slots], "dim=1"])
             for text in line:
@@ -470,11 +474,24 @@ class _Builder:
             str(op.orders), q(op.act), str(op.bias), q(op.collect), str(op.order_independent)])
         self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])
 
-    def op_star_linear(self, op: ir.StarLinear) -> None:
+    def domain_rows(self, op: ir.Op, ids: str) -> str:
+        """The variable holding `ids`' rows grouped by domain, computed at its first use and
+        shared by every per-domain layer of the forward."""
         self.helpers.add("per_domain")
+        name = self.var(f"{ids}.rows")
+        if self.emit_forward and name not in self.rows_emitted:
+            self.rows_emitted.add(name)
+            self.put(self.forward, op, f"{name} = _dwc_domain_rows({self.var(ids)})")
+        return name
+
+    def per_domain(self, op: ir.Op, attr: str) -> None:
+        x, ids = op.inputs
+        self.fwd(op, f"self.{attr}", [self.var(x), self.var(ids), self.domain_rows(op, ids)])
+
+    def op_star_linear(self, op: ir.StarLinear) -> None:
         attr = self.module_line(op, "star", "_DwcStarLinear",
                                 [str(op.in_features), str(op.out_features), str(op.domains)])
-        self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])
+        self.per_domain(op, attr)
 
     def op_partitioned_norm(self, op: ir.PartitionedNorm) -> None:
         attr = self.module_line(op, "partitioned_norm", "_DwcPartitionedNorm",
@@ -482,10 +499,14 @@ class _Builder:
         self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])
 
     def op_indexed_linear(self, op: ir.IndexedLinear) -> None:
-        self.helpers.add("per_domain")
         attr = self.module_line(op, "indexed_linear", "_DwcIndexedLinear",
                                 [str(op.in_features), str(op.out_features), str(op.domains)])
-        self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])
+        self.per_domain(op, attr)
+
+    def op_scenario_linear(self, op: ir.ScenarioLinear) -> None:
+        attr = self.module_line(op, "scenario_linear", "_DwcScenarioLinear", [
+            str(op.in_features), str(op.out_features), str(op.cells), str(op.rank), str(op.bias)])
+        self.per_domain(op, attr)
 
     def op_dot(self, op: ir.Dot) -> None:
         a, b = (self.var(i) for i in op.inputs)
@@ -619,23 +640,73 @@ def _for_inference(name: str, inference: Graph, attrs: Namespace) -> list[str]:
         "    }",
         "    model.load_state_dict(shared, strict=False)",
     ]
-    folds = []
+    folds: list[str] = []
+    tables: dict[str, str] = {}  # generator -> local holding its per-cell table
+
+    def copy(target: str, expr: str) -> None:
+        folds.extend(_copy(target, expr))
+
     for op in inference.ops:
         if not op.derived:
             continue
         a = attrs.create(op.module)
         if op.derived == "overparam":
-            folds += [f"model.{a}.u_weight.copy_(self.{a}.u())",
-                      f"model.{a}.v_weight.copy_(self.{a}.v())"]
+            copy(f"{a}.u_weight", f"self.{a}.u()")
+            copy(f"{a}.v_weight", f"self.{a}.v()")
         elif op.derived == "star":
-            folds += [f"model.{a}.weight.copy_(self.{a}.weight * self.{a}.domain_weight)",
-                      f"model.{a}.bias.copy_(self.{a}.bias + self.{a}.domain_bias)"]
+            copy(f"{a}.weight", f"self.{a}.weight * self.{a}.domain_weight")
+            copy(f"{a}.bias", f"self.{a}.bias + self.{a}.domain_bias")
         elif op.derived == "scenario_table":
-            method = f"_scenario_table_{_method_suffix(op.generator)}"
-            folds.append(f"model.{a}.weight.copy_(self.{method}())")
+            copy(f"{a}.weight", f"self._scenario_table_{_method_suffix(op.generator)}()")
+        elif op.derived == "scenario_linear":
+            assert isinstance(op, ir.ScenarioLinear)
+            if op.generator not in tables:
+                tables[op.generator] = f"table_{len(tables)}"
+                folds.append(f"{tables[op.generator]} = "
+                             f"self._scenario_table_{_method_suffix(op.generator)}()")
+            folds.extend(_scenario_linear_fold(op, a, tables[op.generator], attrs))
     if folds:
         lines += ["    with torch.no_grad():", *(f"        {f}" for f in folds)]
     lines.append("    return model.to(next(self.parameters()).device).eval()")
+    return lines
+
+
+def _copy(target: str, expr: str) -> list[str]:
+    """`model.<target>.copy_(expr)` in for_inference()'s `with torch.no_grad():` block."""
+    return call_lines(f"model.{target}.copy_", [expr], indent=INDENT + 4)
+
+
+def _scenario_linear_fold(op: ir.ScenarioLinear, a: str, table: str,
+                          attrs: Namespace) -> list[str]:
+    """for_inference() lines computing a ScenarioLinear's per-cell weights from `table`, the
+    folded layer's generator output for every cell (row c = cell c)."""
+    f, cells = op.folded, op.cells
+    trained = attrs.create(f.module) if f.module else None  # the training owner (U, V, bias)
+    lines: list[str] = []
+
+    def copy(target: str, expr: str) -> None:
+        lines.extend(_copy(target, expr))
+
+    def cols(slot: ir.Slot) -> str:
+        shape = ", ".join(map(str, slot.shape))
+        return f"{table}[:, {slot.offset}:{slot.end}].reshape({cells}, {shape})"
+
+    if isinstance(f, ir.LowRankDynamicLinear) and f.share:
+        copy(f"{a}.u_weight", f"self.{trained}.u()")
+        lines.append(f"core = {cols(f.core)}")
+        copy(f"{a}.weight", f"core @ self.{trained}.v()")
+    elif isinstance(f, ir.LowRankDynamicLinear):
+        lines += [f"u = {cols(f.u)}", f"core = {cols(f.core)}", f"v = {cols(f.v)}"]
+        copy(f"{a}.weight", "u @ core @ v")
+    else:
+        lines.append(f"weight = {cols(f.weight)}")
+        copy(f"{a}.weight", "weight")
+    if f.bias == "generated":
+        assert f.bias_slot is not None
+        copy(f"{a}.bias", f"{table}[:, {f.bias_slot.offset}:{f.bias_slot.end}]")
+    elif f.bias == "static":
+        copy(f"{a}.bias", f"self.{trained}.bias" if isinstance(f, ir.LowRankDynamicLinear)
+             else f"self.{trained}")
     return lines
 
 
@@ -647,12 +718,15 @@ def _scenario_tables(train: Graph, inference: Graph, source: SourceFile | None,
                      attrs: Namespace, helpers: set[str]) -> list[str]:
     """A method per folded generator computing its output for every scenario cell, in order."""
     lines: list[str] = []
+    done: set[str] = set()
     for op in inference.ops:
-        if op.derived != "scenario_table":
+        if op.derived not in ("scenario_table", "scenario_linear") or op.generator in done:
             continue
+        done.add(op.generator)
         needed = train.ancestors(op.generator)
         sub = _Builder(train, source, attrs, helpers)
         sub.emit_init = False
+        sub.unsplit.add(op.generator)
         for node in train.ops:
             if node.result in needed:
                 sub.lower(node)

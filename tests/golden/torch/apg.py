@@ -238,13 +238,19 @@ class ApgCtr(ApgCtrBase):
         }
         model.load_state_dict(shared, strict=False)
         with torch.no_grad():
-            model.h_generators_table.weight.copy_(self._scenario_table_z_generated())
+            table_0 = self._scenario_table_z_generated()
             model.h_fc0.u_weight.copy_(self.h_fc0.u())
-            model.h_fc0.v_weight.copy_(self.h_fc0.v())
+            core = table_0[:, 0:1024].reshape(24, 32, 32)
+            model.h_fc0.weight.copy_(core @ self.h_fc0.v())
+            model.h_fc0.bias.copy_(table_0[:, 1024:1280])
             model.h_fc1.u_weight.copy_(self.h_fc1.u())
-            model.h_fc1.v_weight.copy_(self.h_fc1.v())
+            core = table_0[:, 1280:1536].reshape(24, 16, 16)
+            model.h_fc1.weight.copy_(core @ self.h_fc1.v())
+            model.h_fc1.bias.copy_(table_0[:, 1536:1664])
             model.h_fc2.u_weight.copy_(self.h_fc2.u())
-            model.h_fc2.v_weight.copy_(self.h_fc2.v())
+            core = table_0[:, 1664:1728].reshape(24, 8, 8)
+            model.h_fc2.weight.copy_(core @ self.h_fc2.v())
+            model.h_fc2.bias.copy_(table_0[:, 1728:1792])
         return model.to(next(self.parameters()).device).eval()
 
     @torch.no_grad()
@@ -273,7 +279,6 @@ class ApgCtr(ApgCtrBase):
             [self.h_generator0[0].bias, self.h_generator1[0].bias, self.h_generator2[0].bias]
         )
         z_generated = F.linear(z, z_generated_weight, z_generated_bias)
-        z_generated_slots = torch.split(z_generated, [1024, 256, 256, 128, 64, 64], dim=1)
         self.train(was_training)
         return z_generated
 
@@ -331,16 +336,12 @@ class ApgCtrInference(ApgCtrBase):
         item_id.table: table -> table[5000 x 16]; params 80,000
         category.table: table -> table[200 x 8]; params 1,600
         history: seq_pool(mode=mean, max_len=20) -> vec[16]; params 0
-        z.generated: scenario_table(cells=24, generator=z.generated) -> vec[1792]; params 43,008
-        h.fc0: lowrank_dynamic_linear(in=56, out=256, rank=32, share=True, overparam=None,
-            decompose=True, bias=generated, core=h_generator0.s, bias_slot=h_generator0.b) ->
-            vec[256]; params 9,984
-        h.fc1: lowrank_dynamic_linear(in=256, out=128, rank=16, share=True, overparam=None,
-            decompose=True, bias=generated, core=h_generator1.s, bias_slot=h_generator1.b) ->
-            vec[128]; params 6,144
-        h.fc2: lowrank_dynamic_linear(in=128, out=64, rank=8, share=True, overparam=None,
-            decompose=True, bias=generated, core=h_generator2.s, bias_slot=h_generator2.b) ->
-            vec[64]; params 1,536
+        h.fc0: scenario_linear(in=56, out=256, cells=24, rank=32, generator=z.generated,
+            folded=lowrank_dynamic_linear) -> vec[256]; params 204,544
+        h.fc1: scenario_linear(in=256, out=128, cells=24, rank=16, generator=z.generated,
+            folded=lowrank_dynamic_linear) -> vec[128]; params 56,320
+        h.fc2: scenario_linear(in=128, out=64, cells=24, rank=8, generator=z.generated,
+            folded=lowrank_dynamic_linear) -> vec[64]; params 14,848
         ctr.linear: linear(in=64, out=1, bias=True) -> vec[1]; params 65
     """
 
@@ -354,10 +355,9 @@ class ApgCtrInference(ApgCtrBase):
         # line 8: category
         self.category_embedding = nn.Embedding(200, 8)
         # line 18: h
-        self.h_generators_table = nn.Embedding(24, 1792)
-        self.h_fc0 = _DwcLowRankFactors(56, 256, 32, None, True, False)
-        self.h_fc1 = _DwcLowRankFactors(256, 128, 16, None, True, False)
-        self.h_fc2 = _DwcLowRankFactors(128, 64, 8, None, True, False)
+        self.h_fc0 = _DwcScenarioLinear(56, 256, 24, 32, True)
+        self.h_fc1 = _DwcScenarioLinear(256, 128, 24, 16, True)
+        self.h_fc2 = _DwcScenarioLinear(128, 64, 24, 8, True)
         # line 20: ctr
         self.ctr = nn.Linear(64, 1)
 
@@ -388,34 +388,12 @@ class ApgCtrInference(ApgCtrBase):
         # line 1: scenario
         scenario_cell = country_ids * 3 + page_ids
         # line 18: h
-        z_generated = self.h_generators_table(scenario_cell)
-        z_generated_slots = torch.split(z_generated, [1024, 256, 256, 128, 64, 64], dim=1)
-        h_fc0 = _dwc_lowrank_linear(
-            x,
-            self.h_fc0.u(),
-            z_generated_slots[0].reshape(-1, 32, 32),
-            self.h_fc0.v(),
-            z_generated_slots[1],
-            True,
-        )
+        scenario_cell_rows = _dwc_domain_rows(scenario_cell)
+        h_fc0 = self.h_fc0(x, scenario_cell, scenario_cell_rows)
         h_act0 = torch.relu(h_fc0)
-        h_fc1 = _dwc_lowrank_linear(
-            h_act0,
-            self.h_fc1.u(),
-            z_generated_slots[2].reshape(-1, 16, 16),
-            self.h_fc1.v(),
-            z_generated_slots[3],
-            True,
-        )
+        h_fc1 = self.h_fc1(h_act0, scenario_cell, scenario_cell_rows)
         h_act1 = torch.relu(h_fc1)
-        h_fc2 = _dwc_lowrank_linear(
-            h_act1,
-            self.h_fc2.u(),
-            z_generated_slots[4].reshape(-1, 8, 8),
-            self.h_fc2.v(),
-            z_generated_slots[5],
-            True,
-        )
+        h_fc2 = self.h_fc2(h_act1, scenario_cell, scenario_cell_rows)
         h = torch.relu(h_fc2)
         # line 20: ctr
         ctr_linear = self.ctr(h)
@@ -434,12 +412,7 @@ class ApgCtrInference(ApgCtrBase):
             "user_id": [*self.user_id_embedding.parameters()],
             "item_id": [*self.item_id_embedding.parameters()],
             "category": [*self.category_embedding.parameters()],
-            "h": [
-                *self.h_generators_table.parameters(),
-                *self.h_fc0.parameters(),
-                *self.h_fc1.parameters(),
-                *self.h_fc2.parameters(),
-            ],
+            "h": [*self.h_fc0.parameters(), *self.h_fc1.parameters(), *self.h_fc2.parameters()],
             "ctr": [*self.ctr.parameters()],
         }
         return {
@@ -499,6 +472,83 @@ def _dwc_lowrank_linear(
         weight = torch.matmul(torch.matmul(u, s), v)
         y = torch.bmm(x.unsqueeze(1), weight).squeeze(1)
     return y if bias is None else y + bias
+
+
+def _dwc_domain_rows(
+    domain: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None:
+    """The batch's rows grouped by domain, computed once per forward for every per-domain layer.
+
+    Returns (order, inverse, domains present, their row counts): `x[order]` holds each present
+    domain's rows contiguously and `y[inverse]` restores the batch order. None when traced or
+    compiled: the layers then use static control flow.
+    """
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return None
+    order = torch.argsort(domain, stable=True)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(order.numel(), device=order.device)
+    present, counts = torch.unique(domain, return_counts=True)
+    return order, inverse, present.tolist(), counts.tolist()
+
+
+def _dwc_per_domain_linear(
+    x: torch.Tensor,
+    domain: torch.Tensor,
+    rows: tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+) -> torch.Tensor:
+    """y[b] = x[b] @ weight[domain[b]] (+ bias[domain[b]]), weight: domains x in x out.
+
+    Eager: one dense matmul per domain present (`rows` from _dwc_domain_rows). Traced or
+    compiled: one matmul against all domains' weights side by side, then each sample's slice.
+    Never a per-sample copy of the weights.
+    """
+    domains, n_in, n_out = weight.shape
+    if rows is None:
+        every = x @ weight.permute(1, 0, 2).reshape(n_in, domains * n_out)
+        picked = torch.arange(x.shape[0], device=x.device) * domains + domain
+        y = every.reshape(-1, n_out).index_select(0, picked)
+        return y if bias is None else y + bias[domain]
+    order, inverse, present, counts = rows
+
+    def one(d: int, part: torch.Tensor) -> torch.Tensor:
+        return part @ weight[d] if bias is None else torch.addmm(bias[d], part, weight[d])
+
+    if len(present) == 1:
+        return one(present[0], x)
+    if not present:
+        return x.new_empty(0, n_out)
+    parts = x.index_select(0, order).split(counts)
+    grouped = [one(d, part) for d, part in zip(present, parts, strict=True)]
+    return torch.cat(grouped).index_select(0, inverse)
+
+
+class _DwcScenarioLinear(nn.Module):
+    """Inference form of a dynamic linear whose weights depend on the scenario cell only
+    (fold-scenario-layers): each cell's weights computed once by `for_inference()`, each cell's
+    samples run as one dense matmul.
+
+    With a rank (APG with shared factors): y = (x U) W[c] + b[c], W[c] = S[c] V (rank x out).
+    Without: y = x W[c] + b[c], W[c] the cell's in x out matrix.
+    """
+
+    def __init__(self, n_in: int, n_out: int, cells: int, rank: int | None, bias: bool) -> None:
+        super().__init__()
+        self.u_weight = nn.Parameter(torch.zeros(n_in, rank)) if rank else None
+        self.weight = nn.Parameter(torch.zeros(cells, rank or n_in, n_out))
+        self.bias = nn.Parameter(torch.zeros(cells, n_out)) if bias else None
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cell: torch.Tensor,
+        rows: tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None,
+    ) -> torch.Tensor:
+        if self.u_weight is not None:
+            x = x @ self.u_weight
+        return _dwc_per_domain_linear(x, cell, rows, self.weight, self.bias)
 
 
 def _dwc_seq_pool(embedded: torch.Tensor, lengths: torch.Tensor, mode: str) -> torch.Tensor:

@@ -408,7 +408,7 @@ class _DwcCoAction(nn.Module):
         self.bias, self.collect, self.order_independent = bias, collect, order_independent
         self.layers = []
         offset = 0
-        for n_in, n_out in zip(widths, widths[1:]):
+        for n_in, n_out in zip(widths, widths[1:], strict=False):
             end = offset + n_in * n_out
             self.layers.append((offset, end, end + n_out if bias else end, n_in, n_out))
             offset = end + n_out if bias else end
@@ -419,7 +419,7 @@ class _DwcCoAction(nn.Module):
         with torch.no_grad():  # each slot of a row starts like an nn.Linear of its fan-in
             for copy in range(copies):
                 base = copy * self.unit
-                for w_start, w_end, b_end, n_in, _ in self.layers:
+                for w_start, _w_end, b_end, n_in, _ in self.layers:
                     bound = n_in**-0.5
                     self.induction.weight[:, base + w_start : base + b_end].uniform_(-bound, bound)
 

@@ -180,7 +180,13 @@ class DwMlp(DwMlpBase):
         }
         model.load_state_dict(shared, strict=False)
         with torch.no_grad():
-            model.h_generator_table.weight.copy_(self._scenario_table_h_generated())
+            table_0 = self._scenario_table_h_generated()
+            weight = table_0[:, 0:512].reshape(24, 32, 16)
+            model.h_fc0.weight.copy_(weight)
+            model.h_fc0.bias.copy_(table_0[:, 512:528])
+            weight = table_0[:, 528:656].reshape(24, 16, 8)
+            model.h_fc1.weight.copy_(weight)
+            model.h_fc1.bias.copy_(table_0[:, 656:664])
         return model.to(next(self.parameters()).device).eval()
 
     @torch.no_grad()
@@ -203,7 +209,6 @@ class DwMlp(DwMlpBase):
         z = torch.cat([country, page], dim=1)
         # line 15: h
         h_generated = self.h_generator(z)
-        h_generated_slots = torch.split(h_generated, [512, 16, 128, 8], dim=1)
         self.train(was_training)
         return h_generated
 
@@ -248,10 +253,10 @@ class DwMlpInference(DwMlpBase):
     Resolved hyper-parameters:
         user_id.table: table -> table[10000 x 16]; params 160,000
         item_id.table: table -> table[5000 x 16]; params 80,000
-        h.generated: scenario_table(cells=24, generator=h.generated) -> vec[664]; params 15,936
-        h.fc0: dynamic_linear(in=32, out=16, weight=w0, bias=generated, bias_slot=b0) -> vec[16];
-            params 0
-        h: dynamic_linear(in=16, out=8, weight=w1, bias=generated, bias_slot=b1) -> vec[8]; params 0
+        h.fc0: scenario_linear(in=32, out=16, cells=24, rank=None, generator=h.generated,
+            folded=dynamic_linear) -> vec[16]; params 12,672
+        h: scenario_linear(in=16, out=8, cells=24, rank=None, generator=h.generated,
+            folded=dynamic_linear) -> vec[8]; params 3,264
         ctr.linear: linear(in=8, out=1, bias=True) -> vec[1]; params 9
     """
 
@@ -263,7 +268,8 @@ class DwMlpInference(DwMlpBase):
         # line 6: item_id
         self.item_id_embedding = nn.Embedding(5000, 16)
         # line 15: h
-        self.h_generator_table = nn.Embedding(24, 664)
+        self.h_fc0 = _DwcScenarioLinear(32, 16, 24, None, True)
+        self.h_fc1 = _DwcScenarioLinear(16, 8, 24, None, True)
         # line 16: ctr
         self.ctr = nn.Linear(8, 1)
 
@@ -287,15 +293,10 @@ class DwMlpInference(DwMlpBase):
         # line 1: scenario
         scenario_cell = country_ids * 3 + page_ids
         # line 15: h
-        h_generated = self.h_generator_table(scenario_cell)
-        h_generated_slots = torch.split(h_generated, [512, 16, 128, 8], dim=1)
-        h_fc0 = _dwc_dynamic_linear(
-            x, h_generated_slots[0].reshape(-1, 32, 16), h_generated_slots[1]
-        )
+        scenario_cell_rows = _dwc_domain_rows(scenario_cell)
+        h_fc0 = self.h_fc0(x, scenario_cell, scenario_cell_rows)
         h_act0 = torch.relu(h_fc0)
-        h = _dwc_dynamic_linear(
-            h_act0, h_generated_slots[2].reshape(-1, 16, 8), h_generated_slots[3]
-        )
+        h = self.h_fc1(h_act0, scenario_cell, scenario_cell_rows)
         # line 16: ctr
         ctr_linear = self.ctr(h)
         ctr = torch.sigmoid(ctr_linear)
@@ -312,7 +313,7 @@ class DwMlpInference(DwMlpBase):
         groups = {
             "user_id": [*self.user_id_embedding.parameters()],
             "item_id": [*self.item_id_embedding.parameters()],
-            "h": [*self.h_generator_table.parameters()],
+            "h": [*self.h_fc0.parameters(), *self.h_fc1.parameters()],
             "ctr": [*self.ctr.parameters()],
         }
         return {
@@ -328,6 +329,83 @@ def _dwc_dynamic_linear(
     """Apply per-sample weights: y[b] = x[b] @ weight[b] (+ bias[b]); weight is B x in x out."""
     y = torch.bmm(x.unsqueeze(1), weight).squeeze(1)
     return y if bias is None else y + bias
+
+
+def _dwc_domain_rows(
+    domain: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None:
+    """The batch's rows grouped by domain, computed once per forward for every per-domain layer.
+
+    Returns (order, inverse, domains present, their row counts): `x[order]` holds each present
+    domain's rows contiguously and `y[inverse]` restores the batch order. None when traced or
+    compiled: the layers then use static control flow.
+    """
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return None
+    order = torch.argsort(domain, stable=True)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(order.numel(), device=order.device)
+    present, counts = torch.unique(domain, return_counts=True)
+    return order, inverse, present.tolist(), counts.tolist()
+
+
+def _dwc_per_domain_linear(
+    x: torch.Tensor,
+    domain: torch.Tensor,
+    rows: tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+) -> torch.Tensor:
+    """y[b] = x[b] @ weight[domain[b]] (+ bias[domain[b]]), weight: domains x in x out.
+
+    Eager: one dense matmul per domain present (`rows` from _dwc_domain_rows). Traced or
+    compiled: one matmul against all domains' weights side by side, then each sample's slice.
+    Never a per-sample copy of the weights.
+    """
+    domains, n_in, n_out = weight.shape
+    if rows is None:
+        every = x @ weight.permute(1, 0, 2).reshape(n_in, domains * n_out)
+        picked = torch.arange(x.shape[0], device=x.device) * domains + domain
+        y = every.reshape(-1, n_out).index_select(0, picked)
+        return y if bias is None else y + bias[domain]
+    order, inverse, present, counts = rows
+
+    def one(d: int, part: torch.Tensor) -> torch.Tensor:
+        return part @ weight[d] if bias is None else torch.addmm(bias[d], part, weight[d])
+
+    if len(present) == 1:
+        return one(present[0], x)
+    if not present:
+        return x.new_empty(0, n_out)
+    parts = x.index_select(0, order).split(counts)
+    grouped = [one(d, part) for d, part in zip(present, parts, strict=True)]
+    return torch.cat(grouped).index_select(0, inverse)
+
+
+class _DwcScenarioLinear(nn.Module):
+    """Inference form of a dynamic linear whose weights depend on the scenario cell only
+    (fold-scenario-layers): each cell's weights computed once by `for_inference()`, each cell's
+    samples run as one dense matmul.
+
+    With a rank (APG with shared factors): y = (x U) W[c] + b[c], W[c] = S[c] V (rank x out).
+    Without: y = x W[c] + b[c], W[c] the cell's in x out matrix.
+    """
+
+    def __init__(self, n_in: int, n_out: int, cells: int, rank: int | None, bias: bool) -> None:
+        super().__init__()
+        self.u_weight = nn.Parameter(torch.zeros(n_in, rank)) if rank else None
+        self.weight = nn.Parameter(torch.zeros(cells, rank or n_in, n_out))
+        self.bias = nn.Parameter(torch.zeros(cells, n_out)) if bias else None
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cell: torch.Tensor,
+        rows: tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None,
+    ) -> torch.Tensor:
+        if self.u_weight is not None:
+            x = x @ self.u_weight
+        return _dwc_per_domain_linear(x, cell, rows, self.weight, self.bias)
 
 
 if __name__ == "__main__":

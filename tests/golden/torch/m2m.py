@@ -260,6 +260,13 @@ class M2m(M2mBase):
         model.load_state_dict(shared, strict=False)
         with torch.no_grad():
             model.r1_generators_table.weight.copy_(self._scenario_table_s_generated())
+            table_0 = self._scenario_table_s_generated()
+            weight = table_0[:, 1056:1312].reshape(24, 16, 16)
+            model.t1_fc.weight.copy_(weight)
+            model.t1_fc.bias.copy_(table_0[:, 1312:1328])
+            weight = table_0[:, 2384:2640].reshape(24, 16, 16)
+            model.t2_fc.weight.copy_(weight)
+            model.t2_fc.bias.copy_(table_0[:, 2640:2656])
         return model.to(next(self.parameters()).device).eval()
 
     @torch.no_grad()
@@ -300,7 +307,6 @@ class M2m(M2mBase):
             ],
         )
         s_generated = F.linear(s, s_generated_weight, s_generated_bias)
-        s_generated_slots = torch.split(s_generated, [1024, 32, 256, 16, 1024, 32, 256, 16], dim=1)
         self.train(was_training)
         return s_generated
 
@@ -363,11 +369,11 @@ class M2mInference(M2mBase):
         e: experts(widths=[16], act=relu) -> experts[4; 16]; params 4,160
         s.generated: scenario_table(cells=24, generator=s.generated) -> vec[2656]; params 63,744
         r1: meta_attention(task_dim=16, widths=[32], act=leaky_relu) -> vec[16]; params 48
-        t1.linear: dynamic_linear(in=16, out=16, weight=t1_generator.w0, bias=generated,
-            bias_slot=t1_generator.b0) -> vec[16]; params 0
+        t1.linear: scenario_linear(in=16, out=16, cells=24, rank=None, generator=s.generated,
+            folded=dynamic_linear) -> vec[16]; params 6,528
         r2: meta_attention(task_dim=16, widths=[32], act=leaky_relu) -> vec[16]; params 48
-        t2.linear: dynamic_linear(in=16, out=16, weight=t2_generator.w0, bias=generated,
-            bias_slot=t2_generator.b0) -> vec[16]; params 0
+        t2.linear: scenario_linear(in=16, out=16, cells=24, rank=None, generator=s.generated,
+            folded=dynamic_linear) -> vec[16]; params 6,528
         spend_next.linear: linear(in=16, out=1, bias=True) -> vec[1]; params 17
         clicks_next.linear: linear(in=16, out=1, bias=True) -> vec[1]; params 17
     """
@@ -386,8 +392,12 @@ class M2mInference(M2mBase):
         # line 20: r1
         self.r1_generators_table = nn.Embedding(24, 2656)
         self.r1_attention = _DwcMetaAttention(16, 32, [(0, 1024, 1056, 32, 32)], "leaky_relu")
+        # line 21: t1
+        self.t1_fc = _DwcScenarioLinear(16, 16, 24, None, True)
         # line 23: r2
         self.r2_attention = _DwcMetaAttention(16, 32, [(0, 1024, 1056, 32, 32)], "leaky_relu")
+        # line 24: t2
+        self.t2_fc = _DwcScenarioLinear(16, 16, 24, None, True)
         # line 26: spend_next
         self.spend_next = nn.Linear(16, 1)
         # line 27: clicks_next
@@ -428,17 +438,14 @@ class M2mInference(M2mBase):
         s_generated_slots = torch.split(s_generated, [1024, 32, 256, 16, 1024, 32, 256, 16], dim=1)
         r1 = self.r1_attention(e, torch.cat(s_generated_slots[0:2], dim=1))
         # line 21: t1
-        t1_linear = _dwc_dynamic_linear(
-            r1, s_generated_slots[2].reshape(-1, 16, 16), s_generated_slots[3]
-        )
+        scenario_cell_rows = _dwc_domain_rows(scenario_cell)
+        t1_linear = self.t1_fc(r1, scenario_cell, scenario_cell_rows)
         t1_add = r1 + t1_linear
         t1 = F.leaky_relu(t1_add, 0.01)
         # line 23: r2
         r2 = self.r2_attention(e, torch.cat(s_generated_slots[4:6], dim=1))
         # line 24: t2
-        t2_linear = _dwc_dynamic_linear(
-            r2, s_generated_slots[6].reshape(-1, 16, 16), s_generated_slots[7]
-        )
+        t2_linear = self.t2_fc(r2, scenario_cell, scenario_cell_rows)
         t2_add = r2 + t2_linear
         t2 = F.leaky_relu(t2_add, 0.01)
         # line 26: spend_next
@@ -465,7 +472,9 @@ class M2mInference(M2mBase):
             "h": [*self.h_fc0.parameters()],
             "e": [*self.e_experts.parameters()],
             "r1": [*self.r1_generators_table.parameters(), *self.r1_attention.parameters()],
+            "t1": [*self.t1_fc.parameters()],
             "r2": [*self.r2_attention.parameters()],
+            "t2": [*self.t2_fc.parameters()],
             "spend_next": [*self.spend_next.parameters()],
             "clicks_next": [*self.clicks_next.parameters()],
         }
@@ -509,7 +518,7 @@ class _DwcExperts(nn.Module):
         self.act = act
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
-        for n_in, n_out in zip(dims, dims[1:]):
+        for n_in, n_out in zip(dims, dims[1:], strict=False):
             bound = n_in**-0.5
             self.weights.append(
                 nn.Parameter(torch.empty(count, n_in, n_out).uniform_(-bound, bound))
@@ -519,7 +528,7 @@ class _DwcExperts(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.einsum("bi,eio->beo", x, self.weights[0]) + self.biases[0]
         h = _dwc_activation(h, self.act)
-        for weight, bias in zip(self.weights[1:], self.biases[1:]):
+        for weight, bias in zip(self.weights[1:], self.biases[1:], strict=True):
             h = _dwc_activation(torch.einsum("bei,eio->beo", h, weight) + bias, self.act)
         return h
 
@@ -552,6 +561,83 @@ class _DwcMetaAttention(nn.Module):
             h = _dwc_activation(torch.bmm(h, weight) + bias, self.act)
         alpha = torch.softmax(h @ self.score, dim=1)
         return torch.einsum("be,beh->bh", alpha, experts)
+
+
+def _dwc_domain_rows(
+    domain: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None:
+    """The batch's rows grouped by domain, computed once per forward for every per-domain layer.
+
+    Returns (order, inverse, domains present, their row counts): `x[order]` holds each present
+    domain's rows contiguously and `y[inverse]` restores the batch order. None when traced or
+    compiled: the layers then use static control flow.
+    """
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return None
+    order = torch.argsort(domain, stable=True)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(order.numel(), device=order.device)
+    present, counts = torch.unique(domain, return_counts=True)
+    return order, inverse, present.tolist(), counts.tolist()
+
+
+def _dwc_per_domain_linear(
+    x: torch.Tensor,
+    domain: torch.Tensor,
+    rows: tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+) -> torch.Tensor:
+    """y[b] = x[b] @ weight[domain[b]] (+ bias[domain[b]]), weight: domains x in x out.
+
+    Eager: one dense matmul per domain present (`rows` from _dwc_domain_rows). Traced or
+    compiled: one matmul against all domains' weights side by side, then each sample's slice.
+    Never a per-sample copy of the weights.
+    """
+    domains, n_in, n_out = weight.shape
+    if rows is None:
+        every = x @ weight.permute(1, 0, 2).reshape(n_in, domains * n_out)
+        picked = torch.arange(x.shape[0], device=x.device) * domains + domain
+        y = every.reshape(-1, n_out).index_select(0, picked)
+        return y if bias is None else y + bias[domain]
+    order, inverse, present, counts = rows
+
+    def one(d: int, part: torch.Tensor) -> torch.Tensor:
+        return part @ weight[d] if bias is None else torch.addmm(bias[d], part, weight[d])
+
+    if len(present) == 1:
+        return one(present[0], x)
+    if not present:
+        return x.new_empty(0, n_out)
+    parts = x.index_select(0, order).split(counts)
+    grouped = [one(d, part) for d, part in zip(present, parts, strict=True)]
+    return torch.cat(grouped).index_select(0, inverse)
+
+
+class _DwcScenarioLinear(nn.Module):
+    """Inference form of a dynamic linear whose weights depend on the scenario cell only
+    (fold-scenario-layers): each cell's weights computed once by `for_inference()`, each cell's
+    samples run as one dense matmul.
+
+    With a rank (APG with shared factors): y = (x U) W[c] + b[c], W[c] = S[c] V (rank x out).
+    Without: y = x W[c] + b[c], W[c] the cell's in x out matrix.
+    """
+
+    def __init__(self, n_in: int, n_out: int, cells: int, rank: int | None, bias: bool) -> None:
+        super().__init__()
+        self.u_weight = nn.Parameter(torch.zeros(n_in, rank)) if rank else None
+        self.weight = nn.Parameter(torch.zeros(cells, rank or n_in, n_out))
+        self.bias = nn.Parameter(torch.zeros(cells, n_out)) if bias else None
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cell: torch.Tensor,
+        rows: tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None,
+    ) -> torch.Tensor:
+        if self.u_weight is not None:
+            x = x @ self.u_weight
+        return _dwc_per_domain_linear(x, cell, rows, self.weight, self.bias)
 
 
 def _dwc_seq_pool(embedded: torch.Tensor, lengths: torch.Tensor, mode: str) -> torch.Tensor:

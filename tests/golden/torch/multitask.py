@@ -246,7 +246,10 @@ class Multitask(MultitaskBase):
         }
         model.load_state_dict(shared, strict=False)
         with torch.no_grad():
-            model.shared_generator_table.weight.copy_(self._scenario_table_shared_generated())
+            table_0 = self._scenario_table_shared_generated()
+            weight = table_0[:, 0:4096].reshape(8, 64, 64)
+            model.shared_fc.weight.copy_(weight)
+            model.shared_fc.bias.copy_(table_0[:, 4096:4160])
         return model.to(next(self.parameters()).device).eval()
 
     @torch.no_grad()
@@ -269,7 +272,6 @@ class Multitask(MultitaskBase):
         z = torch.cat([surface, is_new], dim=1)
         # line 19: shared
         shared_generated = self.shared_generator(z)
-        shared_generated_slots = torch.split(shared_generated, [4096, 64], dim=1)
         self.train(was_training)
         return shared_generated
 
@@ -339,10 +341,8 @@ class MultitaskInference(MultitaskBase):
         bottom.norm0: norm(mode=batch) -> vec[128]; params 256
         bottom.fc1: linear(in=128, out=64, bias=True) -> vec[64]; params 8,256
         bottom.norm1: norm(mode=batch) -> vec[64]; params 128
-        shared.generated: scenario_table(cells=8, generator=shared.generated) -> vec[4160]; params
-            33,280
-        shared: dynamic_linear(in=64, out=64, weight=w0, bias=generated, bias_slot=b0) -> vec[64];
-            params 0
+        shared: scenario_linear(in=64, out=64, cells=8, rank=None, generator=shared.generated,
+            folded=dynamic_linear) -> vec[64]; params 33,280
         click.linear: linear(in=64, out=1, bias=True) -> vec[1]; params 65
         like.linear: linear(in=64, out=1, bias=True) -> vec[1]; params 65
         clicks.linear: linear(in=64, out=1, bias=True) -> vec[1]; params 65
@@ -365,7 +365,7 @@ class MultitaskInference(MultitaskBase):
         self.bottom_fc1 = nn.Linear(128, 64)
         self.bottom_norm1 = nn.BatchNorm1d(64)
         # line 19: shared
-        self.shared_generator_table = nn.Embedding(8, 4160)
+        self.shared_fc = _DwcScenarioLinear(64, 64, 8, None, True)
         # line 22: click
         self.click = nn.Linear(64, 1)
         # line 23: like
@@ -410,11 +410,8 @@ class MultitaskInference(MultitaskBase):
         # line 1: scenario
         scenario_cell = surface_ids * 2 + is_new_ids
         # line 19: shared
-        shared_generated = self.shared_generator_table(scenario_cell)
-        shared_generated_slots = torch.split(shared_generated, [4096, 64], dim=1)
-        shared = _dwc_dynamic_linear(
-            bottom, shared_generated_slots[0].reshape(-1, 64, 64), shared_generated_slots[1]
-        )
+        scenario_cell_rows = _dwc_domain_rows(scenario_cell)
+        shared = self.shared_fc(bottom, scenario_cell, scenario_cell_rows)
         # line 20: h
         h = bottom + shared
         # line 22: click
@@ -451,7 +448,7 @@ class MultitaskInference(MultitaskBase):
                 *self.bottom_fc1.parameters(),
                 *self.bottom_norm1.parameters(),
             ],
-            "shared": [*self.shared_generator_table.parameters()],
+            "shared": [*self.shared_fc.parameters()],
             "click": [*self.click.parameters()],
             "like": [*self.like.parameters()],
             "clicks": [*self.clicks.parameters()],
@@ -469,6 +466,83 @@ def _dwc_dynamic_linear(
     """Apply per-sample weights: y[b] = x[b] @ weight[b] (+ bias[b]); weight is B x in x out."""
     y = torch.bmm(x.unsqueeze(1), weight).squeeze(1)
     return y if bias is None else y + bias
+
+
+def _dwc_domain_rows(
+    domain: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None:
+    """The batch's rows grouped by domain, computed once per forward for every per-domain layer.
+
+    Returns (order, inverse, domains present, their row counts): `x[order]` holds each present
+    domain's rows contiguously and `y[inverse]` restores the batch order. None when traced or
+    compiled: the layers then use static control flow.
+    """
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return None
+    order = torch.argsort(domain, stable=True)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(order.numel(), device=order.device)
+    present, counts = torch.unique(domain, return_counts=True)
+    return order, inverse, present.tolist(), counts.tolist()
+
+
+def _dwc_per_domain_linear(
+    x: torch.Tensor,
+    domain: torch.Tensor,
+    rows: tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+) -> torch.Tensor:
+    """y[b] = x[b] @ weight[domain[b]] (+ bias[domain[b]]), weight: domains x in x out.
+
+    Eager: one dense matmul per domain present (`rows` from _dwc_domain_rows). Traced or
+    compiled: one matmul against all domains' weights side by side, then each sample's slice.
+    Never a per-sample copy of the weights.
+    """
+    domains, n_in, n_out = weight.shape
+    if rows is None:
+        every = x @ weight.permute(1, 0, 2).reshape(n_in, domains * n_out)
+        picked = torch.arange(x.shape[0], device=x.device) * domains + domain
+        y = every.reshape(-1, n_out).index_select(0, picked)
+        return y if bias is None else y + bias[domain]
+    order, inverse, present, counts = rows
+
+    def one(d: int, part: torch.Tensor) -> torch.Tensor:
+        return part @ weight[d] if bias is None else torch.addmm(bias[d], part, weight[d])
+
+    if len(present) == 1:
+        return one(present[0], x)
+    if not present:
+        return x.new_empty(0, n_out)
+    parts = x.index_select(0, order).split(counts)
+    grouped = [one(d, part) for d, part in zip(present, parts, strict=True)]
+    return torch.cat(grouped).index_select(0, inverse)
+
+
+class _DwcScenarioLinear(nn.Module):
+    """Inference form of a dynamic linear whose weights depend on the scenario cell only
+    (fold-scenario-layers): each cell's weights computed once by `for_inference()`, each cell's
+    samples run as one dense matmul.
+
+    With a rank (APG with shared factors): y = (x U) W[c] + b[c], W[c] = S[c] V (rank x out).
+    Without: y = x W[c] + b[c], W[c] the cell's in x out matrix.
+    """
+
+    def __init__(self, n_in: int, n_out: int, cells: int, rank: int | None, bias: bool) -> None:
+        super().__init__()
+        self.u_weight = nn.Parameter(torch.zeros(n_in, rank)) if rank else None
+        self.weight = nn.Parameter(torch.zeros(cells, rank or n_in, n_out))
+        self.bias = nn.Parameter(torch.zeros(cells, n_out)) if bias else None
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cell: torch.Tensor,
+        rows: tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None,
+    ) -> torch.Tensor:
+        if self.u_weight is not None:
+            x = x @ self.u_weight
+        return _dwc_per_domain_linear(x, cell, rows, self.weight, self.bias)
 
 
 def _dwc_seq_pool(embedded: torch.Tensor, lengths: torch.Tensor, mode: str) -> torch.Tensor:

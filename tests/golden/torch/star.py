@@ -150,12 +150,13 @@ class Star(StarBase):
         # line 13: x
         x = self.x_norm(x_concat, scenario)
         # line 14: h
-        h_fc0 = self.h_fc0(x, scenario)
+        scenario_rows = _dwc_domain_rows(scenario)
+        h_fc0 = self.h_fc0(x, scenario, scenario_rows)
         h_act0 = torch.relu(h_fc0)
-        h_fc1 = self.h_fc1(h_act0, scenario)
+        h_fc1 = self.h_fc1(h_act0, scenario, scenario_rows)
         h = torch.relu(h_fc1)
         # line 15: main
-        main = self.main_fc0(h, scenario)
+        main = self.main_fc0(h, scenario, scenario_rows)
         # line 9: domain
         domain = self.domain_embedding(domain_ids)
         # line 16: aux
@@ -297,12 +298,13 @@ class StarInference(StarBase):
         # line 13: x
         x = self.x_norm(x_concat, scenario)
         # line 14: h
-        h_fc0 = self.h_fc0(x, scenario)
+        scenario_rows = _dwc_domain_rows(scenario)
+        h_fc0 = self.h_fc0(x, scenario, scenario_rows)
         h_act0 = torch.relu(h_fc0)
-        h_fc1 = self.h_fc1(h_act0, scenario)
+        h_fc1 = self.h_fc1(h_act0, scenario, scenario_rows)
         h = torch.relu(h_fc1)
         # line 15: main
-        main = self.main_fc0(h, scenario)
+        main = self.main_fc0(h, scenario, scenario_rows)
         # line 9: domain
         domain = self.domain_embedding(domain_ids)
         # line 16: aux
@@ -354,8 +356,13 @@ class _DwcIndexedLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(domains, n_in, n_out).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(domains, n_out).uniform_(-bound, bound))
 
-    def forward(self, x: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
-        return _dwc_per_domain_linear(x, domain, self.weight, self.bias)
+    def forward(
+        self,
+        x: torch.Tensor,
+        domain: torch.Tensor,
+        rows: tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None,
+    ) -> torch.Tensor:
+        return _dwc_per_domain_linear(x, domain, rows, self.weight, self.bias)
 
 
 class _DwcPartitionedNorm(nn.Module):
@@ -400,26 +407,55 @@ class _DwcPartitionedNorm(nn.Module):
         return normalised * scale + (self.bias + self.domain_bias[domain])
 
 
-def _dwc_per_domain_linear(
-    x: torch.Tensor, domain: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
-) -> torch.Tensor:
-    """y[b] = x[b] @ weight[domain[b]] + bias[domain[b]], weight: domains x in x out.
+def _dwc_domain_rows(
+    domain: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None:
+    """The batch's rows grouped by domain, computed once per forward for every per-domain layer.
 
-    Eager: one dense matmul per domain present in the batch. Traced or compiled: one matmul
-    against all domains' weights side by side, then a gather (static control flow).
+    Returns (order, inverse, domains present, their row counts): `x[order]` holds each present
+    domain's rows contiguously and `y[inverse]` restores the batch order. None when traced or
+    compiled: the layers then use static control flow.
+    """
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return None
+    order = torch.argsort(domain, stable=True)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(order.numel(), device=order.device)
+    present, counts = torch.unique(domain, return_counts=True)
+    return order, inverse, present.tolist(), counts.tolist()
+
+
+def _dwc_per_domain_linear(
+    x: torch.Tensor,
+    domain: torch.Tensor,
+    rows: tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+) -> torch.Tensor:
+    """y[b] = x[b] @ weight[domain[b]] (+ bias[domain[b]]), weight: domains x in x out.
+
+    Eager: one dense matmul per domain present (`rows` from _dwc_domain_rows). Traced or
+    compiled: one matmul against all domains' weights side by side, then each sample's slice.
+    Never a per-sample copy of the weights.
     """
     domains, n_in, n_out = weight.shape
-    if torch.jit.is_tracing() or torch.compiler.is_compiling():
-        every = (x @ weight.permute(1, 0, 2).reshape(n_in, domains * n_out)).view(
-            -1, domains, n_out
-        )
-        index = domain.view(-1, 1, 1).expand(-1, 1, n_out)
-        return every.gather(1, index).squeeze(1) + bias[domain]
-    out = x.new_empty(x.shape[0], n_out)
-    for d in torch.unique(domain).tolist():
-        rows = (domain == d).nonzero().squeeze(1)
-        out = out.index_put((rows,), x[rows] @ weight[d] + bias[d])
-    return out
+    if rows is None:
+        every = x @ weight.permute(1, 0, 2).reshape(n_in, domains * n_out)
+        picked = torch.arange(x.shape[0], device=x.device) * domains + domain
+        y = every.reshape(-1, n_out).index_select(0, picked)
+        return y if bias is None else y + bias[domain]
+    order, inverse, present, counts = rows
+
+    def one(d: int, part: torch.Tensor) -> torch.Tensor:
+        return part @ weight[d] if bias is None else torch.addmm(bias[d], part, weight[d])
+
+    if len(present) == 1:
+        return one(present[0], x)
+    if not present:
+        return x.new_empty(0, n_out)
+    parts = x.index_select(0, order).split(counts)
+    grouped = [one(d, part) for d, part in zip(present, parts, strict=True)]
+    return torch.cat(grouped).index_select(0, inverse)
 
 
 class _DwcStarLinear(nn.Module):
@@ -438,9 +474,14 @@ class _DwcStarLinear(nn.Module):
         self.domain_weight = nn.Parameter(torch.ones(domains, n_in, n_out))
         self.domain_bias = nn.Parameter(torch.zeros(domains, n_out))
 
-    def forward(self, x: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        domain: torch.Tensor,
+        rows: tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None,
+    ) -> torch.Tensor:
         weight = self.weight * self.domain_weight
-        return _dwc_per_domain_linear(x, domain, weight, self.bias + self.domain_bias)
+        return _dwc_per_domain_linear(x, domain, rows, weight, self.bias + self.domain_bias)
 
 
 if __name__ == "__main__":
