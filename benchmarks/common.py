@@ -58,6 +58,29 @@ def median_seconds(fn, repeats: int = 20, warmup: int = 3, budget: float = 3.0) 
     return statistics.median(times)
 
 
+def paired_seconds(reference, candidate, repeats: int = 20, warmup: int = 3,
+                   budget: float = 6.0) -> tuple[float, float, float]:
+    """Time two functions alternately (so drift on a shared machine hits both alike).
+
+    Returns (median reference seconds, median candidate seconds, median of the per-pair
+    speed-ups reference / candidate).
+    """
+    for _ in range(warmup):
+        reference()
+        candidate()
+    pairs: list[tuple[float, float]] = []
+    started = time.perf_counter()
+    while len(pairs) < repeats and (len(pairs) < 3 or time.perf_counter() - started < budget):
+        times = []
+        for fn in (reference, candidate) if len(pairs) % 2 == 0 else (candidate, reference):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        pairs.append(tuple(times) if len(pairs) % 2 == 0 else (times[1], times[0]))
+    return (statistics.median(a for a, _ in pairs), statistics.median(b for _, b in pairs),
+            statistics.median(a / b for a, b in pairs))
+
+
 def high_water_bytes() -> int:
     """This process's peak resident set size (VmHWM: per address space, so unlike ru_maxrss it
     does not inherit the parent's peak across fork/exec)."""

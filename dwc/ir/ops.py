@@ -715,13 +715,13 @@ class IndexedLinear(Op):
 @dataclass(frozen=True, kw_only=True)
 class ScenarioLinear(Op):
     """Inference form of a dynamic linear whose generated numbers depend on the scenario cell only
-    (they come from a ScenarioTable): one weight set per cell, computed once, applied per cell
-    group with dense matmuls. inputs = (x, scenario cell index).
+    (they come from a ScenarioTable): one weight set per cell, computed once, applied to each
+    cell's samples together. inputs = (x, scenario cell index).
 
-    With `rank` (APG with shared U and V): `y = (x U) W[c] + b[c]`, W[c] = S[c] V of shape rank x
-    out, U shared. Without: `y = x W[c] + b[c]`, W[c] = the cell's full (or U S V) in x out
-    matrix. `folded` is the training op the weights are computed from, `generator` the training
-    value its table tabulates.
+    With `rank` (APG with shared U and V): `y = ((x U) S[c]) V + b[c]`, only the K x K core per
+    cell. Without: `y = x W[c] + b[c]` with the cell's full in x out matrix (U S V multiplied out
+    for unshared low-rank layers). `folded` is the training op the weights are computed from,
+    `generator` the training value its table tabulates.
     """
 
     kind: ClassVar[str] = "scenario_linear"
@@ -737,20 +737,22 @@ class ScenarioLinear(Op):
         return self.folded.bias != "none"
 
     @property
-    def inner(self) -> int:
-        """Width of what the per-cell weights read: the rank, or the input width."""
-        return self.rank or self.in_features
+    def cell_shape(self) -> tuple[int, int]:
+        """Shape of each cell's weight matrix."""
+        return (self.rank, self.rank) if self.rank else (self.in_features, self.out_features)
 
     def params(self):
-        shared = self.in_features * self.rank if self.rank else 0
-        return shared + self.cells * (self.inner + self.bias) * self.out_features
+        n, m, k = self.in_features, self.out_features, self.rank
+        a, b = self.cell_shape
+        shared = n * k + k * m if k else 0
+        return shared + self.cells * (a * b + (m if self.bias else 0))
 
     def flops(self):
-        shared = 2 * self.in_features * self.rank if self.rank else 0
-        return shared + 2 * self.inner * self.out_features
+        n, m, k = self.in_features, self.out_features, self.rank
+        return 2 * (n * k + k * k + k * m) if k else 2 * n * m
 
     def activations(self):
-        return (self.rank or 0) + self.out_features
+        return 2 * (self.rank or 0) + self.out_features
 
     def attrs(self):
         return {"in": self.in_features, "out": self.out_features, "cells": self.cells,

@@ -1,15 +1,16 @@
 """fold-scenario-layers: a dynamic linear whose generated weights come from a scenario table has
-one weight set per cell; compute each cell's weights once and run every cell's samples as one
-dense matmul.
+one weight set per cell; compute each cell's weights once and run each cell's samples together.
 
-After fold-scenario-table, such a layer still gathers each sample's generated numbers (B x
-generated per layer) and applies them sample by sample (a batched matmul over 1-row matrices,
-memory-bound). Here it becomes a ScenarioLinear: APG layers with shared U and V keep U
-(`y = (x U) W[c] + b[c]` with W[c] = S[c] V, rank x out per cell: fewer FLOPs than U S V), other
-dynamic layers get the cell's full in x out matrix (U S V multiplied out for unshared low-rank
-layers). The table itself goes once no other op reads it (the `dce` after the folds).
+After fold-scenario-table, such a layer still gathers each sample's whole table row (every
+generated number, B x row width) and applies it sample by sample. Here it becomes a
+ScenarioLinear that reads only its own per-cell weights: APG layers with shared U and V keep U and
+V and hold one K x K core per cell (`y = ((x U) S[c]) V + b[c]`); other dynamic layers hold the
+cell's full in x out matrix (U S V multiplied out for unshared low-rank layers). The generated code
+runs one dense matmul per cell present when the batch has many rows per cell, and gathers each
+sample's cell weights when it has few. The table itself goes once no other op reads it (the `dce`
+after the folds).
 
-Applies when the cell's weights stay small (cells x per-cell floats <= max_floats).
+Applies when the per-cell weights stay small (cells x per-cell floats <= max_floats).
 """
 
 from __future__ import annotations
@@ -40,15 +41,14 @@ class FoldScenarioLayers(Pass):
             if not isinstance(table, ir.ScenarioTable):
                 continue
             shared = isinstance(op, ir.LowRankDynamicLinear) and op.share
-            rank = op.rank if shared else None
-            inner = rank or op.in_features
-            if table.cells * (inner + 1) * op.out_features > self.max_floats:
-                continue
-            module = op.module or fresh_module(graph, f"{op.binding}_fc{op.layer}")
-            graph = replace_op(graph, op, ir.ScenarioLinear(
+            folded = ir.ScenarioLinear(
                 result=op.result, inputs=(op.inputs[0], table.inputs[0]), type=op.type,
-                span=op.span, module=module, binding=op.binding, derived="scenario_linear",
-                in_features=op.in_features, out_features=op.out_features, cells=table.cells,
-                rank=rank, generator=table.generator, folded=op))
+                span=op.span, module=op.module or fresh_module(graph, f"{op.binding}_fc{op.layer}"),
+                binding=op.binding, derived="scenario_linear", in_features=op.in_features,
+                out_features=op.out_features, cells=table.cells,
+                rank=op.rank if shared else None, generator=table.generator, folded=op)
+            if folded.params() > self.max_floats:
+                continue
+            graph = replace_op(graph, op, folded)
             changed = True
         return PassResult(graph, changed)

@@ -27,6 +27,17 @@ _ACTIVATION = {
     "leaky_relu": "F.leaky_relu({x}, 0.01)",
     "silu": "F.silu({x})",
 }
+_ACTIVATION_IN_PLACE = {
+    "relu": "torch.relu_({x})",
+    "tanh": "torch.tanh_({x})",
+    "sigmoid": "torch.sigmoid_({x})",
+    "leaky_relu": "F.leaky_relu_({x}, 0.01)",
+}
+"""In-place forms for the inference class (autograd-safe: these save their output, and the
+layers producing their input do not save theirs)."""
+_FRESH = (ir.Linear, ir.DynamicLinear, ir.LowRankDynamicLinear, ir.ScenarioLinear,
+          ir.IndexedLinear, ir.StarLinear, ir.Add)
+"""Ops whose result is a newly allocated tensor (never an input, a view or an alias)."""
 _ACTIVATION_MODULE = {
     "relu": "nn.ReLU()", "tanh": "nn.Tanh()", "sigmoid": "nn.Sigmoid()", "gelu": "nn.GELU()",
     "leaky_relu": "nn.LeakyReLU(0.01)", "silu": "nn.SiLU()",
@@ -190,6 +201,8 @@ class _Builder:
         self.emit_forward = True
         self.unsplit: set[str] = set()
         """Generators whose output is returned whole (a scenario table's method): no split."""
+        self.in_place = False
+        """Activations may overwrite their input (the inference class only)."""
         self.rows_emitted: set[str] = set()
         """Locals already holding a domain's grouped rows in the forward being emitted."""
         self.slot_index: dict[str, dict[str, int]] = {}
@@ -300,7 +313,18 @@ class _Builder:
         self.fwd(op, f"self.{attr}({self.var(op.inputs[0])})")
 
     def op_activation(self, op: ir.Activation) -> None:
-        self.fwd(op, _ACTIVATION[op.fn].format(x=self.var(op.inputs[0])))
+        x = op.inputs[0]
+        if self.in_place and op.fn in _ACTIVATION_IN_PLACE and self._private(x):
+            self.fwd(op, _ACTIVATION_IN_PLACE[op.fn].format(x=self.var(x)))
+        else:
+            self.fwd(op, _ACTIVATION[op.fn].format(x=self.var(x)))
+
+    def _private(self, value: str) -> bool:
+        """Whether `value` is a fresh tensor (made by a layer, not an input, view or alias) that
+        nothing else reads, so an activation may overwrite it (saves a B x width allocation)."""
+        uses = sum(i == value for op in self.graph.ops for i in op.inputs)
+        uses += sum(value in (out.value, out.logit) for out in self.graph.outputs)
+        return uses == 1 and isinstance(self.producers[value], _FRESH)
 
     def op_norm(self, op: ir.Norm) -> None:
         attr = self.attr(op)
@@ -594,6 +618,7 @@ def build_view(model: Graph, train: Graph, inference: Graph, source: SourceFile 
     t_outputs, loss_lines = _outputs(train, tb)
 
     ib = _Builder(inference, source, attrs, helpers)
+    ib.in_place = True
     for op in inference.ops:
         ib.lower(op)
     i_outputs, _ = _outputs(inference, ib)
@@ -693,8 +718,8 @@ def _scenario_linear_fold(op: ir.ScenarioLinear, a: str, table: str,
 
     if isinstance(f, ir.LowRankDynamicLinear) and f.share:
         copy(f"{a}.u_weight", f"self.{trained}.u()")
-        lines.append(f"core = {cols(f.core)}")
-        copy(f"{a}.weight", f"core @ self.{trained}.v()")
+        copy(f"{a}.weight", cols(f.core))
+        copy(f"{a}.v_weight", f"self.{trained}.v()")
     elif isinstance(f, ir.LowRankDynamicLinear):
         lines += [f"u = {cols(f.u)}", f"core = {cols(f.core)}", f"v = {cols(f.v)}"]
         copy(f"{a}.weight", "u @ core @ v")

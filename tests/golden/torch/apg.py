@@ -240,16 +240,16 @@ class ApgCtr(ApgCtrBase):
         with torch.no_grad():
             table_0 = self._scenario_table_z_generated()
             model.h_fc0.u_weight.copy_(self.h_fc0.u())
-            core = table_0[:, 0:1024].reshape(24, 32, 32)
-            model.h_fc0.weight.copy_(core @ self.h_fc0.v())
+            model.h_fc0.weight.copy_(table_0[:, 0:1024].reshape(24, 32, 32))
+            model.h_fc0.v_weight.copy_(self.h_fc0.v())
             model.h_fc0.bias.copy_(table_0[:, 1024:1280])
             model.h_fc1.u_weight.copy_(self.h_fc1.u())
-            core = table_0[:, 1280:1536].reshape(24, 16, 16)
-            model.h_fc1.weight.copy_(core @ self.h_fc1.v())
+            model.h_fc1.weight.copy_(table_0[:, 1280:1536].reshape(24, 16, 16))
+            model.h_fc1.v_weight.copy_(self.h_fc1.v())
             model.h_fc1.bias.copy_(table_0[:, 1536:1664])
             model.h_fc2.u_weight.copy_(self.h_fc2.u())
-            core = table_0[:, 1664:1728].reshape(24, 8, 8)
-            model.h_fc2.weight.copy_(core @ self.h_fc2.v())
+            model.h_fc2.weight.copy_(table_0[:, 1664:1728].reshape(24, 8, 8))
+            model.h_fc2.v_weight.copy_(self.h_fc2.v())
             model.h_fc2.bias.copy_(table_0[:, 1728:1792])
         return model.to(next(self.parameters()).device).eval()
 
@@ -337,11 +337,11 @@ class ApgCtrInference(ApgCtrBase):
         category.table: table -> table[200 x 8]; params 1,600
         history: seq_pool(mode=mean, max_len=20) -> vec[16]; params 0
         h.fc0: scenario_linear(in=56, out=256, cells=24, rank=32, generator=z.generated,
-            folded=lowrank_dynamic_linear) -> vec[256]; params 204,544
+            folded=lowrank_dynamic_linear) -> vec[256]; params 40,704
         h.fc1: scenario_linear(in=256, out=128, cells=24, rank=16, generator=z.generated,
-            folded=lowrank_dynamic_linear) -> vec[128]; params 56,320
+            folded=lowrank_dynamic_linear) -> vec[128]; params 15,360
         h.fc2: scenario_linear(in=128, out=64, cells=24, rank=8, generator=z.generated,
-            folded=lowrank_dynamic_linear) -> vec[64]; params 14,848
+            folded=lowrank_dynamic_linear) -> vec[64]; params 4,608
         ctr.linear: linear(in=64, out=1, bias=True) -> vec[1]; params 65
     """
 
@@ -390,11 +390,11 @@ class ApgCtrInference(ApgCtrBase):
         # line 18: h
         scenario_cell_rows = _dwc_domain_rows(scenario_cell)
         h_fc0 = self.h_fc0(x, scenario_cell, scenario_cell_rows)
-        h_act0 = torch.relu(h_fc0)
+        h_act0 = torch.relu_(h_fc0)
         h_fc1 = self.h_fc1(h_act0, scenario_cell, scenario_cell_rows)
-        h_act1 = torch.relu(h_fc1)
+        h_act1 = torch.relu_(h_fc1)
         h_fc2 = self.h_fc2(h_act1, scenario_cell, scenario_cell_rows)
-        h = torch.relu(h_fc2)
+        h = torch.relu_(h_fc2)
         # line 20: ctr
         ctr_linear = self.ctr(h)
         ctr = torch.sigmoid(ctr_linear)
@@ -474,81 +474,91 @@ def _dwc_lowrank_linear(
     return y if bias is None else y + bias
 
 
-def _dwc_domain_rows(
-    domain: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None:
+def _dwc_domain_rows(domain: torch.Tensor) -> tuple[torch.Tensor, list[int], list[int]] | None:
     """The batch's rows grouped by domain, computed once per forward for every per-domain layer.
 
-    Returns (order, inverse, domains present, their row counts): `x[order]` holds each present
-    domain's rows contiguously and `y[inverse]` restores the batch order. None when traced or
-    compiled: the layers then use static control flow.
+    Returns (order, domains present, their row counts): `x[order]` holds each present domain's
+    rows contiguously, in the order of the domain ids. None when traced or compiled: the layers
+    then use static control flow.
     """
     if torch.jit.is_tracing() or torch.compiler.is_compiling():
         return None
-    order = torch.argsort(domain, stable=True)
-    inverse = torch.empty_like(order)
-    inverse[order] = torch.arange(order.numel(), device=order.device)
-    present, counts = torch.unique(domain, return_counts=True)
-    return order, inverse, present.tolist(), counts.tolist()
+    order = torch.argsort(domain)
+    counts = torch.bincount(domain).tolist()
+    present = [d for d, n in enumerate(counts) if n]
+    return order, present, [counts[d] for d in present]
 
 
 def _dwc_per_domain_linear(
     x: torch.Tensor,
     domain: torch.Tensor,
-    rows: tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None,
+    rows: tuple[torch.Tensor, list[int], list[int]] | None,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
 ) -> torch.Tensor:
     """y[b] = x[b] @ weight[domain[b]] (+ bias[domain[b]]), weight: domains x in x out.
 
-    Eager: one dense matmul per domain present (`rows` from _dwc_domain_rows). Traced or
+    Eager (`rows` from _dwc_domain_rows): one dense matmul per domain present, or, when the batch
+    has few rows per domain and the weights are small, each sample's weights gathered (B x in x
+    out floats at most 32K per domain present: cheaper than a matmul call per domain). Traced or
     compiled: one matmul against all domains' weights side by side, then each sample's slice.
-    Never a per-sample copy of the weights.
     """
     domains, n_in, n_out = weight.shape
     if rows is None:
         every = x @ weight.permute(1, 0, 2).reshape(n_in, domains * n_out)
         picked = torch.arange(x.shape[0], device=x.device) * domains + domain
         y = every.reshape(-1, n_out).index_select(0, picked)
-        return y if bias is None else y + bias[domain]
-    order, inverse, present, counts = rows
-
-    def one(d: int, part: torch.Tensor) -> torch.Tensor:
-        return part @ weight[d] if bias is None else torch.addmm(bias[d], part, weight[d])
-
+        return y if bias is None else y + bias.index_select(0, domain)
+    order, present, counts = rows
     if len(present) == 1:
-        return one(present[0], x)
-    if not present:
-        return x.new_empty(0, n_out)
-    parts = x.index_select(0, order).split(counts)
-    grouped = [one(d, part) for d, part in zip(present, parts, strict=True)]
-    return torch.cat(grouped).index_select(0, inverse)
+        d = present[0]
+        return x @ weight[d] if bias is None else torch.addmm(bias[d], x, weight[d])
+    if x.shape[0] * n_in * n_out <= 32768 * len(present):
+        y = torch.bmm(x.unsqueeze(1), weight.index_select(0, domain)).squeeze(1)
+        return y if bias is None else y.add_(bias.index_select(0, domain))
+    grouped = x.new_empty(x.shape[0], n_out)
+    start = 0
+    for d, part, n in zip(present, x.index_select(0, order).split(counts), counts, strict=True):
+        out = grouped[start : start + n]
+        if bias is None:
+            torch.mm(part, weight[d], out=out)
+        else:
+            torch.addmm(bias[d], part, weight[d], out=out)
+        start += n
+    return torch.empty_like(grouped).index_copy_(0, order, grouped)
 
 
 class _DwcScenarioLinear(nn.Module):
     """Inference form of a dynamic linear whose weights depend on the scenario cell only
-    (fold-scenario-layers): each cell's weights computed once by `for_inference()`, each cell's
-    samples run as one dense matmul.
+    (fold-scenario-layers): each cell's weights computed once by `for_inference()`.
 
-    With a rank (APG with shared factors): y = (x U) W[c] + b[c], W[c] = S[c] V (rank x out).
+    With a rank (APG with shared factors): y = ((x U) S[c]) V + b[c], one K x K core per cell.
     Without: y = x W[c] + b[c], W[c] the cell's in x out matrix.
     """
 
     def __init__(self, n_in: int, n_out: int, cells: int, rank: int | None, bias: bool) -> None:
         super().__init__()
-        self.u_weight = nn.Parameter(torch.zeros(n_in, rank)) if rank else None
-        self.weight = nn.Parameter(torch.zeros(cells, rank or n_in, n_out))
+        if rank:
+            self.u_weight = nn.Parameter(torch.zeros(n_in, rank))
+            self.weight = nn.Parameter(torch.zeros(cells, rank, rank))
+            self.v_weight = nn.Parameter(torch.zeros(rank, n_out))
+        else:
+            self.u_weight = self.v_weight = None
+            self.weight = nn.Parameter(torch.zeros(cells, n_in, n_out))
         self.bias = nn.Parameter(torch.zeros(cells, n_out)) if bias else None
 
     def forward(
         self,
         x: torch.Tensor,
         cell: torch.Tensor,
-        rows: tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None,
+        rows: tuple[torch.Tensor, list[int], list[int]] | None,
     ) -> torch.Tensor:
-        if self.u_weight is not None:
-            x = x @ self.u_weight
-        return _dwc_per_domain_linear(x, cell, rows, self.weight, self.bias)
+        if self.u_weight is None:
+            return _dwc_per_domain_linear(x, cell, rows, self.weight, self.bias)
+        h = _dwc_per_domain_linear(x @ self.u_weight, cell, rows, self.weight, None)
+        if self.bias is None:
+            return h @ self.v_weight
+        return self.bias.index_select(0, cell).addmm_(h, self.v_weight)
 
 
 def _dwc_seq_pool(embedded: torch.Tensor, lengths: torch.Tensor, mode: str) -> torch.Tensor:

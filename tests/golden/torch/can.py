@@ -334,9 +334,9 @@ class CanInference(CanBase):
         # line 16: h
         h_batch_norm = self.h_norm(x)
         h_fc0 = self.h_fc0(h_batch_norm)
-        h_act0 = torch.relu(h_fc0)
+        h_act0 = torch.relu_(h_fc0)
         h_fc1 = self.h_fc1(h_act0)
-        h = torch.relu(h_fc1)
+        h = torch.relu_(h_fc1)
         # line 18: ctr
         ctr_linear = self.ctr(h)
         ctr = torch.sigmoid(ctr_linear)

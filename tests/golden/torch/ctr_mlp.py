@@ -273,9 +273,9 @@ class CtrMlpInference(CtrMlpBase):
         x = torch.cat([user_id, item_id, category, price, clicked], dim=1)
         # line 11: h
         h_fc0 = self.h_fc0(x)
-        h_act0 = torch.relu(h_fc0)
+        h_act0 = torch.relu_(h_fc0)
         h_fc1 = self.h_fc1(h_act0)
-        h_act1 = torch.relu(h_fc1)
+        h_act1 = torch.relu_(h_fc1)
         # line 12: ctr
         ctr_linear = self.ctr(h_act1)
         ctr = torch.sigmoid(ctr_linear)

@@ -279,7 +279,7 @@ class LhucCtrInference(LhucCtrBase):
         x = torch.cat([user_id, item_id, category], dim=1)
         # line 14: h1
         h1_fc0 = self.h1_fc0(x)
-        h1_mlp = torch.relu(h1_fc0)
+        h1_mlp = torch.relu_(h1_fc0)
         # line 8: country
         country_ids = inputs["country"]
         # line 9: page
@@ -290,7 +290,7 @@ class LhucCtrInference(LhucCtrBase):
         h1 = self.h1_lhuc(h1_mlp, scenario)
         # line 15: h2
         h2_fc0 = self.h2_fc0(h1)
-        h2_mlp = torch.relu(h2_fc0)
+        h2_mlp = torch.relu_(h2_fc0)
         h2 = self.h2_lhuc(h2_mlp, scenario)
         # line 17: ctr
         ctr_linear = self.ctr(h2)

@@ -395,17 +395,17 @@ class PepnetInference(PepnetBase):
         # line 22: click_tower
         click_tower_gated = self.click_tower_gate0(ep, prior)
         click_tower_fc0 = self.click_tower_fc0(click_tower_gated)
-        click_tower_act0 = torch.relu(click_tower_fc0)
+        click_tower_act0 = torch.relu_(click_tower_fc0)
         click_tower_gated_2 = self.click_tower_gate1(click_tower_act0, prior)
         click_tower_fc1 = self.click_tower_fc1(click_tower_gated_2)
-        click_tower = torch.relu(click_tower_fc1)
+        click_tower = torch.relu_(click_tower_fc1)
         # line 23: like_tower
         like_tower_gated = self.like_tower_gate0(ep, prior)
         like_tower_fc0 = self.like_tower_fc0(like_tower_gated)
-        like_tower_act0 = torch.relu(like_tower_fc0)
+        like_tower_act0 = torch.relu_(like_tower_fc0)
         like_tower_gated_2 = self.like_tower_gate1(like_tower_act0, prior)
         like_tower_fc1 = self.like_tower_fc1(like_tower_gated_2)
-        like_tower = torch.relu(like_tower_fc1)
+        like_tower = torch.relu_(like_tower_fc1)
         # line 25: click
         click_linear = self.click(click_tower)
         click = torch.sigmoid(click_linear)

@@ -331,13 +331,13 @@ class PpnetFuxictrInference(PpnetFuxictrBase):
         gate_in = torch.cat([e, user_prior, item_prior, page], dim=1)
         # line 16: h
         h_fc0 = self.h_fc0(e)
-        h_act0 = torch.relu(h_fc0)
+        h_act0 = torch.relu_(h_fc0)
         h_gated = self.h_gate0(h_act0, gate_in)
         h_fc1 = self.h_fc1(h_gated)
-        h_act1 = torch.relu(h_fc1)
+        h_act1 = torch.relu_(h_fc1)
         h_gated_2 = self.h_gate1(h_act1, gate_in)
         h_fc2 = self.h_fc2(h_gated_2)
-        h_act2 = torch.relu(h_fc2)
+        h_act2 = torch.relu_(h_fc2)
         h = self.h_gate2(h_act2, gate_in)
         # line 18: ctr
         ctr_linear = self.ctr(h)

@@ -304,9 +304,9 @@ class SenetCtrInference(SenetCtrBase):
         v = self.v_senet(e)
         # line 14: h
         h_fc0 = self.h_fc0(v)
-        h_act0 = torch.relu(h_fc0)
+        h_act0 = torch.relu_(h_fc0)
         h_fc1 = self.h_fc1(h_act0)
-        h = torch.relu(h_fc1)
+        h = torch.relu_(h_fc1)
         # line 16: ctr
         ctr_linear = self.ctr(h)
         ctr = torch.sigmoid(ctr_linear)

@@ -300,9 +300,9 @@ class StarInference(StarBase):
         # line 14: h
         scenario_rows = _dwc_domain_rows(scenario)
         h_fc0 = self.h_fc0(x, scenario, scenario_rows)
-        h_act0 = torch.relu(h_fc0)
+        h_act0 = torch.relu_(h_fc0)
         h_fc1 = self.h_fc1(h_act0, scenario, scenario_rows)
-        h = torch.relu(h_fc1)
+        h = torch.relu_(h_fc1)
         # line 15: main
         main = self.main_fc0(h, scenario, scenario_rows)
         # line 9: domain
@@ -310,7 +310,7 @@ class StarInference(StarBase):
         # line 16: aux
         aux_concat = torch.cat([domain, x], dim=1)
         aux_fc0 = self.aux_fc0(aux_concat)
-        aux_mlp = torch.relu(aux_fc0)
+        aux_mlp = torch.relu_(aux_fc0)
         aux = self.aux(aux_mlp)
         # line 18: ctr
         ctr_add = main + aux
@@ -360,7 +360,7 @@ class _DwcIndexedLinear(nn.Module):
         self,
         x: torch.Tensor,
         domain: torch.Tensor,
-        rows: tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None,
+        rows: tuple[torch.Tensor, list[int], list[int]] | None,
     ) -> torch.Tensor:
         return _dwc_per_domain_linear(x, domain, rows, self.weight, self.bias)
 
@@ -407,55 +407,58 @@ class _DwcPartitionedNorm(nn.Module):
         return normalised * scale + (self.bias + self.domain_bias[domain])
 
 
-def _dwc_domain_rows(
-    domain: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None:
+def _dwc_domain_rows(domain: torch.Tensor) -> tuple[torch.Tensor, list[int], list[int]] | None:
     """The batch's rows grouped by domain, computed once per forward for every per-domain layer.
 
-    Returns (order, inverse, domains present, their row counts): `x[order]` holds each present
-    domain's rows contiguously and `y[inverse]` restores the batch order. None when traced or
-    compiled: the layers then use static control flow.
+    Returns (order, domains present, their row counts): `x[order]` holds each present domain's
+    rows contiguously, in the order of the domain ids. None when traced or compiled: the layers
+    then use static control flow.
     """
     if torch.jit.is_tracing() or torch.compiler.is_compiling():
         return None
-    order = torch.argsort(domain, stable=True)
-    inverse = torch.empty_like(order)
-    inverse[order] = torch.arange(order.numel(), device=order.device)
-    present, counts = torch.unique(domain, return_counts=True)
-    return order, inverse, present.tolist(), counts.tolist()
+    order = torch.argsort(domain)
+    counts = torch.bincount(domain).tolist()
+    present = [d for d, n in enumerate(counts) if n]
+    return order, present, [counts[d] for d in present]
 
 
 def _dwc_per_domain_linear(
     x: torch.Tensor,
     domain: torch.Tensor,
-    rows: tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None,
+    rows: tuple[torch.Tensor, list[int], list[int]] | None,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
 ) -> torch.Tensor:
     """y[b] = x[b] @ weight[domain[b]] (+ bias[domain[b]]), weight: domains x in x out.
 
-    Eager: one dense matmul per domain present (`rows` from _dwc_domain_rows). Traced or
+    Eager (`rows` from _dwc_domain_rows): one dense matmul per domain present, or, when the batch
+    has few rows per domain and the weights are small, each sample's weights gathered (B x in x
+    out floats at most 32K per domain present: cheaper than a matmul call per domain). Traced or
     compiled: one matmul against all domains' weights side by side, then each sample's slice.
-    Never a per-sample copy of the weights.
     """
     domains, n_in, n_out = weight.shape
     if rows is None:
         every = x @ weight.permute(1, 0, 2).reshape(n_in, domains * n_out)
         picked = torch.arange(x.shape[0], device=x.device) * domains + domain
         y = every.reshape(-1, n_out).index_select(0, picked)
-        return y if bias is None else y + bias[domain]
-    order, inverse, present, counts = rows
-
-    def one(d: int, part: torch.Tensor) -> torch.Tensor:
-        return part @ weight[d] if bias is None else torch.addmm(bias[d], part, weight[d])
-
+        return y if bias is None else y + bias.index_select(0, domain)
+    order, present, counts = rows
     if len(present) == 1:
-        return one(present[0], x)
-    if not present:
-        return x.new_empty(0, n_out)
-    parts = x.index_select(0, order).split(counts)
-    grouped = [one(d, part) for d, part in zip(present, parts, strict=True)]
-    return torch.cat(grouped).index_select(0, inverse)
+        d = present[0]
+        return x @ weight[d] if bias is None else torch.addmm(bias[d], x, weight[d])
+    if x.shape[0] * n_in * n_out <= 32768 * len(present):
+        y = torch.bmm(x.unsqueeze(1), weight.index_select(0, domain)).squeeze(1)
+        return y if bias is None else y.add_(bias.index_select(0, domain))
+    grouped = x.new_empty(x.shape[0], n_out)
+    start = 0
+    for d, part, n in zip(present, x.index_select(0, order).split(counts), counts, strict=True):
+        out = grouped[start : start + n]
+        if bias is None:
+            torch.mm(part, weight[d], out=out)
+        else:
+            torch.addmm(bias[d], part, weight[d], out=out)
+        start += n
+    return torch.empty_like(grouped).index_copy_(0, order, grouped)
 
 
 class _DwcStarLinear(nn.Module):
@@ -478,7 +481,7 @@ class _DwcStarLinear(nn.Module):
         self,
         x: torch.Tensor,
         domain: torch.Tensor,
-        rows: tuple[torch.Tensor, torch.Tensor, list[int], list[int]] | None,
+        rows: tuple[torch.Tensor, list[int], list[int]] | None,
     ) -> torch.Tensor:
         weight = self.weight * self.domain_weight
         return _dwc_per_domain_linear(x, domain, rows, weight, self.bias + self.domain_bias)
