@@ -212,7 +212,9 @@ def matmul_peak(n: int = 2048) -> float:
 
 
 def dominant_gflops() -> list[list[str]]:
-    """Achieved GFLOP/s of each model's dominant op at B = 8192 (training form, eval)."""
+    """Achieved GFLOP/s of each served model at B = 8192: the inference graph's FLOPs (dwc's cost
+    model) over the whole forward's time. The whole forward includes the embedding lookups, the
+    grouping by cell and the head, so this is a lower bound for the dominant layers."""
     rows = []
     batch = 8192
     for label, spec in (("apg", APG), ("ppnet", PPNET), ("star", STAR)):
@@ -254,6 +256,9 @@ def main() -> None:
         f"Measured fp32 matmul peak in the same run (2048 x 2048 x 2048): {peak:.1f} GFLOP/s.", "",
         table(["model (inference form, B = 8192)", "GFLOP per batch", "ms", "GFLOP/s",
                "of peak"], gflops), "",
+        "GFLOP per batch: the inference graph's FLOPs by dwc's cost model; time: the whole "
+        "forward (embeddings, grouping by cell and head included), so a lower bound for the "
+        "dominant layers.", "",
         "Targets (issue 8): >= 1.0x everywhere, >= 1.5x at inference where folds apply (APG with "
         "over-parameterisation, STAR), >= 3x against mask-all STAR at D >= 8; dominant layers "
         ">= 60% of peak at B = 8192.",

@@ -137,3 +137,27 @@ def _pool(model, inputs):
     emb = model.item_id_embedding(ids)
     mask = (torch.arange(ids.shape[1])[None] < lengths[:, None]).unsqueeze(2)
     return (emb * mask).sum(1) / lengths.clamp(min=1)[:, None]
+
+
+def test_every_per_domain_path_computes_the_same_layer():
+    """_dwc_per_domain_linear picks one domain's matmul (one domain present), per-sample weight
+    gathers (few rows per domain), grouped matmuls (many) or the traced side-by-side form; each
+    must equal x[b] @ W[d[b]] + b[d[b]], with and without a bias."""
+    _, cls = compile_text(STAR)
+    helpers = cls.forward.__globals__
+    rows_of, linear = helpers["_dwc_domain_rows"], helpers["_dwc_per_domain_linear"]
+    torch.manual_seed(0)
+    weight, bias = torch.randn(3, 64, 64), torch.randn(3, 64)
+    for batch, domain in ((1, torch.tensor([2])), (8, torch.tensor([0, 2, 2, 0, 1, 0, 2, 2])),
+                          (64, torch.randint(0, 3, (64,))), (64, torch.full((64,), 1))):
+        x = torch.randn(batch, 64)
+        expected = torch.einsum("bi,bio->bo", x, weight[domain])
+        rows = rows_of(domain)
+        # one domain present (B = 1, the constant batch): its matmul; otherwise B x in x out
+        # floats against 32K per domain present picks the per-sample gather (B = 8) or groups
+        present = len(rows[1])
+        assert present == 1 or (batch * 64 * 64 <= 32768 * present) == (batch == 8)
+        for r in (rows, None):
+            torch.testing.assert_close(linear(x, domain, r, weight, None), expected)
+            torch.testing.assert_close(linear(x, domain, r, weight, bias),
+                                       expected + bias[domain])

@@ -373,16 +373,15 @@ def _dwc_per_domain_linear(
     if x.shape[0] * n_in * n_out <= 32768 * len(present):
         y = torch.bmm(x.unsqueeze(1), weight.index_select(0, domain)).squeeze(1)
         return y if bias is None else y.add_(bias.index_select(0, domain))
-    grouped = x.new_empty(x.shape[0], n_out)
-    start = 0
-    for d, part, n in zip(present, x.index_select(0, order).split(counts), counts, strict=True):
-        out = grouped[start : start + n]
-        if bias is None:
-            torch.mm(part, weight[d], out=out)
-        else:
-            torch.addmm(bias[d], part, weight[d], out=out)
-        start += n
-    return torch.empty_like(grouped).index_copy_(0, order, grouped)
+    parts = x.index_select(0, order).split(counts)
+    if bias is None:
+        grouped = [part @ weight[d] for d, part in zip(present, parts, strict=True)]
+    else:
+        grouped = [
+            torch.addmm(bias[d], part, weight[d]) for d, part in zip(present, parts, strict=True)
+        ]
+    out = torch.cat(grouped)
+    return torch.empty_like(out).index_copy_(0, order, out)
 
 
 class _DwcScenarioLinear(nn.Module):

@@ -473,10 +473,11 @@ class _DwcGateNU(nn.Module):
         self.register_buffer("field_index", index, persistent=False)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        gate = self.gamma * torch.sigmoid(self.out(torch.relu(self.hidden(z))))
+        # in place on fresh layer outputs (autograd-safe): two B x width allocations, not five
+        gate = torch.sigmoid_(self.out(torch.relu_(self.hidden(z))))
         if self.field_index is not None:
             gate = gate[:, self.field_index]
-        return x * gate
+        return (x * gate).mul_(self.gamma)
 
 
 def _dwc_seq_pool(embedded: torch.Tensor, lengths: torch.Tensor, mode: str) -> torch.Tensor:
