@@ -92,6 +92,8 @@ APG_EXAMPLE_PIPELINES = [
     ("+ fold-overparam", "decompose,fuse-generators,dce,fold-overparam,strip-training,dce"),
     ("+ fold-scenario-table", "decompose,fuse-generators,dce,fold-scenario-table,"
      "strip-training,dce"),
+    ("+ fold-scenario-table, fold-scenario-layers", "decompose,fuse-generators,dce,"
+     "fold-scenario-table,fold-scenario-layers,strip-training,dce"),
     ("all folds (-O2 for_inference)", "-O2"),
 ]
 
