@@ -10,7 +10,8 @@ runs one dense matmul per cell present when the batch has many rows per cell, an
 sample's cell weights when it has few. The table itself goes once no other op reads it (the `dce`
 after the folds).
 
-Applies when the per-cell weights stay small (cells x per-cell floats <= max_floats).
+Applies when the folded layer stays small (its parameters, per-cell weights included, at most
+max_floats).
 """
 
 from __future__ import annotations
