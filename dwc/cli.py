@@ -186,10 +186,10 @@ def cmd_compile(args) -> int:
         source, args.target, args.level, args.passes, args.verify_each, on_pass, export))
     report()
     if args.target != "torch" and args.weights is None:
-        print(render_text(Diagnostic(
+        print(render_text(Diagnostic.file_level(
             "DW406", f"no --weights: the {args.target} artifact carries the seeded "
-            "initialisation", Label(Span(0, 0)), located=False,
-            help="pass --weights state.pt (a state_dict of the trained module)"), source),
+            "initialisation", help="pass --weights state.pt (a state_dict of the trained module)"),
+            source),
             file=sys.stderr)
     out = args.output or result.graph.model
     path = write_artifacts(result.files, out)
@@ -374,9 +374,9 @@ def cmd_verify(args) -> int:
         print(f"{row.target:<{width}}  batch {row.batch:>5}  {row.output:<16} max abs error "
               f"{row.max_error:.3e}  {'ok' if ok else 'FAIL'}")
     if failed:
-        print(render_text(Diagnostic(
+        print(render_text(Diagnostic.file_level(
             "DW409", f"outputs differ from torch by more than {args.tolerance:g}",
-            Label(Span(0, 0)), located=False, help="please report this with the spec"), source),
+            help="please report this with the spec"), source),
             file=sys.stderr)
         return EXIT_MISMATCH
     return EXIT_OK

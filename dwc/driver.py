@@ -14,14 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dwc.diagnostics import Diagnostic, DiagnosticError, Label
+from dwc.diagnostics import Diagnostic, DiagnosticError
 from dwc.ir.graph import Graph
 from dwc.ir.verify import verify
 from dwc.manifest import manifest
 from dwc.parse import parse
 from dwc.passes import PassManager, PassRecord, pipeline_for
 from dwc.sema import elaborate
-from dwc.source import SourceFile, Span
+from dwc.source import SourceFile
 
 TARGETS = ("torch", "onnx", "tvm")
 
@@ -59,9 +59,9 @@ def load_source(path: str | os.PathLike[str]) -> SourceFile:
     except (OSError, UnicodeDecodeError) as error:
         name = str(path)
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise DiagnosticError([Diagnostic(
-            "DW401", f"cannot read '{name}': {reason}", Label(Span(0, 0)),
-            help="check the path; specs are UTF-8 text files", located=False)]) from None
+        raise DiagnosticError([Diagnostic.file_level(
+            "DW401", f"cannot read '{name}': {reason}",
+            help="check the path; specs are UTF-8 text files")]) from None
     return SourceFile(str(path), text)
 
 
@@ -95,9 +95,8 @@ def compile_source(source: SourceFile, target: str = "torch", level: int = 2,
                    export: ExportOptions | None = None) -> CompileResult:
     """Compile a spec for `target`; returns the artifact files without writing them."""
     if target not in TARGETS:
-        raise DiagnosticError([Diagnostic(
-            "DW404", f"unknown target '{target}'", Label(Span(0, 0)),
-            help=f"targets: {', '.join(TARGETS)}", located=False)])
+        raise DiagnosticError([Diagnostic.file_level(
+            "DW404", f"unknown target '{target}'", help=f"targets: {', '.join(TARGETS)}")])
     graph = check_source(source)
     model, train, inference, records = optimize(graph, level, passes, verify_each, on_pass)
     from dwc.backends.torch import generate
@@ -166,6 +165,6 @@ def write_artifacts(files: dict[str, str | bytes], out_dir: str | os.PathLike[st
 
 def _write_error(out: Path, error: OSError) -> DiagnosticError:
     reason = error.strerror or str(error)
-    return DiagnosticError([Diagnostic(
-        "DW402", f"cannot write '{out}': {reason}", Label(Span(0, 0)),
-        help="choose a writable output directory with -o; nothing was written", located=False)])
+    return DiagnosticError([Diagnostic.file_level(
+        "DW402", f"cannot write '{out}': {reason}",
+        help="choose a writable output directory with -o; nothing was written")])

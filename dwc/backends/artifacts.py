@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 
-from dwc.diagnostics import Diagnostic, DiagnosticError, Label
+from dwc.diagnostics import Diagnostic, DiagnosticError
 from dwc.manifest import manifest
-from dwc.source import Span
 
 
 def _fail(code: str, message: str, help: str) -> DiagnosticError:
-    return DiagnosticError([Diagnostic(code, message, Label(Span(0, 0)), help=help,
-                                       located=False)])
+    return DiagnosticError([Diagnostic.file_level(code, message, help=help)])
 
 
 def _require(package: str) -> None:

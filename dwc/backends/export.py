@@ -17,8 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dwc.diagnostics import Diagnostic, DiagnosticError, Label
-from dwc.source import Span
+from dwc.diagnostics import Diagnostic, DiagnosticError
 
 _counter = 0
 
@@ -37,8 +36,8 @@ def load_generated(source: str, name: str = "model"):
 
 
 def _weights_error(message: str, notes: list[str]) -> DiagnosticError:
-    return DiagnosticError([Diagnostic(
-        "DW405", message, Label(Span(0, 0)), notes=tuple(notes), located=False,
+    return DiagnosticError([Diagnostic.file_level(
+        "DW405", message, notes=tuple(notes),
         help="save the state_dict of the training module compiled from this spec: "
         "torch.save(model.state_dict(), path)")])
 

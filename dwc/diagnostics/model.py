@@ -40,6 +40,13 @@ class Diagnostic:
         if self.code not in CODES:
             raise ValueError(f"diagnostic code {self.code} is not registered in codes.py")
 
+    @classmethod
+    def file_level(cls, code: str, message: str, help: str | None = None,
+                   notes: tuple[str, ...] = ()) -> Diagnostic:
+        """A finding about a whole file or the environment (unreadable spec, unwritable output,
+        missing package): no line or column."""
+        return cls(code, message, Label(Span(0, 0)), help=help, notes=notes, located=False)
+
     @property
     def level(self) -> Severity:
         return self.severity or CODES[self.code].severity
