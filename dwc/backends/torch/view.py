@@ -653,8 +653,9 @@ def _for_inference(name: str, inference: Graph, attrs: Namespace) -> list[str]:
         "",
         "    Parameters with the same name and shape are copied; folded ones are computed from",
         "    the training parameters (over-parameterised factors multiplied out, STAR weights",
-        "    merged per domain, scenario-only generators tabulated per cell). In eval mode the",
-        "    outputs equal this module's.",
+        "    merged per domain, scenario-only generators tabulated per cell, and the per-cell",
+        "    weights of the dynamic layers they feed). In eval mode the outputs equal this",
+        "    module's.",
         '    """',
         f"    model = {name}Inference(validate_inputs=self.validate_inputs)",
         "    target = model.state_dict()",
@@ -671,6 +672,13 @@ def _for_inference(name: str, inference: Graph, attrs: Namespace) -> list[str]:
     def copy(target: str, expr: str) -> None:
         folds.extend(_copy(target, expr))
 
+    def table(generator: str) -> str:
+        """The local holding `generator`'s per-cell table, computed once however many read it."""
+        if generator not in tables:
+            tables[generator] = f"table_{len(tables)}"
+            folds.append(f"{tables[generator]} = self._scenario_table_{_method_suffix(generator)}()")
+        return tables[generator]
+
     for op in inference.ops:
         if not op.derived:
             continue
@@ -682,14 +690,10 @@ def _for_inference(name: str, inference: Graph, attrs: Namespace) -> list[str]:
             copy(f"{a}.weight", f"self.{a}.weight * self.{a}.domain_weight")
             copy(f"{a}.bias", f"self.{a}.bias + self.{a}.domain_bias")
         elif op.derived == "scenario_table":
-            copy(f"{a}.weight", f"self._scenario_table_{_method_suffix(op.generator)}()")
+            copy(f"{a}.weight", table(op.generator))
         elif op.derived == "scenario_linear":
             assert isinstance(op, ir.ScenarioLinear)
-            if op.generator not in tables:
-                tables[op.generator] = f"table_{len(tables)}"
-                folds.append(f"{tables[op.generator]} = "
-                             f"self._scenario_table_{_method_suffix(op.generator)}()")
-            folds.extend(_scenario_linear_fold(op, a, tables[op.generator], attrs))
+            folds.extend(_scenario_linear_fold(op, a, table(op.generator), attrs))
     if folds:
         lines += ["    with torch.no_grad():", *(f"        {f}" for f in folds)]
     lines.append("    return model.to(next(self.parameters()).device).eval()")

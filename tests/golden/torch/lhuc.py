@@ -178,8 +178,9 @@ class LhucCtr(LhucCtrBase):
 
         Parameters with the same name and shape are copied; folded ones are computed from
         the training parameters (over-parameterised factors multiplied out, STAR weights
-        merged per domain, scenario-only generators tabulated per cell). In eval mode the
-        outputs equal this module's.
+        merged per domain, scenario-only generators tabulated per cell, and the per-cell
+        weights of the dynamic layers they feed). In eval mode the outputs equal this
+        module's.
         """
         model = LhucCtrInference(validate_inputs=self.validate_inputs)
         target = model.state_dict()

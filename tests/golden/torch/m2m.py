@@ -247,8 +247,9 @@ class M2m(M2mBase):
 
         Parameters with the same name and shape are copied; folded ones are computed from
         the training parameters (over-parameterised factors multiplied out, STAR weights
-        merged per domain, scenario-only generators tabulated per cell). In eval mode the
-        outputs equal this module's.
+        merged per domain, scenario-only generators tabulated per cell, and the per-cell
+        weights of the dynamic layers they feed). In eval mode the outputs equal this
+        module's.
         """
         model = M2mInference(validate_inputs=self.validate_inputs)
         target = model.state_dict()
@@ -259,8 +260,8 @@ class M2m(M2mBase):
         }
         model.load_state_dict(shared, strict=False)
         with torch.no_grad():
-            model.r1_generators_table.weight.copy_(self._scenario_table_s_generated())
             table_0 = self._scenario_table_s_generated()
+            model.r1_generators_table.weight.copy_(table_0)
             weight = table_0[:, 1056:1312].reshape(24, 16, 16)
             model.t1_fc.weight.copy_(weight)
             model.t1_fc.bias.copy_(table_0[:, 1312:1328])
