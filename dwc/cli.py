@@ -20,7 +20,6 @@ from dwc.diagnostics import Diagnostic, DiagnosticError, Label, render_json, ren
 from dwc.source import SourceFile, Span
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_MISMATCH = 0, 1, 2, 3
-_FILE_LEVEL = {"DW401", "DW402", "DW404", "DW405", "DW407", "DW408"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -164,7 +163,9 @@ def _report(error: DiagnosticError, source: SourceFile, fmt: str = "text") -> in
         n = sum(1 for d in error.diagnostics if d.level.value == "error")
         if n:
             print(f"dwc: {n} error{'s' if n != 1 else ''} in {source.name}", file=sys.stderr)
-    if any(d.code in _FILE_LEVEL for d in error.diagnostics):
+    # file-level problems (unreadable or unwritable files, unknown targets, weights that do not
+    # fit, failed exports) are usage errors; findings in the spec are not
+    if any(not d.located for d in error.diagnostics):
         return EXIT_USAGE
     return EXIT_FINDINGS
 
@@ -233,10 +234,11 @@ def cmd_fmt(args) -> int:
             line = next((i + 1 for i, (a, b) in enumerate(
                 zip(source.text.splitlines(), formatted.splitlines(), strict=False)) if a != b),
                 min(len(source.text.splitlines()), len(formatted.splitlines())) + 1)
-            offset = sum(len(x) + 1 for x in source.text.splitlines()[: line - 1])
+            offset = min(sum(len(x) + 1 for x in source.text.splitlines()[: line - 1]),
+                         len(source.text))
             diag = Diagnostic("DW403", f"'{path}' is not formatted",
-                              Label(Span(min(offset, len(source.text)), min(offset, len(source.text)))
-                                    , "first difference"), help=f"run 'dwc fmt {path}'")
+                              Label(Span(offset, offset), "first difference"),
+                              help=f"run 'dwc fmt {path}'")
             print(render_text(diag, source), file=sys.stderr)
             status = max(status, EXIT_FINDINGS)
         else:
@@ -407,8 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DiagnosticError as error:
         path = getattr(args, "file", None) or (args.files[0] if getattr(args, "files", None)
                                                 else "<spec>")
-        source = error.diagnostics[0] and _source_for(path)
-        return _report(error, source, getattr(args, "format", "text"))
+        return _report(error, _source_for(path), getattr(args, "format", "text"))
     except _UsageError as error:
         print(f"dwc: error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -424,8 +425,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _source_for(path: str) -> SourceFile:
+    """The spec a diagnostic points into, or an empty one when it cannot be read (DW401)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            return SourceFile(path, handle.read())
-    except (OSError, UnicodeDecodeError):
+        return _load(path)
+    except DiagnosticError:
         return SourceFile(path, "")

@@ -35,10 +35,11 @@ class FoldScenarioLayers(Pass):
 
     def run(self, graph: Graph) -> PassResult:
         changed = False
+        producers = graph.producers()  # tables are never replaced here, so this stays valid
         for op in list(graph.ops):
             if not isinstance(op, ir.DynamicLinear | ir.LowRankDynamicLinear):
                 continue
-            table = graph.producers()[op.inputs[1]]
+            table = producers[op.inputs[1]]
             if not isinstance(table, ir.ScenarioTable):
                 continue
             shared = isinstance(op, ir.LowRankDynamicLinear) and op.share
