@@ -302,78 +302,74 @@ def _refs(node) -> Iterator[str]:
         yield from _refs(node.kind)
 
 
-def _rule(cls, code, what, why, example, use_instead):
-    return cls(code, what, why, example, use_instead)
-
-
 RULES: dict[str, Rule] = {r.code: r for r in [
-    _rule(UnusedFeature, "DW501",
+    UnusedFeature("DW501",
           "Flags a declared feature that no value, condition, sequence or output reads.",
           "Every feature is an input of every artifact (and often a table): an unused one costs "
           "memory and serving bandwidth, and usually means a typo elsewhere.",
           "feature price : numeric\nx = concat(user_id, item_id)", "x = concat(user_id, item_id, price)"),
-    _rule(ScenarioFeatureWithoutCondition, "DW502",
+    ScenarioFeatureWithoutCondition("DW502",
           "Flags a feature marked `scenario` that no condition, gate or domain reads.",
           "The mark promises that the model adapts to it; if nothing reads it, the model does not.",
           "feature page : categorical(vocab = 3, dim = 4) scenario\ncondition z = concat(country)",
           "condition z = concat(country, page)"),
-    _rule(ConditionWithoutScenario, "DW503",
+    ConditionWithoutScenario("DW503",
           "Notes a dynamic layer conditioned only on its own input (self-wise).",
           "Self-wise weights follow each sample, not the scenario; right for APG self-wise, "
           "wrong when per-scenario adaptation was the goal.",
           "h = mlp(x, [64]) dynamic(by = self)", "h = mlp(x, [64]) dynamic(by = concat(self, z))"),
-    _rule(ConditionOnHugeVocabulary, "DW504",
+    ConditionOnHugeVocabulary("DW504",
           "Flags a generator whose condition reads an id with a very large vocabulary.",
           "Generated weights are then different for almost every sample: generation runs per "
           "sample and cannot be precomputed per scenario cell.",
           "condition z = concat(user_id)\nh = mlp(x, [64]) dynamic(by = z)",
           "condition z = concat(country, page)  # or gate(x, by = user-side priors)"),
-    _rule(HighCardinalityScenario, "DW505",
+    HighCardinalityScenario("DW505",
           "Flags a categorical feature with a huge vocabulary marked `scenario`.",
           "Scenarios are few (countries, surfaces, user types); an id marked scenario makes every "
           "per-scenario table and metric explode. PEPNet's priors are the deliberate exception.",
           "feature user_id : categorical(vocab = 1_000_000, dim = 16) scenario",
           "feature user_id : categorical(vocab = 1_000_000, dim = 16)"),
-    _rule(RankSavesNothing, "DW506",
+    RankSavesNothing("DW506",
           "Flags an APG rank K with K (N + M) >= N M.",
           "The factors U (N x K) and V (K x M) then hold more numbers than W itself.",
           "h = linear(x, 32) dynamic(by = z) apg(rank = 32)",
           "h = linear(x, 32) dynamic(by = z) apg(rank = 8)"),
-    _rule(OverparamBelowRank, "DW507",
+    OverparamBelowRank("DW507",
           "Flags over-parameterisation P smaller than the rank K.",
           "U = U_l U_r through P < K has rank at most P: it shrinks the factors' capacity, the "
           "opposite of over-parameterisation.",
           "apg(rank = 16, overparam = 8)", "apg(rank = 16, overparam = 4x)"),
-    _rule(GeneratedTensorTooLarge, "DW508",
+    GeneratedTensorTooLarge("DW508",
           "Flags a full-rank dynamic layer whose generated weights at the reference batch exceed "
           "the memory budget (`--batch`, `memory-budget-mib`).",
           "B x N x M floats are generated per step and kept for backward (DW-MODELS.md §1).",
           "h = linear(x, 1024) dynamic(by = z)", "h = linear(x, 1024) dynamic(by = z) apg(rank = 32)"),
-    _rule(SelfWiseTooCostly, "DW509",
+    SelfWiseTooCostly("DW509",
           "Flags a self-wise generator that costs more FLOPs than a dense layer of the same shape.",
           "With d_z = N a linear generator costs N K^2 MACs per sample (N M at full rank): the "
           "dynamic layer is then slower than the static one it adapts (DW-MODELS.md §5.1).",
           "h = linear(x, 256) dynamic(by = self) apg(rank = 64)",
           "h = linear(x, 256) dynamic(by = self) apg(rank = 8)"),
-    _rule(GatePlacementDiffersFromPaper, "DW510",
+    GatePlacementDiffersFromPaper("DW510",
           "Notes a PPNet tower whose gates sit elsewhere than the paper's (pre-linear).",
           "Public implementations disagree on placement (docs/models.md); results are not "
           "comparable with the paper's unless the placement is.",
           "t = ppnet(e, [64], by = prior, placement = post_dropout)",
           "t = ppnet(e, [64], by = prior)"),
-    _rule(GateWithoutStopGradient, "DW511",
+    GateWithoutStopGradient("DW511",
           "Notes a gate whose condition reads the gated value without stop_gradient.",
           "PEPNet stops gradients from the gate network into the embeddings it gates, so the "
           "gate cannot pull the shared representation towards itself (anti-seesaw).",
           "condition g = concat(domain, e)\nep = gate(e, by = g)",
           "condition g = concat(domain, stop_gradient(e))"),
-    _rule(HeadLossMismatch, "DW512",
+    HeadLossMismatch("DW512",
           "Flags an output whose head does not fit its loss (sigmoid with ce, Poisson without exp).",
           "The loss is computed from the head's logit: a mismatched pair trains the wrong "
           "objective (e.g. Poisson on an unconstrained rate).",
           "output clicks = identity(linear(h, 1)) loss = poisson",
           "output clicks = exp(linear(h, 1)) loss = poisson"),
-    _rule(UnusedValue, "DW513",
+    UnusedValue("DW513",
           "Flags a value or condition no output depends on.",
           "Its parameters are created and trained for nothing, and it is usually a wiring mistake.",
           "h2 = mlp(h, [32])\noutput ctr = sigmoid(linear(h, 1))",
