@@ -104,14 +104,17 @@ def as_json(lowered: Graph, model: Graph, train: Graph, inference: Graph, record
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], rule_before_last: bool) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    out = ["  ".join(h.ljust(w) if n < 2 else h.rjust(w)
-                     for n, (h, w) in enumerate(zip(header, widths, strict=True))).rstrip(),
-           "  ".join("-" * w for w in widths)]
+    rule = "  ".join("-" * w for w in widths)
+
+    def line(cells: tuple[str, ...]) -> str:  # the first two columns left-aligned, numbers right
+        return "  ".join(c.ljust(w) if k < 2 else c.rjust(w)
+                         for k, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    out = [line(header), rule]
     for n, r in enumerate(rows):
         if rule_before_last and n == len(rows) - 1:
-            out.append("  ".join("-" * w for w in widths))
-        out.append("  ".join(v.ljust(w) if k < 2 else v.rjust(w)
-                             for k, (v, w) in enumerate(zip(r, widths, strict=True))).rstrip())
+            out.append(rule)
+        out.append(line(r))
     return "\n".join(out) + "\n"
 
 
@@ -141,8 +144,10 @@ def as_table(lowered: Graph, model: Graph, train: Graph, inference: Graph, recor
 
 
 def _bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KiB", "MiB"):
         n /= 1024
-    return f"{n:.1f} GiB"
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1024:.1f} GiB"
