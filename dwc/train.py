@@ -85,11 +85,12 @@ def evaluate(model: nn.Module, data: dict[str, torch.Tensor], targets: dict[str,
         p, y = np.concatenate(parts)[:, 0], targets[name].numpy()[:, 0]
         entry = {"auc": auc(y, p), "logloss": logloss(y, p), "rows": int(n)}
         if cells is not None:
-            entry["scenarios"] = {
-                int(c): {"auc": auc(y[cells == c], p[cells == c]),
-                         "logloss": logloss(y[cells == c], p[cells == c]),
-                         "rows": int((cells == c).sum())}
-                for c in np.unique(cells)}
+            entry["scenarios"] = {}
+            for c in np.unique(cells):
+                rows = cells == c
+                entry["scenarios"][int(c)] = {"auc": auc(y[rows], p[rows]),
+                                              "logloss": logloss(y[rows], p[rows]),
+                                              "rows": int(rows.sum())}
         report[name] = entry
     return report
 
@@ -109,9 +110,9 @@ def _progress(epoch: int, step: int, steps: int, loss: float, started: float, en
 def train(model_py: str, data_path: str, out: str | Path, config: TrainConfig,
           scenario: tuple[str, ...] = ()) -> TrainResult:
     """Train the generated module in `model_py` (see the module docstring)."""
-    distributed = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
     rank = int(os.environ.get("RANK", 0))
     world = int(os.environ.get("WORLD_SIZE", 1))
+    distributed = world > 1
     if distributed:
         torch.distributed.init_process_group("gloo")
     torch.manual_seed(config.seed)
