@@ -15,11 +15,10 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
         return float("nan")
     order = np.argsort(scores, kind="mergesort")
     ranks = np.empty(scores.size, dtype=np.float64)
-    sorted_scores = scores[order]
-    # average ranks over ties
-    boundaries = np.r_[0, np.flatnonzero(np.diff(sorted_scores)) + 1, scores.size]
-    for start, end in zip(boundaries[:-1], boundaries[1:], strict=True):
-        ranks[order[start:end]] = (start + end + 1) / 2.0
+    # average ranks over ties: each run of equal scores [start, end) gets (start + end + 1) / 2
+    boundaries = np.r_[0, np.flatnonzero(np.diff(scores[order])) + 1, scores.size]
+    starts, ends = boundaries[:-1], boundaries[1:]
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
     return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
