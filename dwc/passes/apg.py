@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
-from dwc.passes.base import Pass, PassResult, register
+from dwc.passes.base import Pass, PassResult, register, rewrite_ops
 from dwc.passes.slots import relayout, replace_op
 
 
@@ -109,15 +109,13 @@ class Overparam(Pass):
     width: int = 0
 
     def run(self, graph: Graph) -> PassResult:
-        changed = False
-        for op in list(graph.ops):
+        def rewrite(op: ir.Op) -> ir.Op | None:
             if not isinstance(op, ir.LowRankDynamicLinear) or not op.share or op.overparam:
-                continue
+                return None
             p = op.apg.overparam if op.apg else (self.width or None)
-            if p:
-                graph = replace_op(graph, op, replace(op, overparam=p))
-                changed = True
-        return PassResult(graph, changed)
+            return replace(op, overparam=p) if p else None
+
+        return rewrite_ops(graph, rewrite)
 
 
 @register
@@ -130,13 +128,12 @@ class Decompose(Pass):
     summary = "never materialise the per-sample N x M weight"
 
     def run(self, graph: Graph) -> PassResult:
-        changed = False
-        for op in list(graph.ops):
-            if isinstance(op, ir.LowRankDynamicLinear) and not op.decompose and (
-                    op.apg is None or op.apg.decompose):
-                graph = replace_op(graph, op, replace(op, decompose=True))
-                changed = True
-        return PassResult(graph, changed)
+        def rewrite(op: ir.Op) -> ir.Op | None:
+            wanted = isinstance(op, ir.LowRankDynamicLinear) and not op.decompose and (
+                op.apg is None or op.apg.decompose)
+            return replace(op, decompose=True) if wanted else None
+
+        return rewrite_ops(graph, rewrite)
 
 
 @register
@@ -149,9 +146,9 @@ class FoldOverparam(Pass):
     summary = "U_l U_r, V_l V_r -> U, V (inference)"
 
     def run(self, graph: Graph) -> PassResult:
-        changed = False
-        for op in list(graph.ops):
+        def rewrite(op: ir.Op) -> ir.Op | None:
             if isinstance(op, ir.LowRankDynamicLinear) and op.overparam:
-                graph = replace_op(graph, op, replace(op, overparam=None, derived="overparam"))
-                changed = True
-        return PassResult(graph, changed)
+                return replace(op, overparam=None, derived="overparam")
+            return None
+
+        return rewrite_ops(graph, rewrite)

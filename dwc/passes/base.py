@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from dwc.ir.graph import Graph
+from dwc.ir.ops import Op
 from dwc.ir.verify import verify
 
 
@@ -38,6 +39,17 @@ class PassError(ValueError):
 class PassResult:
     graph: Graph
     changed: bool
+
+
+def rewrite_ops(graph: Graph, rewrite: Callable[[Op], Op | None]) -> PassResult:
+    """A pass that replaces ops one by one: `rewrite` returns an op's replacement, or None to
+    keep it. One walk over the graph (for rewrites that need no other op changed with them)."""
+    ops, changed = [], False
+    for op in graph.ops:
+        new = rewrite(op)
+        changed |= new is not None
+        ops.append(op if new is None else new)
+    return PassResult(graph.with_ops(ops) if changed else graph, changed)
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
-from dwc.passes.base import Pass, PassResult, register
-from dwc.passes.slots import replace_op
+from dwc.passes.base import Pass, PassResult, register, rewrite_ops
 
 
 @register
@@ -18,12 +17,12 @@ class FoldStar(Pass):
     summary = "STAR's shared * per-domain weights merged per domain (a gather, no product)"
 
     def run(self, graph: Graph) -> PassResult:
-        changed = False
-        for op in list(graph.ops):
-            if isinstance(op, ir.StarLinear):
-                graph = replace_op(graph, op, ir.IndexedLinear(
-                    result=op.result, inputs=op.inputs, type=op.type, span=op.span,
-                    module=op.module, binding=op.binding, in_features=op.in_features,
-                    out_features=op.out_features, domains=op.domains, derived="star"))
-                changed = True
-        return PassResult(graph, changed)
+        def rewrite(op: ir.Op) -> ir.Op | None:
+            if not isinstance(op, ir.StarLinear):
+                return None
+            return ir.IndexedLinear(
+                result=op.result, inputs=op.inputs, type=op.type, span=op.span, module=op.module,
+                binding=op.binding, in_features=op.in_features, out_features=op.out_features,
+                domains=op.domains, derived="star")
+
+        return rewrite_ops(graph, rewrite)
