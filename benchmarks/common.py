@@ -45,6 +45,16 @@ def load_model(spec: str, name: str, **options):
     return load_generated(result.files["model.py"], name)
 
 
+def forward_fn(model, inputs):
+    """One inference call of `model` on `inputs` (no autograd), as a thunk for the timers."""
+
+    def run():
+        with torch.no_grad():
+            model(inputs)
+
+    return run
+
+
 def median_seconds(fn, repeats: int = 20, warmup: int = 3, budget: float = 3.0) -> float:
     """Median wall time of fn(); fewer repeats when one call is slow (keeps runs short)."""
     for _ in range(warmup):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from common import (
     fmt_ms,
+    forward_fn,
     load_model,
     machine,
     median_seconds,
@@ -134,18 +135,12 @@ class MaskAllStar(nn.Module):
         return {"y": torch.sigmoid(out)}
 
 
-def forward_fn(model, cls, batch):
-    inputs = cls.example_inputs(batch, torch.Generator().manual_seed(batch))
-
-    def run():
-        with torch.no_grad():
-            model(inputs)
-
-    return run
+def serve_fn(model, cls, batch):
+    return forward_fn(model, cls.example_inputs(batch, torch.Generator().manual_seed(batch)))
 
 
 def forward_time(model, cls, batch):
-    return median_seconds(forward_fn(model, cls, batch), repeats=30 if batch < 8192 else 8)
+    return median_seconds(serve_fn(model, cls, batch), repeats=30 if batch < 8192 else 8)
 
 
 def train_fn(model, cls, batch=1024):
@@ -162,17 +157,6 @@ def train_fn(model, cls, batch=1024):
         optimizer.step()
 
     return step
-
-
-class _Served(nn.Module):
-    """dwc's training module with its loss-free forward, for the training-step timing."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, inputs):
-        return self.model(inputs)
 
 
 def compare(label, spec, reference_cls):
@@ -192,14 +176,14 @@ def compare(label, spec, reference_cls):
         error = (served(check)["y"] - reference(check)["y"]).abs().max().item()
     rows = []
     for batch in BATCHES:
-        t_ref, t_dwc, ratio = paired_seconds(forward_fn(reference, cls, batch),
-                                             forward_fn(served, cls, batch),
+        t_ref, t_dwc, ratio = paired_seconds(serve_fn(reference, cls, batch),
+                                             serve_fn(served, cls, batch),
                                              repeats=40 if batch < 8192 else 12)
         rows.append([f"{label} forward, B = {batch}", fmt_ms(t_ref), fmt_ms(t_dwc),
                      f"{ratio:.2f}x"])
     model.train()
     reference.train()
-    t_ref, t_dwc, ratio = paired_seconds(train_fn(reference, cls), train_fn(_Served(model), cls))
+    t_ref, t_dwc, ratio = paired_seconds(train_fn(reference, cls), train_fn(model, cls))
     rows.append([f"{label} training step, B = 1024", fmt_ms(t_ref), fmt_ms(t_dwc),
                  f"{ratio:.2f}x"])
     return rows, error

@@ -18,6 +18,7 @@ import torch
 from common import (
     fmt_mib,
     fmt_ms,
+    forward_fn,
     high_water_bytes,
     load_model,
     machine,
@@ -65,21 +66,15 @@ def build(index: int):
     return model.for_inference() if inference else model
 
 
-def forward_fn(model, batch: int):
-    inputs = type(model).example_inputs(batch, torch.Generator().manual_seed(0))
-
-    def run():
-        with torch.no_grad():
-            model(inputs)
-
-    return run
+def inputs_for(model, batch: int) -> dict:
+    return type(model).example_inputs(batch, torch.Generator().manual_seed(0))
 
 
 def child(index: int, batch: int) -> None:
     """Measure one case's peak-RSS growth (runs in its own process)."""
     model = build(index)
-    run = forward_fn(model, batch)
-    run_small = forward_fn(model, 1)
+    run = forward_fn(model, inputs_for(model, batch))
+    run_small = forward_fn(model, inputs_for(model, 1))
     run_small()
     before = high_water_bytes()
     run()
@@ -110,7 +105,7 @@ def apg_example_rows(batch: int = 1024) -> list[list[str]]:
         model = cls(validate_inputs=False).eval()
         if passes is not None:
             model = model.for_inference()
-        t = median_seconds(forward_fn(model, batch))
+        t = median_seconds(forward_fn(model, inputs_for(model, batch)))
         base = base or t
         rows.append([label, fmt_ms(t), f"{base / t:.2f}x"])
     return rows
@@ -127,7 +122,7 @@ def main() -> None:
         model = build(index)
         cells = [label]
         for batch in BATCHES:
-            t = median_seconds(forward_fn(model, batch))
+            t = median_seconds(forward_fn(model, inputs_for(model, batch)))
             mem = peak_rss_delta(__file__, "--child", str(index), str(batch))
             if index == 0:
                 naive[batch] = (t, mem)
