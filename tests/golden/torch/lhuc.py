@@ -329,7 +329,7 @@ class _DwcLhuc(nn.Module):
         self.scale = nn.Parameter(torch.zeros(conditions, width))
 
     def forward(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        return x * (2.0 * torch.sigmoid(self.scale[ids]))
+        return x * (2.0 * torch.sigmoid(self.scale.index_select(0, ids)))
 
 
 if __name__ == "__main__":

@@ -388,7 +388,7 @@ class _DwcPartitionedNorm(nn.Module):
             counts = torch.bincount(domain, minlength=self.domains).to(x.dtype).unsqueeze(1)
             total = torch.zeros(self.domains, x.shape[1], dtype=x.dtype, device=x.device)
             mean = total.index_add(0, domain, x) / counts.clamp(min=1)
-            centered = x - mean[domain]
+            centered = x - mean.index_select(0, domain)
             var = total.index_add(0, domain, centered * centered) / counts.clamp(min=1)
             with torch.no_grad():
                 present = counts.squeeze(1) > 0
@@ -401,11 +401,11 @@ class _DwcPartitionedNorm(nn.Module):
                     present
                 ]
         else:
-            centered = x - self.running_mean[domain]
+            centered = x - self.running_mean.index_select(0, domain)
             var = self.running_var
-        normalised = centered / torch.sqrt(var[domain] + self.eps)
-        scale = self.weight * self.domain_weight[domain]
-        return normalised * scale + (self.bias + self.domain_bias[domain])
+        normalised = centered / torch.sqrt(var.index_select(0, domain) + self.eps)
+        scale = self.weight * self.domain_weight.index_select(0, domain)
+        return normalised * scale + (self.bias + self.domain_bias.index_select(0, domain))
 
 
 def _dwc_domain_rows(domain: torch.Tensor) -> tuple[torch.Tensor, list[int], list[int]] | None:
