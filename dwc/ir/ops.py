@@ -718,10 +718,12 @@ class ScenarioLinear(Op):
     (they come from a ScenarioTable): one weight set per cell, computed once, applied to each
     cell's samples together. inputs = (x, scenario cell index).
 
-    With `rank` (APG with shared U and V): `y = ((x U) S[c]) V + b[c]`, only the K x K core per
-    cell. Without: `y = x W[c] + b[c]` with the cell's full in x out matrix (U S V multiplied out
-    for unshared low-rank layers). `folded` is the training op the weights are computed from,
-    `generator` the training value its table tabulates.
+    With `rank` (APG with shared U and V): `y = (x U) W[c] + b[c]` with W[c] = S[c] V, each cell's
+    K x M product of its core and the shared V (one per-cell stage, the bias in the same GEMM);
+    with `v_shared` (when C x K x M would be too large), `y = ((x U) S[c]) V + b[c]`, only the
+    K x K core per cell. Without a rank: `y = x W[c] + b[c]` with the cell's full in x out matrix
+    (U S V multiplied out for unshared low-rank layers). `folded` is the training op the weights
+    are computed from, `generator` the training value its table tabulates.
     """
 
     kind: ClassVar[str] = "scenario_linear"
@@ -731,6 +733,7 @@ class ScenarioLinear(Op):
     rank: int | None
     generator: str
     folded: DynamicLinear | LowRankDynamicLinear
+    v_shared: bool = False
 
     @property
     def bias(self) -> bool:
@@ -739,24 +742,33 @@ class ScenarioLinear(Op):
     @property
     def cell_shape(self) -> tuple[int, int]:
         """Shape of each cell's weight matrix."""
-        return (self.rank, self.rank) if self.rank else (self.in_features, self.out_features)
+        k = self.rank
+        if k is None:
+            return (self.in_features, self.out_features)
+        return (k, k) if self.v_shared else (k, self.out_features)
 
     def params(self):
         n, m, k = self.in_features, self.out_features, self.rank
         a, b = self.cell_shape
-        shared = n * k + k * m if k else 0
+        shared = (n * k if k else 0) + (k * m if self.v_shared else 0)
         return shared + self.cells * (a * b + (m if self.bias else 0))
 
     def flops(self):
         n, m, k = self.in_features, self.out_features, self.rank
-        return 2 * (n * k + k * k + k * m) if k else 2 * n * m
+        if k is None:
+            return 2 * n * m
+        return 2 * (n * k + (k * k if self.v_shared else 0) + k * m)
 
     def activations(self):
-        return 2 * (self.rank or 0) + self.out_features
+        k = self.rank or 0
+        return k + (k if self.v_shared else 0) + self.out_features
 
     def attrs(self):
-        return {"in": self.in_features, "out": self.out_features, "cells": self.cells,
-                "rank": self.rank, "generator": self.generator, "folded": self.folded.kind}
+        out = {"in": self.in_features, "out": self.out_features, "cells": self.cells,
+               "rank": self.rank, "generator": self.generator, "folded": self.folded.kind}
+        if self.v_shared:
+            out["v_shared"] = True
+        return out
 
 
 @dataclass(frozen=True, kw_only=True)

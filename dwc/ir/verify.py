@@ -110,6 +110,8 @@ def _types(graph: Graph) -> None:
             if op.rank is not None and not (isinstance(f, ir.LowRankDynamicLinear) and f.share
                                              and f.rank == op.rank):
                 _fail(op, "a shared U needs a shared-factor low-rank layer of the same rank")
+            if op.v_shared and op.rank is None:
+                _fail(op, "a shared V needs a rank")
         if isinstance(op, ir.Lookup | ir.SeqPool):
             if not isinstance(ins[0], TableType) or not isinstance(ins[1], IdsType):
                 _fail(op, "expects (table, ids)")

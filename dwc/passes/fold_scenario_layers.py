@@ -4,8 +4,10 @@ one weight set per cell; compute each cell's weights once and run each cell's sa
 After fold-scenario-table, such a layer still gathers each sample's whole table row (every
 generated number, B x row width) and applies it sample by sample. Here it becomes a
 ScenarioLinear that reads only its own per-cell weights: APG layers with shared U and V keep U and
-V and hold one K x K core per cell (`y = ((x U) S[c]) V + b[c]`); other dynamic layers hold the
-cell's full in x out matrix (U S V multiplied out for unshared low-rank layers). The generated code
+hold each cell's core times V (`y = (x U) W[c] + b[c]`, W[c] = S[c] V: one per-cell GEMM, its bias
+included, and no K x K stage); when C x K x M exceeds max_cell_floats they keep V too and one
+K x K core per cell (`y = ((x U) S[c]) V + b[c]`). Other dynamic layers hold the cell's full in x
+out matrix (U S V multiplied out for unshared low-rank layers). The generated code
 runs one dense matmul per cell present when the batch has many rows per cell, and gathers each
 sample's cell weights when it has few. The table itself goes once no other op reads it (the `dce`
 after the folds).
@@ -32,6 +34,7 @@ class FoldScenarioLayers(Pass):
     stage = "inference"
     summary = "dynamic layers fed by a scenario table -> per-cell weights, one matmul per cell"
     max_floats: int = 16_777_216
+    max_cell_floats: int = 2_097_152
 
     def run(self, graph: Graph) -> PassResult:
         changed = False
@@ -48,7 +51,8 @@ class FoldScenarioLayers(Pass):
                 span=op.span, module=op.module or fresh_module(graph, f"{op.binding}_fc{op.layer}"),
                 binding=op.binding, derived="scenario_linear", in_features=op.in_features,
                 out_features=op.out_features, cells=table.cells,
-                rank=op.rank if shared else None, generator=table.generator, folded=op)
+                rank=op.rank if shared else None, generator=table.generator, folded=op,
+                v_shared=shared and table.cells * op.rank * op.out_features > self.max_cell_floats)
             if folded.params() > self.max_floats:
                 continue
             graph = replace_op(graph, op, folded)

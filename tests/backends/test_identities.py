@@ -111,6 +111,22 @@ def test_partitioned_norm_uses_each_domains_own_batch_statistics():
         torch.testing.assert_close(rows.var(0, unbiased=False), torch.ones(8), rtol=0, atol=1e-3)
 
 
+def test_partitioned_norm_at_inference_applies_the_running_statistics():
+    """Eval folds statistics and affine into one scale and shift per domain; the result must be
+    the definition: (x - mean[d]) / sqrt(var[d] + eps) * (w * w_d) + (b + b_d)."""
+    _, cls = compile_text(STAR)
+    norm = cls().n_norm
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in (norm.weight, norm.bias, norm.domain_weight, norm.domain_bias, norm.running_mean):
+            p.normal_()
+        norm.running_var.uniform_(0.5, 2.0)
+    x, domain = torch.randn(30, 8), torch.randint(0, 2, (30,))
+    expected = ((x - norm.running_mean[domain]) / torch.sqrt(norm.running_var[domain] + norm.eps)
+                * (norm.weight * norm.domain_weight[domain]) + norm.bias + norm.domain_bias[domain])
+    torch.testing.assert_close(norm.eval()(x, domain), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_apg_with_constant_condition_is_a_static_mlp():
     result, cls = compile_example(ROOT / "examples" / "apg.dw")
     model = cls().eval()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dwc.cost import explain
 from dwc.driver import check_source, compile_source, optimize
 from dwc.ir.printer import print_graph
 from dwc.ir.verify import verify
 from dwc.passes import PassError, parse_pipeline
+from dwc.passes.base import PIPELINES
 from tests.conftest import EXAMPLES, ROOT, compile_example, compile_text, example_ids, source_of
 
 APG_ONE = """
@@ -168,6 +170,29 @@ def test_inference_form_is_exact(path):
         expected, actual = model(inputs), folded(inputs)
     for name in expected:
         assert (expected[name] - actual[name]).abs().max().item() <= 1e-5, name
+
+
+@pytest.mark.parametrize("limit", [None, 0])
+def test_folded_apg_layers_multiply_v_into_each_cell_unless_too_large(limit):
+    """APG scenario layers hold S[c] V per cell (K x M, one per-cell GEMM); past max_cell_floats
+    they keep V shared and a K x K core per cell. Both forms compute the training outputs."""
+    option = "" if limit is None else f"{{max_cell_floats={limit}}}"
+    passes = PIPELINES[2].replace("fold-scenario-layers", "fold-scenario-layers" + option)
+    result, cls = compile_example(ROOT / "examples" / "apg.dw", passes=passes)
+    layers = [op for op in result.inference if op.kind == "scenario_linear"]
+    assert [op.v_shared for op in layers] == [limit == 0] * 3
+    assert [op.cell_shape for op in layers] == (
+        [(32, 32), (16, 16), (8, 8)] if limit == 0 else [(32, 256), (16, 128), (8, 64)])
+    model = _trained(cls)
+    folded = model.for_inference()
+    assert (folded.h_fc0.v_weight is None) == (limit is None)
+    assert sum(p.numel() for p in folded.parameters()) == sum(
+        c.cost.params for c in explain(result.inference))
+    for batch in (1, 7, 300):  # one cell's matmul, per-sample gathers, grouped matmuls
+        inputs = cls.example_inputs(batch, torch.Generator().manual_seed(batch))
+        with torch.no_grad():
+            torch.testing.assert_close(folded(inputs)["ctr"], model(inputs)["ctr"],
+                                       rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())

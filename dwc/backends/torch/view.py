@@ -528,8 +528,11 @@ class _Builder:
         self.per_domain(op, attr)
 
     def op_scenario_linear(self, op: ir.ScenarioLinear) -> None:
-        attr = self.module_line(op, "scenario_linear", "_DwcScenarioLinear", [
-            str(op.in_features), str(op.out_features), str(op.cells), str(op.rank), str(op.bias)])
+        args = [str(op.in_features), str(op.out_features), str(op.cells), str(op.rank),
+                str(op.bias)]
+        if op.v_shared:
+            args.append("shared_v=True")
+        attr = self.module_line(op, "scenario_linear", "_DwcScenarioLinear", args)
         self.per_domain(op, attr)
 
     def op_dot(self, op: ir.Dot) -> None:
@@ -722,8 +725,11 @@ def _scenario_linear_fold(op: ir.ScenarioLinear, a: str, table: str,
 
     if isinstance(f, ir.LowRankDynamicLinear) and f.share:
         copy(f"{a}.u_weight", f"self.{trained}.u()")
-        copy(f"{a}.weight", cols(f.core))
-        copy(f"{a}.v_weight", f"self.{trained}.v()")
+        if op.v_shared:
+            copy(f"{a}.weight", cols(f.core))
+            copy(f"{a}.v_weight", f"self.{trained}.v()")
+        else:
+            copy(f"{a}.weight", f"{cols(f.core)} @ self.{trained}.v()")
     elif isinstance(f, ir.LowRankDynamicLinear):
         lines += [f"u = {cols(f.u)}", f"core = {cols(f.core)}", f"v = {cols(f.v)}"]
         copy(f"{a}.weight", "u @ core @ v")

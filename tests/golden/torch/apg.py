@@ -241,16 +241,13 @@ class ApgCtr(ApgCtrBase):
         with torch.no_grad():
             table_0 = self._scenario_table_z_generated()
             model.h_fc0.u_weight.copy_(self.h_fc0.u())
-            model.h_fc0.weight.copy_(table_0[:, 0:1024].reshape(24, 32, 32))
-            model.h_fc0.v_weight.copy_(self.h_fc0.v())
+            model.h_fc0.weight.copy_(table_0[:, 0:1024].reshape(24, 32, 32) @ self.h_fc0.v())
             model.h_fc0.bias.copy_(table_0[:, 1024:1280])
             model.h_fc1.u_weight.copy_(self.h_fc1.u())
-            model.h_fc1.weight.copy_(table_0[:, 1280:1536].reshape(24, 16, 16))
-            model.h_fc1.v_weight.copy_(self.h_fc1.v())
+            model.h_fc1.weight.copy_(table_0[:, 1280:1536].reshape(24, 16, 16) @ self.h_fc1.v())
             model.h_fc1.bias.copy_(table_0[:, 1536:1664])
             model.h_fc2.u_weight.copy_(self.h_fc2.u())
-            model.h_fc2.weight.copy_(table_0[:, 1664:1728].reshape(24, 8, 8))
-            model.h_fc2.v_weight.copy_(self.h_fc2.v())
+            model.h_fc2.weight.copy_(table_0[:, 1664:1728].reshape(24, 8, 8) @ self.h_fc2.v())
             model.h_fc2.bias.copy_(table_0[:, 1728:1792])
         return model.to(next(self.parameters()).device).eval()
 
@@ -338,11 +335,11 @@ class ApgCtrInference(ApgCtrBase):
         category.table: table -> table[200 x 8]; params 1,600
         history: seq_pool(mode=mean, max_len=20) -> vec[16]; params 0
         h.fc0: scenario_linear(in=56, out=256, cells=24, rank=32, generator=z.generated,
-            folded=lowrank_dynamic_linear) -> vec[256]; params 40,704
+            folded=lowrank_dynamic_linear) -> vec[256]; params 204,544
         h.fc1: scenario_linear(in=256, out=128, cells=24, rank=16, generator=z.generated,
-            folded=lowrank_dynamic_linear) -> vec[128]; params 15,360
+            folded=lowrank_dynamic_linear) -> vec[128]; params 56,320
         h.fc2: scenario_linear(in=128, out=64, cells=24, rank=8, generator=z.generated,
-            folded=lowrank_dynamic_linear) -> vec[64]; params 4,608
+            folded=lowrank_dynamic_linear) -> vec[64]; params 14,848
         ctr.linear: linear(in=64, out=1, bias=True) -> vec[1]; params 65
     """
 
@@ -532,30 +529,37 @@ class _DwcScenarioLinear(nn.Module):
     """Inference form of a dynamic linear whose weights depend on the scenario cell only
     (fold-scenario-layers): each cell's weights computed once by `for_inference()`.
 
-    With a rank (APG with shared factors): y = ((x U) S[c]) V + b[c], one K x K core per cell.
-    Without: y = x W[c] + b[c], W[c] the cell's in x out matrix.
+    With a rank (APG with shared factors): y = (x U) W[c] + b[c], W[c] = S[c] V the cell's K x out
+    matrix; with `shared_v` (many cells), y = ((x U) S[c]) V + b[c], one K x K core per cell.
+    Without a rank: y = x W[c] + b[c], W[c] the cell's in x out matrix.
     """
 
-    def __init__(self, n_in: int, n_out: int, cells: int, rank: int | None, bias: bool) -> None:
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        cells: int,
+        rank: int | None,
+        bias: bool,
+        shared_v: bool = False,
+    ) -> None:
         super().__init__()
-        if rank:
-            self.u_weight = nn.Parameter(torch.zeros(n_in, rank))
-            self.weight = nn.Parameter(torch.zeros(cells, rank, rank))
-            self.v_weight = nn.Parameter(torch.zeros(rank, n_out))
-        else:
-            self.u_weight = self.v_weight = None
-            self.weight = nn.Parameter(torch.zeros(cells, n_in, n_out))
+        self.u_weight = nn.Parameter(torch.zeros(n_in, rank)) if rank else None
+        self.v_weight = nn.Parameter(torch.zeros(rank, n_out)) if shared_v else None
+        shape = (rank or n_in, rank if shared_v else n_out)
+        self.weight = nn.Parameter(torch.zeros(cells, *shape))
         self.bias = nn.Parameter(torch.zeros(cells, n_out)) if bias else None
 
     def forward(
         self,
         x: torch.Tensor,
         cell: torch.Tensor,
-        rows: tuple[torch.Tensor, list[int], list[int]] | None,
+        rows: tuple[torch.Tensor | None, list[int], list[int]] | None,
     ) -> torch.Tensor:
-        if self.u_weight is None:
-            return _dwc_per_domain_linear(x, cell, rows, self.weight, self.bias)
-        h = _dwc_per_domain_linear(x @ self.u_weight, cell, rows, self.weight, None)
+        h = x if self.u_weight is None else x @ self.u_weight
+        if self.v_weight is None:
+            return _dwc_per_domain_linear(h, cell, rows, self.weight, self.bias)
+        h = _dwc_per_domain_linear(h, cell, rows, self.weight, None)
         if self.bias is None:
             return h @ self.v_weight
         return self.bias.index_select(0, cell).addmm_(h, self.v_weight)

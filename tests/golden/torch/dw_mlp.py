@@ -389,30 +389,37 @@ class _DwcScenarioLinear(nn.Module):
     """Inference form of a dynamic linear whose weights depend on the scenario cell only
     (fold-scenario-layers): each cell's weights computed once by `for_inference()`.
 
-    With a rank (APG with shared factors): y = ((x U) S[c]) V + b[c], one K x K core per cell.
-    Without: y = x W[c] + b[c], W[c] the cell's in x out matrix.
+    With a rank (APG with shared factors): y = (x U) W[c] + b[c], W[c] = S[c] V the cell's K x out
+    matrix; with `shared_v` (many cells), y = ((x U) S[c]) V + b[c], one K x K core per cell.
+    Without a rank: y = x W[c] + b[c], W[c] the cell's in x out matrix.
     """
 
-    def __init__(self, n_in: int, n_out: int, cells: int, rank: int | None, bias: bool) -> None:
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        cells: int,
+        rank: int | None,
+        bias: bool,
+        shared_v: bool = False,
+    ) -> None:
         super().__init__()
-        if rank:
-            self.u_weight = nn.Parameter(torch.zeros(n_in, rank))
-            self.weight = nn.Parameter(torch.zeros(cells, rank, rank))
-            self.v_weight = nn.Parameter(torch.zeros(rank, n_out))
-        else:
-            self.u_weight = self.v_weight = None
-            self.weight = nn.Parameter(torch.zeros(cells, n_in, n_out))
+        self.u_weight = nn.Parameter(torch.zeros(n_in, rank)) if rank else None
+        self.v_weight = nn.Parameter(torch.zeros(rank, n_out)) if shared_v else None
+        shape = (rank or n_in, rank if shared_v else n_out)
+        self.weight = nn.Parameter(torch.zeros(cells, *shape))
         self.bias = nn.Parameter(torch.zeros(cells, n_out)) if bias else None
 
     def forward(
         self,
         x: torch.Tensor,
         cell: torch.Tensor,
-        rows: tuple[torch.Tensor, list[int], list[int]] | None,
+        rows: tuple[torch.Tensor | None, list[int], list[int]] | None,
     ) -> torch.Tensor:
-        if self.u_weight is None:
-            return _dwc_per_domain_linear(x, cell, rows, self.weight, self.bias)
-        h = _dwc_per_domain_linear(x @ self.u_weight, cell, rows, self.weight, None)
+        h = x if self.u_weight is None else x @ self.u_weight
+        if self.v_weight is None:
+            return _dwc_per_domain_linear(h, cell, rows, self.weight, self.bias)
+        h = _dwc_per_domain_linear(h, cell, rows, self.weight, None)
         if self.bias is None:
             return h @ self.v_weight
         return self.bias.index_select(0, cell).addmm_(h, self.v_weight)

@@ -1,0 +1,143 @@
+"""How close dwc's generated inference modules come to this machine's matmul peak at B = 8192.
+
+    python benchmarks/efficiency.py   # writes the "efficiency" section of docs/benchmarks.md
+
+For every example spec (and the three models of `peers.py`), the served form (`for_inference()`)
+runs at B = 8192 under `torch.profiler`. Its dominant layers are its GEMMs (mm, addmm, bmm, ...:
+every linear, dynamic or not, lowers to one), so the table reports the GEMM kernels' achieved
+GFLOP/s, with the FLOPs computed from each call's recorded shapes and the time each call took
+inside the real forward (first touches of fresh output pages included). Next to it: the share of
+the model's FLOPs (dwc's cost model) those GEMMs carry, and the whole forward's GFLOP/s (cost-
+model FLOPs over the median forward time, embeddings, grouping by cell and elementwise work
+included), measured twice: with glibc's default malloc and, in a child process, with glibc told
+to keep freed memory (MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ raised), as a serving
+process with jemalloc or tcmalloc would. The fp32 matmul peak is measured in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import peers
+import torch
+from common import (
+    ROOT,
+    SourceFile,
+    compile_source,
+    fmt_ms,
+    forward_fn,
+    load_model,
+    machine,
+    median_seconds,
+    table,
+    write_section,
+)
+
+BATCH = 8192
+EXAMPLES = sorted((ROOT / "examples").glob("*.dw"))
+RETAINING_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**31)}
+GEMMS = {"aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm",
+         "aten::baddbmm_"}
+
+
+def specs() -> list[tuple[str, str]]:
+    out = [(path.stem, path.read_text()) for path in EXAMPLES]
+    out += [(f"peers: {name}", getattr(peers, name.upper())) for name in ("apg", "ppnet", "star")]
+    return out
+
+
+def gemm_flops(name: str, shapes: list[list[int]]) -> int:
+    """FLOPs of one GEMM call from its recorded input shapes (a bias, if any, comes first)."""
+    a, b = shapes[:2] if name in ("aten::mm", "aten::bmm") else shapes[1:3]
+    batch = a[0] if len(a) == 3 else 1
+    return 2 * batch * a[-2] * a[-1] * b[-1]
+
+
+def served(name: str, spec: str):
+    cls = load_model(spec, name.replace("peers: ", "") + "_eff")
+    torch.manual_seed(0)
+    model = cls(validate_inputs=False).eval().for_inference()
+    inputs = cls.example_inputs(BATCH, torch.Generator().manual_seed(0))
+    flops = sum(op.flops() for op in compile_source(SourceFile("m.dw", spec)).inference.ops)
+    return model, inputs, flops * BATCH
+
+
+def forward_seconds(name: str, spec: str) -> float:
+    model, inputs, _ = served(name, spec)
+    return median_seconds(forward_fn(model, inputs), repeats=30)
+
+
+def gemm_profile(name: str, spec: str, calls: int = 10) -> tuple[float, float]:
+    """(GEMM FLOPs per forward, GEMM seconds per forward) inside the real forward."""
+    model, inputs, _ = served(name, spec)
+    run = forward_fn(model, inputs)
+    for _ in range(3):
+        run()
+    with torch.profiler.profile(record_shapes=True) as prof:
+        for _ in range(calls):
+            run()
+    flops = seconds = 0.0
+    for event in prof.events():
+        parent, nested = event.cpu_parent, False
+        while parent is not None and not nested:
+            nested, parent = parent.name in GEMMS, parent.cpu_parent
+        if event.name in GEMMS and not nested:
+            flops += gemm_flops(event.name, event.input_shapes)
+            seconds += event.cpu_time_total / 1e6
+    return flops / calls, seconds / calls
+
+
+def matmul_peak(n: int = 2048) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n**3 / median_seconds(lambda: a @ b, repeats=10) / 1e9
+
+
+def child() -> None:
+    """Whole-forward times under the retaining malloc settings (run by main in a subprocess)."""
+    print(json.dumps({name: forward_seconds(name, spec) for name, spec in specs()}))
+
+
+def main() -> None:
+    if sys.argv[1:] == ["--child"]:
+        child()
+        return
+    peak = matmul_peak()
+    out = subprocess.run([sys.executable, __file__, "--child"], capture_output=True, text=True,
+                         check=True, cwd=ROOT, env={**os.environ, **RETAINING_MALLOC}).stdout
+    retained = json.loads(out.strip().splitlines()[-1])
+    rows = []
+    for name, spec in specs():
+        _, _, flops = served(name, spec)
+        gemm, gemm_s = gemm_profile(name, spec)
+        t = forward_seconds(name, spec)
+        row = [name, f"{flops / 1e9:.3f}", f"{100 * gemm / flops:.0f}%",
+               f"{gemm / gemm_s / 1e9:.0f}", f"{100 * gemm / gemm_s / 1e9 / peak:.0f}%"]
+        for seconds in (t, retained[name]):
+            row += [fmt_ms(seconds), f"{100 * flops / seconds / 1e9 / peak:.0f}%"]
+        rows.append(row)
+        print(" | ".join(row), flush=True)
+    md = [
+        "## Against the machine (`python benchmarks/efficiency.py`)", "",
+        f"Machine: {machine()}.", "",
+        f"Measured fp32 matmul peak in the same run (2048 x 2048 x 2048): {peak:.1f} GFLOP/s.", "",
+        f"Each model's served form (`for_inference()`) at B = {BATCH}. The dominant layers are the "
+        "GEMMs every linear lowers to: their FLOPs from each call's shapes, their time inside the "
+        "real forward (torch.profiler, fresh output pages included). Whole forward: the cost "
+        "model's FLOPs over the median forward time (embeddings, grouping by cell, elementwise "
+        "work included), with glibc's default malloc and with glibc keeping freed memory "
+        "(`MALLOC_MMAP_THRESHOLD_`/`MALLOC_TRIM_THRESHOLD_` raised, as jemalloc or tcmalloc "
+        "would). `peers:` rows are the models of `peers.py`.", "",
+        table(["model", "GFLOP per batch", "in GEMMs", "GEMM GFLOP/s", "GEMMs of peak",
+               "forward (ms)", "forward of peak", "forward, retaining malloc (ms)",
+               "of peak"], rows), "",
+        "Target (issue 8): dominant layers >= 60% of peak at B = 8192.",
+    ]
+    write_section("efficiency", "\n".join(md))
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
