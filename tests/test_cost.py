@@ -44,13 +44,15 @@ def test_explain_follows_apg_closed_forms(tmp_path, capsys, n, m, k, p, dz):
     assert h["decompose"]["flops_per_sample"] == 2 * (n * k + k * k + k * m) + 2 * dz * k * k
     # fold-scenario-table: the core of each of the 6 cells in a table (no generator left)
     assert h["fold-scenario-table"]["params"] == 6 * k * k + n * k + k * m
-    # fold-scenario-layers: U shared, each cell's core times V (K x M) held by the layer, applied
-    # per cell: 2(NK + KM) FLOPs, nothing generated (the unread table goes in the last dce)
-    assert h["fold-scenario-layers"]["params"] == 6 * k * k + n * k + 6 * k * m
+    # fold-scenario-layers: U, V shared, each cell's core (for small batches) and core times V
+    # (K x M, for grouped batches) held by the layer; the grouped form costs 2(NK + KM) FLOPs;
+    # nothing generated (the unread table goes in the last dce)
+    cells = n * k + k * m + 6 * k * k + 6 * k * m
+    assert h["fold-scenario-layers"]["params"] == 6 * k * k + cells
     assert h["fold-scenario-layers"]["generated_per_sample"] == 0
     assert h["fold-scenario-layers"]["flops_per_sample"] == 2 * (n * k + k * m)
     layer = next(x for x in report["layers"] if x["name"] == "h")
-    assert layer["inference"]["params"] == n * k + 6 * k * m
+    assert layer["inference"]["params"] == cells
     assert layer["training"]["params"] == generator(k * k) + n * p + p * k + k * p + p * m
 
 

@@ -718,12 +718,14 @@ class ScenarioLinear(Op):
     (they come from a ScenarioTable): one weight set per cell, computed once, applied to each
     cell's samples together. inputs = (x, scenario cell index).
 
-    With `rank` (APG with shared U and V): `y = (x U) W[c] + b[c]` with W[c] = S[c] V, each cell's
-    K x M product of its core and the shared V (one per-cell stage, the bias in the same GEMM);
-    with `v_shared` (when C x K x M would be too large), `y = ((x U) S[c]) V + b[c]`, only the
-    K x K core per cell. Without a rank: `y = x W[c] + b[c]` with the cell's full in x out matrix
-    (U S V multiplied out for unshared low-rank layers). `folded` is the training op the weights
-    are computed from, `generator` the training value its table tabulates.
+    With `rank` (APG with shared U and V): U, V and one K x K core S[c] per cell, applied as
+    `y = ((x U) S[c]) V + b[c]` when the batch is small (each sample gathers its core), plus each
+    cell's K x M product W[c] = S[c] V for batches grouped by cell, `y = (x U) W[c] + b[c]` (one
+    GEMM per cell, its bias included, no K x K stage). With `v_shared` (C x K x M too large) only
+    the cores. Without a rank: `y = x W[c] + b[c]` with the cell's full in x out matrix (U S V
+    multiplied out for unshared low-rank layers). The cost model counts the grouped form.
+    `folded` is the training op the weights are computed from, `generator` the training value its
+    table tabulates.
     """
 
     kind: ClassVar[str] = "scenario_linear"
@@ -741,7 +743,7 @@ class ScenarioLinear(Op):
 
     @property
     def cell_shape(self) -> tuple[int, int]:
-        """Shape of each cell's weight matrix."""
+        """Shape of the weight matrix each cell's rows are multiplied by in a grouped batch."""
         k = self.rank
         if k is None:
             return (self.in_features, self.out_features)
@@ -749,9 +751,8 @@ class ScenarioLinear(Op):
 
     def params(self):
         n, m, k = self.in_features, self.out_features, self.rank
-        a, b = self.cell_shape
-        shared = (n * k if k else 0) + (k * m if self.v_shared else 0)
-        return shared + self.cells * (a * b + (m if self.bias else 0))
+        per_cell = (m if self.bias else 0) + (0 if self.v_shared else (k or n) * m)
+        return (n * k + k * m + self.cells * k * k if k else 0) + self.cells * per_cell
 
     def flops(self):
         n, m, k = self.in_features, self.out_features, self.rank

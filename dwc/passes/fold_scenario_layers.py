@@ -3,11 +3,12 @@ one weight set per cell; compute each cell's weights once and run each cell's sa
 
 After fold-scenario-table, such a layer still gathers each sample's whole table row (every
 generated number, B x row width) and applies it sample by sample. Here it becomes a
-ScenarioLinear that reads only its own per-cell weights: APG layers with shared U and V keep U and
-hold each cell's core times V (`y = (x U) W[c] + b[c]`, W[c] = S[c] V: one per-cell GEMM, its bias
-included, and no K x K stage); when C x K x M exceeds max_cell_floats they keep V too and one
-K x K core per cell (`y = ((x U) S[c]) V + b[c]`). Other dynamic layers hold the cell's full in x
-out matrix (U S V multiplied out for unshared low-rank layers). The generated code
+ScenarioLinear that reads only its own per-cell weights: APG layers with shared U and V keep U, V
+and one K x K core per cell (`y = ((x U) S[c]) V + b[c]`, for small batches: each sample gathers
+its core) and each cell's core times V (`y = (x U) W[c] + b[c]`, W[c] = S[c] V, for batches
+grouped by cell: one GEMM per cell, its bias included, no K x K stage) unless C x K x M exceeds
+max_cell_floats. Other dynamic layers hold the cell's full in x out matrix (U S V multiplied out
+for unshared low-rank layers). The generated code
 runs one dense matmul per cell present when the batch has many rows per cell, and gathers each
 sample's cell weights when it has few. The table itself goes once no other op reads it (the `dce`
 after the folds).

@@ -177,3 +177,41 @@ def test_every_per_domain_path_computes_the_same_layer():
             torch.testing.assert_close(linear(x, domain, r, weight, None), expected)
             torch.testing.assert_close(linear(x, domain, r, weight, bias),
                                        expected + bias[domain])
+        # a batch already grouped by domain (order None): slices, written in place without
+        # autograd, concatenated with it
+        order = rows[0]
+        grouped = (None, *rows[1:])
+        for grad in (False, True):
+            with torch.set_grad_enabled(grad):
+                for b in (None, bias):
+                    y = linear(x[order], domain[order], grouped, weight, b)
+                    torch.testing.assert_close(
+                        y, (expected + (0 if b is None else b[domain]))[order])
+
+
+def test_grouped_batch_keeps_the_callers_row_order(monkeypatch):
+    """The inference form reorders the batch by cell once (large batches with several cells) and
+    restores the caller's order: outputs equal the training form's, row for row, whether or not
+    the batch was grouped."""
+    _, cls = compile_text(STAR)
+    helpers = cls.forward.__globals__
+    group, reordered = helpers["_dwc_group_batch"], []
+
+    def spy(*args):
+        out = group(*args)
+        reordered.append(out[2] is not None)
+        return out
+
+    monkeypatch.setitem(helpers, "_dwc_group_batch", spy)
+    torch.manual_seed(0)
+    model = cls().eval()
+    with torch.no_grad():
+        for layer in (model.h_fc0, model.h_fc1):
+            layer.domain_weight.uniform_(0.5, 1.5)
+    folded = model.for_inference()
+    for batch in (1, 5, 5000):
+        inputs = cls.example_inputs(batch, torch.Generator().manual_seed(batch))
+        with torch.no_grad():
+            torch.testing.assert_close(folded(inputs)["y"], model(inputs)["y"])
+    # grouped only when B x (widest cell matrix, 8 x 6) exceeds 32K per cell present
+    assert reordered == [False, False, True]

@@ -174,8 +174,9 @@ def test_inference_form_is_exact(path):
 
 @pytest.mark.parametrize("limit", [None, 0])
 def test_folded_apg_layers_multiply_v_into_each_cell_unless_too_large(limit):
-    """APG scenario layers hold S[c] V per cell (K x M, one per-cell GEMM); past max_cell_floats
-    they keep V shared and a K x K core per cell. Both forms compute the training outputs."""
+    """APG scenario layers hold a K x K core per cell (small batches gather it) and S[c] V per
+    cell (K x M, one GEMM per cell of a grouped batch); past max_cell_floats only the cores. Every
+    path computes the training outputs."""
     option = "" if limit is None else f"{{max_cell_floats={limit}}}"
     passes = PIPELINES[2].replace("fold-scenario-layers", "fold-scenario-layers" + option)
     result, cls = compile_example(ROOT / "examples" / "apg.dw", passes=passes)
@@ -185,7 +186,7 @@ def test_folded_apg_layers_multiply_v_into_each_cell_unless_too_large(limit):
         [(32, 32), (16, 16), (8, 8)] if limit == 0 else [(32, 256), (16, 128), (8, 64)])
     model = _trained(cls)
     folded = model.for_inference()
-    assert (folded.h_fc0.v_weight is None) == (limit is None)
+    assert (folded.h_fc0.weight is None) == (limit == 0)
     assert sum(p.numel() for p in folded.parameters()) == sum(
         c.cost.params for c in explain(result.inference))
     for batch in (1, 7, 300):  # one cell's matmul, per-sample gathers, grouped matmuls

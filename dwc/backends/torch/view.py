@@ -9,6 +9,7 @@ the only spec-derived text placed in code is validated names and numbers, and st
 
 from __future__ import annotations
 
+import math
 import textwrap
 from dataclasses import dataclass, field
 
@@ -38,6 +39,8 @@ layers producing their input do not save theirs)."""
 _FRESH = (ir.Linear, ir.DynamicLinear, ir.LowRankDynamicLinear, ir.ScenarioLinear,
           ir.IndexedLinear, ir.StarLinear, ir.Add)
 """Ops whose result is a newly allocated tensor (never an input, a view or an alias)."""
+_PER_CELL = (ir.StarLinear, ir.IndexedLinear, ir.ScenarioLinear)
+"""Ops applying one weight matrix per cell (inputs: x, cell ids), run per cell present."""
 _ACTIVATION_MODULE = {
     "relu": "nn.ReLU()", "tanh": "nn.Tanh()", "sigmoid": "nn.Sigmoid()", "gelu": "nn.GELU()",
     "leaky_relu": "nn.LeakyReLU(0.01)", "silu": "nn.SiLU()",
@@ -104,6 +107,8 @@ class ClassView:
     """Statements accumulating the weighted loss into `total` (training class only)."""
     methods: list[str]
     """Extra method source lines, relative to the class body (for_inference, scenario tables)."""
+    ungroup: str | None = None
+    """The local holding the order that restores the caller's rows (a grouped batch), if any."""
 
 
 @dataclass
@@ -207,6 +212,43 @@ class _Builder:
         """Locals already holding a domain's grouped rows in the forward being emitted."""
         self.slot_index: dict[str, dict[str, int]] = {}
         """generator SSA -> slot name -> index into its `torch.split` pieces."""
+        self.ungroup: str | None = None
+        """The local holding the batch order to restore at the end (see group_batch)."""
+
+    def group_batch(self) -> None:
+        """Inference forward: reorder the batch by cell once, before everything else, when
+        per-cell layers share a cell index computed from the inputs alone (the cheap scenario
+        ops); each then reads its cells' rows as slices (`_dwc_group_batch`), and the outputs go
+        back to the caller's order at the end. The index's ops run twice: on the caller's batch
+        to find the order, then again in the reordered forward."""
+        per_cell = [op for op in self.graph.ops if isinstance(op, _PER_CELL)]
+        if not per_cell:
+            return
+        keys = [op.inputs[1] for op in per_cell]
+        key = max(dict.fromkeys(keys), key=keys.count)  # the index most layers read (first on ties)
+        needed = self.graph.ancestors(key)
+        if not all(isinstance(self.producers[v], ir.Input | ir.ScenarioIndex) for v in needed):
+            return
+        # per sample, in 4-byte words: each layer's own grouping copies its input once and its
+        # output twice (concatenation, scatter back); grouping the batch copies every input once
+        # and every output and logit once
+        saved = sum(op.in_features + 2 * op.out_features for op in per_cell if op.inputs[1] == key)
+        cost = sum(math.prod(spec.shape) * (2 if spec.dtype == "int64" else 1)
+                   for spec in self.graph.inputs)
+        cost += 2 * sum(out.width for out in self.graph.outputs)
+        if saved <= cost:
+            return
+        for op in self.graph.ops:
+            if op.result in needed:
+                self.lower(op)
+        floats = max(_cell_floats(op) for op in per_cell if op.inputs[1] == key)
+        rows, self.ungroup = self.var(f"{key}.rows"), self.var(f"{key}.order")
+        self.helpers.add("per_domain")
+        self.rows_emitted.add(rows)
+        block = Block(f"the batch grouped by {self.var(key)} once: per-cell layers read contiguous rows")
+        block.lines = call_lines(f"inputs, {rows}, {self.ungroup} = _dwc_group_batch",
+                                 ["inputs", self.var(key), "list(self.INPUTS)", str(floats)])
+        self.forward.append(block)
 
     # -- identifiers
     def attr(self, op: ir.Op) -> str:
@@ -543,6 +585,14 @@ class _Builder:
         self.fwd(op, _HEAD[op.fn].format(x=self.var(op.inputs[0])))
 
 
+def _cell_floats(op: ir.Op) -> int:
+    """Floats of one cell's weights that a per-cell op gathers per sample in a small batch (the
+    generated layers switch to one matmul per cell when B times this is too large to gather)."""
+    if isinstance(op, ir.ScenarioLinear) and op.rank:
+        return op.rank * op.rank  # the K x K core
+    return op.in_features * op.out_features
+
+
 def _example(spec) -> str:
     if spec.role in ("ids", "sequence"):
         shape = py_tuple(["batch_size", *map(str, spec.shape)])
@@ -622,6 +672,7 @@ def build_view(model: Graph, train: Graph, inference: Graph, source: SourceFile 
 
     ib = _Builder(inference, source, attrs, helpers)
     ib.in_place = True
+    ib.group_batch()
     for op in inference.ops:
         ib.lower(op)
     i_outputs, _ = _outputs(inference, ib)
@@ -631,7 +682,7 @@ def build_view(model: Graph, train: Graph, inference: Graph, source: SourceFile 
     training = ClassView(name, "training", _summary(model), tb.init, tb.forward, t_outputs,
                          _groups(model, attrs), loss_lines, methods)
     folded = ClassView(f"{name}Inference", "inference", _summary(inference), ib.init, ib.forward,
-                       i_outputs, _groups(inference, attrs), [], [])
+                       i_outputs, _groups(inference, attrs), [], [], ib.ungroup)
     return FileView(
         model=train.model,
         base=f"{name}Base",
@@ -725,11 +776,10 @@ def _scenario_linear_fold(op: ir.ScenarioLinear, a: str, table: str,
 
     if isinstance(f, ir.LowRankDynamicLinear) and f.share:
         copy(f"{a}.u_weight", f"self.{trained}.u()")
-        if op.v_shared:
-            copy(f"{a}.weight", cols(f.core))
-            copy(f"{a}.v_weight", f"self.{trained}.v()")
-        else:
-            copy(f"{a}.weight", f"{cols(f.core)} @ self.{trained}.v()")
+        copy(f"{a}.core", cols(f.core))
+        copy(f"{a}.v_weight", f"self.{trained}.v()")
+        if not op.v_shared:
+            copy(f"{a}.weight", f"model.{a}.core @ model.{a}.v_weight")
     elif isinstance(f, ir.LowRankDynamicLinear):
         lines += [f"u = {cols(f.u)}", f"core = {cols(f.core)}", f"v = {cols(f.v)}"]
         copy(f"{a}.weight", "u @ core @ v")

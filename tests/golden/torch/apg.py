@@ -241,13 +241,19 @@ class ApgCtr(ApgCtrBase):
         with torch.no_grad():
             table_0 = self._scenario_table_z_generated()
             model.h_fc0.u_weight.copy_(self.h_fc0.u())
-            model.h_fc0.weight.copy_(table_0[:, 0:1024].reshape(24, 32, 32) @ self.h_fc0.v())
+            model.h_fc0.core.copy_(table_0[:, 0:1024].reshape(24, 32, 32))
+            model.h_fc0.v_weight.copy_(self.h_fc0.v())
+            model.h_fc0.weight.copy_(model.h_fc0.core @ model.h_fc0.v_weight)
             model.h_fc0.bias.copy_(table_0[:, 1024:1280])
             model.h_fc1.u_weight.copy_(self.h_fc1.u())
-            model.h_fc1.weight.copy_(table_0[:, 1280:1536].reshape(24, 16, 16) @ self.h_fc1.v())
+            model.h_fc1.core.copy_(table_0[:, 1280:1536].reshape(24, 16, 16))
+            model.h_fc1.v_weight.copy_(self.h_fc1.v())
+            model.h_fc1.weight.copy_(model.h_fc1.core @ model.h_fc1.v_weight)
             model.h_fc1.bias.copy_(table_0[:, 1536:1664])
             model.h_fc2.u_weight.copy_(self.h_fc2.u())
-            model.h_fc2.weight.copy_(table_0[:, 1664:1728].reshape(24, 8, 8) @ self.h_fc2.v())
+            model.h_fc2.core.copy_(table_0[:, 1664:1728].reshape(24, 8, 8))
+            model.h_fc2.v_weight.copy_(self.h_fc2.v())
+            model.h_fc2.weight.copy_(model.h_fc2.core @ model.h_fc2.v_weight)
             model.h_fc2.bias.copy_(table_0[:, 1728:1792])
         return model.to(next(self.parameters()).device).eval()
 
@@ -335,11 +341,11 @@ class ApgCtrInference(ApgCtrBase):
         category.table: table -> table[200 x 8]; params 1,600
         history: seq_pool(mode=mean, max_len=20) -> vec[16]; params 0
         h.fc0: scenario_linear(in=56, out=256, cells=24, rank=32, generator=z.generated,
-            folded=lowrank_dynamic_linear) -> vec[256]; params 204,544
+            folded=lowrank_dynamic_linear) -> vec[256]; params 237,312
         h.fc1: scenario_linear(in=256, out=128, cells=24, rank=16, generator=z.generated,
-            folded=lowrank_dynamic_linear) -> vec[128]; params 56,320
+            folded=lowrank_dynamic_linear) -> vec[128]; params 64,512
         h.fc2: scenario_linear(in=128, out=64, cells=24, rank=8, generator=z.generated,
-            folded=lowrank_dynamic_linear) -> vec[64]; params 14,848
+            folded=lowrank_dynamic_linear) -> vec[64]; params 16,896
         ctr.linear: linear(in=64, out=1, bias=True) -> vec[1]; params 65
     """
 
@@ -368,6 +374,16 @@ class ApgCtrInference(ApgCtrBase):
         country_ids = inputs["country"]
         # line 11: page
         page_ids = inputs["page"]
+        # line 1: scenario
+        scenario_cell = country_ids * 3 + page_ids
+        # the batch grouped by scenario_cell once: per-cell layers read contiguous rows
+        inputs, scenario_cell_rows, scenario_cell_order = _dwc_group_batch(
+            inputs, scenario_cell, list(self.INPUTS), 1024
+        )
+        # line 10: country
+        country_ids = inputs["country"]
+        # line 11: page
+        page_ids = inputs["page"]
         # line 6: user_id
         user_id_ids = inputs["user_id"]
         user_id = self.user_id_embedding(user_id_ids)
@@ -386,7 +402,6 @@ class ApgCtrInference(ApgCtrBase):
         # line 1: scenario
         scenario_cell = country_ids * 3 + page_ids
         # line 18: h
-        scenario_cell_rows = _dwc_domain_rows(scenario_cell)
         h_fc0 = self.h_fc0(x, scenario_cell, scenario_cell_rows)
         h_act0 = torch.relu_(h_fc0)
         h_fc1 = self.h_fc1(h_act0, scenario_cell, scenario_cell_rows)
@@ -402,7 +417,7 @@ class ApgCtrInference(ApgCtrBase):
         logits = {
             "ctr": ctr_linear,
         }
-        return outputs, logits
+        return _dwc_ungroup(outputs, scenario_cell_order), _dwc_ungroup(logits, scenario_cell_order)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters grouped by the spec name that owns them (frozen ones left out)."""
@@ -472,12 +487,24 @@ def _dwc_lowrank_linear(
     return y if bias is None else y + bias
 
 
-def _dwc_domain_rows(domain: torch.Tensor) -> tuple[torch.Tensor, list[int], list[int]] | None:
+_DwcRows = tuple[torch.Tensor | None, list[int], list[int]]
+"""A batch grouped by domain: (order, domains present, their row counts); see _dwc_domain_rows."""
+
+
+def _dwc_gathers(batch: int, cell_floats: int, present: int) -> bool:
+    """Whether a batch gathers each sample's weights rather than running one matmul per domain
+    present: when the B x in x out gathered floats stay within 32K per domain present (a matmul
+    call costs about what gathering that many does) and 1 MiB in all (beyond it, fresh pages
+    dominate)."""
+    return batch * cell_floats <= min(32768 * present, 262144)
+
+
+def _dwc_domain_rows(domain: torch.Tensor) -> _DwcRows | None:
     """The batch's rows grouped by domain, computed once per forward for every per-domain layer.
 
     Returns (order, domains present, their row counts): `x[order]` holds each present domain's
-    rows contiguously, in the order of the domain ids. None when traced or compiled: the layers
-    then use static control flow.
+    rows contiguously, in the order of the domain ids (order None: the batch is already grouped,
+    see _dwc_group_batch). None when traced or compiled: the layers then use static control flow.
     """
     if torch.jit.is_tracing() or torch.compiler.is_compiling():
         return None
@@ -487,19 +514,51 @@ def _dwc_domain_rows(domain: torch.Tensor) -> tuple[torch.Tensor, list[int], lis
     return order, present, [counts[d] for d in present]
 
 
+def _dwc_group_batch(
+    inputs: dict[str, torch.Tensor], domain: torch.Tensor, keys: list[str], cell_floats: int
+) -> tuple[dict[str, torch.Tensor], _DwcRows | None, torch.Tensor | None]:
+    """The batch reordered once per forward so that each domain's samples are contiguous.
+
+    Every per-domain layer downstream then reads a domain's rows as a slice and writes its output
+    rows in place: no gather, concatenation and scatter per layer. `_dwc_ungroup` restores the
+    caller's order. Returns (inputs, rows, order), rows as _dwc_domain_rows' with order None;
+    order None when nothing was reordered: traced, one domain present, or too few rows per domain
+    for grouped matmuls (`cell_floats`: the largest per-domain weight matrix, in x out).
+    """
+    rows = _dwc_domain_rows(domain)
+    if rows is None or len(rows[1]) == 1:
+        return inputs, rows, None
+    order, present, counts = rows
+    if _dwc_gathers(domain.shape[0], cell_floats, len(present)):
+        return inputs, rows, None
+    grouped = {key: inputs[key].index_select(0, order) for key in keys}
+    return grouped, (None, present, counts), order
+
+
+def _dwc_ungroup(
+    tensors: dict[str, torch.Tensor], order: torch.Tensor | None
+) -> dict[str, torch.Tensor]:
+    """Undo _dwc_group_batch: row i of a result goes back to the caller's row order[i]."""
+    if order is None:
+        return tensors
+    return {key: torch.empty_like(t).index_copy_(0, order, t) for key, t in tensors.items()}
+
+
 def _dwc_per_domain_linear(
     x: torch.Tensor,
     domain: torch.Tensor,
-    rows: tuple[torch.Tensor, list[int], list[int]] | None,
+    rows: _DwcRows | None,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
 ) -> torch.Tensor:
     """y[b] = x[b] @ weight[domain[b]] (+ bias[domain[b]]), weight: domains x in x out.
 
     Eager (`rows` from _dwc_domain_rows): one dense matmul per domain present, or, when the batch
-    has few rows per domain and the weights are small, each sample's weights gathered (B x in x
-    out floats at most 32K per domain present: cheaper than a matmul call per domain). Traced or
-    compiled: one matmul against all domains' weights side by side, then each sample's slice.
+    has few rows per domain and the weights are small, each sample's weights gathered
+    (_dwc_gathers). A batch
+    already grouped by domain (order None) is read slice by slice and, without autograd, each
+    domain's rows are written straight into the output. Traced or compiled: one matmul against
+    all domains' weights side by side, then each sample's slice.
     """
     domains, n_in, n_out = weight.shape
     if rows is None:
@@ -511,10 +570,18 @@ def _dwc_per_domain_linear(
     if len(present) == 1:
         d = present[0]
         return x @ weight[d] if bias is None else torch.addmm(bias[d], x, weight[d])
-    if x.shape[0] * n_in * n_out <= 32768 * len(present):
+    if _dwc_gathers(x.shape[0], n_in * n_out, len(present)):
         y = torch.bmm(x.unsqueeze(1), weight.index_select(0, domain)).squeeze(1)
         return y if bias is None else y.add_(bias.index_select(0, domain))
-    parts = x.index_select(0, order).split(counts)
+    parts = (x if order is None else x.index_select(0, order)).split(counts)
+    if order is None and not torch.is_grad_enabled():
+        out = x.new_empty(x.shape[0], n_out)
+        for d, part, rows_out in zip(present, parts, out.split(counts), strict=True):
+            if bias is None:
+                torch.mm(part, weight[d], out=rows_out)
+            else:
+                torch.addmm(bias[d], part, weight[d], out=rows_out)
+        return out
     if bias is None:
         grouped = [part @ weight[d] for d, part in zip(present, parts, strict=True)]
     else:
@@ -522,16 +589,18 @@ def _dwc_per_domain_linear(
             torch.addmm(bias[d], part, weight[d]) for d, part in zip(present, parts, strict=True)
         ]
     out = torch.cat(grouped)
-    return torch.empty_like(out).index_copy_(0, order, out)
+    return out if order is None else torch.empty_like(out).index_copy_(0, order, out)
 
 
 class _DwcScenarioLinear(nn.Module):
     """Inference form of a dynamic linear whose weights depend on the scenario cell only
     (fold-scenario-layers): each cell's weights computed once by `for_inference()`.
 
-    With a rank (APG with shared factors): y = (x U) W[c] + b[c], W[c] = S[c] V the cell's K x out
-    matrix; with `shared_v` (many cells), y = ((x U) S[c]) V + b[c], one K x K core per cell.
-    Without a rank: y = x W[c] + b[c], W[c] the cell's in x out matrix.
+    With a rank (APG with shared factors), two forms of the same layer: y = ((x U) S[c]) V + b[c]
+    with one K x K core per cell, which small batches apply by gathering each sample's core; and
+    y = (x U) W[c] + b[c] with W[c] = S[c] V, one GEMM per cell (its bias included) for batches
+    grouped by cell. With `shared_v` (many cells) only the first. Without a rank: y = x W[c] + b[c],
+    W[c] the cell's in x out matrix.
     """
 
     def __init__(
@@ -545,21 +614,25 @@ class _DwcScenarioLinear(nn.Module):
     ) -> None:
         super().__init__()
         self.u_weight = nn.Parameter(torch.zeros(n_in, rank)) if rank else None
-        self.v_weight = nn.Parameter(torch.zeros(rank, n_out)) if shared_v else None
-        shape = (rank or n_in, rank if shared_v else n_out)
-        self.weight = nn.Parameter(torch.zeros(cells, *shape))
+        self.core = nn.Parameter(torch.zeros(cells, rank, rank)) if rank else None
+        self.v_weight = nn.Parameter(torch.zeros(rank, n_out)) if rank else None
+        self.weight = None if shared_v else nn.Parameter(torch.zeros(cells, rank or n_in, n_out))
         self.bias = nn.Parameter(torch.zeros(cells, n_out)) if bias else None
 
     def forward(
         self,
         x: torch.Tensor,
         cell: torch.Tensor,
-        rows: tuple[torch.Tensor | None, list[int], list[int]] | None,
+        rows: _DwcRows | None,
     ) -> torch.Tensor:
-        h = x if self.u_weight is None else x @ self.u_weight
-        if self.v_weight is None:
-            return _dwc_per_domain_linear(h, cell, rows, self.weight, self.bias)
-        h = _dwc_per_domain_linear(h, cell, rows, self.weight, None)
+        if self.u_weight is None:
+            return _dwc_per_domain_linear(x, cell, rows, self.weight, self.bias)
+        h = x @ self.u_weight
+        rank = self.u_weight.shape[1]
+        if self.weight is not None and rows is not None:
+            if not _dwc_gathers(x.shape[0], rank * rank, len(rows[1])):
+                return _dwc_per_domain_linear(h, cell, rows, self.weight, self.bias)
+        h = _dwc_per_domain_linear(h, cell, rows, self.core, None)
         if self.bias is None:
             return h @ self.v_weight
         return self.bias.index_select(0, cell).addmm_(h, self.v_weight)

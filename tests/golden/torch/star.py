@@ -281,6 +281,14 @@ class StarInference(StarBase):
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         if self.validate_inputs and not torch.compiler.is_compiling():
             self.check_inputs(inputs)
+        # line 9: domain
+        domain_ids = inputs["domain"]
+        # line 11: scenario
+        scenario = domain_ids
+        # the batch grouped by scenario once: per-cell layers read contiguous rows
+        inputs, scenario_rows, scenario_order = _dwc_group_batch(
+            inputs, scenario, list(self.INPUTS), 2560
+        )
         # line 6: user_id
         user_id_ids = inputs["user_id"]
         user_id = self.user_id_embedding(user_id_ids)
@@ -299,7 +307,6 @@ class StarInference(StarBase):
         # line 13: x
         x = self.x_norm(x_concat, scenario)
         # line 14: h
-        scenario_rows = _dwc_domain_rows(scenario)
         h_fc0 = self.h_fc0(x, scenario, scenario_rows)
         h_act0 = torch.relu_(h_fc0)
         h_fc1 = self.h_fc1(h_act0, scenario, scenario_rows)
@@ -322,7 +329,7 @@ class StarInference(StarBase):
         logits = {
             "ctr": ctr_add,
         }
-        return outputs, logits
+        return _dwc_ungroup(outputs, scenario_order), _dwc_ungroup(logits, scenario_order)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters grouped by the spec name that owns them (frozen ones left out)."""
@@ -361,7 +368,7 @@ class _DwcIndexedLinear(nn.Module):
         self,
         x: torch.Tensor,
         domain: torch.Tensor,
-        rows: tuple[torch.Tensor, list[int], list[int]] | None,
+        rows: _DwcRows | None,
     ) -> torch.Tensor:
         return _dwc_per_domain_linear(x, domain, rows, self.weight, self.bias)
 
@@ -406,12 +413,24 @@ class _DwcPartitionedNorm(nn.Module):
         return normalised * scale + (self.bias + self.domain_bias.index_select(0, domain))
 
 
-def _dwc_domain_rows(domain: torch.Tensor) -> tuple[torch.Tensor, list[int], list[int]] | None:
+_DwcRows = tuple[torch.Tensor | None, list[int], list[int]]
+"""A batch grouped by domain: (order, domains present, their row counts); see _dwc_domain_rows."""
+
+
+def _dwc_gathers(batch: int, cell_floats: int, present: int) -> bool:
+    """Whether a batch gathers each sample's weights rather than running one matmul per domain
+    present: when the B x in x out gathered floats stay within 32K per domain present (a matmul
+    call costs about what gathering that many does) and 1 MiB in all (beyond it, fresh pages
+    dominate)."""
+    return batch * cell_floats <= min(32768 * present, 262144)
+
+
+def _dwc_domain_rows(domain: torch.Tensor) -> _DwcRows | None:
     """The batch's rows grouped by domain, computed once per forward for every per-domain layer.
 
     Returns (order, domains present, their row counts): `x[order]` holds each present domain's
-    rows contiguously, in the order of the domain ids. None when traced or compiled: the layers
-    then use static control flow.
+    rows contiguously, in the order of the domain ids (order None: the batch is already grouped,
+    see _dwc_group_batch). None when traced or compiled: the layers then use static control flow.
     """
     if torch.jit.is_tracing() or torch.compiler.is_compiling():
         return None
@@ -421,19 +440,51 @@ def _dwc_domain_rows(domain: torch.Tensor) -> tuple[torch.Tensor, list[int], lis
     return order, present, [counts[d] for d in present]
 
 
+def _dwc_group_batch(
+    inputs: dict[str, torch.Tensor], domain: torch.Tensor, keys: list[str], cell_floats: int
+) -> tuple[dict[str, torch.Tensor], _DwcRows | None, torch.Tensor | None]:
+    """The batch reordered once per forward so that each domain's samples are contiguous.
+
+    Every per-domain layer downstream then reads a domain's rows as a slice and writes its output
+    rows in place: no gather, concatenation and scatter per layer. `_dwc_ungroup` restores the
+    caller's order. Returns (inputs, rows, order), rows as _dwc_domain_rows' with order None;
+    order None when nothing was reordered: traced, one domain present, or too few rows per domain
+    for grouped matmuls (`cell_floats`: the largest per-domain weight matrix, in x out).
+    """
+    rows = _dwc_domain_rows(domain)
+    if rows is None or len(rows[1]) == 1:
+        return inputs, rows, None
+    order, present, counts = rows
+    if _dwc_gathers(domain.shape[0], cell_floats, len(present)):
+        return inputs, rows, None
+    grouped = {key: inputs[key].index_select(0, order) for key in keys}
+    return grouped, (None, present, counts), order
+
+
+def _dwc_ungroup(
+    tensors: dict[str, torch.Tensor], order: torch.Tensor | None
+) -> dict[str, torch.Tensor]:
+    """Undo _dwc_group_batch: row i of a result goes back to the caller's row order[i]."""
+    if order is None:
+        return tensors
+    return {key: torch.empty_like(t).index_copy_(0, order, t) for key, t in tensors.items()}
+
+
 def _dwc_per_domain_linear(
     x: torch.Tensor,
     domain: torch.Tensor,
-    rows: tuple[torch.Tensor, list[int], list[int]] | None,
+    rows: _DwcRows | None,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
 ) -> torch.Tensor:
     """y[b] = x[b] @ weight[domain[b]] (+ bias[domain[b]]), weight: domains x in x out.
 
     Eager (`rows` from _dwc_domain_rows): one dense matmul per domain present, or, when the batch
-    has few rows per domain and the weights are small, each sample's weights gathered (B x in x
-    out floats at most 32K per domain present: cheaper than a matmul call per domain). Traced or
-    compiled: one matmul against all domains' weights side by side, then each sample's slice.
+    has few rows per domain and the weights are small, each sample's weights gathered
+    (_dwc_gathers). A batch
+    already grouped by domain (order None) is read slice by slice and, without autograd, each
+    domain's rows are written straight into the output. Traced or compiled: one matmul against
+    all domains' weights side by side, then each sample's slice.
     """
     domains, n_in, n_out = weight.shape
     if rows is None:
@@ -445,10 +496,18 @@ def _dwc_per_domain_linear(
     if len(present) == 1:
         d = present[0]
         return x @ weight[d] if bias is None else torch.addmm(bias[d], x, weight[d])
-    if x.shape[0] * n_in * n_out <= 32768 * len(present):
+    if _dwc_gathers(x.shape[0], n_in * n_out, len(present)):
         y = torch.bmm(x.unsqueeze(1), weight.index_select(0, domain)).squeeze(1)
         return y if bias is None else y.add_(bias.index_select(0, domain))
-    parts = x.index_select(0, order).split(counts)
+    parts = (x if order is None else x.index_select(0, order)).split(counts)
+    if order is None and not torch.is_grad_enabled():
+        out = x.new_empty(x.shape[0], n_out)
+        for d, part, rows_out in zip(present, parts, out.split(counts), strict=True):
+            if bias is None:
+                torch.mm(part, weight[d], out=rows_out)
+            else:
+                torch.addmm(bias[d], part, weight[d], out=rows_out)
+        return out
     if bias is None:
         grouped = [part @ weight[d] for d, part in zip(present, parts, strict=True)]
     else:
@@ -456,7 +515,7 @@ def _dwc_per_domain_linear(
             torch.addmm(bias[d], part, weight[d]) for d, part in zip(present, parts, strict=True)
         ]
     out = torch.cat(grouped)
-    return torch.empty_like(out).index_copy_(0, order, out)
+    return out if order is None else torch.empty_like(out).index_copy_(0, order, out)
 
 
 class _DwcStarLinear(nn.Module):
@@ -479,7 +538,7 @@ class _DwcStarLinear(nn.Module):
         self,
         x: torch.Tensor,
         domain: torch.Tensor,
-        rows: tuple[torch.Tensor, list[int], list[int]] | None,
+        rows: _DwcRows | None,
     ) -> torch.Tensor:
         weight = self.weight * self.domain_weight
         return _dwc_per_domain_linear(x, domain, rows, weight, self.bias + self.domain_bias)
