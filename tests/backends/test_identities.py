@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tests.conftest import ROOT, compile_example, compile_text
@@ -215,3 +216,27 @@ def test_grouped_batch_keeps_the_callers_row_order(monkeypatch):
             torch.testing.assert_close(folded(inputs)["y"], model(inputs)["y"])
     # grouped only when B x (widest cell matrix, 8 x 6) exceeds 32K per cell present
     assert reordered == [False, False, True]
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_sequence_pooling_reads_only_the_valid_prefix(mode):
+    """Eager sum/mean pool through one embedding_bag, exported ones mask the looked-up
+    embeddings; both must pool exactly ids[b, :lengths[b]], an empty sequence giving zeros."""
+    _, cls = compile_example(ROOT / "examples" / "ctr_mlp.dw")
+    pool = cls.forward.__globals__["_dwc_seq_pool"]
+    torch.manual_seed(0)
+    weight, ids = torch.randn(30, 4), torch.randint(0, 30, (5, 6))
+    lengths = torch.tensor([0, 1, 3, 6, 2])
+    rows = [weight[ids[b, :n]] for b, n in enumerate(lengths.tolist())]
+    reduce = {"sum": lambda r: r.sum(0), "mean": lambda r: r.mean(0),
+              "max": lambda r: r.amax(0)}[mode]
+    expected = torch.stack([reduce(r) if len(r) else torch.zeros(4) for r in rows])
+
+    class Pool(torch.nn.Module):
+        def forward(self, w, i, n):
+            return pool(w, i, n, mode)
+
+    exported = torch.export.export(Pool(), (weight, ids, lengths)).module()
+    assert "embedding_bag" not in str(exported.graph)  # the exporter's path is the masked one
+    torch.testing.assert_close(pool(weight, ids, lengths, mode), expected)
+    torch.testing.assert_close(exported(weight, ids, lengths), expected)

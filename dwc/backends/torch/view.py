@@ -329,7 +329,7 @@ class _Builder:
                                           self.var(lengths)])
             return
         self.helpers.add("seq_pool")
-        self.fwd(op, "_dwc_seq_pool", [f"self.{self.table_attr(table)}({self.var(ids)})",
+        self.fwd(op, "_dwc_seq_pool", [f"self.{self.table_attr(table)}.weight", self.var(ids),
                                         self.var(lengths), q(op.mode)])
 
     def op_normalize(self, op: ir.Normalize) -> None:

@@ -168,11 +168,11 @@ class Can(CanBase):
         category = self.category_embedding(category_ids)
         # line 9: item_history
         item_history = _dwc_seq_pool(
-            self.item_id_embedding(item_history_ids), item_history_len, "sum"
+            self.item_id_embedding.weight, item_history_ids, item_history_len, "sum"
         )
         # line 10: cate_history
         cate_history = _dwc_seq_pool(
-            self.category_embedding(cate_history_ids), cate_history_len, "sum"
+            self.category_embedding.weight, cate_history_ids, cate_history_len, "sum"
         )
         # line 15: x
         x = torch.cat(
@@ -322,11 +322,11 @@ class CanInference(CanBase):
         category = self.category_embedding(category_ids)
         # line 9: item_history
         item_history = _dwc_seq_pool(
-            self.item_id_embedding(item_history_ids), item_history_len, "sum"
+            self.item_id_embedding.weight, item_history_ids, item_history_len, "sum"
         )
         # line 10: cate_history
         cate_history = _dwc_seq_pool(
-            self.category_embedding(cate_history_ids), cate_history_len, "sum"
+            self.category_embedding.weight, cate_history_ids, cate_history_len, "sum"
         )
         # line 15: x
         x = torch.cat(
@@ -455,17 +455,29 @@ class _DwcCoAction(nn.Module):
         return torch.cat(outputs, dim=1)
 
 
-def _dwc_seq_pool(embedded: torch.Tensor, lengths: torch.Tensor, mode: str) -> torch.Tensor:
-    """Pool B x T x d embeddings over the first `lengths[b]` positions (empty -> zeros)."""
-    positions = torch.arange(embedded.shape[1], device=embedded.device)
-    valid = (positions.unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(2)
+def _dwc_seq_pool(
+    weight: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor, mode: str
+) -> torch.Tensor:
+    """Pool the embeddings (rows of `weight`) of ids[b, :lengths[b]], B x T ids (empty -> zeros).
+
+    Eager sum and mean pooling run one embedding_bag weighted by the validity mask, so the
+    B x T x d embeddings are never materialised; traced or compiled (export), and for max, the
+    embeddings are looked up and reduced under the mask.
+    """
+    positions = torch.arange(ids.shape[1], device=ids.device)
+    valid = positions.unsqueeze(0) < lengths.unsqueeze(1)
     if mode == "max":
-        pooled = embedded.masked_fill(~valid, float("-inf")).amax(dim=1)
+        embedded = F.embedding(ids, weight)
+        pooled = embedded.masked_fill(~valid.unsqueeze(2), float("-inf")).amax(dim=1)
         return torch.where(lengths.unsqueeze(1) > 0, pooled, torch.zeros_like(pooled))
-    summed = (embedded * valid.to(embedded.dtype)).sum(dim=1)
+    mask = valid.to(weight.dtype)
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        summed = (F.embedding(ids, weight) * mask.unsqueeze(2)).sum(dim=1)
+    else:
+        summed = F.embedding_bag(ids, weight, per_sample_weights=mask, mode="sum")
     if mode == "sum":
         return summed
-    return summed / lengths.to(embedded.dtype).clamp(min=1.0).unsqueeze(1)
+    return summed / lengths.to(weight.dtype).clamp(min=1.0).unsqueeze(1)
 
 
 if __name__ == "__main__":

@@ -187,7 +187,7 @@ class Multitask(MultitaskBase):
         # line 9: history
         history_ids = inputs["history"]
         history_len = inputs["history_len"]
-        history = _dwc_seq_pool(self.item_id_embedding(history_ids), history_len, "sum")
+        history = _dwc_seq_pool(self.item_id_embedding.weight, history_ids, history_len, "sum")
         # line 8: watch_time
         watch_time_raw = inputs["watch_time"]
         watch_time = self.watch_time_norm(watch_time_raw)
@@ -405,7 +405,7 @@ class MultitaskInference(MultitaskBase):
         # line 9: history
         history_ids = inputs["history"]
         history_len = inputs["history_len"]
-        history = _dwc_seq_pool(self.item_id_embedding(history_ids), history_len, "sum")
+        history = _dwc_seq_pool(self.item_id_embedding.weight, history_ids, history_len, "sum")
         # line 8: watch_time
         watch_time_raw = inputs["watch_time"]
         watch_time = self.watch_time_norm(watch_time_raw)
@@ -629,17 +629,29 @@ class _DwcScenarioLinear(nn.Module):
         return self.bias.index_select(0, cell).addmm_(h, self.v_weight)
 
 
-def _dwc_seq_pool(embedded: torch.Tensor, lengths: torch.Tensor, mode: str) -> torch.Tensor:
-    """Pool B x T x d embeddings over the first `lengths[b]` positions (empty -> zeros)."""
-    positions = torch.arange(embedded.shape[1], device=embedded.device)
-    valid = (positions.unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(2)
+def _dwc_seq_pool(
+    weight: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor, mode: str
+) -> torch.Tensor:
+    """Pool the embeddings (rows of `weight`) of ids[b, :lengths[b]], B x T ids (empty -> zeros).
+
+    Eager sum and mean pooling run one embedding_bag weighted by the validity mask, so the
+    B x T x d embeddings are never materialised; traced or compiled (export), and for max, the
+    embeddings are looked up and reduced under the mask.
+    """
+    positions = torch.arange(ids.shape[1], device=ids.device)
+    valid = positions.unsqueeze(0) < lengths.unsqueeze(1)
     if mode == "max":
-        pooled = embedded.masked_fill(~valid, float("-inf")).amax(dim=1)
+        embedded = F.embedding(ids, weight)
+        pooled = embedded.masked_fill(~valid.unsqueeze(2), float("-inf")).amax(dim=1)
         return torch.where(lengths.unsqueeze(1) > 0, pooled, torch.zeros_like(pooled))
-    summed = (embedded * valid.to(embedded.dtype)).sum(dim=1)
+    mask = valid.to(weight.dtype)
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        summed = (F.embedding(ids, weight) * mask.unsqueeze(2)).sum(dim=1)
+    else:
+        summed = F.embedding_bag(ids, weight, per_sample_weights=mask, mode="sum")
     if mode == "sum":
         return summed
-    return summed / lengths.to(embedded.dtype).clamp(min=1.0).unsqueeze(1)
+    return summed / lengths.to(weight.dtype).clamp(min=1.0).unsqueeze(1)
 
 
 if __name__ == "__main__":

@@ -156,7 +156,7 @@ class SenetCtr(SenetCtrBase):
         # line 9: history
         history_ids = inputs["history"]
         history_len = inputs["history_len"]
-        history = _dwc_seq_pool(self.item_id_embedding(history_ids), history_len, "mean")
+        history = _dwc_seq_pool(self.item_id_embedding.weight, history_ids, history_len, "mean")
         # line 10: country
         country_ids = inputs["country"]
         country = self.country_embedding(country_ids)
@@ -295,7 +295,7 @@ class SenetCtrInference(SenetCtrBase):
         # line 9: history
         history_ids = inputs["history"]
         history_len = inputs["history_len"]
-        history = _dwc_seq_pool(self.item_id_embedding(history_ids), history_len, "mean")
+        history = _dwc_seq_pool(self.item_id_embedding.weight, history_ids, history_len, "mean")
         # line 10: country
         country_ids = inputs["country"]
         country = self.country_embedding(country_ids)
@@ -354,17 +354,29 @@ class _DwcSeNet(nn.Module):
         return (e * a.unsqueeze(2)).reshape(-1, self.fields * self.dim)
 
 
-def _dwc_seq_pool(embedded: torch.Tensor, lengths: torch.Tensor, mode: str) -> torch.Tensor:
-    """Pool B x T x d embeddings over the first `lengths[b]` positions (empty -> zeros)."""
-    positions = torch.arange(embedded.shape[1], device=embedded.device)
-    valid = (positions.unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(2)
+def _dwc_seq_pool(
+    weight: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor, mode: str
+) -> torch.Tensor:
+    """Pool the embeddings (rows of `weight`) of ids[b, :lengths[b]], B x T ids (empty -> zeros).
+
+    Eager sum and mean pooling run one embedding_bag weighted by the validity mask, so the
+    B x T x d embeddings are never materialised; traced or compiled (export), and for max, the
+    embeddings are looked up and reduced under the mask.
+    """
+    positions = torch.arange(ids.shape[1], device=ids.device)
+    valid = positions.unsqueeze(0) < lengths.unsqueeze(1)
     if mode == "max":
-        pooled = embedded.masked_fill(~valid, float("-inf")).amax(dim=1)
+        embedded = F.embedding(ids, weight)
+        pooled = embedded.masked_fill(~valid.unsqueeze(2), float("-inf")).amax(dim=1)
         return torch.where(lengths.unsqueeze(1) > 0, pooled, torch.zeros_like(pooled))
-    summed = (embedded * valid.to(embedded.dtype)).sum(dim=1)
+    mask = valid.to(weight.dtype)
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        summed = (F.embedding(ids, weight) * mask.unsqueeze(2)).sum(dim=1)
+    else:
+        summed = F.embedding_bag(ids, weight, per_sample_weights=mask, mode="sum")
     if mode == "sum":
         return summed
-    return summed / lengths.to(embedded.dtype).clamp(min=1.0).unsqueeze(1)
+    return summed / lengths.to(weight.dtype).clamp(min=1.0).unsqueeze(1)
 
 
 if __name__ == "__main__":
