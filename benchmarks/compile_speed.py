@@ -15,7 +15,7 @@ from pathlib import Path
 
 from common import ROOT, machine, table, write_section
 
-from dwc.driver import optimize
+from dwc.driver import optimize, tabulated_graph
 from dwc.parse import parse
 from dwc.sema import elaborate
 from dwc.source import SourceFile
@@ -64,10 +64,10 @@ def stages(text: str) -> dict[str, float]:
     graph = elaborate(spec, source)
     out["sema+IR"] = time.perf_counter() - t
     t = time.perf_counter()
-    model, train, inference, _ = optimize(graph, 2)
+    model, train, inference, records = optimize(graph, 2)
     out["passes (-O2)"] = time.perf_counter() - t
     t = time.perf_counter()
-    generate(model, train, inference, source)
+    generate(model, train, inference, source, "-O2", tabulated_graph(train, records))
     out["torch codegen"] = time.perf_counter() - t
     return out
 

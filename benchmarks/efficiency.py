@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -49,11 +50,13 @@ def specs() -> list[tuple[str, str]]:
     return out
 
 
-def gemm_flops(name: str, shapes: list[list[int]]) -> int:
-    """FLOPs of one GEMM call from its recorded input shapes (a bias, if any, comes first)."""
+def gemm_shape(name: str, shapes: list[list[int]]) -> tuple[int, int]:
+    """(FLOPs, bytes of operands and result) of one GEMM call from its recorded input shapes
+    (a bias, if any, comes first)."""
     a, b = shapes[:2] if name in ("aten::mm", "aten::bmm") else shapes[1:3]
     batch = a[0] if len(a) == 3 else 1
-    return 2 * batch * a[-2] * a[-1] * b[-1]
+    m, k, n = a[-2], a[-1], b[-1]
+    return 2 * batch * m * k * n, 4 * batch * (m * k + k * n + m * n)
 
 
 def served(name: str, spec: str):
@@ -70,24 +73,27 @@ def forward_seconds(name: str, spec: str) -> float:
     return median_seconds(forward_fn(model, inputs), repeats=30)
 
 
-def gemm_profile(name: str, spec: str, calls: int = 10) -> tuple[float, float]:
-    """(GEMM FLOPs per forward, GEMM seconds per forward) inside the real forward."""
+def gemm_profile(name: str, spec: str, calls: int = 15) -> tuple[float, float, float]:
+    """(GEMM FLOPs, bytes and seconds per forward) inside the real forward: each of `calls`
+    forwards profiled on its own, the median GEMM time kept (the shared machine is noisy)."""
     model, inputs, _ = served(name, spec)
     run = forward_fn(model, inputs)
     for _ in range(3):
         run()
-    with torch.profiler.profile(record_shapes=True) as prof:
-        for _ in range(calls):
+    times = []
+    for _ in range(calls):
+        with torch.profiler.profile(record_shapes=True) as prof:
             run()
-    flops = seconds = 0.0
-    for event in prof.events():
-        parent, nested = event.cpu_parent, False
-        while parent is not None and not nested:
-            nested, parent = parent.name in GEMMS, parent.cpu_parent
-        if event.name in GEMMS and not nested:
-            flops += gemm_flops(event.name, event.input_shapes)
-            seconds += event.cpu_time_total / 1e6
-    return flops / calls, seconds / calls
+        flops = moved = seconds = 0.0
+        for event in prof.events():
+            parent, nested = event.cpu_parent, False
+            while parent is not None and not nested:
+                nested, parent = parent.name in GEMMS, parent.cpu_parent
+            if event.name in GEMMS and not nested:
+                f, b = gemm_shape(event.name, event.input_shapes)
+                flops, moved, seconds = flops + f, moved + b, seconds + event.cpu_time_total / 1e6
+        times.append(seconds)
+    return flops, moved, statistics.median(times)
 
 
 def matmul_peak(n: int = 2048) -> float:
@@ -111,9 +117,9 @@ def main() -> None:
     rows = []
     for name, spec in specs():
         _, _, flops = served(name, spec)
-        gemm, gemm_s = gemm_profile(name, spec)
+        gemm, moved, gemm_s = gemm_profile(name, spec)
         t = forward_seconds(name, spec)
-        row = [name, f"{flops / 1e9:.3f}", f"{100 * gemm / flops:.0f}%",
+        row = [name, f"{flops / 1e9:.3f}", f"{100 * gemm / flops:.0f}%", f"{gemm / moved:.1f}",
                f"{gemm / gemm_s / 1e9:.0f}", f"{100 * gemm / gemm_s / 1e9 / peak:.0f}%"]
         for seconds in (t, retained[name]):
             row += [fmt_ms(seconds), f"{100 * flops / seconds / 1e9 / peak:.0f}%"]
@@ -129,8 +135,12 @@ def main() -> None:
         "model's FLOPs over the median forward time (embeddings, grouping by cell, elementwise "
         "work included), with glibc's default malloc and with glibc keeping freed memory "
         "(`MALLOC_MMAP_THRESHOLD_`/`MALLOC_TRIM_THRESHOLD_` raised, as jemalloc or tcmalloc "
-        "would). `peers:` rows are the models of `peers.py`.", "",
-        table(["model", "GFLOP per batch", "in GEMMs", "GEMM GFLOP/s", "GEMMs of peak",
+        "would). `peers:` rows are the models of `peers.py`. GEMM FLOP/byte: the GEMMs' FLOPs over "
+        "the bytes of their operands and results (arithmetic intensity: per-sample weights, "
+        "applied as B small matrix products, sit near 0.5 and are bound by memory, not by the "
+        "matmul peak).", "",
+        table(["model", "GFLOP per batch", "in GEMMs", "GEMM FLOP/byte", "GEMM GFLOP/s",
+               "GEMMs of peak",
                "forward (ms)", "forward of peak", "forward, retaining malloc (ms)",
                "of peak"], rows), "",
         "Target (issue 8): dominant layers >= 60% of peak at B = 8192.",

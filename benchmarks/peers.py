@@ -23,7 +23,6 @@ from common import (
     forward_fn,
     load_model,
     machine,
-    median_seconds,
     paired_seconds,
     table,
     write_section,
@@ -139,10 +138,6 @@ def serve_fn(model, cls, batch):
     return forward_fn(model, cls.example_inputs(batch, torch.Generator().manual_seed(batch)))
 
 
-def forward_time(model, cls, batch):
-    return median_seconds(serve_fn(model, cls, batch), repeats=30 if batch < 8192 else 8)
-
-
 def train_fn(model, cls, batch=1024):
     torch.manual_seed(0)
     inputs = cls.example_inputs(batch, torch.Generator().manual_seed(3))
@@ -189,32 +184,6 @@ def compare(label, spec, reference_cls):
     return rows, error
 
 
-def matmul_peak(n: int = 2048) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    seconds = median_seconds(lambda: a @ b, repeats=10)
-    return 2 * n**3 / seconds / 1e9
-
-
-def dominant_gflops() -> list[list[str]]:
-    """Achieved GFLOP/s of each served model at B = 8192: the inference graph's FLOPs (dwc's cost
-    model) over the whole forward's time. The whole forward includes the embedding lookups, the
-    grouping by cell and the head, so this is a lower bound for the dominant layers."""
-    rows = []
-    batch = 8192
-    for label, spec in (("apg", APG), ("ppnet", PPNET), ("star", STAR)):
-        cls = load_model(spec, f"{label}_gflops")
-        torch.manual_seed(0)
-        model = cls(validate_inputs=False).eval().for_inference()
-        from dwc.driver import compile_source
-        from dwc.source import SourceFile
-
-        graph = compile_source(SourceFile(f"{label}.dw", spec)).inference
-        flops = sum(op.flops() for op in graph.ops) * batch
-        t = forward_time(model, cls, batch)
-        rows.append([label, f"{flops / 1e9:.3f}", fmt_ms(t), f"{flops / t / 1e9:.1f}"])
-    return rows
-
-
 def main() -> None:
     torch.manual_seed(0)
     rows, errors = [], {}
@@ -224,10 +193,6 @@ def main() -> None:
         rows += r
         for row in r:
             print(" | ".join(row), flush=True)
-    peak = matmul_peak()
-    gflops = dominant_gflops()
-    for row in gflops:
-        row.append(f"{100 * float(row[3]) / peak:.0f}%")
     md = [
         "## Against the peers (`python benchmarks/peers.py`)", "",
         f"Machine: {machine()}.", "",
@@ -237,15 +202,9 @@ def main() -> None:
         "+ backward + Adam at B = 1024, dwc's training form. Speed-up = reference / dwc (higher "
         f"is better). STAR runs D = {D} domains.", "",
         table(["case", "reference (ms)", "dwc (ms)", "speed-up"], rows), "",
-        f"Measured fp32 matmul peak in the same run (2048 x 2048 x 2048): {peak:.1f} GFLOP/s.", "",
-        table(["model (inference form, B = 8192)", "GFLOP per batch", "ms", "GFLOP/s",
-               "of peak"], gflops), "",
-        "GFLOP per batch: the inference graph's FLOPs by dwc's cost model; time: the whole "
-        "forward (embeddings, grouping by cell and head included), so a lower bound for the "
-        "dominant layers.", "",
         "Targets (issue 8): >= 1.0x everywhere, >= 1.5x at inference where folds apply (APG with "
-        "over-parameterisation, STAR), >= 3x against mask-all STAR at D >= 8; dominant layers "
-        ">= 60% of peak at B = 8192.",
+        "over-parameterisation, STAR), >= 3x against mask-all STAR at D >= 8. Their GEMMs' "
+        "share of the machine's peak: `benchmarks/efficiency.py` (rows `peers:`).",
     ]
     write_section("peers", "\n".join(md))
     print("\n".join(md))

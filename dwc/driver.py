@@ -72,6 +72,17 @@ def check_source(source: SourceFile) -> Graph:
     return graph
 
 
+def tabulated_graph(train: Graph, records: list[PassRecord]) -> Graph:
+    """The graph fold-scenario-table tabulated: its generators are what for_inference()
+    evaluates per cell (the training graph when no fold ran)."""
+    before = train
+    for record in records:
+        if record.name.startswith("fold-scenario-table"):
+            break
+        before = record.graph
+    return before
+
+
 def optimize(graph: Graph, level: int = 2, passes: str | None = None, verify_each: bool = False,
              on_pass: Callable[[PassRecord], None] | None = None
              ) -> tuple[Graph, Graph, Graph, list[PassRecord]]:
@@ -102,13 +113,7 @@ def compile_source(source: SourceFile, target: str = "torch", level: int = 2,
     from dwc.backends.torch import generate
 
     level_name = f"--passes {passes}" if passes is not None else f"-O{level}"
-    # the graph fold-scenario-table tabulated: its generators are what for_inference() evaluates
-    before_table = train
-    for record in records:
-        if record.name.startswith("fold-scenario-table"):
-            break
-        before_table = record.graph
-    module = generate(model, train, inference, source, level_name, before_table)
+    module = generate(model, train, inference, source, level_name, tabulated_graph(train, records))
     files: dict[str, str | bytes] = {"model.py": module.source}
     result = CompileResult(source, train, inference, model, records, files)
     if target == "torch":
