@@ -30,7 +30,7 @@ from common import (
     compile_source,
     fmt_ms,
     forward_fn,
-    load_model,
+    load_generated,
     machine,
     median_seconds,
     table,
@@ -60,23 +60,23 @@ def gemm_shape(name: str, shapes: list[list[int]]) -> tuple[int, int]:
 
 
 def served(name: str, spec: str):
-    cls = load_model(spec, name.replace("peers: ", "") + "_eff")
+    """The model's served form, example inputs at BATCH, and its FLOPs per batch (cost model)."""
+    module = name.replace("peers: ", "") + "_eff"
+    result = compile_source(SourceFile(f"{module}.dw", spec))
+    cls = load_generated(result.files["model.py"], module)
     torch.manual_seed(0)
     model = cls(validate_inputs=False).eval().for_inference()
     inputs = cls.example_inputs(BATCH, torch.Generator().manual_seed(0))
-    flops = sum(op.flops() for op in compile_source(SourceFile("m.dw", spec)).inference.ops)
-    return model, inputs, flops * BATCH
+    return model, inputs, sum(op.flops() for op in result.inference.ops) * BATCH
 
 
-def forward_seconds(name: str, spec: str) -> float:
-    model, inputs, _ = served(name, spec)
+def forward_seconds(model, inputs) -> float:
     return median_seconds(forward_fn(model, inputs), repeats=30)
 
 
-def gemm_profile(name: str, spec: str, calls: int = 15) -> tuple[float, float, float]:
+def gemm_profile(model, inputs, calls: int = 15) -> tuple[float, float, float]:
     """(GEMM FLOPs, bytes and seconds per forward) inside the real forward: each of `calls`
     forwards profiled on its own, the median GEMM time kept (the shared machine is noisy)."""
-    model, inputs, _ = served(name, spec)
     run = forward_fn(model, inputs)
     for _ in range(3):
         run()
@@ -103,7 +103,7 @@ def matmul_peak(n: int = 2048) -> float:
 
 def child() -> None:
     """Whole-forward times under the retaining malloc settings (run by main in a subprocess)."""
-    print(json.dumps({name: forward_seconds(name, spec) for name, spec in specs()}))
+    print(json.dumps({name: forward_seconds(*served(name, spec)[:2]) for name, spec in specs()}))
 
 
 def main() -> None:
@@ -116,9 +116,9 @@ def main() -> None:
     retained = json.loads(out.strip().splitlines()[-1])
     rows = []
     for name, spec in specs():
-        _, _, flops = served(name, spec)
-        gemm, moved, gemm_s = gemm_profile(name, spec)
-        t = forward_seconds(name, spec)
+        model, inputs, flops = served(name, spec)
+        gemm, moved, gemm_s = gemm_profile(model, inputs)
+        t = forward_seconds(model, inputs)
         row = [name, f"{flops / 1e9:.3f}", f"{100 * gemm / flops:.0f}%", f"{gemm / moved:.1f}",
                f"{gemm / gemm_s / 1e9:.0f}", f"{100 * gemm / gemm_s / 1e9 / peak:.0f}%"]
         for seconds in (t, retained[name]):

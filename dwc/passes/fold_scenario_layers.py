@@ -9,8 +9,8 @@ its core) and each cell's core times V (`y = (x U) W[c] + b[c]`, W[c] = S[c] V, 
 grouped by cell: one GEMM per cell, its bias included, no K x K stage) unless C x K x M exceeds
 max_cell_floats. Other dynamic layers hold the cell's full in x out matrix (U S V multiplied out
 for unshared low-rank layers). The generated code runs one dense matmul per cell present when
-the batch has many rows per cell, and gathers each sample's cell weights when it has few. The table itself goes once no other op reads it (the `dce`
-after the folds).
+the batch has many rows per cell, and gathers each sample's cell weights when it has few. The
+table itself goes once no other op reads it (the `dce` after the folds).
 
 Applies when the folded layer stays small (its parameters, per-cell weights included, at most
 max_floats).

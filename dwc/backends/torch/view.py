@@ -232,7 +232,8 @@ class _Builder:
         # per sample, in 4-byte words: each layer's own grouping copies its input once and its
         # output twice (concatenation, scatter back); grouping the batch copies every input once
         # and every output and logit once
-        saved = sum(op.in_features + 2 * op.out_features for op in per_cell if op.inputs[1] == key)
+        keyed = [op for op in per_cell if op.inputs[1] == key]
+        saved = sum(op.in_features + 2 * op.out_features for op in keyed)
         cost = sum(math.prod(spec.shape) * (2 if spec.dtype == "int64" else 1)
                    for spec in self.graph.inputs)
         cost += 2 * sum(out.width for out in self.graph.outputs)
@@ -241,7 +242,7 @@ class _Builder:
         for op in self.graph.ops:
             if op.result in needed:
                 self.lower(op)
-        floats = max(_cell_floats(op) for op in per_cell if op.inputs[1] == key)
+        floats = max(_cell_floats(op) for op in keyed)
         rows, self.ungroup = self.var(f"{key}.rows"), self.var(f"{key}.order")
         self.helpers.add("per_domain")
         self.rows_emitted.add(rows)

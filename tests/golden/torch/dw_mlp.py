@@ -377,7 +377,7 @@ def _dwc_group_batch(
     rows in place: no gather, concatenation and scatter per layer. `_dwc_ungroup` restores the
     caller's order. Returns (inputs, rows, order), rows as _dwc_domain_rows' with order None;
     order None when nothing was reordered: traced, one domain present, or too few rows per domain
-    for grouped matmuls (`cell_floats`: the largest per-domain weight matrix, in x out).
+    for grouped matmuls (`cell_floats`: the most weight floats a layer would gather per sample).
     """
     rows = _dwc_domain_rows(domain)
     if rows is None or len(rows[1]) == 1:
@@ -409,10 +409,9 @@ def _dwc_per_domain_linear(
 
     Eager (`rows` from _dwc_domain_rows): one dense matmul per domain present, or, when the batch
     has few rows per domain and the weights are small, each sample's weights gathered
-    (_dwc_gathers). A batch
-    already grouped by domain (order None) is read slice by slice and, without autograd, each
-    domain's rows are written straight into the output. Traced or compiled: one matmul against
-    all domains' weights side by side, then each sample's slice.
+    (_dwc_gathers). A batch already grouped by domain (order None) is read slice by slice and,
+    without autograd, each domain's rows are written straight into the output. Traced or
+    compiled: one matmul against all domains' weights side by side, then each sample's slice.
     """
     domains, n_in, n_out = weight.shape
     if rows is None:
