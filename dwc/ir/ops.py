@@ -516,6 +516,9 @@ class Gate(Op):
     gamma: float = 2.0
     granularity: str = "element"
     fields: tuple[int, ...] = ()
+    hidden_offset: int | None = None
+    """Set by fuse-gates: inputs[1] is then a GateHidden's output (relu(W1 z + b1) of every gate
+    on the same z, side by side) and this gate reads its `hidden` columns from here on."""
 
     @property
     def gates(self) -> int:
@@ -523,18 +526,42 @@ class Gate(Op):
 
     def params(self):
         d, h, g = self.in_features, self.hidden, self.gates
-        return d * h + h + h * g + g
+        first = 0 if self.hidden_offset is not None else d * h + h
+        return first + h * g + g
 
     def flops(self):
         d, h, g = self.in_features, self.hidden, self.gates
-        return 2 * (d * h + h * g) + self.type.width
+        first = 0 if self.hidden_offset is not None else 2 * d * h
+        return first + 2 * h * g + self.type.width
 
     def attrs(self):
         a: dict[str, object] = {"hidden": self.hidden, "gamma": self.gamma,
                                 "granularity": self.granularity}
         if self.granularity == "field":
             a["fields"] = list(self.fields)
+        if self.hidden_offset is not None:
+            a["hidden_offset"] = self.hidden_offset
         return a
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateHidden(Op):
+    """The first layers of several Gate NUs on the same condition, as one GEMM (fuse-gates):
+    `relu(z W1^T + b1)` with every gate's W1 stacked; output the gates' hidden units side by
+    side, in `parts` order (gate module, hidden width)."""
+
+    kind: ClassVar[str] = "gate_hidden"
+    in_features: int
+    parts: tuple[tuple[str, int], ...]
+
+    def params(self):
+        return (self.in_features + 1) * self.type.width
+
+    def flops(self):
+        return 2 * self.in_features * self.type.width
+
+    def attrs(self):
+        return {"parts": [f"{module}:{hidden}" for module, hidden in self.parts]}
 
 
 @dataclass(frozen=True, kw_only=True)

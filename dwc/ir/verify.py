@@ -112,6 +112,25 @@ def _types(graph: Graph) -> None:
                 _fail(op, "a shared U needs a shared-factor low-rank layer of the same rank")
             if op.v_shared and op.rank is None:
                 _fail(op, "a shared V needs a rank")
+        if isinstance(op, ir.Gate) and op.hidden_offset is not None:
+            stacked = producers[op.inputs[1]]
+            if not isinstance(stacked, ir.GateHidden):
+                _fail(op, "a fused gate reads its hidden units from a gate_hidden op")
+            offset = 0
+            for module, hidden in stacked.parts:
+                if module == op.module:
+                    break
+                offset += hidden
+            else:
+                _fail(op, f"not among the parts of %{stacked.result}")
+            if (offset, hidden) != (op.hidden_offset, op.hidden):
+                _fail(op, f"hidden columns {op.hidden_offset}+{op.hidden} != its part's "
+                      f"{offset}+{hidden}")
+        if isinstance(op, ir.GateHidden):
+            if ins[0].width != op.in_features:
+                _fail(op, f"condition width {ins[0].width} != in_features {op.in_features}")
+            if op.type.width != sum(h for _, h in op.parts):
+                _fail(op, "width != the sum of its parts' hidden widths")
         if isinstance(op, ir.Lookup | ir.SeqPool):
             if not isinstance(ins[0], TableType) or not isinstance(ins[1], IdsType):
                 _fail(op, "expects (table, ids)")

@@ -9,6 +9,7 @@ from dwc.passes import (  # noqa: F401  (each module registers its pass)
     fold_scenario_layers,
     fold_scenario_table,
     fold_star,
+    fuse_gates,
     fuse_generators,
     strip_training,
 )

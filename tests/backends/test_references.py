@@ -112,7 +112,7 @@ output y = sigmoid(linear(h, 1)) loss = bce
 """
 
 
-def test_ppnet_matches_fuxictr_style_reference():
+def _ppnet_and_reference():
     _, cls = compile_text(PPNET_SPEC)
     model = cls().eval()
     ref = FuxiStylePPNet(16, [12, 6], 16 + 5, 7)
@@ -126,5 +126,27 @@ def test_ppnet_matches_fuxictr_style_reference():
     with torch.no_grad():
         e = torch.cat([model.a_embedding(inputs["a"]), model.b_embedding(inputs["b"])], dim=1)
         expected = torch.sigmoid(model.y(ref(e, model.user_embedding(inputs["user"]))))
+    return model, inputs, expected
+
+
+def test_ppnet_matches_fuxictr_style_reference():
+    model, inputs, expected = _ppnet_and_reference()
+    with torch.no_grad():
         actual = model(inputs)["y"]
     assert (actual - expected).abs().max().item() <= 1e-5
+
+
+def test_ppnet_inference_form_runs_the_gates_first_layers_as_one_gemm():
+    """fuse-gates: one Linear(d_u, 2 x 7) feeds both gates; with and without autograd (the
+    gate multiplies in place only without it) the served form equals the reference."""
+    model, inputs, expected = _ppnet_and_reference()
+    served = model.for_inference()
+    assert (served.u_gate_hidden.in_features, served.u_gate_hidden.out_features) == (21, 14)
+    assert served.h_gate0.hidden is None and served.h_gate1.hidden is None
+    with torch.no_grad():
+        assert (served(inputs)["y"] - expected).abs().max().item() <= 1e-5
+    y = served(inputs)["y"]
+    assert (y.detach() - expected).abs().max().item() <= 1e-5
+    y.sum().backward()
+    assert served.u_gate_hidden.weight.grad.abs().sum() > 0
+    assert served.h_gate1.out.weight.grad.abs().sum() > 0

@@ -115,6 +115,26 @@ class TestApgPasses:
             "%z.generated: vec[16] = fused_generator(%z) {parts=[h_generator0, h_generator1]}")
         assert "core=h_generator1.s" in op_line(after, "h.fc1")
 
+    def test_fuse_gates(self):
+        spec = ("model m\nfeature a : categorical(vocab = 9, dim = 4)\n"
+                "feature u : categorical(vocab = 7, dim = 3) scenario\n"
+                "feature d : categorical(vocab = 3, dim = 2) scenario\n"
+                "condition p = concat(stop_gradient(a), u)\ncondition q = concat(d)\n"
+                "h = ppnet(a, [5, 6], by = p, gate_hidden = 8)\n"
+                "g = gate(h, by = q)\noutput y = identity(g)\n")
+        before, after = run_passes(spec, "fuse-gates")
+        assert op_line(after, "p.gate_hidden") == (
+            "%p.gate_hidden: vec[16] = gate_hidden(%p) {parts=[h_gate0:8, h_gate1:8]} "
+            "@p_gate_hidden")
+        assert "hidden_offset" not in op_line(before, "h.gated")
+        assert op_line(after, "h.gated").endswith("hidden_offset=0} @h_gate0")
+        assert op_line(after, "h.gated.2") == (
+            "%h.gated.2: vec[5] = gate(%h.act0, %p.gate_hidden) {hidden=8, gamma=2.0, "
+            "granularity=element, hidden_offset=8} @h_gate1")
+        assert op_line(after, "g") == op_line(before, "g")  # alone on its condition: unfused
+        # the stacked first layer owns what the gates no longer do: parameters are conserved
+        assert sum(op.params() for op in after) == sum(op.params() for op in before)
+
     def test_strip_training_and_dce(self):
         spec = ("model m\nfeature a : categorical(vocab = 9, dim = 4)\n"
                 "feature unused : categorical(vocab = 9, dim = 4)\n"

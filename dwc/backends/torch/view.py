@@ -504,11 +504,20 @@ class _Builder:
         self.fwd(op, f"self.{attr}", [self.var(op.inputs[0])])
 
     def op_gate(self, op: ir.Gate) -> None:
-        args = [str(op.in_features), str(op.hidden), str(op.type.width), repr(op.gamma)]
+        args: list[Arg] = [str(op.in_features), str(op.hidden), str(op.type.width), repr(op.gamma)]
         if op.granularity == "field":
             args.append(list(map(str, op.fields)))
+        x, z = (self.var(i) for i in op.inputs)
+        if op.hidden_offset is not None:  # fuse-gates: z holds every gate's hidden units
+            args.append("first_layer=False")
+            z = f"{z}[:, {op.hidden_offset}:{op.hidden_offset + op.hidden}]"
         attr = self.module_line(op, "gate", "_DwcGateNU", args)
-        self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])
+        self.fwd(op, f"self.{attr}", [x, z])
+
+    def op_gate_hidden(self, op: ir.GateHidden) -> None:
+        attr = self.attr(op)
+        self.init_line(op, f"self.{attr} = nn.Linear({op.in_features}, {op.type.width})")
+        self.fwd(op, f"torch.relu_(self.{attr}({self.var(op.inputs[0])}))")
 
     def op_experts(self, op: ir.Experts) -> None:
         self.helpers.add("activation")
@@ -746,6 +755,14 @@ def _for_inference(name: str, inference: Graph, attrs: Namespace) -> list[str]:
             copy(f"{a}.bias", f"self.{a}.bias + self.{a}.domain_bias")
         elif op.derived == "scenario_table":
             copy(f"{a}.weight", table(op.generator))
+        elif op.derived == "gate_hidden":
+            assert isinstance(op, ir.GateHidden)
+            gates = [attrs.create(module) for module, _ in op.parts]
+            for member in ("weight", "bias"):
+                folds.extend(call_lines(f"{member} = torch.cat",
+                                        [[f"self.{g}.hidden.{member}" for g in gates]],
+                                        indent=INDENT + 4))
+                copy(f"{a}.{member}", member)
         elif op.derived == "scenario_linear":
             assert isinstance(op, ir.ScenarioLinear)
             folds.extend(_scenario_linear_fold(op, a, table(op.generator), attrs))

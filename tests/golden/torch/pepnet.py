@@ -245,6 +245,25 @@ class Pepnet(PepnetBase):
             if key in target and value.shape == target[key].shape
         }
         model.load_state_dict(shared, strict=False)
+        with torch.no_grad():
+            weight = torch.cat(
+                [
+                    self.click_tower_gate0.hidden.weight,
+                    self.click_tower_gate1.hidden.weight,
+                    self.like_tower_gate0.hidden.weight,
+                    self.like_tower_gate1.hidden.weight,
+                ],
+            )
+            model.prior_gate_hidden.weight.copy_(weight)
+            bias = torch.cat(
+                [
+                    self.click_tower_gate0.hidden.bias,
+                    self.click_tower_gate1.hidden.bias,
+                    self.like_tower_gate0.hidden.bias,
+                    self.like_tower_gate1.hidden.bias,
+                ],
+            )
+            model.prior_gate_hidden.bias.copy_(bias)
         return model.to(next(self.parameters()).device).eval()
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -314,15 +333,19 @@ class PepnetInference(PepnetBase):
         price: normalize(mode=log1p) -> vec[1]; params 0
         history: seq_pool(mode=mean, max_len=20) -> vec[16]; params 0
         ep: gate(hidden=57, gamma=2.0, granularity=element) -> vec[57]; params 7,068
-        click_tower.gated: gate(hidden=57, gamma=2.0, granularity=element) -> vec[57]; params 8,892
+        prior.gate_hidden: gate_hidden(parts=['click_tower_gate0:57', 'click_tower_gate1:64',
+            'like_tower_gate0:57', 'like_tower_gate1:64']) -> vec[242]; params 23,716
+        click_tower.gated: gate(hidden=57, gamma=2.0, granularity=element, hidden_offset=0) ->
+            vec[57]; params 3,306
         click_tower.fc0: linear(in=57, out=64, bias=True) -> vec[64]; params 3,712
-        click_tower.gated.2: gate(hidden=64, gamma=2.0, granularity=element) -> vec[64]; params
-            10,432
+        click_tower.gated.2: gate(hidden=64, gamma=2.0, granularity=element, hidden_offset=57) ->
+            vec[64]; params 4,160
         click_tower.fc1: linear(in=64, out=32, bias=True) -> vec[32]; params 2,080
-        like_tower.gated: gate(hidden=57, gamma=2.0, granularity=element) -> vec[57]; params 8,892
+        like_tower.gated: gate(hidden=57, gamma=2.0, granularity=element, hidden_offset=121) ->
+            vec[57]; params 3,306
         like_tower.fc0: linear(in=57, out=64, bias=True) -> vec[64]; params 3,712
-        like_tower.gated.2: gate(hidden=64, gamma=2.0, granularity=element) -> vec[64]; params
-            10,432
+        like_tower.gated.2: gate(hidden=64, gamma=2.0, granularity=element, hidden_offset=178) ->
+            vec[64]; params 4,160
         like_tower.fc1: linear(in=64, out=32, bias=True) -> vec[32]; params 2,080
         click.linear: linear(in=32, out=1, bias=True) -> vec[1]; params 33
         like.linear: linear(in=32, out=1, bias=True) -> vec[1]; params 33
@@ -344,14 +367,15 @@ class PepnetInference(PepnetBase):
         # line 18: ep
         self.ep_gate = _DwcGateNU(65, 57, 57, 2.0)
         # line 22: click_tower
-        self.click_tower_gate0 = _DwcGateNU(97, 57, 57, 2.0)
+        self.prior_gate_hidden = nn.Linear(97, 242)
+        self.click_tower_gate0 = _DwcGateNU(97, 57, 57, 2.0, first_layer=False)
         self.click_tower_fc0 = nn.Linear(57, 64)
-        self.click_tower_gate1 = _DwcGateNU(97, 64, 64, 2.0)
+        self.click_tower_gate1 = _DwcGateNU(97, 64, 64, 2.0, first_layer=False)
         self.click_tower_fc1 = nn.Linear(64, 32)
         # line 23: like_tower
-        self.like_tower_gate0 = _DwcGateNU(97, 57, 57, 2.0)
+        self.like_tower_gate0 = _DwcGateNU(97, 57, 57, 2.0, first_layer=False)
         self.like_tower_fc0 = nn.Linear(57, 64)
-        self.like_tower_gate1 = _DwcGateNU(97, 64, 64, 2.0)
+        self.like_tower_gate1 = _DwcGateNU(97, 64, 64, 2.0, first_layer=False)
         self.like_tower_fc1 = nn.Linear(64, 32)
         # line 25: click
         self.click = nn.Linear(32, 1)
@@ -394,17 +418,18 @@ class PepnetInference(PepnetBase):
         # line 21: prior
         prior = torch.cat([user_id, item_id, author_id, ep], dim=1)
         # line 22: click_tower
-        click_tower_gated = self.click_tower_gate0(ep, prior)
+        prior_gate_hidden = torch.relu_(self.prior_gate_hidden(prior))
+        click_tower_gated = self.click_tower_gate0(ep, prior_gate_hidden[:, 0:57])
         click_tower_fc0 = self.click_tower_fc0(click_tower_gated)
         click_tower_act0 = torch.relu_(click_tower_fc0)
-        click_tower_gated_2 = self.click_tower_gate1(click_tower_act0, prior)
+        click_tower_gated_2 = self.click_tower_gate1(click_tower_act0, prior_gate_hidden[:, 57:121])
         click_tower_fc1 = self.click_tower_fc1(click_tower_gated_2)
         click_tower = torch.relu_(click_tower_fc1)
         # line 23: like_tower
-        like_tower_gated = self.like_tower_gate0(ep, prior)
+        like_tower_gated = self.like_tower_gate0(ep, prior_gate_hidden[:, 121:178])
         like_tower_fc0 = self.like_tower_fc0(like_tower_gated)
         like_tower_act0 = torch.relu_(like_tower_fc0)
-        like_tower_gated_2 = self.like_tower_gate1(like_tower_act0, prior)
+        like_tower_gated_2 = self.like_tower_gate1(like_tower_act0, prior_gate_hidden[:, 178:242])
         like_tower_fc1 = self.like_tower_fc1(like_tower_gated_2)
         like_tower = torch.relu_(like_tower_fc1)
         # line 25: click
@@ -433,6 +458,7 @@ class PepnetInference(PepnetBase):
             "domain": [*self.domain_embedding.parameters()],
             "ep": [*self.ep_gate.parameters()],
             "click_tower": [
+                *self.prior_gate_hidden.parameters(),
                 *self.click_tower_gate0.parameters(),
                 *self.click_tower_fc0.parameters(),
                 *self.click_tower_gate1.parameters(),
@@ -458,15 +484,23 @@ class _DwcGateNU(nn.Module):
     """PEPNet's Gate NU: gamma * sigmoid(W2 relu(W1 z + b1) + b2), one gate per element or field.
 
     For field gates, `fields` lists each field's width; a field's gate scales all its elements.
+    Without `first_layer` (fuse-gates), forward's z is already relu(W1 z + b1): the first layers
+    of every gate on the same condition ran as one GEMM.
     """
 
     def __init__(
-        self, n_in: int, hidden: int, width: int, gamma: float, fields: list[int] | None = None
+        self,
+        n_in: int,
+        hidden: int,
+        width: int,
+        gamma: float,
+        fields: list[int] | None = None,
+        first_layer: bool = True,
     ) -> None:
         super().__init__()
         self.gamma = gamma
         gates = len(fields) if fields else width
-        self.hidden = nn.Linear(n_in, hidden)
+        self.hidden = nn.Linear(n_in, hidden) if first_layer else None
         self.out = nn.Linear(hidden, gates)
         index = (
             torch.repeat_interleave(torch.arange(gates), torch.tensor(fields)) if fields else None
@@ -475,10 +509,13 @@ class _DwcGateNU(nn.Module):
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         # in place on fresh layer outputs (autograd-safe): two B x width allocations, not five
-        gate = torch.sigmoid_(self.out(torch.relu_(self.hidden(z))))
+        hidden = z if self.hidden is None else torch.relu_(self.hidden(z))
+        gate = torch.sigmoid_(self.out(hidden))
         if self.field_index is not None:
             gate = gate[:, self.field_index]
-        return (x * gate).mul_(self.gamma)
+        if torch.is_grad_enabled():  # sigmoid's backward reads `gate`: leave it intact
+            return (x * gate).mul_(self.gamma)
+        return gate.mul_(x).mul_(self.gamma)  # no autograd: one B x width allocation
 
 
 def _dwc_seq_pool(

@@ -211,6 +211,15 @@ class PpnetFuxictr(PpnetFuxictrBase):
             if key in target and value.shape == target[key].shape
         }
         model.load_state_dict(shared, strict=False)
+        with torch.no_grad():
+            weight = torch.cat(
+                [self.h_gate0.hidden.weight, self.h_gate1.hidden.weight, self.h_gate2.hidden.weight]
+            )
+            model.gate_in_gate_hidden.weight.copy_(weight)
+            bias = torch.cat(
+                [self.h_gate0.hidden.bias, self.h_gate1.hidden.bias, self.h_gate2.hidden.bias]
+            )
+            model.gate_in_gate_hidden.bias.copy_(bias)
         return model.to(next(self.parameters()).device).eval()
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -270,11 +279,16 @@ class PpnetFuxictrInference(PpnetFuxictrBase):
         item_prior.table: table -> table[5000 x 16]; params 80,000
         page.table: table -> table[3 x 16]; params 48
         h.fc0: linear(in=48, out=64, bias=True) -> vec[64]; params 3,136
-        h.gated: gate(hidden=64, gamma=2.0, granularity=element) -> vec[64]; params 10,368
+        gate_in.gate_hidden: gate_hidden(parts=['h_gate0:64', 'h_gate1:64', 'h_gate2:64']) ->
+            vec[192]; params 18,624
+        h.gated: gate(hidden=64, gamma=2.0, granularity=element, hidden_offset=0) -> vec[64]; params
+            4,160
         h.fc1: linear(in=64, out=64, bias=True) -> vec[64]; params 4,160
-        h.gated.2: gate(hidden=64, gamma=2.0, granularity=element) -> vec[64]; params 10,368
+        h.gated.2: gate(hidden=64, gamma=2.0, granularity=element, hidden_offset=64) -> vec[64];
+            params 4,160
         h.fc2: linear(in=64, out=64, bias=True) -> vec[64]; params 4,160
-        h: gate(hidden=64, gamma=2.0, granularity=element) -> vec[64]; params 10,368
+        h: gate(hidden=64, gamma=2.0, granularity=element, hidden_offset=128) -> vec[64]; params
+            4,160
         ctr.linear: linear(in=64, out=1, bias=True) -> vec[1]; params 65
     """
 
@@ -295,11 +309,12 @@ class PpnetFuxictrInference(PpnetFuxictrBase):
         self.page_embedding = nn.Embedding(3, 16)
         # line 16: h
         self.h_fc0 = nn.Linear(48, 64)
-        self.h_gate0 = _DwcGateNU(96, 64, 64, 2.0)
+        self.gate_in_gate_hidden = nn.Linear(96, 192)
+        self.h_gate0 = _DwcGateNU(96, 64, 64, 2.0, first_layer=False)
         self.h_fc1 = nn.Linear(64, 64)
-        self.h_gate1 = _DwcGateNU(96, 64, 64, 2.0)
+        self.h_gate1 = _DwcGateNU(96, 64, 64, 2.0, first_layer=False)
         self.h_fc2 = nn.Linear(64, 64)
-        self.h_gate2 = _DwcGateNU(96, 64, 64, 2.0)
+        self.h_gate2 = _DwcGateNU(96, 64, 64, 2.0, first_layer=False)
         # line 18: ctr
         self.ctr = nn.Linear(64, 1)
 
@@ -333,13 +348,14 @@ class PpnetFuxictrInference(PpnetFuxictrBase):
         # line 16: h
         h_fc0 = self.h_fc0(e)
         h_act0 = torch.relu_(h_fc0)
-        h_gated = self.h_gate0(h_act0, gate_in)
+        gate_in_gate_hidden = torch.relu_(self.gate_in_gate_hidden(gate_in))
+        h_gated = self.h_gate0(h_act0, gate_in_gate_hidden[:, 0:64])
         h_fc1 = self.h_fc1(h_gated)
         h_act1 = torch.relu_(h_fc1)
-        h_gated_2 = self.h_gate1(h_act1, gate_in)
+        h_gated_2 = self.h_gate1(h_act1, gate_in_gate_hidden[:, 64:128])
         h_fc2 = self.h_fc2(h_gated_2)
         h_act2 = torch.relu_(h_fc2)
-        h = self.h_gate2(h_act2, gate_in)
+        h = self.h_gate2(h_act2, gate_in_gate_hidden[:, 128:192])
         # line 18: ctr
         ctr_linear = self.ctr(h)
         ctr = torch.sigmoid(ctr_linear)
@@ -362,6 +378,7 @@ class PpnetFuxictrInference(PpnetFuxictrBase):
             "page": [*self.page_embedding.parameters()],
             "h": [
                 *self.h_fc0.parameters(),
+                *self.gate_in_gate_hidden.parameters(),
                 *self.h_gate0.parameters(),
                 *self.h_fc1.parameters(),
                 *self.h_gate1.parameters(),
@@ -381,15 +398,23 @@ class _DwcGateNU(nn.Module):
     """PEPNet's Gate NU: gamma * sigmoid(W2 relu(W1 z + b1) + b2), one gate per element or field.
 
     For field gates, `fields` lists each field's width; a field's gate scales all its elements.
+    Without `first_layer` (fuse-gates), forward's z is already relu(W1 z + b1): the first layers
+    of every gate on the same condition ran as one GEMM.
     """
 
     def __init__(
-        self, n_in: int, hidden: int, width: int, gamma: float, fields: list[int] | None = None
+        self,
+        n_in: int,
+        hidden: int,
+        width: int,
+        gamma: float,
+        fields: list[int] | None = None,
+        first_layer: bool = True,
     ) -> None:
         super().__init__()
         self.gamma = gamma
         gates = len(fields) if fields else width
-        self.hidden = nn.Linear(n_in, hidden)
+        self.hidden = nn.Linear(n_in, hidden) if first_layer else None
         self.out = nn.Linear(hidden, gates)
         index = (
             torch.repeat_interleave(torch.arange(gates), torch.tensor(fields)) if fields else None
@@ -398,10 +423,13 @@ class _DwcGateNU(nn.Module):
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         # in place on fresh layer outputs (autograd-safe): two B x width allocations, not five
-        gate = torch.sigmoid_(self.out(torch.relu_(self.hidden(z))))
+        hidden = z if self.hidden is None else torch.relu_(self.hidden(z))
+        gate = torch.sigmoid_(self.out(hidden))
         if self.field_index is not None:
             gate = gate[:, self.field_index]
-        return (x * gate).mul_(self.gamma)
+        if torch.is_grad_enabled():  # sigmoid's backward reads `gate`: leave it intact
+            return (x * gate).mul_(self.gamma)
+        return gate.mul_(x).mul_(self.gamma)  # no autograd: one B x width allocation
 
 
 if __name__ == "__main__":
