@@ -800,6 +800,46 @@ class ScenarioLinear(Op):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ScenarioMetaAttention(Op):
+    """Inference form of an M2M meta attention whose meta unit is generated from the scenario
+    only (its numbers come from a ScenarioTable): each cell's layer weights computed once,
+    inputs = (experts, scenario cell index).
+
+    The task representation T is the same for every sample, so the first layer's T rows fold
+    into a per-cell bias: `h1 = act(E_i W1[c][:H] + (T W1[c][H:] + b1[c]))`. Every layer then
+    runs as one matmul per cell over that cell's samples x experts rows (or per-sample gathers
+    for small batches), instead of gathering every sample's whole table row. `folded` is the
+    training op, `generator` the training value the table tabulates.
+    """
+
+    kind: ClassVar[str] = "scenario_meta_attention"
+    cells: int
+    generator: str
+    folded: MetaAttention
+
+    @property
+    def layer_shapes(self) -> list[tuple[int, int]]:
+        """(in, out) of each per-cell layer, the first without the task rows."""
+        f = self.folded
+        dims = (self.type.width, *f.widths)
+        return list(zip(dims, dims[1:], strict=False))
+
+    def params(self):
+        per_cell = sum(a * b + b for a, b in self.layer_shapes)
+        return self.cells * per_cell + self.folded.widths[-1]
+
+    def flops(self):
+        unit = sum(2 * a * b for a, b in self.layer_shapes)
+        f = self.folded
+        return f.experts * (unit + 2 * f.widths[-1] + 2 * self.type.width)
+
+    def attrs(self):
+        f = self.folded
+        return {"experts": f.experts, "widths": list(f.widths), "act": f.act,
+                "cells": self.cells, "generator": self.generator}
+
+
+@dataclass(frozen=True, kw_only=True)
 class Dot(Op):
     """Row-wise inner product of two equal-width values (PTUPCDR's prediction): B x 1."""
 

@@ -8,9 +8,11 @@ and one K x K core per cell (`y = ((x U) S[c]) V + b[c]`, for small batches: eac
 its core) and each cell's core times V (`y = (x U) W[c] + b[c]`, W[c] = S[c] V, for batches
 grouped by cell: one GEMM per cell, its bias included, no K x K stage) unless C x K x M exceeds
 max_cell_floats. Other dynamic layers hold the cell's full in x out matrix (U S V multiplied out
-for unshared low-rank layers). The generated code runs one dense matmul per cell present when
-the batch has many rows per cell, and gathers each sample's cell weights when it has few. The
-table itself goes once no other op reads it (the `dce` after the folds).
+for unshared low-rank layers). M2M's meta attention becomes a ScenarioMetaAttention: each cell's
+meta-unit layers, the task representation's share of the first layer folded into a per-cell
+bias. The generated code runs one dense matmul per cell present when the batch has many rows per
+cell, and gathers each sample's cell weights when it has few. The table itself goes once no
+other op reads it (the `dce` after the folds).
 
 Applies when the folded layer stays small (its parameters, per-cell weights included, at most
 max_floats).
@@ -40,10 +42,20 @@ class FoldScenarioLayers(Pass):
         changed = False
         producers = graph.producers()  # tables are never replaced here, so this stays valid
         for op in list(graph.ops):
-            if not isinstance(op, ir.DynamicLinear | ir.LowRankDynamicLinear):
+            if not isinstance(op, ir.DynamicLinear | ir.LowRankDynamicLinear | ir.MetaAttention):
                 continue
             table = producers[op.inputs[1]]
             if not isinstance(table, ir.ScenarioTable):
+                continue
+            if isinstance(op, ir.MetaAttention):
+                unit = ir.ScenarioMetaAttention(
+                    result=op.result, inputs=(op.inputs[0], table.inputs[0]), type=op.type,
+                    span=op.span, module=op.module, binding=op.binding,
+                    derived="scenario_meta_attention", cells=table.cells,
+                    generator=table.generator, folded=op)
+                if unit.params() <= self.max_floats:
+                    graph = replace_op(graph, op, unit)
+                    changed = True
                 continue
             shared = isinstance(op, ir.LowRankDynamicLinear) and op.share
             folded = ir.ScenarioLinear(

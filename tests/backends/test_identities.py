@@ -190,6 +190,35 @@ def test_every_per_domain_path_computes_the_same_layer():
                         y, (expected + (0 if b is None else b[domain]))[order])
 
 
+@pytest.mark.parametrize("batch", [8, 3000])
+def test_scenario_meta_attention_equals_the_generated_meta_unit(batch):
+    """fold-scenario-layers' per-cell M2M meta attention (task rows folded into the first
+    layer's bias) computes what the training unit computes from each sample's generated numbers,
+    on every path: per-row gathers (B = 8), one matmul per cell (B = 3000), a batch already
+    grouped by cell, and the traced form (rows None)."""
+    _, cls = compile_example(ROOT / "examples" / "m2m.dw")
+    rows_of = cls.forward.__globals__["_dwc_domain_rows"]
+    torch.manual_seed(0)
+    model = cls().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    served = model.for_inference()
+    unit, folded = model.r1_attention, served.r1_attention
+    assert unit.slots[0][0] == 0  # r1's meta unit comes first in the generated numbers
+    generated = model._scenario_table_s_generated()[:, : unit.slots[-1][2]]
+    experts = torch.randn(batch, 4, 16)
+    cell = torch.randint(0, 24, (batch,))
+    with torch.no_grad():
+        expected = unit(experts, generated[cell])
+        rows = rows_of(cell)
+        for r in (rows, None):
+            torch.testing.assert_close(folded(experts, cell, r), expected)
+        order = rows[0]
+        grouped = folded(experts[order], cell[order], (None, *rows[1:]))
+        torch.testing.assert_close(grouped, expected[order])
+
+
 def test_grouped_batch_keeps_the_callers_row_order(monkeypatch):
     """The inference form reorders the batch by cell once (large batches with several cells) and
     restores the caller's order: outputs equal the training form's, row for row, whether or not

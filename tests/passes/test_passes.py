@@ -249,6 +249,20 @@ def test_o0_and_o2_generate_different_code_for_apg():
                    for op in o0.inference)
 
 
+def test_m2m_meta_units_become_per_cell_layers():
+    """M2M's meta units are generated from the scenario only: at -O2 each meta attention holds
+    its cells' layers, and neither the scenario table nor the condition's MLP is left."""
+    result, _ = compile_example(ROOT / "examples" / "m2m.dw")
+    kinds = [op.kind for op in result.inference]
+    assert kinds.count("scenario_meta_attention") == 2 and "meta_attention" not in kinds
+    assert not {"scenario_table", "generator", "fused_generator", "linear"} & {
+        op.kind for op in result.inference if op.binding == "s"}
+    unit = next(op for op in result.inference if op.kind == "scenario_meta_attention")
+    # the first layer reads the experts' 16 numbers (the task's 16 folded into its bias)
+    assert unit.layer_shapes == [(16, 32)]
+    assert unit.params() == 24 * (16 * 32 + 32) + 32
+
+
 def test_lowrank_at_full_rank_represents_the_original_layer():
     """W = U S V with K = min(N, M): choose U = I, V = I, S = W and compare with full rank."""
     spec = ("model m\nfeature a : categorical(vocab = 20, dim = 6)\n"

@@ -39,7 +39,7 @@ layers producing their input do not save theirs)."""
 _FRESH = (ir.Linear, ir.DynamicLinear, ir.LowRankDynamicLinear, ir.ScenarioLinear,
           ir.IndexedLinear, ir.StarLinear, ir.Add)
 """Ops whose result is a newly allocated tensor (never an input, a view or an alias)."""
-_PER_CELL = (ir.StarLinear, ir.IndexedLinear, ir.ScenarioLinear)
+_PER_CELL = (ir.StarLinear, ir.IndexedLinear, ir.ScenarioLinear, ir.ScenarioMetaAttention)
 """Ops applying one weight matrix per cell (inputs: x, cell ids), run per cell present."""
 _ACTIVATION_MODULE = {
     "relu": "nn.ReLU()", "tanh": "nn.Tanh()", "sigmoid": "nn.Sigmoid()", "gelu": "nn.GELU()",
@@ -233,7 +233,7 @@ class _Builder:
         # output twice (concatenation, scatter back); grouping the batch copies every input once
         # and every output and logit once
         keyed = [op for op in per_cell if op.inputs[1] == key]
-        saved = sum(op.in_features + 2 * op.out_features for op in keyed)
+        saved = sum(_grouping_words(op) for op in keyed)
         cost = sum(math.prod(spec.shape) * (2 if spec.dtype == "int64" else 1)
                    for spec in self.graph.inputs)
         cost += 2 * sum(out.width for out in self.graph.outputs)
@@ -543,6 +543,13 @@ class _Builder:
         pieces = f"{self.var(op.inputs[1] + '.slots')}[{first}:{first + len(op.slots)}]"
         self.fwd(op, f"self.{attr}", [self.var(op.inputs[0]), f"torch.cat({pieces}, dim=1)"])
 
+    def op_scenario_meta_attention(self, op: ir.ScenarioMetaAttention) -> None:
+        self.helpers.add("activation")
+        dims = [str(op.type.width), *map(str, op.folded.widths)]
+        attr = self.module_line(op, "scenario_meta_attention", "_DwcScenarioMetaAttention",
+                                [str(op.cells), dims, q(op.folded.act)])
+        self.per_domain(op, attr)
+
     def op_co_action(self, op: ir.CoAction) -> None:
         self.helpers.add("activation")
         attr = self.module_line(op, "co_action", "_DwcCoAction", [
@@ -600,7 +607,17 @@ def _cell_floats(op: ir.Op) -> int:
     generated layers switch to one matmul per cell when B times this is too large to gather)."""
     if isinstance(op, ir.ScenarioLinear) and op.rank:
         return op.rank * op.rank  # the K x K core
+    if isinstance(op, ir.ScenarioMetaAttention):  # every expert's row gathers its layer
+        return op.folded.experts * max(a * b for a, b in op.layer_shapes)
     return op.in_features * op.out_features
+
+
+def _grouping_words(op: ir.Op) -> int:
+    """Words per sample a per-cell op copies when it groups its own rows by cell: its input once,
+    its output twice (concatenation, scatter back), for each of its matmuls."""
+    if isinstance(op, ir.ScenarioMetaAttention):
+        return op.folded.experts * sum(a + 2 * b for a, b in op.layer_shapes)
+    return op.in_features + 2 * op.out_features
 
 
 def _example(spec) -> str:
@@ -755,6 +772,9 @@ def _for_inference(name: str, inference: Graph, attrs: Namespace) -> list[str]:
             copy(f"{a}.bias", f"self.{a}.bias + self.{a}.domain_bias")
         elif op.derived == "scenario_table":
             copy(f"{a}.weight", table(op.generator))
+        elif op.derived == "scenario_meta_attention":
+            assert isinstance(op, ir.ScenarioMetaAttention)
+            folds.extend(_scenario_meta_attention_fold(op, a, table(op.generator)))
         elif op.derived == "gate_hidden":
             assert isinstance(op, ir.GateHidden)
             gates = [attrs.create(module) for module, _ in op.parts]
@@ -810,6 +830,24 @@ def _scenario_linear_fold(op: ir.ScenarioLinear, a: str, table: str,
     elif f.bias == "static":
         copy(f"{a}.bias", f"self.{trained}.bias" if isinstance(f, ir.LowRankDynamicLinear)
              else f"self.{trained}")
+    return lines
+
+
+def _scenario_meta_attention_fold(op: ir.ScenarioMetaAttention, a: str, table: str) -> list[str]:
+    """for_inference() lines computing each cell's meta-unit layers from `table` (the
+    generator's output for every cell); the task rows of the first layer become bias."""
+    lines: list[str] = []
+    width, cells = op.type.width, op.cells
+    slots = op.folded.slots
+    for i, (w, b) in enumerate(zip(slots[::2], slots[1::2], strict=True)):
+        lines.append(f"weight = {table}[:, {w.offset}:{w.end}].reshape({cells}, "
+                     f"{w.shape[0]}, {w.shape[1]})")
+        lines.append(f"bias = {table}[:, {b.offset}:{b.end}]")
+        if i == 0:
+            lines.append(f'bias = bias + torch.einsum("t,cto->co", self.{a}.task, '
+                         f"weight[:, {width}:])")
+            lines.append(f"weight = weight[:, :{width}]")
+        lines += _copy(f"{a}.weights[{i}]", "weight") + _copy(f"{a}.biases[{i}]", "bias")
     return lines
 
 

@@ -434,24 +434,41 @@ class _DwcCoAction(nn.Module):
         q = self.feed(feed_ids)
         if q.dim() == 2:
             q = q.unsqueeze(1)
+        batch, steps, _ = q.shape
         mask = None
         if lengths is not None:
-            positions = torch.arange(q.shape[1], device=q.device)
-            mask = (positions.unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(2).to(q.dtype)
+            positions = torch.arange(steps, device=q.device)
+            mask = (positions.unsqueeze(0) < lengths.unsqueeze(1)).to(q.dtype).unsqueeze(1)
+        count = float(steps) if mask is None else mask.sum(dim=2, keepdim=True)
+
+        def pool(h: torch.Tensor) -> torch.Tensor:
+            """Masked sum over the steps: B x steps x n -> B x 1 x n (one bmm, no B x T x n
+            temporary)."""
+            return h.sum(dim=1, keepdim=True) if mask is None else torch.bmm(mask, h)
+
         outputs = []
+        power = q
         for order in range(self.orders):
             base = order * self.unit if self.order_independent else 0
-            h = q ** (order + 1)
+            if order:
+                power = power * q  # q^(order + 1), by multiplication (pow is far slower)
+            h, pooled = power, None
             for index, (w_start, w_end, b_end, n_in, n_out) in enumerate(self.layers):
                 weight = rows[:, base + w_start : base + w_end].reshape(-1, n_in, n_out)
+                bias = rows[:, base + w_end : base + b_end].unsqueeze(1) if self.bias else None
+                if index == len(self.layers) - 1:
+                    # the last layer is linear, so it commutes with the sum over the steps:
+                    # pool its input, then apply it once per sample (its bias once per step)
+                    y = torch.bmm(pool(h) if pooled is None else pooled, weight)
+                    outputs.append((y if bias is None else y + count * bias).squeeze(1))
+                    break
                 h = torch.bmm(h, weight)
-                if self.bias:
-                    h = h + rows[:, base + w_end : base + b_end].unsqueeze(1)
-                if index < len(self.layers) - 1:
-                    h = _dwc_activation(h, self.act)
-                if self.collect == "all" or index == len(self.layers) - 1:
-                    pooled = h if mask is None else h * mask
-                    outputs.append(pooled.sum(dim=1))
+                if bias is not None:
+                    h = h.add_(bias)  # in place on the fresh bmm output (autograd-safe)
+                h = torch.tanh_(h) if self.act == "tanh" else _dwc_activation(h, self.act)
+                pooled = pool(h) if self.collect == "all" else None
+                if pooled is not None:
+                    outputs.append(pooled.squeeze(1))
         return torch.cat(outputs, dim=1)
 
 

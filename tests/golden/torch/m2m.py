@@ -261,10 +261,21 @@ class M2m(M2mBase):
         model.load_state_dict(shared, strict=False)
         with torch.no_grad():
             table_0 = self._scenario_table_s_generated()
-            model.r1_generators_table.weight.copy_(table_0)
+            weight = table_0[:, 0:1024].reshape(24, 32, 32)
+            bias = table_0[:, 1024:1056]
+            bias = bias + torch.einsum("t,cto->co", self.r1_attention.task, weight[:, 16:])
+            weight = weight[:, :16]
+            model.r1_attention.weights[0].copy_(weight)
+            model.r1_attention.biases[0].copy_(bias)
             weight = table_0[:, 1056:1312].reshape(24, 16, 16)
             model.t1_fc.weight.copy_(weight)
             model.t1_fc.bias.copy_(table_0[:, 1312:1328])
+            weight = table_0[:, 1328:2352].reshape(24, 32, 32)
+            bias = table_0[:, 2352:2384]
+            bias = bias + torch.einsum("t,cto->co", self.r2_attention.task, weight[:, 16:])
+            weight = weight[:, :16]
+            model.r2_attention.weights[0].copy_(weight)
+            model.r2_attention.biases[0].copy_(bias)
             weight = table_0[:, 2384:2640].reshape(24, 16, 16)
             model.t2_fc.weight.copy_(weight)
             model.t2_fc.bias.copy_(table_0[:, 2640:2656])
@@ -368,11 +379,12 @@ class M2mInference(M2mBase):
         history: seq_pool(mode=mean, max_len=10) -> vec[8]; params 0
         h.fc0: linear(in=36, out=64, bias=True) -> vec[64]; params 2,368
         e: experts(widths=[16], act=relu) -> experts[4; 16]; params 4,160
-        s.generated: scenario_table(cells=24, generator=s.generated) -> vec[2656]; params 63,744
-        r1: meta_attention(task_dim=16, widths=[32], act=leaky_relu) -> vec[16]; params 48
+        r1: scenario_meta_attention(experts=4, widths=[32], act=leaky_relu, cells=24,
+            generator=s.generated) -> vec[16]; params 13,088
         t1.linear: scenario_linear(in=16, out=16, cells=24, rank=None, generator=s.generated,
             folded=dynamic_linear) -> vec[16]; params 6,528
-        r2: meta_attention(task_dim=16, widths=[32], act=leaky_relu) -> vec[16]; params 48
+        r2: scenario_meta_attention(experts=4, widths=[32], act=leaky_relu, cells=24,
+            generator=s.generated) -> vec[16]; params 13,088
         t2.linear: scenario_linear(in=16, out=16, cells=24, rank=None, generator=s.generated,
             folded=dynamic_linear) -> vec[16]; params 6,528
         spend_next.linear: linear(in=16, out=1, bias=True) -> vec[1]; params 17
@@ -391,12 +403,11 @@ class M2mInference(M2mBase):
         # line 17: e
         self.e_experts = _DwcExperts(4, [64, 16], "relu")
         # line 20: r1
-        self.r1_generators_table = nn.Embedding(24, 2656)
-        self.r1_attention = _DwcMetaAttention(16, 32, [(0, 1024, 1056, 32, 32)], "leaky_relu")
+        self.r1_attention = _DwcScenarioMetaAttention(24, [16, 32], "leaky_relu")
         # line 21: t1
         self.t1_fc = _DwcScenarioLinear(16, 16, 24, None, True)
         # line 23: r2
-        self.r2_attention = _DwcMetaAttention(16, 32, [(0, 1024, 1056, 32, 32)], "leaky_relu")
+        self.r2_attention = _DwcScenarioMetaAttention(24, [16, 32], "leaky_relu")
         # line 24: t2
         self.t2_fc = _DwcScenarioLinear(16, 16, 24, None, True)
         # line 26: spend_next
@@ -417,7 +428,7 @@ class M2mInference(M2mBase):
         scenario_cell = channel_ids * 6 + region_ids
         # the batch grouped by scenario_cell once: per-cell layers read contiguous rows
         inputs, scenario_cell_rows, scenario_cell_order = _dwc_group_batch(
-            inputs, scenario_cell, list(self.INPUTS), 256
+            inputs, scenario_cell, list(self.INPUTS), 2048
         )
         # line 6: advertiser
         advertiser_ids = inputs["advertiser"]
@@ -445,15 +456,13 @@ class M2mInference(M2mBase):
         # line 1: scenario
         scenario_cell = channel_ids * 6 + region_ids
         # line 20: r1
-        s_generated = self.r1_generators_table(scenario_cell)
-        s_generated_slots = torch.split(s_generated, [1024, 32, 256, 16, 1024, 32, 256, 16], dim=1)
-        r1 = self.r1_attention(e, torch.cat(s_generated_slots[0:2], dim=1))
+        r1 = self.r1_attention(e, scenario_cell, scenario_cell_rows)
         # line 21: t1
         t1_linear = self.t1_fc(r1, scenario_cell, scenario_cell_rows)
         t1_add = r1 + t1_linear
         t1 = F.leaky_relu_(t1_add, 0.01)
         # line 23: r2
-        r2 = self.r2_attention(e, torch.cat(s_generated_slots[4:6], dim=1))
+        r2 = self.r2_attention(e, scenario_cell, scenario_cell_rows)
         # line 24: t2
         t2_linear = self.t2_fc(r2, scenario_cell, scenario_cell_rows)
         t2_add = r2 + t2_linear
@@ -481,7 +490,7 @@ class M2mInference(M2mBase):
             "industry": [*self.industry_embedding.parameters()],
             "h": [*self.h_fc0.parameters()],
             "e": [*self.e_experts.parameters()],
-            "r1": [*self.r1_generators_table.parameters(), *self.r1_attention.parameters()],
+            "r1": [*self.r1_attention.parameters()],
             "t1": [*self.t1_fc.parameters()],
             "r2": [*self.r2_attention.parameters()],
             "t2": [*self.t2_fc.parameters()],
@@ -721,6 +730,46 @@ class _DwcScenarioLinear(nn.Module):
         if self.bias is None:
             return h @ self.v_weight
         return self.bias.index_select(0, cell).addmm_(h, self.v_weight)
+
+
+class _DwcScenarioMetaAttention(nn.Module):
+    """Inference form of M2M meta attention whose meta unit depends on the scenario cell only
+    (fold-scenario-layers): each cell's layer weights computed once by `for_inference()`.
+
+    The task representation is the same for every sample, so its rows of the first layer are
+    folded into that layer's per-cell bias. The experts' rows (samples x experts) then run
+    through each layer with one matmul per cell present, or with each row's cell weights
+    gathered in small batches (_dwc_per_domain_linear); scores and mixing are the training form's.
+    """
+
+    def __init__(self, cells: int, dims: list[int], act: str) -> None:
+        super().__init__()
+        pairs = list(zip(dims, dims[1:]))
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.zeros(cells, n_in, n_out)) for n_in, n_out in pairs
+        )
+        self.biases = nn.ParameterList(
+            nn.Parameter(torch.zeros(cells, n_out)) for _, n_out in pairs
+        )
+        self.score = nn.Parameter(torch.ones(dims[-1]))
+        self.act = act
+
+    def forward(
+        self, experts: torch.Tensor, cell: torch.Tensor, rows: _DwcRows | None
+    ) -> torch.Tensor:
+        batch, count, width = experts.shape
+        cells = cell.repeat_interleave(count)  # row b * count + e belongs to sample b's cell
+        if rows is not None:
+            order, present, counts = rows
+            if order is not None:
+                expert = torch.arange(count, device=cell.device)
+                order = (order.unsqueeze(1) * count + expert).flatten()
+            rows = (order, present, [n * count for n in counts])
+        h = experts.reshape(batch * count, width)
+        for weight, bias in zip(self.weights, self.biases):
+            h = _dwc_activation(_dwc_per_domain_linear(h, cells, rows, weight, bias), self.act)
+        alpha = torch.softmax((h @ self.score).reshape(batch, count), dim=1)
+        return torch.bmm(alpha.unsqueeze(1), experts).squeeze(1)
 
 
 def _dwc_seq_pool(
