@@ -269,3 +269,22 @@ def test_sequence_pooling_reads_only_the_valid_prefix(mode):
     assert "embedding_bag" not in str(exported.graph)  # the exporter's path is the masked one
     torch.testing.assert_close(pool(weight, ids, lengths, mode), expected)
     torch.testing.assert_close(exported(weight, ids, lengths), expected)
+
+
+def test_attention_pooling_is_ptupcdrs_characteristic_encoder():
+    """a_j = w2 . relu(W1 v_j + b1) over the valid prefix only, softmax, sum of a_j v_j; an empty
+    history gives zeros, and what sits in the padding never matters."""
+    _, cls = compile_example(ROOT / "examples" / "ptupcdr.dw")
+    pool = cls().src_history_attention
+    torch.manual_seed(0)
+    embedded, lengths = torch.randn(5, 6, 10), torch.tensor([0, 1, 3, 6, 2])
+    expected = []
+    with torch.no_grad():
+        for b, n in enumerate(lengths.tolist()):
+            v = embedded[b, :n]
+            a = torch.relu(v @ pool.hidden.weight.T + pool.hidden.bias) @ pool.score.weight[0]
+            expected.append(torch.softmax(a, 0) @ v if n else torch.zeros(10))
+        torch.testing.assert_close(pool(embedded, lengths), torch.stack(expected))
+        noisy = embedded.clone()
+        noisy[0], noisy[1, 1:] = 1e3, -1e3  # padding only
+        torch.testing.assert_close(pool(noisy, lengths), torch.stack(expected))

@@ -813,7 +813,7 @@ def _scenario_linear_fold(op: ir.ScenarioLinear, a: str, table: str,
         return f"{table}[:, {slot.offset}:{slot.end}].reshape({cells}, {shape})"
 
     if isinstance(f, ir.LowRankDynamicLinear) and f.share:
-        copy(f"{a}.u_weight", f"self.{trained}.u()")
+        copy(f"{a}.u_weight", f"self.{trained}.u().T")
         copy(f"{a}.core", cols(f.core))
         copy(f"{a}.v_weight", f"self.{trained}.v()")
         if not op.v_shared:

@@ -466,7 +466,8 @@ class _DwcScenarioLinear(nn.Module):
         shared_v: bool = False,
     ) -> None:
         super().__init__()
-        self.u_weight = nn.Parameter(torch.zeros(n_in, rank)) if rank else None
+        # U stored rank x in (nn.Linear's layout): narrow ranks run 2-3x faster than from in x rank
+        self.u_weight = nn.Parameter(torch.zeros(rank, n_in)) if rank else None
         self.core = nn.Parameter(torch.zeros(cells, rank, rank)) if rank else None
         self.v_weight = nn.Parameter(torch.zeros(rank, n_out)) if rank else None
         self.weight = None if shared_v else nn.Parameter(torch.zeros(cells, rank or n_in, n_out))
@@ -480,8 +481,8 @@ class _DwcScenarioLinear(nn.Module):
     ) -> torch.Tensor:
         if self.u_weight is None:
             return _dwc_per_domain_linear(x, cell, rows, self.weight, self.bias)
-        h = x @ self.u_weight
-        rank = self.u_weight.shape[1]
+        h = F.linear(x, self.u_weight)
+        rank = self.u_weight.shape[0]
         if self.weight is not None and rows is not None:
             if not _dwc_gathers(x.shape[0], rank * rank, len(rows[1])):
                 return _dwc_per_domain_linear(h, cell, rows, self.weight, self.bias)

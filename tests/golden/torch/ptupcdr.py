@@ -299,9 +299,11 @@ class _DwcAttentionPool(nn.Module):
     def forward(self, embedded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(embedded.shape[1], device=embedded.device)
         valid = positions.unsqueeze(0) < lengths.unsqueeze(1)
-        scores = self.score(torch.relu(self.hidden(embedded))).squeeze(2)
+        # relu in place on the fresh hidden layer output (autograd-safe: relu saves its result)
+        scores = self.score(torch.relu_(self.hidden(embedded))).squeeze(2)
         weights = torch.softmax(scores.masked_fill(~valid, -1e8), dim=1) * valid
-        return (weights.unsqueeze(2) * embedded).sum(dim=1)
+        # the weighted sum as one bmm: no B x T x dim temporary
+        return torch.bmm(weights.unsqueeze(1), embedded).squeeze(1)
 
 
 def _dwc_dynamic_linear(
