@@ -39,7 +39,9 @@ from common import (
 
 BATCH = 8192
 EXAMPLES = sorted((ROOT / "examples").glob("*.dw"))
-RETAINING_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**31)}
+# glibc ignores an mmap threshold above 32 MiB (HEAP_MAX_SIZE / 2 on 64-bit), so ask for exactly
+# that: blocks up to 32 MiB come from the heap, which is never trimmed back to the system
+RETAINING_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(2**25), "MALLOC_TRIM_THRESHOLD_": str(2**40)}
 GEMMS = {"aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm",
          "aten::baddbmm_"}
 
@@ -101,6 +103,14 @@ def matmul_peak(n: int = 2048) -> float:
     return 2 * n**3 / median_seconds(lambda: a @ b, repeats=10) / 1e9
 
 
+def memory_bandwidth(n: int = 2**26) -> float:
+    """GB/s of a 256 MiB copy into a warm buffer (bytes read + written): the bound on kernels
+    that do little arithmetic per byte."""
+    a = torch.randn(n)
+    b = torch.empty_like(a).copy_(a)
+    return 2 * 4 * n / median_seconds(lambda: b.copy_(a), repeats=10) / 1e9
+
+
 def child() -> None:
     """Whole-forward times under the retaining malloc settings (run by main in a subprocess)."""
     print(json.dumps({name: forward_seconds(*served(name, spec)[:2]) for name, spec in specs()}))
@@ -110,7 +120,7 @@ def main() -> None:
     if sys.argv[1:] == ["--child"]:
         child()
         return
-    peak = matmul_peak()
+    peak, bandwidth = matmul_peak(), memory_bandwidth()
     out = subprocess.run([sys.executable, __file__, "--child"], capture_output=True, text=True,
                          check=True, cwd=ROOT, env={**os.environ, **RETAINING_MALLOC}).stdout
     retained = json.loads(out.strip().splitlines()[-1])
@@ -119,8 +129,11 @@ def main() -> None:
         model, inputs, flops = served(name, spec)
         gemm, moved, gemm_s = gemm_profile(model, inputs)
         t = forward_seconds(model, inputs)
-        row = [name, f"{flops / 1e9:.3f}", f"{100 * gemm / flops:.0f}%", f"{gemm / moved:.1f}",
-               f"{gemm / gemm_s / 1e9:.0f}", f"{100 * gemm / gemm_s / 1e9 / peak:.0f}%"]
+        achieved, intensity = gemm / gemm_s / 1e9, gemm / moved
+        roof = min(peak, intensity * bandwidth)  # what the GEMMs' bytes allow at best
+        row = [name, f"{flops / 1e9:.3f}", f"{100 * gemm / flops:.0f}%", f"{intensity:.1f}",
+               f"{achieved:.0f}", f"{100 * achieved / peak:.0f}%", f"{roof:.0f}",
+               f"{100 * achieved / roof:.0f}%"]
         for seconds in (t, retained[name]):
             row += [fmt_ms(seconds), f"{100 * flops / seconds / 1e9 / peak:.0f}%"]
         rows.append(row)
@@ -128,7 +141,8 @@ def main() -> None:
     md = [
         "## Against the machine (`python benchmarks/efficiency.py`)", "",
         f"Machine: {machine()}.", "",
-        f"Measured fp32 matmul peak in the same run (2048 x 2048 x 2048): {peak:.1f} GFLOP/s.", "",
+        f"Measured in the same run: fp32 matmul peak (2048 x 2048 x 2048) {peak:.1f} GFLOP/s; "
+        f"memory bandwidth (256 MiB copy, bytes read + written) {bandwidth:.1f} GB/s.", "",
         f"Each model's served form (`for_inference()`) at B = {BATCH}. The dominant layers are the "
         "GEMMs every linear lowers to: their FLOPs from each call's shapes, their time inside the "
         "real forward (torch.profiler, fresh output pages included). Whole forward: the cost "
@@ -138,9 +152,10 @@ def main() -> None:
         "would). `peers:` rows are the models of `peers.py`. GEMM FLOP/byte: the GEMMs' FLOPs over "
         "the bytes of their operands and results (arithmetic intensity: per-sample weights, "
         "applied as B small matrix products, sit near 0.5 and are bound by memory, not by the "
-        "matmul peak).", "",
+        "matmul peak). Roofline: the most those GEMMs could reach on this machine, min(peak, "
+        "FLOP/byte x bandwidth), as if every operand crossed memory once.", "",
         table(["model", "GFLOP per batch", "in GEMMs", "GEMM FLOP/byte", "GEMM GFLOP/s",
-               "GEMMs of peak",
+               "GEMMs of peak", "roofline GFLOP/s", "GEMMs of roofline",
                "forward (ms)", "forward of peak", "forward, retaining malloc (ms)",
                "of peak"], rows), "",
         "Target (issue 8): dominant layers >= 60% of peak at B = 8192.",

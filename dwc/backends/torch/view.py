@@ -721,8 +721,16 @@ def build_view(model: Graph, train: Graph, inference: Graph, source: SourceFile 
         output_keys=py_tuple([o.key for o in t_outputs]),
         training=training,
         inference=folded,
-        helpers=sorted(helpers),
+        helpers=sorted(_with_needs(helpers)),
     )
+
+
+_HELPER_NEEDS = {"per_domain": ("static",), "seq_pool": ("static",)}
+"""Helper templates that call another helper's function."""
+
+
+def _with_needs(helpers: set[str]) -> set[str]:
+    return helpers | {need for h in helpers for need in _HELPER_NEEDS.get(h, ())}
 
 
 def _for_inference(name: str, inference: Graph, attrs: Namespace) -> list[str]:

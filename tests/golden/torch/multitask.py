@@ -497,7 +497,7 @@ def _dwc_domain_rows(domain: torch.Tensor) -> _DwcRows | None:
     rows contiguously, in the order of the domain ids (order None: the batch is already grouped,
     see _dwc_group_batch). None when traced or compiled: the layers then use static control flow.
     """
-    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+    if _dwc_is_static():
         return None
     order = torch.argsort(domain)
     counts = torch.bincount(domain).tolist()
@@ -645,13 +645,19 @@ def _dwc_seq_pool(
         pooled = embedded.masked_fill(~valid.unsqueeze(2), float("-inf")).amax(dim=1)
         return torch.where(lengths.unsqueeze(1) > 0, pooled, torch.zeros_like(pooled))
     mask = valid.to(weight.dtype)
-    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+    if _dwc_is_static():
         summed = (F.embedding(ids, weight) * mask.unsqueeze(2)).sum(dim=1)
     else:
         summed = F.embedding_bag(ids, weight, per_sample_weights=mask, mode="sum")
     if mode == "sum":
         return summed
     return summed / lengths.to(weight.dtype).clamp(min=1.0).unsqueeze(1)
+
+
+def _dwc_is_static() -> bool:
+    """Whether the forward is being traced or compiled (torch.export, ONNX, torch.compile): the
+    helpers then take their static paths, free of data-dependent Python control flow."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
 if __name__ == "__main__":

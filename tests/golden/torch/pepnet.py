@@ -534,13 +534,19 @@ def _dwc_seq_pool(
         pooled = embedded.masked_fill(~valid.unsqueeze(2), float("-inf")).amax(dim=1)
         return torch.where(lengths.unsqueeze(1) > 0, pooled, torch.zeros_like(pooled))
     mask = valid.to(weight.dtype)
-    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+    if _dwc_is_static():
         summed = (F.embedding(ids, weight) * mask.unsqueeze(2)).sum(dim=1)
     else:
         summed = F.embedding_bag(ids, weight, per_sample_weights=mask, mode="sum")
     if mode == "sum":
         return summed
     return summed / lengths.to(weight.dtype).clamp(min=1.0).unsqueeze(1)
+
+
+def _dwc_is_static() -> bool:
+    """Whether the forward is being traced or compiled (torch.export, ONNX, torch.compile): the
+    helpers then take their static paths, free of data-dependent Python control flow."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
 if __name__ == "__main__":

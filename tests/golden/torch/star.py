@@ -432,7 +432,7 @@ def _dwc_domain_rows(domain: torch.Tensor) -> _DwcRows | None:
     rows contiguously, in the order of the domain ids (order None: the batch is already grouped,
     see _dwc_group_batch). None when traced or compiled: the layers then use static control flow.
     """
-    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+    if _dwc_is_static():
         return None
     order = torch.argsort(domain)
     counts = torch.bincount(domain).tolist()
@@ -541,6 +541,12 @@ class _DwcStarLinear(nn.Module):
     ) -> torch.Tensor:
         weight = self.weight * self.domain_weight
         return _dwc_per_domain_linear(x, domain, rows, weight, self.bias + self.domain_bias)
+
+
+def _dwc_is_static() -> bool:
+    """Whether the forward is being traced or compiled (torch.export, ONNX, torch.compile): the
+    helpers then take their static paths, free of data-dependent Python control flow."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
 if __name__ == "__main__":
