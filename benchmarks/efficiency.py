@@ -6,21 +6,16 @@ For every example spec (and the three models of `peers.py`), the served form (`f
 runs at B = 8192 under `torch.profiler`. Its dominant layers are its GEMMs (mm, addmm, bmm, ...:
 every linear, dynamic or not, lowers to one), so the table reports the GEMM kernels' achieved
 GFLOP/s, with the FLOPs computed from each call's recorded shapes and the time each call took
-inside the real forward (first touches of fresh output pages included). Next to it: the share of
-the model's FLOPs (dwc's cost model) those GEMMs carry, and the whole forward's GFLOP/s (cost-
-model FLOPs over the median forward time, embeddings, grouping by cell and elementwise work
-included), measured twice: with glibc's default malloc and, in a child process, with glibc told
-to keep freed memory (MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ raised), as a serving
-process with jemalloc or tcmalloc would. The fp32 matmul peak is measured in the same run.
+inside the real forward (first touches of fresh output pages included), against the machine's
+fp32 matmul peak and against the roofline min(peak, FLOP/byte x memory bandwidth), both measured
+in the same run. Next to it: the share of the model's FLOPs (dwc's cost model) those GEMMs
+carry, and the whole forward's GFLOP/s (cost-model FLOPs over the median forward time,
+embeddings, grouping by cell and elementwise work included).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
-import subprocess
-import sys
 
 import peers
 import torch
@@ -39,9 +34,6 @@ from common import (
 
 BATCH = 8192
 EXAMPLES = sorted((ROOT / "examples").glob("*.dw"))
-# glibc ignores an mmap threshold above 32 MiB (HEAP_MAX_SIZE / 2 on 64-bit), so ask for exactly
-# that: blocks up to 32 MiB come from the heap, which is never trimmed back to the system
-RETAINING_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(2**25), "MALLOC_TRIM_THRESHOLD_": str(2**40)}
 GEMMS = {"aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm",
          "aten::baddbmm_"}
 
@@ -111,19 +103,8 @@ def memory_bandwidth(n: int = 2**26) -> float:
     return 2 * 4 * n / median_seconds(lambda: b.copy_(a), repeats=10) / 1e9
 
 
-def child() -> None:
-    """Whole-forward times under the retaining malloc settings (run by main in a subprocess)."""
-    print(json.dumps({name: forward_seconds(*served(name, spec)[:2]) for name, spec in specs()}))
-
-
 def main() -> None:
-    if sys.argv[1:] == ["--child"]:
-        child()
-        return
     peak, bandwidth = matmul_peak(), memory_bandwidth()
-    out = subprocess.run([sys.executable, __file__, "--child"], capture_output=True, text=True,
-                         check=True, cwd=ROOT, env={**os.environ, **RETAINING_MALLOC}).stdout
-    retained = json.loads(out.strip().splitlines()[-1])
     rows = []
     for name, spec in specs():
         model, inputs, flops = served(name, spec)
@@ -134,8 +115,7 @@ def main() -> None:
         row = [name, f"{flops / 1e9:.3f}", f"{100 * gemm / flops:.0f}%", f"{intensity:.1f}",
                f"{achieved:.0f}", f"{100 * achieved / peak:.0f}%", f"{roof:.0f}",
                f"{100 * achieved / roof:.0f}%"]
-        for seconds in (t, retained[name]):
-            row += [fmt_ms(seconds), f"{100 * flops / seconds / 1e9 / peak:.0f}%"]
+        row += [fmt_ms(t), f"{100 * flops / t / 1e9 / peak:.0f}%"]
         rows.append(row)
         print(" | ".join(row), flush=True)
     md = [
@@ -147,17 +127,13 @@ def main() -> None:
         "GEMMs every linear lowers to: their FLOPs from each call's shapes, their time inside the "
         "real forward (torch.profiler, fresh output pages included). Whole forward: the cost "
         "model's FLOPs over the median forward time (embeddings, grouping by cell, elementwise "
-        "work included), with glibc's default malloc and with glibc keeping freed memory "
-        "(`MALLOC_MMAP_THRESHOLD_`/`MALLOC_TRIM_THRESHOLD_` raised, as jemalloc or tcmalloc "
-        "would). `peers:` rows are the models of `peers.py`. GEMM FLOP/byte: the GEMMs' FLOPs over "
-        "the bytes of their operands and results (arithmetic intensity: per-sample weights, "
-        "applied as B small matrix products, sit near 0.5 and are bound by memory, not by the "
-        "matmul peak). Roofline: the most those GEMMs could reach on this machine, min(peak, "
-        "FLOP/byte x bandwidth), as if every operand crossed memory once.", "",
+        "work included). `peers:` rows are the models of `peers.py`. GEMM FLOP/byte: the GEMMs' "
+        "FLOPs over the bytes of their operands and results (arithmetic intensity). Roofline: "
+        "the most those GEMMs could reach on this machine, min(peak, FLOP/byte x bandwidth), "
+        "as if every operand crossed memory once.", "",
         table(["model", "GFLOP per batch", "in GEMMs", "GEMM FLOP/byte", "GEMM GFLOP/s",
                "GEMMs of peak", "roofline GFLOP/s", "GEMMs of roofline",
-               "forward (ms)", "forward of peak", "forward, retaining malloc (ms)",
-               "of peak"], rows), "",
+               "forward (ms)", "forward of peak"], rows), "",
         "Target (issue 8): dominant layers >= 60% of peak at B = 8192.",
     ]
     write_section("efficiency", "\n".join(md))
