@@ -725,7 +725,7 @@ def build_view(model: Graph, train: Graph, inference: Graph, source: SourceFile 
     )
 
 
-_HELPER_NEEDS = {"per_domain": ("static",), "seq_pool": ("static",)}
+_HELPER_NEEDS = {"per_domain": ("static",), "seq_pool": ("static",), "co_action": ("static",)}
 """Helper templates that call another helper's function."""
 
 
