@@ -288,3 +288,35 @@ def test_attention_pooling_is_ptupcdrs_characteristic_encoder():
         noisy = embedded.clone()
         noisy[0], noisy[1, 1:] = 1e3, -1e3  # padding only
         torch.testing.assert_close(pool(noisy, lengths), torch.stack(expected))
+
+
+TANH = """
+model t
+feature a : numeric(width = 64)
+h = activation(linear(a, 64), tanh)
+output y = identity(h) loss = mse
+"""
+
+
+@pytest.mark.parametrize("batch", [3, 500])
+def test_tanh_forms_compute_tanh_with_its_gradient(batch):
+    """Large CPU tensors take tanh = 2 sigmoid(2x) - 1 (B = 500: 32K elements), small ones
+    torch.tanh (B = 3); out of place and in place, with and without autograd, both must give
+    tanh and its gradient 1 - tanh^2; exported graphs keep a Tanh node."""
+    _, cls = compile_text(TANH)
+    helpers = cls.forward.__globals__
+    tanh, tanh_ = helpers["_dwc_tanh"], helpers["_dwc_tanh_"]
+    x = torch.randn(batch, 64) * 3
+    expected = torch.tanh(x)
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            torch.testing.assert_close(tanh(x), expected, atol=3e-7, rtol=0)
+            torch.testing.assert_close(tanh_(x.clone()), expected, atol=3e-7, rtol=0)
+    leaf = x.clone().requires_grad_()
+    (tanh(leaf) * x).sum().backward()
+    torch.testing.assert_close(leaf.grad, (1 - expected**2) * x, atol=3e-6, rtol=1e-5)
+    leaf.grad = None
+    (tanh_(leaf * 1.0) * x).sum().backward()  # in place on a fresh tensor
+    torch.testing.assert_close(leaf.grad, (1 - expected**2) * x, atol=3e-6, rtol=1e-5)
+    exported = torch.export.export(cls().eval(), ({"a": x},)).module()
+    assert "tanh" in str(exported.graph) and "sigmoid" not in str(exported.graph)

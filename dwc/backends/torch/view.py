@@ -22,7 +22,7 @@ from dwc.source import SourceFile
 
 _ACTIVATION = {
     "relu": "torch.relu({x})",
-    "tanh": "torch.tanh({x})",
+    "tanh": "_dwc_tanh({x})",
     "sigmoid": "torch.sigmoid({x})",
     "gelu": "F.gelu({x})",
     "leaky_relu": "F.leaky_relu({x}, 0.01)",
@@ -30,7 +30,7 @@ _ACTIVATION = {
 }
 _ACTIVATION_IN_PLACE = {
     "relu": "torch.relu_({x})",
-    "tanh": "torch.tanh_({x})",
+    "tanh": "_dwc_tanh_({x})",
     "sigmoid": "torch.sigmoid_({x})",
     "leaky_relu": "F.leaky_relu_({x}, 0.01)",
 }
@@ -357,6 +357,8 @@ class _Builder:
 
     def op_activation(self, op: ir.Activation) -> None:
         x = op.inputs[0]
+        if op.fn == "tanh":
+            self.helpers.add("activation")
         if self.in_place and op.fn in _ACTIVATION_IN_PLACE and self._private(x):
             self.fwd(op, _ACTIVATION_IN_PLACE[op.fn].format(x=self.var(x)))
         else:
@@ -725,7 +727,7 @@ def build_view(model: Graph, train: Graph, inference: Graph, source: SourceFile 
     )
 
 
-_HELPER_NEEDS = {"per_domain": ("static",), "seq_pool": ("static",), "co_action": ("static",)}
+_HELPER_NEEDS = {"per_domain": ("static",), "seq_pool": ("static",), "activation": ("static",)}
 """Helper templates that call another helper's function."""
 
 

@@ -372,7 +372,7 @@ def _dwc_activation(x: torch.Tensor, name: str) -> torch.Tensor:
     if name == "relu":
         return torch.relu(x)
     if name == "tanh":
-        return torch.tanh(x)
+        return _dwc_tanh(x)
     if name == "sigmoid":
         return torch.sigmoid(x)
     if name == "gelu":
@@ -382,6 +382,28 @@ def _dwc_activation(x: torch.Tensor, name: str) -> torch.Tensor:
     if name == "silu":
         return F.silu(x)
     return x
+
+
+def _dwc_tanh(x: torch.Tensor) -> torch.Tensor:
+    """tanh. Eager on CPU from 8K elements as 2 sigmoid(2x) - 1 (within 2e-7 of tanh): PyTorch's
+    CPU tanh kernel runs about 9x slower than its sigmoid (torch 2.13, measured on x86), which
+    outweighs the extra passes. Traced, exported, small or on an accelerator: torch.tanh (checked
+    first, so exported graphs carry no guard on the batch size)."""
+    if _dwc_is_static() or x.device.type != "cpu" or x.numel() < 8192:
+        return torch.tanh(x)
+    return _dwc_tanh_from_sigmoid(torch.sigmoid_(x * 2.0))
+
+
+def _dwc_tanh_(x: torch.Tensor) -> torch.Tensor:
+    """_dwc_tanh in place, for a fresh tensor nothing else reads."""
+    if _dwc_is_static() or x.device.type != "cpu" or x.numel() < 8192:
+        return torch.tanh_(x)
+    return _dwc_tanh_from_sigmoid(torch.sigmoid_(x.mul_(2.0)))
+
+
+def _dwc_tanh_from_sigmoid(y: torch.Tensor) -> torch.Tensor:
+    """2 y - 1 for y = sigmoid(2x); sigmoid's backward reads y, so with autograd on a copy."""
+    return (y.mul(2.0) if torch.is_grad_enabled() else y.mul_(2.0)).sub_(1.0)
 
 
 class _DwcCoAction(nn.Module):
@@ -475,19 +497,6 @@ class _DwcCoAction(nn.Module):
                 if pooled is not None:
                     outputs.append(pooled)
         return torch.cat(outputs, dim=1)
-
-
-def _dwc_tanh_(x: torch.Tensor) -> torch.Tensor:
-    """tanh of a fresh tensor, in place where autograd allows. Eager on CPU and from 8K elements
-    as 2 sigmoid(2x) - 1 (within 2e-7 of tanh): PyTorch's CPU tanh kernel runs about 8x slower
-    than its sigmoid (torch 2.13, measured on x86), which outweighs three more passes over x.
-    Small, traced, exported or on an accelerator: plain tanh."""
-    # static first: exported graphs must not guard on the batch size
-    if _dwc_is_static() or x.device.type != "cpu" or x.numel() < 8192:
-        return torch.tanh_(x)
-    y = torch.sigmoid_(x.mul_(2.0))
-    # sigmoid's backward reads y: with autograd, scale a copy
-    return (y.mul(2.0) if torch.is_grad_enabled() else y.mul_(2.0)).sub_(1.0)
 
 
 def _dwc_seq_pool(
