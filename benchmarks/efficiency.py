@@ -103,8 +103,17 @@ def memory_bandwidth(n: int = 2**26) -> float:
     return 2 * 4 * n / median_seconds(lambda: b.copy_(a), repeats=10) / 1e9
 
 
+def tanh_and_sigmoid() -> tuple[float, float]:
+    """Seconds of torch.tanh and torch.sigmoid on 8192 x 256 floats (why generated layers take
+    tanh as 2 sigmoid(2x) - 1 on large CPU tensors)."""
+    x = torch.randn(BATCH, 256)
+    return (median_seconds(lambda: torch.tanh(x), repeats=20),
+            median_seconds(lambda: torch.sigmoid(x), repeats=20))
+
+
 def main() -> None:
     peak, bandwidth = matmul_peak(), memory_bandwidth()
+    tanh_s, sigmoid_s = tanh_and_sigmoid()
     rows = []
     for name, spec in specs():
         model, inputs, flops = served(name, spec)
@@ -122,7 +131,9 @@ def main() -> None:
         "## Against the machine (`python benchmarks/efficiency.py`)", "",
         f"Machine: {machine()}.", "",
         f"Measured in the same run: fp32 matmul peak (2048 x 2048 x 2048) {peak:.1f} GFLOP/s; "
-        f"memory bandwidth (256 MiB copy, bytes read + written) {bandwidth:.1f} GB/s.", "",
+        f"memory bandwidth (256 MiB copy, bytes read + written) {bandwidth:.1f} GB/s; "
+        f"torch.tanh vs torch.sigmoid on {BATCH} x 256 floats: {fmt_ms(tanh_s)} vs "
+        f"{fmt_ms(sigmoid_s)} ms.", "",
         f"Each model's served form (`for_inference()`) at B = {BATCH}. The dominant layers are the "
         "GEMMs every linear lowers to: their FLOPs from each call's shapes, their time inside the "
         "real forward (torch.profiler, fresh output pages included). Whole forward: the cost "
