@@ -727,7 +727,10 @@ def build_view(model: Graph, train: Graph, inference: Graph, source: SourceFile 
     )
 
 
-_HELPER_NEEDS = {"per_domain": ("static",), "seq_pool": ("static",), "activation": ("static",)}
+_HELPER_NEEDS = {
+    "per_domain": ("static",), "seq_pool": ("static",), "activation": ("static",),
+    "mix": ("softmax",), "meta_attention": ("softmax",), "scenario_meta_attention": ("softmax",),
+}
 """Helper templates that call another helper's function."""
 
 

@@ -384,6 +384,20 @@ def _dwc_activation(x: torch.Tensor, name: str) -> torch.Tensor:
     return x
 
 
+def _dwc_activation_(x: torch.Tensor, name: str) -> torch.Tensor:
+    """_dwc_activation in place where autograd allows it, for a fresh tensor nothing else reads
+    (the activation saves its output, the layer that made x does not): no B x width allocation."""
+    if name == "relu":
+        return torch.relu_(x)
+    if name == "tanh":
+        return _dwc_tanh_(x)
+    if name == "sigmoid":
+        return torch.sigmoid_(x)
+    if name == "leaky_relu":
+        return F.leaky_relu_(x, 0.01)
+    return _dwc_activation(x, name)
+
+
 def _dwc_tanh(x: torch.Tensor) -> torch.Tensor:
     """tanh. Eager on CPU from 8K elements as 2 sigmoid(2x) - 1 (within 2e-7 of tanh): PyTorch's
     CPU tanh kernel runs about 9x slower than its sigmoid (torch 2.13, measured on x86), which
