@@ -320,3 +320,13 @@ def test_tanh_forms_compute_tanh_with_its_gradient(batch):
     torch.testing.assert_close(leaf.grad, (1 - expected**2) * x, atol=3e-6, rtol=1e-5)
     exported = torch.export.export(cls().eval(), ({"a": x},)).module()
     assert "tanh" in str(exported.graph) and "sigmoid" not in str(exported.graph)
+
+
+@pytest.mark.parametrize("experts", [4, 12])
+def test_softmax_over_experts_is_a_row_softmax(experts):
+    """Both forms (the transposed one for <= 8 experts) give each row's softmax."""
+    _, cls = compile_example(ROOT / "examples" / "m2m.dw")
+    softmax = cls.forward.__globals__["_dwc_softmax_experts"]
+    scores = torch.randn(300, experts) * 4
+    expected = torch.exp(scores) / torch.exp(scores).sum(dim=1, keepdim=True)
+    torch.testing.assert_close(softmax(scores), expected)
