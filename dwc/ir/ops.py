@@ -31,7 +31,9 @@ class Op:
     """The spec name (value, condition, feature or output) this op was lowered from."""
     derived: str = ""
     """Set by inference folds: how this op's parameters are computed from the training graph's
-    ("overparam", "star", "scenario_table"); empty when they are the training parameters."""
+    ("overparam", "star", "scenario_table", "scenario_linear", "scenario_meta_attention",
+    "gate_hidden"; `for_inference()` implements each); empty when they are the training
+    parameters."""
 
     def params(self) -> int:
         return 0

@@ -506,7 +506,7 @@ class _DwcCoAction(nn.Module):
                 h = torch.bmm(weight.transpose(1, 2), h)
                 if bias is not None:
                     h = h.add_(bias.unsqueeze(2))  # in place on the fresh bmm output
-                h = _dwc_tanh_(h) if self.act == "tanh" else _dwc_activation(h, self.act)
+                h = _dwc_activation_(h, self.act)  # in place on the fresh bmm output
                 pooled = pool(h) if self.collect == "all" else None
                 if pooled is not None:
                     outputs.append(pooled)
