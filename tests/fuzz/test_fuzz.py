@@ -80,6 +80,7 @@ LAYERS = st.sampled_from([
     "lhuc(mlp({x}, [{w}]), by = scenario)", "star({x}, [{w}], by = scenario)",
     "partitioned_norm({x}, by = s)", "layer_norm({x})", "dropout({x}, 0.2)",
     "add({x}, {x})", "stop_gradient({x})", "activation({x}, tanh)",
+    "meta_attention(experts({x}, 2, [{w}]), by = z)",
 ])
 
 

@@ -263,6 +263,21 @@ def test_m2m_meta_units_become_per_cell_layers():
     assert unit.params() == 24 * (16 * 32 + 32) + 32
 
 
+def test_a_meta_attention_alone_on_its_scenario_table_folds():
+    """Found in review: with no other layer reading the scenario table, for_inference() still
+    computes the table it folds the meta unit from (a method generated for it)."""
+    spec = ("model m\nfeature a : categorical(vocab = 50, dim = 8)\n"
+            "feature c : categorical(vocab = 4, dim = 8) scenario\nscenarios c\n"
+            "condition s = mlp(concat(c), [6])\ne = experts(mlp(a, [8]), 3, [5])\n"
+            "r = meta_attention(e, by = s)\noutput y = sigmoid(linear(r, 1)) loss = bce\n")
+    result, cls = compile_text(spec)
+    assert "scenario_meta_attention" in [op.kind for op in result.inference]
+    model = cls().eval()
+    x = cls.example_inputs(9)
+    with torch.no_grad():
+        torch.testing.assert_close(model.for_inference()(x)["y"], model(x)["y"])
+
+
 def test_lowrank_at_full_rank_represents_the_original_layer():
     """W = U S V with K = min(N, M): choose U = I, V = I, S = W and compare with full rank."""
     spec = ("model m\nfeature a : categorical(vocab = 20, dim = 6)\n"

@@ -868,13 +868,17 @@ def _method_suffix(ssa: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in ssa)
 
 
+_READS_TABLE = ("scenario_table", "scenario_linear", "scenario_meta_attention")
+"""Folds whose for_inference() lines read a generator's output for every cell."""
+
+
 def _scenario_tables(train: Graph, inference: Graph, source: SourceFile | None,
                      attrs: Namespace, helpers: set[str]) -> list[str]:
     """A method per folded generator computing its output for every scenario cell, in order."""
     lines: list[str] = []
     done: set[str] = set()
     for op in inference.ops:
-        if op.derived not in ("scenario_table", "scenario_linear") or op.generator in done:
+        if op.derived not in _READS_TABLE or op.generator in done:
             continue
         done.add(op.generator)
         needed = train.ancestors(op.generator)
