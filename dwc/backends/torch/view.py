@@ -799,6 +799,8 @@ def _for_inference(name: str, inference: Graph, attrs: Namespace) -> list[str]:
         elif op.derived == "scenario_linear":
             assert isinstance(op, ir.ScenarioLinear)
             folds.extend(_scenario_linear_fold(op, a, table(op.generator), attrs))
+        else:  # a fold without weights here would serve zeros: fail the compile instead
+            raise AssertionError(f"no for_inference() fold for derived {op.derived!r}")
     if folds:
         lines += ["    with torch.no_grad():", *(f"        {f}" for f in folds)]
     lines.append("    return model.to(next(self.parameters()).device).eval()")
