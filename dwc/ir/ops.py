@@ -32,7 +32,7 @@ class Op:
     derived: str = ""
     """Set by inference folds: how this op's parameters are computed from the training graph's
     ("overparam", "star", "scenario_table", "scenario_linear", "scenario_meta_attention",
-    "gate_hidden"; `for_inference()` implements each); empty when they are the training
+    "scenario_gate", "gate_hidden"; `for_inference()` implements each); empty when they are the training
     parameters."""
 
     def params(self) -> int:
@@ -839,6 +839,29 @@ class ScenarioMetaAttention(Op):
         f = self.folded
         return {"experts": f.experts, "widths": list(f.widths), "act": f.act,
                 "cells": self.cells, "generator": self.generator}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScenarioGate(Op):
+    """Inference form of a Gate NU whose condition depends on the scenario cell only
+    (fold-scenario-table): `x * G[c]`, the gate values gamma * sigmoid(...) of every cell
+    computed once (per element, field gates expanded). inputs = (x, scenario cell index);
+    `generator` is the condition value the table is computed from, `folded` the training gate.
+    """
+
+    kind: ClassVar[str] = "scenario_gate"
+    cells: int
+    generator: str
+    folded: Gate
+
+    def params(self):
+        return self.cells * self.type.width
+
+    def flops(self):
+        return self.type.width
+
+    def attrs(self):
+        return {"cells": self.cells, "condition": self.generator, "folded": self.folded.kind}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -131,6 +131,11 @@ def _types(graph: Graph) -> None:
                 _fail(op, f"condition width {ins[0].width} != in_features {op.in_features}")
             if op.type.width != sum(h for _, h in op.parts):
                 _fail(op, "width != the sum of its parts' hidden widths")
+        if isinstance(op, ir.ScenarioGate):
+            if ins[1] != IdsType(op.cells) or ins[0].width != op.type.width:
+                _fail(op, f"expects (vec[{op.type.width}], ids[{op.cells}])")
+            if op.type != op.folded.type:
+                _fail(op, "the folded gate's type differs")
         if isinstance(op, ir.ScenarioMetaAttention):
             if ins[1] != IdsType(op.cells):
                 _fail(op, f"cell index {ins[1]} != ids[{op.cells}]")

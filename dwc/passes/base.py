@@ -11,8 +11,8 @@ Every pass belongs to one of three stages:
 - "train": rewrites that keep the function and the parameters (decompose, DCE); they apply to
   both the training and the inference graph.
 - "inference": folds and fusions that are only valid, or only pay, once training is over
-  (fuse-generators, fuse-gates, fold-overparam, fold-star, fold-scenario-table,
-  fold-scenario-layers, strip-training); they produce the inference graph.
+  (fuse-generators, fold-overparam, fold-star, fold-scenario-table, fold-scenario-layers,
+  fuse-gates, strip-training); they produce the inference graph.
 
 Pipelines are written like `lowrank{rank=8},share,dce` (xdsl style).
 """
@@ -137,8 +137,8 @@ class Pipeline:
 PIPELINES: dict[int, str] = {
     0: "",
     1: "decompose,dce,strip-training,dce",
-    2: "decompose,dce,fuse-generators,fuse-gates,fold-overparam,fold-star,fold-scenario-table,"
-       "fold-scenario-layers,strip-training,dce",
+    2: "decompose,dce,fuse-generators,fold-overparam,fold-star,fold-scenario-table,"
+       "fold-scenario-layers,fuse-gates,strip-training,dce",
 }
 """Optimisation levels (after the model passes, which always run)."""
 

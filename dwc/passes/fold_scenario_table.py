@@ -1,6 +1,10 @@
 """fold-scenario-table: a generator whose condition is a function of the scenario cell alone is
 precomputed for every cell into a table; inference gathers a row instead of running it.
 
+A Gate NU on such a condition (PPNet or `gate` by scenario features only) is a function of the
+cell too: its gate values gamma * sigmoid(...) become a per-cell table (a ScenarioGate), so the
+gate network does not run at serving time.
+
 Applies when every input the condition reads is a feature of the `scenarios a * b` declaration and
 the table stays small (cells <= max_cells and cells x outputs <= max_floats).
 """
@@ -36,9 +40,16 @@ class FoldScenarioTable(Pass):
         if not graph.scenario or graph.scenario_cells > self.max_cells:
             return PassResult(graph, False)
         allowed = set(graph.scenario)
-        targets = [op for op in graph.ops if isinstance(op, ir.Generator | ir.FusedGenerator)
+        def condition(op: ir.Op) -> str | None:
+            if isinstance(op, ir.Generator | ir.FusedGenerator):
+                return op.inputs[0]
+            if isinstance(op, ir.Gate) and op.hidden_offset is None:
+                return op.inputs[1]
+            return None
+
+        targets = [op for op in graph.ops if condition(op) is not None
                    and graph.scenario_cells * op.type.width <= self.max_floats
-                   and source_features(graph, op.inputs[0]) <= allowed]
+                   and source_features(graph, condition(op)) <= allowed]
         if not targets:
             return PassResult(graph, False)
         ops = list(graph.ops)
@@ -54,6 +65,13 @@ class FoldScenarioTable(Pass):
             at = ops.index(targets[0])
             ops[at:at] = moved
         for gen in targets:
+            if isinstance(gen, ir.Gate):
+                ops[ops.index(gen)] = ir.ScenarioGate(
+                    result=gen.result, inputs=(gen.inputs[0], index.result), type=gen.type,
+                    span=gen.span, module=fresh_module(graph.with_ops(ops), f"{gen.module}_table"),
+                    binding=gen.binding, cells=graph.scenario_cells, generator=gen.inputs[1],
+                    folded=gen, derived="scenario_gate")
+                continue
             hint = gen.module if isinstance(gen, ir.Generator) else f"{gen.binding}_generators"
             table = ir.ScenarioTable(
                 result=gen.result, inputs=(index.result,), type=gen.type, span=gen.span,

@@ -278,6 +278,45 @@ def test_a_meta_attention_alone_on_its_scenario_table_folds():
         torch.testing.assert_close(model.for_inference()(x)["y"], model(x)["y"])
 
 
+SCENARIO_GATES = """
+model sg
+feature a : categorical(vocab = 50, dim = 6)
+feature c : categorical(vocab = 4, dim = 3) scenario
+feature p : categorical(vocab = 3, dim = 2) scenario
+feature u : categorical(vocab = 30, dim = 4) scenario
+scenarios c * p
+condition z = mlp(concat(c, p), [5])
+condition w = concat(u, stop_gradient(a))
+e = fields(a, u)
+h = ppnet(a, [8, 6], by = z, gate_hidden = 7)
+g = gate(e, by = z, per = field)
+k = ppnet(concat(h, g), [5], by = w)
+output y = sigmoid(linear(k, 1)) loss = bce
+"""
+
+
+def test_gates_on_a_scenario_only_condition_become_per_cell_tables():
+    """Gate NUs on z (scenario features only) serve gamma * sigmoid(...) from a table of the 12
+    cells; the gates on w (a user id) keep running. Outputs equal the training form's at every
+    batch size (small: per-sample gathers; large: grouped by cell)."""
+    result, cls = compile_text(SCENARIO_GATES)
+    kinds = {op.result: op.kind for op in result.inference}
+    assert [kinds[r] for r in ("h.gated", "h.gated.2", "g")] == ["scenario_gate"] * 3
+    assert kinds["k.gated"] == "gate"
+    assert not any(op.binding == "z" for op in result.inference)  # z's MLP no longer runs
+    assert next(op for op in result.inference if op.result == "g").params() == 12 * 10
+    torch.manual_seed(0)
+    model = cls().eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.normal_(0, 0.5)
+    served = model.for_inference()
+    for batch in (1, 7, 2000):
+        x = cls.example_inputs(batch, torch.Generator().manual_seed(batch))
+        with torch.no_grad():
+            torch.testing.assert_close(served(x)["y"], model(x)["y"])
+
+
 def test_lowrank_at_full_rank_represents_the_original_layer():
     """W = U S V with K = min(N, M): choose U = I, V = I, S = W and compare with full rank."""
     spec = ("model m\nfeature a : categorical(vocab = 20, dim = 6)\n"

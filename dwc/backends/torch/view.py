@@ -516,6 +516,12 @@ class _Builder:
         attr = self.module_line(op, "gate", "_DwcGateNU", args)
         self.fwd(op, f"self.{attr}", [x, z])
 
+    def op_scenario_gate(self, op: ir.ScenarioGate) -> None:
+        attr = self.attr(op)
+        self.init_line(op, f"self.{attr} = nn.Embedding({op.cells}, {op.type.width})")
+        x, cell = (self.var(i) for i in op.inputs)
+        self.fwd(op, f"{x} * self.{attr}({cell})")
+
     def op_gate_hidden(self, op: ir.GateHidden) -> None:
         attr = self.attr(op)
         self.init_line(op, f"self.{attr} = nn.Linear({op.in_features}, {op.type.width})")
@@ -788,6 +794,11 @@ def _for_inference(name: str, inference: Graph, attrs: Namespace) -> list[str]:
         elif op.derived == "scenario_meta_attention":
             assert isinstance(op, ir.ScenarioMetaAttention)
             folds.extend(_scenario_meta_attention_fold(op, a, table(op.generator)))
+        elif op.derived == "scenario_gate":
+            assert isinstance(op, ir.ScenarioGate)
+            gate, z = attrs.create(op.folded.module), table(op.generator)
+            # the training gate applied to ones: gamma * sigmoid(...) per cell and element
+            copy(f"{a}.weight", f"self.{gate}({z}.new_ones({op.cells}, {op.type.width}), {z})")
         elif op.derived == "gate_hidden":
             assert isinstance(op, ir.GateHidden)
             gates = [attrs.create(module) for module, _ in op.parts]
@@ -870,8 +881,9 @@ def _method_suffix(ssa: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in ssa)
 
 
-_READS_TABLE = ("scenario_table", "scenario_linear", "scenario_meta_attention")
-"""Folds whose for_inference() lines read a generator's output for every cell."""
+_READS_TABLE = ("scenario_table", "scenario_linear", "scenario_meta_attention", "scenario_gate")
+"""Folds whose for_inference() lines read a value (a generator's output, a gate's condition)
+for every cell."""
 
 
 def _scenario_tables(train: Graph, inference: Graph, source: SourceFile | None,
