@@ -32,7 +32,7 @@ def source_features(graph: Graph, name: str) -> set[str]:
 class FoldScenarioTable(Pass):
     name = "fold-scenario-table"
     stage = "inference"
-    summary = "scenario-only generators -> a per-cell lookup table (a gather)"
+    summary = "scenario-only generators and gates -> per-cell lookup tables (a gather)"
     max_cells: int = 4096
     max_floats: int = 16_777_216
 
@@ -40,6 +40,7 @@ class FoldScenarioTable(Pass):
         if not graph.scenario or graph.scenario_cells > self.max_cells:
             return PassResult(graph, False)
         allowed = set(graph.scenario)
+
         def condition(op: ir.Op) -> str | None:
             if isinstance(op, ir.Generator | ir.FusedGenerator):
                 return op.inputs[0]
