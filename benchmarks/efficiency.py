@@ -10,12 +10,19 @@ inside the real forward (first touches of fresh output pages included), against 
 fp32 matmul peak and against the roofline min(peak, FLOP/byte x memory bandwidth), both measured
 in the same run. Next to it: the share of the model's FLOPs (dwc's cost model) those GEMMs
 carry, and the whole forward's GFLOP/s (cost-model FLOPs over the median forward time,
-embeddings, grouping by cell and elementwise work included).
+embeddings, grouping by cell and elementwise work included). The whole forward is timed in two
+fresh child processes: with glibc's default malloc, and with glibc told to keep freed memory
+(what jemalloc or tcmalloc do), each with its minor page faults per forward.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import resource
 import statistics
+import subprocess
+import sys
 
 import peers
 import torch
@@ -33,6 +40,9 @@ from common import (
 )
 
 BATCH = 8192
+KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(2**25), "MALLOC_TRIM_THRESHOLD_": str(2**40)}
+"""Blocks up to 32 MiB (glibc's largest allowed threshold; above it the setting is ignored) come
+from the heap, which is never trimmed: freed buffers are reused without page faults."""
 EXAMPLES = sorted((ROOT / "examples").glob("*.dw"))
 GEMMS = {"aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm",
          "aten::baddbmm_"}
@@ -64,8 +74,30 @@ def served(name: str, spec: str):
     return model, inputs, sum(op.flops() for op in result.inference.ops) * BATCH
 
 
-def forward_seconds(model, inputs) -> float:
-    return median_seconds(forward_fn(model, inputs), repeats=30)
+def forward_seconds(model, inputs) -> tuple[float, float]:
+    """Median seconds of one forward, and the minor page faults per forward."""
+    run, calls = forward_fn(model, inputs), [0]
+
+    def counted():
+        calls[0] += 1
+        run()
+
+    for _ in range(3):  # warm up outside the count
+        run()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    seconds = median_seconds(counted, repeats=30, warmup=0)
+    return seconds, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls[0]
+
+
+def child() -> None:
+    """Whole-forward times and page faults of every model (run by main in fresh processes)."""
+    print(json.dumps({name: forward_seconds(*served(name, spec)[:2]) for name, spec in specs()}))
+
+
+def forwards(env: dict[str, str]) -> dict[str, list[float]]:
+    out = subprocess.run([sys.executable, __file__, "--child"], capture_output=True, text=True,
+                         check=True, cwd=ROOT, env={**os.environ, **env}).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def gemm_profile(model, inputs, calls: int = 15) -> tuple[float, float, float]:
@@ -112,19 +144,23 @@ def tanh_and_sigmoid() -> tuple[float, float]:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--child"]:
+        child()
+        return
+    default, keeping = forwards({}), forwards(KEEP_FREED_MEMORY)
     peak, bandwidth = matmul_peak(), memory_bandwidth()
     tanh_s, sigmoid_s = tanh_and_sigmoid()
     rows = []
     for name, spec in specs():
         model, inputs, flops = served(name, spec)
         gemm, moved, gemm_s = gemm_profile(model, inputs)
-        t = forward_seconds(model, inputs)
         achieved, intensity = gemm / gemm_s / 1e9, gemm / moved
         roof = min(peak, intensity * bandwidth)  # what the GEMMs' bytes allow at best
         row = [name, f"{flops / 1e9:.3f}", f"{100 * gemm / flops:.0f}%", f"{intensity:.1f}",
                f"{achieved:.0f}", f"{100 * achieved / peak:.0f}%", f"{roof:.0f}",
                f"{100 * achieved / roof:.0f}%"]
-        row += [fmt_ms(t), f"{100 * flops / t / 1e9 / peak:.0f}%"]
+        for t, faults in (default[name], keeping[name]):
+            row += [fmt_ms(t), f"{100 * flops / t / 1e9 / peak:.0f}%", f"{faults:,.0f}"]
         rows.append(row)
         print(" | ".join(row), flush=True)
     md = [
@@ -138,13 +174,17 @@ def main() -> None:
         "GEMMs every linear lowers to: their FLOPs from each call's shapes, their time inside the "
         "real forward (torch.profiler, fresh output pages included). Whole forward: the cost "
         "model's FLOPs over the median forward time (embeddings, grouping by cell, elementwise "
-        "work included). `peers:` rows are the models of `peers.py`. GEMM FLOP/byte: the GEMMs' "
+        "work included), in a fresh process with glibc's default malloc and in one keeping "
+        "freed memory (`MALLOC_MMAP_THRESHOLD_=33554432`, `MALLOC_TRIM_THRESHOLD_` huge), with "
+        "the minor page faults per forward (a fault is a fresh 4 KiB page). `peers:` rows are "
+        "the models of `peers.py`. GEMM FLOP/byte: the GEMMs' "
         "FLOPs over the bytes of their operands and results (arithmetic intensity). Roofline: "
         "the most those GEMMs could reach on this machine, min(peak, FLOP/byte x bandwidth), "
         "as if every operand crossed memory once.", "",
         table(["model", "GFLOP per batch", "in GEMMs", "GEMM FLOP/byte", "GEMM GFLOP/s",
                "GEMMs of peak", "roofline GFLOP/s", "GEMMs of roofline",
-               "forward (ms)", "forward of peak"], rows), "",
+               "forward (ms)", "of peak", "faults", "keeping freed memory (ms)", "of peak",
+               "faults"], rows), "",
         "Target (issue 8): dominant layers >= 60% of peak at B = 8192.",
     ]
     write_section("efficiency", "\n".join(md))
