@@ -189,7 +189,7 @@ model co
 feature item : categorical(vocab = 30, dim = 4)
 feature hist : sequence(item, max_len = 7, pool = sum)
 feature cat : categorical(vocab = 9, dim = 4)
-y = co_action(item, {feed}, widths = [6, 5, 3], orders = 3, bias = {bias}, collect = {collect},
+y = co_action(item, {feed}, widths = {widths}, orders = 3, bias = {bias}, collect = {collect},
               order_independent = {indep})
 output p = sigmoid(linear(y, 1)) loss = bce
 """
@@ -200,13 +200,15 @@ def test_co_action_matches_its_definition(batch):
     """Every variant (sequence or single feed, biases, collect all/last, shared or per-order
     units) against the per-sample, per-step loop, in double precision; at B = 300 the sequence
     feeds' tanh takes its large-tensor form, 2 sigmoid(2x) - 1."""
-    for feed, bias, collect, indep in [("hist", "false", "all", "false"),
-                                       ("hist", "true", "all", "true"),
-                                       ("hist", "true", "last", "false"),
-                                       ("cat", "true", "all", "false"),
-                                       ("cat", "false", "last", "true")]:
+    for feed, bias, collect, indep, widths in [("hist", "false", "all", "false", [6, 5, 3]),
+                                               ("hist", "true", "all", "true", [6, 5, 3]),
+                                               ("hist", "true", "last", "false", [6, 5, 3]),
+                                               ("cat", "true", "all", "false", [6, 5, 3]),
+                                               ("cat", "false", "last", "true", [6, 5, 3]),
+                                               ("hist", "true", "all", "false", [6, 3]),
+                                               ("hist", "false", "all", "true", [6, 4, 4, 3])]:
         _, cls = compile_text(CO_ACTION_SPEC.format(feed=feed, bias=bias, collect=collect,
-                                                    indep=indep))
+                                                    indep=indep, widths=widths))
         model = cls().double().eval()
         unit = model.y_co_action
         inputs = cls.example_inputs(batch, torch.Generator().manual_seed(1))
@@ -217,7 +219,7 @@ def test_co_action_matches_its_definition(batch):
             q = unit.feed(inputs[feed]).reshape(batch, -1, 6)
             rows = unit.induction(inputs["item"])
             actual = unit(inputs["item"], inputs[feed], lengths)
-            expected = co_action_reference(rows, q, lengths, [6, 5, 3], 3, bias == "true",
+            expected = co_action_reference(rows, q, lengths, widths, 3, bias == "true",
                                            collect, indep == "true")
         assert actual.shape == expected.shape
         torch.testing.assert_close(actual, expected, rtol=1e-9, atol=1e-9)

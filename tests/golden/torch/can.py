@@ -486,30 +486,39 @@ class _DwcCoAction(nn.Module):
         # The micro-MLP runs transposed, h^T = W^T q^T (B x n x steps): the steps (not the
         # layer's 4-16 outputs) are the wide dimension of every small product, 2-2.5x faster.
         q_t = q.transpose(1, 2)
+        def unit(base: int) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+            """Each layer's per-sample (weight, bias) from the rows at `base`: the hidden
+            layers' weights transposed (out x in), the last layer's in x out."""
+            params = []
+            for index, (w_start, w_end, b_end, n_in, n_out) in enumerate(self.layers):
+                weight = rows[:, base + w_start : base + w_end].reshape(-1, n_in, n_out)
+                if index < len(self.layers) - 1:
+                    weight = weight.transpose(1, 2)
+                bias = rows[:, base + w_end : base + b_end] if self.bias else None
+                params.append((weight, bias))
+            return params
+
+        shared = None if self.order_independent else unit(0)  # sliced once for every order
         outputs = []
         power = q_t
         for order in range(self.orders):
-            base = order * self.unit if self.order_independent else 0
             if order:
                 power = power * q_t  # q^(order + 1), by multiplication (pow is far slower)
             h, pooled = power, None
-            for index, (w_start, w_end, b_end, n_in, n_out) in enumerate(self.layers):
-                weight = rows[:, base + w_start : base + w_end].reshape(-1, n_in, n_out)
-                bias = rows[:, base + w_end : base + b_end] if self.bias else None
-                if index == len(self.layers) - 1:
-                    # the last layer is linear, so it commutes with the sum over the steps:
-                    # pool its input, then apply it once per sample (its bias once per step)
-                    x = pool(h) if pooled is None else pooled
-                    y = torch.bmm(x.unsqueeze(1), weight).squeeze(1)
-                    outputs.append(y if bias is None else y + count * bias)
-                    break
-                h = torch.bmm(weight.transpose(1, 2), h)
-                if bias is not None:
-                    h = h.add_(bias.unsqueeze(2))  # in place on the fresh bmm output
+            *hidden, (weight, bias) = shared or unit(order * self.unit)
+            for weight_t, hidden_bias in hidden:
+                h = torch.bmm(weight_t, h)
+                if hidden_bias is not None:
+                    h = h.add_(hidden_bias.unsqueeze(2))  # in place on the fresh bmm output
                 h = _dwc_activation_(h, self.act)  # in place on the fresh bmm output
                 pooled = pool(h) if self.collect == "all" else None
                 if pooled is not None:
                     outputs.append(pooled)
+            # the last layer is linear, so it commutes with the sum over the steps: pool its
+            # input, then apply it once per sample (its bias once per step)
+            x = pool(h) if pooled is None else pooled
+            y = torch.bmm(x.unsqueeze(1), weight).squeeze(1)
+            outputs.append(y if bias is None else y + count * bias)
         return torch.cat(outputs, dim=1)
 
 
