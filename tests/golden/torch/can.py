@@ -486,6 +486,7 @@ class _DwcCoAction(nn.Module):
         # The micro-MLP runs transposed, h^T = W^T q^T (B x n x steps): the steps (not the
         # layer's 4-16 outputs) are the wide dimension of every small product, 2-2.5x faster.
         q_t = q.transpose(1, 2)
+
         def unit(base: int) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
             """Each layer's per-sample (weight, bias) from the rows at `base`: the hidden
             layers' weights transposed (out x in), the last layer's in x out."""
