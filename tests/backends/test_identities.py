@@ -322,6 +322,22 @@ def test_tanh_forms_compute_tanh_with_its_gradient(batch):
     assert "tanh" in str(exported.graph) and "sigmoid" not in str(exported.graph)
 
 
+def test_generator_hidden_tanh_is_tanh():
+    """A generator's hidden layers use the same tanh (an nn.Sequential module around it)."""
+    spec = ("model g\nfeature a : numeric(width = 4)\n"
+            "feature s : categorical(vocab = 3, dim = 600) scenario\ncondition z = concat(s)\n"
+            "h = linear(a, 2) dynamic(by = z, hidden = [40], act = tanh)\n"
+            "output y = identity(h) loss = mse\n")
+    _, cls = compile_text(spec)
+    model = cls().eval()
+    generator = model.h_generator
+    assert type(generator[1]).__name__ == "_DwcTanh"
+    z = torch.randn(500, 600)  # 500 x 40 hidden units: the sigmoid form
+    with torch.no_grad():
+        expected = generator[2](torch.tanh(generator[0](z)))
+        torch.testing.assert_close(generator(z), expected, atol=1e-6, rtol=1e-5)
+
+
 @pytest.mark.parametrize("experts", [4, 12])
 def test_softmax_over_experts_is_a_row_softmax(experts):
     """Both forms (the transposed one for <= 8 experts) give each row's softmax."""

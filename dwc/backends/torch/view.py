@@ -42,7 +42,7 @@ _FRESH = (ir.Linear, ir.DynamicLinear, ir.LowRankDynamicLinear, ir.ScenarioLinea
 _PER_CELL = (ir.StarLinear, ir.IndexedLinear, ir.ScenarioLinear, ir.ScenarioMetaAttention)
 """Ops applying one weight matrix per cell (inputs: x, cell ids), run per cell present."""
 _ACTIVATION_MODULE = {
-    "relu": "nn.ReLU()", "tanh": "nn.Tanh()", "sigmoid": "nn.Sigmoid()", "gelu": "nn.GELU()",
+    "relu": "nn.ReLU()", "tanh": "_DwcTanh()", "sigmoid": "nn.Sigmoid()", "gelu": "nn.GELU()",
     "leaky_relu": "nn.LeakyReLU(0.01)", "silu": "nn.SiLU()",
 }
 _HEAD = {
@@ -445,6 +445,8 @@ class _Builder:
             layers.append(f"nn.Linear({a}, {b})")
             if i < len(widths) - 2:
                 layers.append(_ACTIVATION_MODULE[op.act])
+                if op.act == "tanh":
+                    self.helpers.add("activation")
         for line in call_lines(f"self.{attr} = nn.Sequential", layers):
             self.init_line(op, line)
         if op.init == "hyperfan":

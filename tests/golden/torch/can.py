@@ -420,6 +420,13 @@ def _dwc_tanh_from_sigmoid(y: torch.Tensor) -> torch.Tensor:
     return (y.mul(2.0) if torch.is_grad_enabled() else y.mul_(2.0)).sub_(1.0)
 
 
+class _DwcTanh(nn.Module):
+    """nn.Tanh through _dwc_tanh (generator hidden layers are an nn.Sequential)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _dwc_tanh(x)
+
+
 class _DwcCoAction(nn.Module):
     """CAN's co-action unit (DW-MODELS.md §6).
 

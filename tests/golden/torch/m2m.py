@@ -557,6 +557,13 @@ def _dwc_tanh_from_sigmoid(y: torch.Tensor) -> torch.Tensor:
     return (y.mul(2.0) if torch.is_grad_enabled() else y.mul_(2.0)).sub_(1.0)
 
 
+class _DwcTanh(nn.Module):
+    """nn.Tanh through _dwc_tanh (generator hidden layers are an nn.Sequential)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _dwc_tanh(x)
+
+
 def _dwc_dynamic_linear(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 ) -> torch.Tensor:
