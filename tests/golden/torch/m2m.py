@@ -538,18 +538,23 @@ def _dwc_activation_(x: torch.Tensor, name: str) -> torch.Tensor:
 def _dwc_tanh(x: torch.Tensor) -> torch.Tensor:
     """tanh. Eager on CPU from 8K elements as 2 sigmoid(2x) - 1 (within 2e-7 of tanh): PyTorch's
     CPU tanh kernel runs about 9x slower than its sigmoid (torch 2.13, measured on x86), which
-    outweighs the extra passes. Traced, exported, small or on an accelerator: torch.tanh (checked
-    first, so exported graphs carry no guard on the batch size)."""
-    if _dwc_is_static() or x.device.type != "cpu" or x.numel() < 8192:
+    outweighs the extra passes. Traced, exported, small or on an accelerator: torch.tanh."""
+    if not _dwc_tanh_by_sigmoid(x):
         return torch.tanh(x)
     return _dwc_tanh_from_sigmoid(torch.sigmoid_(x * 2.0))
 
 
 def _dwc_tanh_(x: torch.Tensor) -> torch.Tensor:
     """_dwc_tanh in place, for a fresh tensor nothing else reads."""
-    if _dwc_is_static() or x.device.type != "cpu" or x.numel() < 8192:
+    if not _dwc_tanh_by_sigmoid(x):
         return torch.tanh_(x)
     return _dwc_tanh_from_sigmoid(torch.sigmoid_(x.mul_(2.0)))
+
+
+def _dwc_tanh_by_sigmoid(x: torch.Tensor) -> bool:
+    """Whether tanh(x) is computed as 2 sigmoid(2x) - 1: eager, on CPU, from 8K elements. The
+    static check comes first, so exported graphs carry no guard on the batch size."""
+    return not _dwc_is_static() and x.device.type == "cpu" and x.numel() >= 8192
 
 
 def _dwc_tanh_from_sigmoid(y: torch.Tensor) -> torch.Tensor:
