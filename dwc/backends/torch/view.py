@@ -357,12 +357,16 @@ class _Builder:
 
     def op_activation(self, op: ir.Activation) -> None:
         x = op.inputs[0]
-        if op.fn == "tanh":
-            self.helpers.add("activation")
+        self.activation_helpers(op.fn)
         if self.in_place and op.fn in _ACTIVATION_IN_PLACE and self._private(x):
             self.fwd(op, _ACTIVATION_IN_PLACE[op.fn].format(x=self.var(x)))
         else:
             self.fwd(op, _ACTIVATION[op.fn].format(x=self.var(x)))
+
+    def activation_helpers(self, fn: str) -> None:
+        """tanh's inline and module forms call _dwc_tanh, defined with the activation helper."""
+        if fn == "tanh":
+            self.helpers.add("activation")
 
     def _private(self, value: str) -> bool:
         """Whether `value` is a fresh tensor (made by a layer, not an input, view or alias) that
@@ -445,8 +449,7 @@ class _Builder:
             layers.append(f"nn.Linear({a}, {b})")
             if i < len(widths) - 2:
                 layers.append(_ACTIVATION_MODULE[op.act])
-                if op.act == "tanh":
-                    self.helpers.add("activation")
+                self.activation_helpers(op.act)
         for line in call_lines(f"self.{attr} = nn.Sequential", layers):
             self.init_line(op, line)
         if op.init == "hyperfan":
@@ -825,6 +828,15 @@ def _copy(target: str, expr: str) -> list[str]:
     return call_lines(f"model.{target}.copy_", [expr], indent=INDENT + 4)
 
 
+def _cell_slot(table: str, slot: ir.Slot, cells: int) -> str:
+    """Expression for one slot of every cell's row of `table`: cells x the slot's shape (a
+    vector slot stays cells x width)."""
+    piece = f"{table}[:, {slot.offset}:{slot.end}]"
+    if len(slot.shape) == 1:
+        return piece
+    return f"{piece}.reshape({cells}, {', '.join(map(str, slot.shape))})"
+
+
 def _scenario_linear_fold(op: ir.ScenarioLinear, a: str, table: str,
                           attrs: Namespace) -> list[str]:
     """for_inference() lines computing a ScenarioLinear's per-cell weights from `table`, the
@@ -837,8 +849,7 @@ def _scenario_linear_fold(op: ir.ScenarioLinear, a: str, table: str,
         lines.extend(_copy(target, expr))
 
     def cols(slot: ir.Slot) -> str:
-        shape = ", ".join(map(str, slot.shape))
-        return f"{table}[:, {slot.offset}:{slot.end}].reshape({cells}, {shape})"
+        return _cell_slot(table, slot, cells)
 
     if isinstance(f, ir.LowRankDynamicLinear) and f.share:
         copy(f"{a}.u_weight", f"self.{trained}.u().T")
@@ -854,7 +865,7 @@ def _scenario_linear_fold(op: ir.ScenarioLinear, a: str, table: str,
         copy(f"{a}.weight", "weight")
     if f.bias == "generated":
         assert f.bias_slot is not None
-        copy(f"{a}.bias", f"{table}[:, {f.bias_slot.offset}:{f.bias_slot.end}]")
+        copy(f"{a}.bias", _cell_slot(table, f.bias_slot, cells))
     elif f.bias == "static":
         copy(f"{a}.bias", f"self.{trained}.bias" if isinstance(f, ir.LowRankDynamicLinear)
              else f"self.{trained}")
@@ -868,9 +879,8 @@ def _scenario_meta_attention_fold(op: ir.ScenarioMetaAttention, a: str, table: s
     width, cells = op.type.width, op.cells
     slots = op.folded.slots
     for i, (w, b) in enumerate(zip(slots[::2], slots[1::2], strict=True)):
-        lines.append(f"weight = {table}[:, {w.offset}:{w.end}].reshape({cells}, "
-                     f"{w.shape[0]}, {w.shape[1]})")
-        lines.append(f"bias = {table}[:, {b.offset}:{b.end}]")
+        lines.append(f"weight = {_cell_slot(table, w, cells)}")
+        lines.append(f"bias = {_cell_slot(table, b, cells)}")
         if i == 0:
             lines.append(f'bias = bias + torch.einsum("t,cto->co", self.{a}.task, '
                          f"weight[:, {width}:])")
