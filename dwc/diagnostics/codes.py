@@ -152,7 +152,7 @@ _TABLE = [
          "B x N x M generated floats must be kept for backward; APG's rewrites shrink it to K^2."),
     Code("DW509", "self-wise-generation-too-costly", Severity.WARNING,
          "a self-wise generator that costs more FLOPs than a dense layer",
-         "With d_z = N the generator costs N K^2 (or N M) MACs per sample (DW-MODELS.md §5.1)."),
+         "With d_z = N the generator costs N K^2 (or N M) MACs per sample (docs/models.md, 'APG')."),
     Code("DW510", "gate-placement-differs-from-paper", Severity.INFO,
          "a PPNet tower gated somewhere else than the paper (pre-linear)",
          "The placements of the public implementations differ; this one is not the paper's."),

@@ -1,8 +1,8 @@
 """IR operations. Each op produces one value, names its inputs, and knows its own costs.
 
-Costs follow DW-MODELS.md conventions: one multiply-add = 2 FLOPs, counts per sample. `params()` is
-the number of static (trained) parameters the op owns, `generated()` the numbers per sample that
-are produced by a generator instead of stored. Ops are frozen; passes rewrite with
+Costs follow the conventions of docs/models.md: one multiply-add = 2 FLOPs, counts per sample.
+`params()` is the number of static (trained) parameters the op owns, `generated()` the numbers per
+sample that are produced by a generator instead of stored. Ops are frozen; passes rewrite with
 `dataclasses.replace`.
 """
 
@@ -404,7 +404,7 @@ class Head(Op):
 
 @dataclass(frozen=True, kw_only=True)
 class LowRankDynamicLinear(Op):
-    """APG's low-rank dynamic linear: `y = ((x U) S(z)) V + b` (DW-MODELS.md §5.1).
+    """APG's low-rank dynamic linear: `y = ((x U) S(z)) V + b` (docs/models.md, 'APG').
 
     inputs = (x, generated). S is the K x K slot `core` of the generator's output. With
     `share`, U (N x K) and V (K x M) are static parameters shared by all samples; otherwise they are
@@ -606,7 +606,7 @@ class Mix(Op):
 
 @dataclass(frozen=True, kw_only=True)
 class MetaAttention(Op):
-    """M2M meta attention of one task over the experts (DW-MODELS.md §4).
+    """M2M meta attention of one task over the experts (docs/models.md, 'M2M').
 
     inputs = (experts, generated). Each expert output E_i is joined with the task's learned
     representation T (`task_dim`), run through the meta unit whose weights the generator made from
@@ -635,7 +635,7 @@ class MetaAttention(Op):
 
 @dataclass(frozen=True, kw_only=True)
 class CoAction(Op):
-    """CAN's co-action unit (DW-MODELS.md §6).
+    """CAN's co-action unit (docs/models.md, 'CAN').
 
     inputs = (induction ids, feed ids[, feed lengths]). Each induction id owns a row of
     `micro_params` numbers (per order when `order_independent`) that is reshaped into a micro-MLP

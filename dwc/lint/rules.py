@@ -343,12 +343,13 @@ RULES: dict[str, Rule] = {r.code: r for r in [
     GeneratedTensorTooLarge("DW508",
           "Flags a full-rank dynamic layer whose generated weights at the reference batch exceed "
           "the memory budget (`--batch`, `memory-budget-mib`).",
-          "B x N x M floats are generated per step and kept for backward (DW-MODELS.md §1).",
+          "B x N x M floats are generated per step and kept for backward (docs/models.md, "
+          "'Generic dynamic-weight MLP').",
           "h = linear(x, 1024) dynamic(by = z)", "h = linear(x, 1024) dynamic(by = z) apg(rank = 32)"),
     SelfWiseTooCostly("DW509",
           "Flags a self-wise generator that costs more FLOPs than a dense layer of the same shape.",
           "With d_z = N a linear generator costs N K^2 MACs per sample (N M at full rank): the "
-          "dynamic layer is then slower than the static one it adapts (DW-MODELS.md §5.1).",
+          "dynamic layer is then slower than the static one it adapts (docs/models.md, 'APG').",
           "h = linear(x, 256) dynamic(by = self) apg(rank = 64)",
           "h = linear(x, 256) dynamic(by = self) apg(rank = 8)"),
     GatePlacementDiffersFromPaper("DW510",

@@ -1,4 +1,4 @@
-"""APG's rewrites (DW-MODELS.md §5.1) as passes on any dynamic linear.
+"""APG's rewrites (docs/models.md, "APG") as passes on any dynamic linear.
 
     lowrank         W(z) (N x M generated)  ->  U(z) S(z) V(z) at rank K (NK + K^2 + KM generated)
     share           U, V generated          ->  U, V static and shared; only S (K^2) generated

@@ -700,7 +700,8 @@ class _Elaborator:
         return Value(h.ssa, h.type, frozenset(deps), call.span)
 
     def generic_dynamic(self, by, dl, bias_mode, dims, x, binding, dyn, call, deps):
-        """DW-MODELS.md §1: one generator emits every layer's weight (then bias), in order."""
+        """The generic dynamic-weight MLP (docs/models.md): one generator emits every layer's weight
+        (then bias), in order."""
         z = self.condition(by, x, binding)
         deps |= z.deps
         offset = 0
@@ -731,7 +732,7 @@ class _Elaborator:
         return make_fc
 
     def apg_layers(self, mod, by, dl, bias_mode, dims, binding, call, deps):
-        """APG (DW-MODELS.md §5): per layer, its own generator of S (and U, V unless shared)."""
+        """APG (docs/models.md, "APG"): per layer, its own generator of S (and U, V unless shared)."""
         asig = SIGNATURES["apg"]
         aargs = self.bind_args(mod, asig, self.s.defaults.get("apg"))
         share = self.literal(aargs["share"], asig.param("share"), asig)

@@ -264,7 +264,8 @@ SIGNATURES: dict[str, Signature] = {
                "or hyperfan (generated weights start at each target layer's fan-in scale)",
                "default", choices=("default", "hyperfan")),
         ), "Makes a `linear`/`mlp` dynamic: its weights are generated per sample from a condition, "
-           "W = reshape(G(z)) (DW-MODELS.md §1). `by = concat(self, z)` is mix-wise.",
+           "W = reshape(G(z)) (docs/models.md, 'Generic dynamic-weight MLP'). "
+           "`by = concat(self, z)` is mix-wise.",
             "h = mlp(x, [16, 8]) dynamic(by = z)"),
         Signature("apg", "modifier", (
             _p("rank", "rank", "rank K: an integer, one per layer ([32, 16, 8]) or a fraction "
@@ -274,7 +275,7 @@ SIGNATURES: dict[str, Signature] = {
                "(an integer, or a multiple of the rank like 4x); none to disable", None),
             _p("decompose", "bool", "apply ((x U) S) V in turn instead of forming W = U S V",
                True),
-        ), "APG's re-parameterisation of a dynamic layer (DW-MODELS.md §5): W = U S(z) V per "
+        ), "APG's re-parameterisation of a dynamic layer (docs/models.md, 'APG'): W = U S(z) V per "
            "layer, each layer with its own generator.",
             "h = mlp(x, [256, 128]) dynamic(by = z) apg(rank = [32, 16], overparam = 4x)"),
     ]

@@ -433,7 +433,7 @@ class _DwcTanh(nn.Module):
 
 
 class _DwcCoAction(nn.Module):
-    """CAN's co-action unit (DW-MODELS.md §6).
+    """CAN's co-action unit (docs/models.md, 'CAN').
 
     The induction id's row of `induction` is reshaped into a micro-MLP (per order when
     order-independent); the feed id's own embedding, raised to the powers 1..orders, runs through

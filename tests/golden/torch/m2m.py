@@ -601,7 +601,7 @@ class _DwcExperts(nn.Module):
 
 
 class _DwcMetaAttention(nn.Module):
-    """M2M meta attention for one task (DW-MODELS.md §4).
+    """M2M meta attention for one task (docs/models.md, 'M2M').
 
     Each expert output E_i is joined with the task's learned representation T, passed through the
     meta unit (its layers' weights and biases are read from `generated`, made from the scenario
