@@ -4,14 +4,37 @@ model repository."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
+from collections.abc import Iterator
 
 import torch
 
 from dwc.backends.export import InferenceModel, Positional, example_args, to_bytes
 
 DEFAULT_OPSET = 17
+
+_EXPECTED_WARNINGS = (
+    # dwc exports with the TorchScript exporter on purpose (dynamo=False): torch announces that
+    # it is the legacy one, and its internals call their own deprecated helpers.
+    (DeprecationWarning, r"You are using the legacy TorchScript-based ONNX export"),
+    (DeprecationWarning, r"The feature will be removed\. Please remove usage of this function"),
+    # The inference helpers update fresh temporaries in place (`bias.index_select(...).addmm_`);
+    # the exporter rewrites them out of place, which is the same function (`dwc verify`).
+    (UserWarning, r"ONNX Preprocess - Removing mutation from node aten::addmm_ on block input"),
+)
+"""Warnings every export of a dwc model triggers inside torch.onnx: dropped by category and exact
+message; any other warning (a TracerWarning above all: a trace that may not generalise) is shown."""
+
+
+@contextlib.contextmanager
+def expected_warnings() -> Iterator[None]:
+    """Runs the block with `_EXPECTED_WARNINGS` ignored and every other filter as it was."""
+    with warnings.catch_warnings():
+        for category, message in _EXPECTED_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        yield
 
 
 def export_onnx(im: InferenceModel, opset: int = DEFAULT_OPSET, metadata: dict[str, str] | None
@@ -21,8 +44,7 @@ def export_onnx(im: InferenceModel, opset: int = DEFAULT_OPSET, metadata: dict[s
 
     wrapper = Positional(im.module, im.input_names, im.output_names).eval()
     axes = {name: {0: "batch"} for name in [*im.input_names, *im.output_names]}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with expected_warnings():
         data = to_bytes(lambda buffer: torch.onnx.export(
             wrapper, example_args(im, 2), buffer, dynamo=False, input_names=im.input_names,
             output_names=im.output_names, dynamic_axes=axes, opset_version=opset))
