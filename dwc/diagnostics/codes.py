@@ -132,7 +132,8 @@ _TABLE = [
          "Remove it, or use it; it still costs an input (and a table) in every artifact."),
     Code("DW502", "scenario-feature-without-condition", Severity.WARNING,
          "a scenario-sensitive feature that no condition or domain reads",
-         "Marking a feature `scenario` only matters where a dynamic layer, gate or STAR layer reads it."),
+         "Marking a feature `scenario` only matters where a dynamic layer, gate or STAR layer reads "
+         "it, or where `scenarios` names it to define the scenario cells."),
     Code("DW503", "condition-without-scenario", Severity.INFO,
          "a dynamic layer conditioned on its own input only (self-wise)",
          "Self-wise layers adapt per sample, not per scenario; fine for APG self-wise, a mistake if "
@@ -163,6 +164,11 @@ _TABLE = [
          "bce expects sigmoid, ce softmax, mse identity and poisson exp."),
     Code("DW513", "unused-value", Severity.WARNING, "a value that no output depends on",
          "It is computed (and its parameters trained) for nothing."),
+    Code("DW514", "condition-outside-scenario-cells", Severity.WARNING,
+         "a condition reads a scenario feature missing from `scenarios`, so it cannot fold",
+         "The scenario folds precompute only conditions that read nothing but the features of "
+         "`scenarios`; add the feature there (or drop its `scenario` mark). The message gives "
+         "the inference FLOPs per sample with and without the fold."),
     # --- DW9xx: internal ------------------------------------------------------------------------
     Code("DW900", "internal-error", _E, "dwc itself failed: this is a bug",
          "Please file an issue with the spec and the command; rerun with DWC_DEBUG=1 for a traceback."),

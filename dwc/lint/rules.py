@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
-from dwc.diagnostics import Diagnostic, Label
+from dwc.cost import Cost, total
+from dwc.diagnostics import Diagnostic, DiagnosticError, Label
 from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
-from dwc.parse import ast
+from dwc.parse import ast, parse
 from dwc.passes.fold_scenario_table import source_features
+from dwc.sema import elaborate
 from dwc.sema.signatures import LOSSES
-from dwc.source import SourceFile
+from dwc.source import SourceFile, Span
 
 
 @dataclass
@@ -42,6 +45,38 @@ class LintContext:
 
     def vocab(self, feature: str) -> int | None:
         return next((s.vocab for s in self.graph.inputs if s.name == feature), None)
+
+    @cached_property
+    def inference_cost(self) -> Cost:
+        """Costs of the -O2 inference graph (what `dwc explain` reports as inference)."""
+        return _inference_cost(self.graph)
+
+    def recheck(self, text: str) -> tuple[ast.Spec, Graph] | Diagnostic:
+        """Parse and check an edited copy of the spec: its AST and graph, or its first error."""
+        source = SourceFile(self.source.name, text)
+        try:
+            spec = parse(source)
+            return spec, elaborate(spec, source)
+        except DiagnosticError as error:
+            return error.diagnostics[0]
+
+
+def _inference_cost(graph: Graph) -> Cost:
+    from dwc.driver import optimize
+
+    return total(optimize(graph, level=2)[2])
+
+
+def _edit(text: str, span: Span, replacement: str) -> str:
+    return text[:span.start] + replacement + text[span.end:]
+
+
+def _without_mark(text: str, decl: ast.FeatureDecl) -> str:
+    """The spec text with the `scenario` mark of a feature (and the blank before it) removed."""
+    start = decl.scenario.start
+    while start > decl.kind.span.end and text[start - 1] in " \t":
+        start -= 1
+    return _edit(text, Span(start, decl.scenario.end), "")
 
 
 @dataclass(frozen=True)
@@ -72,10 +107,9 @@ class UnusedFeature(Rule):
                                 "use it in a value or condition, or remove the declaration")
 
 
-def _condition_features(ctx: LintContext) -> dict[str, ir.Op]:
+def _condition_features(g: Graph) -> dict[str, ir.Op]:
     """Features read by anything that adapts weights: generators, gates, domains."""
     found: dict[str, ir.Op] = {}
-    g = ctx.model
     for op in g.ops:
         roots = []
         if isinstance(op, ir.Generator):
@@ -92,15 +126,47 @@ def _condition_features(ctx: LintContext) -> dict[str, ir.Op]:
 
 class ScenarioFeatureWithoutCondition(Rule):
     def check(self, ctx):
-        used = _condition_features(ctx)
+        used = set(_condition_features(ctx.model)) | set(ctx.graph.scenario)
         for name in sorted(ctx.scenario_features()):
             decl = ctx.feature_decl(name)
             if name not in used and decl is not None and decl.scenario is not None:
                 yield self.diag(
                     f"scenario-sensitive feature '{name}' conditions nothing",
-                    Label(decl.scenario, "marked scenario here"),
-                    "read it in a condition (e.g. 'condition z = concat(..., " + name + ")') or "
-                    "drop the 'scenario' mark")
+                    Label(decl.scenario, "marked scenario here"), _mark_advice(ctx, decl))
+
+
+def _mark_advice(ctx: LintContext, decl: ast.FeatureDecl) -> str:
+    """How to resolve DW502: each edit offered verbatim is checked on an edited copy of the spec,
+    so following it cannot produce an error (dropping the mark fails, e.g., when a condition reads
+    no other scenario feature: DW314)."""
+    from dwc.driver import optimize
+
+    name = decl.name.text
+    text = ctx.source.text
+    options = []
+    for stmt in ctx.spec.statements:
+        value = getattr(stmt, "value", None)
+        if not isinstance(stmt, ast.ConditionDecl) or not isinstance(value, ast.Call) \
+                or value.func.text not in ("concat", "fields") or value.modifiers \
+                or name in {r.name for r in _ref_nodes(value)} \
+                or text[value.span.end - 1] != ")":
+            continue
+        edited = _edit(text, Span(value.span.end - 1, value.span.end), f", {name})")
+        checked = ctx.recheck(edited)
+        if not isinstance(checked, Diagnostic) \
+                and name in _condition_features(optimize(checked[1], level=0)[0]):
+            new = edited[stmt.span.start:stmt.span.end + len(name) + 2]
+            options.append(f"read it in condition '{stmt.name.text}': '{new}'")
+            break
+    else:
+        options.append("read it in a condition that a dynamic layer or gate uses")
+    dropped = ctx.recheck(_without_mark(text, decl))
+    if isinstance(dropped, Diagnostic):
+        options.append(f"(dropping the 'scenario' mark alone would give {dropped.code}: "
+                       f"{dropped.message})")
+        return " ".join(options)
+    options.append("drop the 'scenario' mark if it is an ordinary input")
+    return ", or ".join(options)
 
 
 class ConditionWithoutScenario(Rule):
@@ -283,23 +349,100 @@ class UnusedValue(Rule):
                                 "use it, or remove the statement")
 
 
+class ConditionOutsideScenarioCells(Rule):
+    def check(self, ctx):
+        cells = ctx.graph.scenario
+        decls = {s.name.text: s for s in ctx.spec.statements if isinstance(s, ast.FeatureDecl)}
+        foldable = {s.feature for s in ctx.graph.inputs if s.scenario and s.role == "ids"
+                    and decls[s.feature].kind.func.text == "categorical"}
+        cells_decl = next((s for s in ctx.spec.statements if isinstance(s, ast.ScenarioDecl)),
+                          None)
+        reads = _feature_reads(ctx.spec, set(decls))
+        for stmt in ctx.spec.statements:
+            if not isinstance(stmt, ast.ConditionDecl):
+                continue
+            missing = [f for f in decls if f in reads[stmt.name.text] & foldable
+                       and f not in cells]
+            if not missing:
+                continue
+            line = "scenarios " + " * ".join((*cells, *missing))
+            last = max((decls[f] for f in missing), key=lambda d: d.span.start)
+            moved = cells_decl is not None and last.span.start > cells_decl.span.start
+            edited = ctx.source.text
+            if cells_decl is not None and not moved:
+                edited = _edit(edited, cells_decl.span, line)
+            else:  # a new declaration above the condition (and below the features it names)
+                edited = _edit(edited, Span(stmt.span.start, stmt.span.start), line + "\n")
+                if moved:  # the old one goes (it lies above the condition: offsets hold)
+                    end = cells_decl.span.end
+                    end += edited[end:end + 1] == "\n"
+                    edited = _edit(edited, Span(cells_decl.span.start, end), "")
+            where = f" below the declaration of '{last.name.text}'" if moved else ""
+            checked = ctx.recheck(edited)
+            if isinstance(checked, Diagnostic):
+                continue  # adding them is not a valid fix: nothing to advise
+            before, after = ctx.inference_cost, _inference_cost(checked[1])
+            if after.flops_per_sample >= before.flops_per_sample:
+                continue  # the fold still does not apply (other inputs, too many cells)
+            names = ", ".join(f"'{f}'" for f in missing)
+            first = next((r for r in _ref_nodes(stmt.value) if r.name in missing), stmt.name)
+            secondary = (Label(cells_decl.span, "the scenario cells") if cells_decl else
+                         Label(decls[missing[0]].scenario, "marked scenario here"))
+            dropped = ctx.recheck(
+                _edits_without_marks(ctx.source.text, [decls[f] for f in missing]))
+            alternative = (f"drop the 'scenario' mark of {names}" if not isinstance(
+                dropped, Diagnostic) else f"suppress this with '# dwc: ignore[{self.code}]'")
+            plural = len(missing) > 1
+            yield self.diag(
+                f"condition '{stmt.name.text}' reads scenario feature{'s' * plural} {names}, "
+                + ("which 'scenarios' omits" if cells else "and no 'scenarios' declares cells")
+                + ": its generators and gates cannot fold into per-cell tables "
+                f"({before.flops_per_sample:,} FLOPs/sample at inference instead of "
+                f"{after.flops_per_sample:,})",
+                Label(first.span, "not in 'scenarios'"),
+                f"add {'them' if plural else 'it'} to the cells: '{line}'{where} "
+                f"({checked[1].scenario_cells:,} cells; inference params "
+                f"{before.params:,} -> {after.params:,}); or, if '{stmt.name.text}' is meant to "
+                f"vary per sample, {alternative}", secondary)
+
+
+def _edits_without_marks(text: str, decls: list[ast.FeatureDecl]) -> str:
+    for decl in sorted(decls, key=lambda d: -d.span.start):  # back to front: spans stay valid
+        text = _without_mark(text, decl)
+    return text
+
+
+def _feature_reads(spec: ast.Spec, features: set[str]) -> dict[str, set[str]]:
+    """For every value and condition, the features it reads directly or through other values."""
+    reads: dict[str, set[str]] = {f: {f} for f in features}
+    for stmt in spec.statements:
+        if isinstance(stmt, ast.LetDecl | ast.ConditionDecl):
+            reads[stmt.name.text] = set().union(*(reads.get(r, set()) for r in _refs(stmt)))
+    return reads
+
+
 def _refs(node) -> Iterator[str]:
     """Every name an AST node refers to (including `by = name` in modifiers)."""
+    return (ref.name for ref in _ref_nodes(node))
+
+
+def _ref_nodes(node) -> Iterator[ast.Ref]:
+    """Every reference in an AST node, in source order."""
     if isinstance(node, ast.Ref):
-        yield node.name
+        yield node
     elif isinstance(node, ast.Call):
         for child in (*node.args, *(k.value for k in node.kwargs), *node.modifiers):
-            yield from _refs(child)
+            yield from _ref_nodes(child)
     elif isinstance(node, ast.Modifier):
         for child in (*node.args, *(k.value for k in node.kwargs)):
-            yield from _refs(child)
+            yield from _ref_nodes(child)
     elif isinstance(node, ast.ListExpr):
         for child in node.items:
-            yield from _refs(child)
+            yield from _ref_nodes(child)
     elif isinstance(node, ast.LetDecl | ast.ConditionDecl | ast.OutputDecl):
-        yield from _refs(node.value)
+        yield from _ref_nodes(node.value)
     elif isinstance(node, ast.FeatureDecl):
-        yield from _refs(node.kind)
+        yield from _ref_nodes(node.kind)
 
 
 RULES: dict[str, Rule] = {r.code: r for r in [
@@ -309,8 +452,11 @@ RULES: dict[str, Rule] = {r.code: r for r in [
           "memory and serving bandwidth, and usually means a typo elsewhere.",
           "feature price : numeric\nx = concat(user_id, item_id)", "x = concat(user_id, item_id, price)"),
     ScenarioFeatureWithoutCondition("DW502",
-          "Flags a feature marked `scenario` that no condition, gate or domain reads.",
-          "The mark promises that the model adapts to it; if nothing reads it, the model does not.",
+          "Flags a feature marked `scenario` that no condition, gate or domain reads and that "
+          "does not define the scenario cells (`scenarios`).",
+          "The mark promises that the model adapts to it; if nothing reads it, the model does not. "
+          "(A feature named in `scenarios` is used: it numbers the cells of per-scenario tables "
+          "and metrics, as in a shared-MLP baseline.)",
           "feature page : categorical(vocab = 3, dim = 4) scenario\ncondition z = concat(country)",
           "condition z = concat(country, page)"),
     ConditionWithoutScenario("DW503",
@@ -375,4 +521,15 @@ RULES: dict[str, Rule] = {r.code: r for r in [
           "Its parameters are created and trained for nothing, and it is usually a wiring mistake.",
           "h2 = mlp(h, [32])\noutput ctr = sigmoid(linear(h, 1))",
           "output ctr = sigmoid(linear(h2, 1))"),
+    ConditionOutsideScenarioCells("DW514",
+          "Flags a condition that reads a categorical scenario feature missing from `scenarios`, "
+          "when adding it there would let the -O2 scenario folds (fold-scenario-table, "
+          "fold-scenario-layers) apply; the message gives the inference FLOPs per sample of both "
+          "forms, from the cost model.",
+          "Only a condition that is a function of the scenario cell is precomputed per cell: "
+          "otherwise every generator or gate it drives runs for every sample at serving time, "
+          "often several times the FLOPs of the folded model.",
+          "feature page : categorical(vocab = 3, dim = 4) scenario\nscenarios country\n"
+          "condition z = concat(country, page)",
+          "scenarios country * page\ncondition z = concat(country, page)"),
 ]}

@@ -61,6 +61,12 @@ CASES = {
               "output y = exp(linear(h, 1)) loss = poisson\n"),
     "DW513": (BASE + "h = mlp(concat(a, b), [8]) dynamic(by = z)\nh2 = mlp(h, [4])\n" + OUT,
               (8, 1), BASE + "h = mlp(concat(a, b), [8]) dynamic(by = z)\n" + OUT),
+    "DW514": (BASE.replace("scenarios s\ncondition z = concat(s)", "feature u : categorical(vocab = 3, "
+                           "dim = 2) scenario\nscenarios s\ncondition z = concat(s, u)")
+              + "h = mlp(concat(a, b), [8]) dynamic(by = z)\n" + OUT, (7, 25),
+              BASE.replace("scenarios s\ncondition z = concat(s)", "feature u : categorical(vocab = 3, "
+                           "dim = 2) scenario\nscenarios s * u\ncondition z = concat(s, u)")
+              + "h = mlp(concat(a, b), [8]) dynamic(by = z)\n" + OUT),
 }
 
 
