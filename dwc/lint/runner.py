@@ -9,6 +9,7 @@ cannot be suppressed.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import tomllib
@@ -63,10 +64,45 @@ def find_config(start: Path) -> tuple[LintConfig, Path | None]:
                     raise ConfigError(f"{path}: unknown [tool.dwc] key {key!r} "
                                       f"(keys: {', '.join(_KEYS)})")
                 if key in ("select", "ignore"):
-                    value = {str(v) for v in value}
+                    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                        raise ConfigError(f"{path}: [tool.dwc] {key} must be a list of codes, "
+                                          f'e.g. {key} = ["DW5"], not {value!r}')
+                    value = set(value)
+                    check_codes(value, f"{path}: [tool.dwc] {key}")
+                elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise ConfigError(f"{path}: [tool.dwc] {key} must be a positive integer, "
+                                      f"not {value!r}")
                 setattr(config, _KEYS[key], value)
             return config, path
     return LintConfig(), None
+
+
+def check_codes(codes: set[str] | None, option: str) -> None:
+    """Raise ConfigError for a code (or prefix) in `--select`/`--ignore` that matches no lint rule.
+
+    `option` names where the codes came from (e.g. "--select"); None (no selection) is fine.
+    """
+    from dwc.lint.rules import RULES
+
+    known = sorted(RULES)
+    for code in sorted(codes or ()):
+        if code and any(k.startswith(code) for k in known):
+            continue
+        message = (f"{option}: unknown code {code!r} (codes: {known[0]}..{known[-1]}; prefixes "
+                   f"such as {known[0][:3]} are accepted)")
+        names = {CODES[k].name: k for k in known}
+        fixed = code.strip().upper().replace("O", "0")  # case, blanks, letter O for zero
+        if fixed != code and fixed and any(k.startswith(fixed) for k in known):
+            message += f"; did you mean {fixed!r}?"
+        elif code in names:
+            message += f"; {code!r} is the name of {names[code]}: write {names[code]!r}"
+        elif code and any(c.startswith(code) for c in CODES):
+            what = "is a compiler diagnostic, not a lint rule" if code in CODES else \
+                "names compiler diagnostics, not lint rules"
+            message += f"; {code} {what} (lint reports spec errors whatever the selection)"
+        elif close := difflib.get_close_matches(code, known, n=1):
+            message += f"; did you mean {close[0]!r}?"
+        raise ConfigError(message)
 
 
 def _suppressions(source: SourceFile) -> tuple[dict[int, set[str] | None], set[str]]:

@@ -84,3 +84,17 @@ def test_lint_never_imports_torch(findings_file):
     proc = subprocess.run([sys.executable, "-c", code, str(ROOT / "examples" / "m2m.dw")],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("option", ["--select", "--ignore"])
+def test_unknown_codes_are_usage_errors(findings_file, option, capsys):
+    assert main(["lint", str(findings_file), option, "DW501,DW999"]) == 2
+    err = capsys.readouterr().err
+    assert f"{option}: unknown code 'DW999'" in err and "did you mean 'DW509'?" in err
+    assert main(["lint", str(findings_file), option, "DW50"]) == 1  # a prefix is fine
+
+
+def test_unknown_codes_in_pyproject_are_usage_errors(findings_file, tmp_path, capsys):
+    (tmp_path / "pyproject.toml").write_text('[tool.dwc]\nselect = ["DW5O1"]\n')
+    assert main(["lint", str(findings_file)]) == 2
+    assert "[tool.dwc] select: unknown code 'DW5O1'" in capsys.readouterr().err
