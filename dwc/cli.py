@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import traceback
@@ -17,9 +18,23 @@ from collections.abc import Sequence
 
 from dwc import __version__
 from dwc.diagnostics import Diagnostic, DiagnosticError, Label, render_json, render_text
+from dwc.diagnostics.render import diagnostic_dict
 from dwc.source import SourceFile, Span
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_MISMATCH = 0, 1, 2, 3
+EXIT_PIPE = 128 + 13  # SIGPIPE: the reader of stdout closed the pipe, as `cat` reports it
+
+# `dwc data generate --help`: the columns dwc.data writes (docs/data.md has the contract)
+_DATA_COLUMNS = (
+    ("user_id", "int64 [N]     ids in [0, 2000)"),
+    ("item_id", "int64 [N]     ids in [1, 1000)"),
+    ("category", "int64 [N]     ids in [0, 20)"),
+    ("price", "float32 [N, 1]"),
+    ("history", "int64 [N, 10] item ids, padded with 0 after history_len"),
+    ("history_len", "int64 [N]     valid ids in history (1 .. 10)"),
+    ("domain", "int64 [N]     the scenario, 4 values, 80/15/4/1 % of the rows"),
+    ("ctr", "float32 [N, 1] the 0/1 click label"),
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,7 +64,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="diagnostic format")
 
     p = sub.add_parser("check", help="check syntax and semantics without writing anything")
-    p.add_argument("file")
+    p.add_argument("files", nargs="+")
     p.add_argument("--format", choices=("text", "json"), default="text")
 
     p = sub.add_parser("fmt", help="rewrite specs in canonical layout")
@@ -66,22 +81,39 @@ def _build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("passes", help="list the passes and the -O pipelines")
 
-    p = sub.add_parser("data", help="synthetic multi-scenario CTR data (dwc.data)")
+    p = sub.add_parser(
+        "data", help="synthetic multi-scenario CTR data (dwc.data)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="dwc data generate FILE: write synthetic, unbalanced multi-scenario CTR data "
+        "as a .npz\nin the training-data contract of docs/data.md (train/valid/test = 80/10/10 %)."
+        "\n\nColumns of every split (SPLIT/NAME keys):\n" + "\n".join(
+            f"  {name:<12} {kind}" for name, kind in _DATA_COLUMNS) +
+        "\n\nSpecs that train on it: experiments/*.dw (e.g. experiments/apg.dw).")
     p.add_argument("action", choices=("generate",))
-    p.add_argument("output", help="the .npz file to write")
-    p.add_argument("--rows", type=int, default=200_000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("output", help="the .npz file to write (replaced atomically)")
+    p.add_argument("--rows", type=int, default=200_000,
+                   help="rows in all splits together (default 200000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
-    p = sub.add_parser("train", help="train a spec's module on a .npz data set")
-    p.add_argument("file")
-    p.add_argument("--data", required=True, help="a .npz with train/ and valid/ splits")
+    p = sub.add_parser("train", help="train a spec's module on a .npz data set",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Train the module a spec compiles to on a .npz data set "
+                       "(its layout: docs/data.md), checking the whole file first.")
+    p.add_argument("file", help="the .dw spec")
+    p.add_argument("--data", required=True, help="a .npz with train/, valid/ and optionally "
+                   "test/ splits")
     p.add_argument("--out", required=True, help="directory for best.pt, last.pt, metrics.json")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--patience", type=int, default=2)
-    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=5, help="passes over the training split")
+    p.add_argument("--batch-size", type=int, default=512, help="rows per step (per process)")
+    p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam",
+                   help="adam, adamw or sgd (momentum 0.9)")
+    p.add_argument("--lr", type=float, default=3e-3, help="learning rate")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="the optimizer's weight decay")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and shuffling")
+    p.add_argument("--patience", type=int, default=2,
+                   help="stop after this many epochs without a better validation metric")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="stop after this many steps in all (default: no limit)")
 
     p = sub.add_parser("lint", help="check specs for likely mistakes (exit 1 on findings)")
     p.add_argument("files", nargs="+")
@@ -165,7 +197,13 @@ def _report(error: DiagnosticError, source: SourceFile, fmt: str = "text") -> in
             print(f"dwc: {n} error{'s' if n != 1 else ''} in {source.name}", file=sys.stderr)
     # file-level problems (unreadable or unwritable files, unknown targets, weights that do not
     # fit, failed exports) are usage errors; findings in the spec are not
-    if any(not d.located for d in error.diagnostics):
+    return _status_of(error)
+
+
+def _status_of(error: DiagnosticError) -> int:
+    # file-level problems (unreadable or unwritable files, unknown targets, weights that do not
+    # fit, failed exports, bad data files) are usage errors; findings in the spec are not
+    if any(not d.located and d.level.value == "error" for d in error.diagnostics):
         return EXIT_USAGE
     return EXIT_FINDINGS
 
@@ -207,12 +245,38 @@ def cmd_compile(args) -> int:
 def cmd_check(args) -> int:
     from dwc.driver import check_source
 
-    graph = check_source(_load(args.file))
+    status, findings = EXIT_OK, []
+    for path in args.files:
+        source = _load_or_none(path, args.format, findings)
+        if source is None:
+            status = max(status, EXIT_USAGE)
+            continue
+        try:
+            graph = check_source(source)
+        except DiagnosticError as error:
+            if args.format == "json":
+                findings += [diagnostic_dict(d, source) for d in error.diagnostics]
+                status = max(status, _status_of(error))
+            else:
+                status = max(status, _report(error, source))
+            continue
+        if args.format == "text":
+            print(f"dwc: {path}: ok (model {graph.model})", file=sys.stderr)
     if args.format == "json":
-        print("[]")
-    else:
-        print(f"dwc: {args.file}: ok (model {graph.model})", file=sys.stderr)
-    return EXIT_OK
+        print(json.dumps(findings, indent=2))
+    return status
+
+
+def _load_or_none(path: str, fmt: str, findings: list) -> SourceFile | None:
+    """The spec at `path`, or None after reporting why it cannot be read (DW401)."""
+    try:
+        return _load(path)
+    except DiagnosticError as error:
+        if fmt == "json":
+            findings += [diagnostic_dict(d, SourceFile(path, "")) for d in error.diagnostics]
+        else:
+            _report(error, SourceFile(path, ""))
+        return None
 
 
 def cmd_fmt(args) -> int:
@@ -222,7 +286,10 @@ def cmd_fmt(args) -> int:
 
     status = EXIT_OK
     for path in args.files:
-        source = _load(path)
+        source = _load_or_none(path, "text", [])
+        if source is None:
+            status = max(status, EXIT_USAGE)
+            continue
         try:
             formatted = format_spec(parse(source), source)
         except DiagnosticError as error:
@@ -287,7 +354,7 @@ def cmd_lint(args) -> int:
     from pathlib import Path
 
     from dwc.lint import lint_source
-    from dwc.lint.runner import ConfigError, find_config, render
+    from dwc.lint.runner import ConfigError, check_codes, find_config, render
 
     results = []
     for path in args.files:
@@ -296,10 +363,16 @@ def cmd_lint(args) -> int:
             config, _ = find_config(Path(path).resolve().parent)
         except ConfigError as error:
             raise _UsageError(str(error)) from None
-        if args.select:
-            config.select = {c.strip() for c in args.select.split(",") if c.strip()}
-        if args.ignore:
-            config.ignore |= {c.strip() for c in args.ignore.split(",") if c.strip()}
+        try:
+            if args.select:
+                config.select = {c.strip() for c in args.select.split(",") if c.strip()}
+                check_codes(config.select, "--select")
+            if args.ignore:
+                ignored = {c.strip() for c in args.ignore.split(",") if c.strip()}
+                check_codes(ignored, "--ignore")
+                config.ignore |= ignored
+        except ConfigError as error:
+            raise _UsageError(str(error)) from None
         if args.batch is not None:
             if args.batch < 1:
                 raise _UsageError("--batch must be at least 1")
@@ -320,28 +393,49 @@ def cmd_data(args) -> int:
 
     if args.rows < 10:
         raise _UsageError("--rows must be at least 10")
-    save(args.output, args.rows, args.seed)
+    try:
+        save(args.output, args.rows, args.seed)
+    except DiagnosticError as error:
+        return _report(error, SourceFile(args.output, ""))
     print(f"dwc: wrote {args.rows:,} rows (train/valid/test 80/10/10) to {args.output}",
           file=sys.stderr)
     return EXIT_OK
 
 
 def cmd_train(args) -> int:
-    from dwc.driver import compile_source
+    from dwc.dataset import load_training_data
+    from dwc.driver import compile_source, ensure_directory
     from dwc.train import TrainConfig, train
 
+    for flag, value, low in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
+                             ("--patience", args.patience, 1), ("--max-steps", args.max_steps, 1)):
+        if value is not None and value < low:
+            raise _UsageError(f"{flag} must be at least {low}")
+    if not args.lr > 0 or not math.isfinite(args.lr):
+        raise _UsageError("--lr must be a positive number")
     source = _load(args.file)
     result = compile_source(source)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         seed=args.seed, patience=args.patience, max_steps=args.max_steps)
+    data_file = SourceFile(args.data, "")
     try:
-        outcome = train(result.files["model.py"], args.data, args.out, config,
-                        result.graph.scenario)
-    except (OSError, ValueError) as error:
-        raise _UsageError(str(error)) from None
-    if int(os.environ.get("RANK", 0)) == 0:
-        print(f"dwc: best epoch {outcome.best_epoch} (valid AUC {outcome.best_metric:.4f}); "
-              f"weights in {args.out}/best.pt", file=sys.stderr)
+        data = load_training_data(args.data, result.graph)
+    except DiagnosticError as error:
+        return _report(error, data_file)
+    rank = int(os.environ.get("RANK", 0))
+    if rank == 0:
+        for note in data.notes:
+            print(render_text(note, data_file), file=sys.stderr)
+    try:
+        ensure_directory(args.out, "output directory with --out")
+    except DiagnosticError as error:
+        return _report(error, SourceFile(args.out, ""))
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         optimizer=args.optimizer, weight_decay=args.weight_decay,
+                         seed=args.seed, patience=args.patience, max_steps=args.max_steps)
+    outcome = train(result.files["model.py"], data, args.out, config, result.graph)
+    if rank == 0:
+        metric = outcome.selection["metric"]
+        print(f"dwc: best epoch {outcome.best_epoch} (valid {metric} "
+              f"{outcome.best_metric:.4f}); weights in {args.out}/best.pt", file=sys.stderr)
     return EXIT_OK
 
 
@@ -405,7 +499,12 @@ COMMANDS = {"compile": cmd_compile, "check": cmd_check, "fmt": cmd_fmt, "explain
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a reader that closed the pipe shows up here, not at exit
+        return status
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_PIPE
     except DiagnosticError as error:
         path = getattr(args, "file", None) or (args.files[0] if getattr(args, "files", None)
                                                 else "<spec>")
@@ -422,6 +521,16 @@ def main(argv: Sequence[str] | None = None) -> int:
               "  = help: this is a bug in dwc; please report it with the spec and the command "
               "(set DWC_DEBUG=1 for a traceback)", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _discard_stdout() -> None:
+    """After the reader of stdout went away (`dwc passes | head -1`): point stdout at /dev/null
+    so that the interpreter's final flush does not fail again; then exit quietly, like cat."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (embedded use)
+        pass
 
 
 def _source_for(path: str) -> SourceFile:

@@ -8,8 +8,9 @@ re-weights the user-item affinity through its own matrix. A single shared model 
 the big scenario; the small ones need scenario-specific weights.
 
 Columns (all numpy arrays, one row per impression): user_id, item_id, category, price (float32,
-B x 1), history (B x 10 item ids, padded with 0), history_len, domain (the scenario id), ctr (the 0/1 label,
-float32, B x 1). Deterministic for a given seed. `dwc data generate` writes it as .npz.
+B x 1), history (B x 10 item ids, padded with 0), history_len, domain (the scenario id), ctr (the 0/1
+label, float32, B x 1). Deterministic for a given seed. `dwc data generate` writes it as .npz in the
+layout of docs/data.md; the specs in experiments/ train on it.
 """
 
 from __future__ import annotations
@@ -94,13 +95,18 @@ def make_dataset(rows: int, seed: int = 0, split: int = 0,
 
 
 def save(path: str, rows: int, seed: int = 0) -> None:
-    """Write train / validation / test splits (80 / 10 / 10 %) into one .npz."""
+    """Write train / validation / test splits (80 / 10 / 10 %) into one .npz at exactly `path`
+    (no suffix is added), replacing it atomically; DiagnosticError(DW402) if it cannot be
+    written."""
+    from dwc.driver import atomic_file
+
     sizes = {"train": int(rows * 0.8), "valid": int(rows * 0.1), "test": int(rows * 0.1)}
     arrays = {}
     for split, (name, n) in enumerate(sizes.items()):
         for key, value in make_dataset(n, seed, split).items():
             arrays[f"{name}/{key}"] = value
-    np.savez_compressed(path, **arrays)
+    with atomic_file(path) as handle:
+        np.savez_compressed(handle, **arrays)
 
 
 def load(path: str, split: str) -> dict[str, np.ndarray]:

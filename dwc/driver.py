@@ -7,12 +7,14 @@ Everything the CLI does goes through here, so library users get the same behavio
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from dwc.diagnostics import Diagnostic, DiagnosticError
 from dwc.ir.graph import Graph
@@ -129,20 +131,24 @@ def compile_source(source: SourceFile, target: str = "torch", level: int = 2,
     return CompileResult(source, train, inference, model, records, exported)
 
 
-def write_artifacts(files: dict[str, str | bytes], out_dir: str | os.PathLike[str]) -> Path:
+def write_artifacts(files: dict[str, str | bytes], out_dir: str | os.PathLike[str],
+                    what: str = "output directory with -o") -> Path:
     """Write `files` into `out_dir` atomically.
 
     The files are written into a temporary sibling directory first. A new `out_dir` is created by
     renaming that directory; an existing one gets each file moved in with `os.replace` (atomic per
     file), so a reader never sees half a file and other files in the directory are left alone.
+    Directories and files get the permissions the umask gives new ones (0755 / 0644 under umask
+    022); a file that replaces an existing one keeps that file's mode.
     """
     out = Path(out_dir)
     parent = out.parent if str(out.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".dwc-tmp", dir=parent))
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it 0700
     except OSError as error:
-        raise _write_error(out, error) from None
+        raise _write_error(out, error, what) from None
     try:
         for name, content in sorted(files.items()):
             path = staging / name
@@ -160,16 +166,72 @@ def write_artifacts(files: dict[str, str | bytes], out_dir: str | os.PathLike[st
         for name in sorted(files):
             target = out / name
             target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_file():
+                shutil.copymode(target, staging / name)
             os.replace(staging / name, target)
         return out
     except OSError as error:
-        raise _write_error(out, error) from None
+        raise _write_error(out, error, what) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _write_error(out: Path, error: OSError) -> DiagnosticError:
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str], what: str = "output file") -> Iterator[BinaryIO]:
+    """A binary handle whose contents replace `path` only when the block succeeds.
+
+    It writes a temporary file beside `path` and renames it over `path` at the end, so a reader
+    (or a failed command) never leaves half a file. The file gets the umask's permissions
+    (0644 under umask 022), or keeps those of the file it replaces. Raises DiagnosticError(DW402)
+    when `path` cannot be written; `what` says in the hint what to choose instead.
+    """
+    target = Path(path)
+    try:
+        if target.is_dir():
+            raise IsADirectoryError(21, "is a directory", str(target))
+        handle = tempfile.NamedTemporaryFile(
+            "wb", prefix=f".{target.name}.", suffix=".dwc-tmp", dir=target.parent or ".",
+            delete=False)
+    except OSError as error:
+        raise _write_error(target, error, what) from None
+    try:
+        with handle:
+            yield handle
+        if target.is_file():
+            shutil.copymode(target, handle.name)
+        else:
+            os.chmod(handle.name, 0o666 & ~_umask())
+        os.replace(handle.name, target)
+    except OSError as error:
+        raise _write_error(target, error, what) from None
+    finally:
+        if os.path.exists(handle.name):
+            os.unlink(handle.name)
+
+
+def ensure_directory(path: str | os.PathLike[str], what: str) -> Path:
+    """Create the output directory `path` (and its parents) up front, so that a command that
+    writes there later fails before any work; DiagnosticError(DW402) when it cannot be."""
+    out = Path(path)
+    try:
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError(20, "exists and is not a directory", str(out))
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise PermissionError(13, "permission denied", str(out))
+    except OSError as error:
+        raise _write_error(out, error, what) from None
+    return out
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_error(out: Path, error: OSError, what: str = "output directory with -o") -> DiagnosticError:
     reason = error.strerror or str(error)
     return DiagnosticError([Diagnostic.file_level(
         "DW402", f"cannot write '{out}': {reason}",
-        help="choose a writable output directory with -o; nothing was written")])
+        help=f"choose a writable {what}; nothing was written")])

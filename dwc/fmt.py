@@ -9,8 +9,9 @@ idempotent and preserves the AST (both are tested over every example).
 
 from __future__ import annotations
 
+from dwc.diagnostics import Diagnostic, DiagnosticError, Label
 from dwc.parse import ast
-from dwc.source import SourceFile
+from dwc.source import SourceFile, Span
 
 
 def expr(e: ast.Expr) -> str:
@@ -61,7 +62,12 @@ def _statement(s: ast.Statement, pad: int) -> str:
 
 
 def format_spec(spec: ast.Spec, source: SourceFile) -> str:
-    """Format a parsed spec canonically."""
+    """Format a parsed spec canonically. A text without a `model` line (an empty file, only
+    comments) is not a spec: DiagnosticError(DW204), as `dwc check` reports it."""
+    if not any(isinstance(s, ast.ModelDecl) for s in spec.statements):
+        raise DiagnosticError([Diagnostic(
+            "DW204", "the spec has no 'model' declaration", Label(Span(0, 0)),
+            help="start the spec with 'model NAME'")])
     text = source.text
     statements = list(spec.statements)
     leading: dict[int, list[ast.Comment]] = {i: [] for i in range(len(statements) + 1)}

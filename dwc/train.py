@@ -1,15 +1,18 @@
 """`dwc train`: train a generated module on a .npz data set, with per-scenario metrics.
 
     dwc data generate data.npz --rows 200000 --seed 0
-    dwc train examples/apg.dw --data data.npz --out runs/apg --epochs 5
-    torchrun --nproc_per_node=2 -m dwc train examples/apg.dw --data data.npz --out runs/apg_ddp
+    dwc train experiments/apg.dw --data data.npz --out runs/apg --epochs 5
+    .venv/bin/torchrun --nproc_per_node=2 -m dwc train experiments/apg.dw --data data.npz --out runs/ddp
 
-The spec's feature names must be columns of the data, and each output's name a label column.
-Every epoch evaluates the validation split (AUC and logloss per scenario cell and overall, for
-binary outputs), keeps the best checkpoint (`best.pt`, a plain state_dict that
-`dwc compile --weights` accepts) and stops early after `patience` epochs without improvement.
-Under torchrun (RANK / WORLD_SIZE set) the module is wrapped in DistributedDataParallel with the
-gloo backend; each process reads its shard of every epoch; rank 0 evaluates and writes.
+The data file follows the contract of docs/data.md (dwc.dataset checks every row before the first
+step). Every epoch evaluates the validation split — per output and per scenario cell: AUC and
+logloss for bce outputs, MSE, Poisson NLL or accuracy for the others — keeps the best checkpoint
+(`best.pt`, a plain state_dict that `dwc compile --weights` accepts) and stops early after
+`patience` epochs without improvement. The selection metric is the loss-weighted mean AUC of the
+bce outputs (`weight =` in the spec), or the weighted validation loss when no output is binary.
+The best checkpoint is evaluated on the test split when the file has one. Under torchrun (RANK /
+WORLD_SIZE set) the module is wrapped in DistributedDataParallel with the gloo backend; each
+process reads its shard of every epoch; rank 0 evaluates and writes.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +30,13 @@ import torch
 from torch import nn
 
 from dwc.backends.export import load_generated
-from dwc.data import load
+from dwc.dataset import Split, TrainingData, cell_name, load_training_data, scenario_cells
+from dwc.driver import atomic_file
+from dwc.ir.graph import Graph, OutputSpec
 from dwc.metrics import auc, logloss
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+METRICS_SCHEMA = 1
 
 
 @dataclass
@@ -36,6 +44,7 @@ class TrainConfig:
     epochs: int = 5
     batch_size: int = 512
     lr: float = 3e-3
+    optimizer: str = "adam"
     weight_decay: float = 0.0
     seed: int = 0
     patience: int = 2
@@ -47,52 +56,90 @@ class TrainConfig:
 class TrainResult:
     best_epoch: int
     best_metric: float
+    selection: dict = field(default_factory=dict)
+    """How the best epoch was chosen: metric name, per-output weights, direction."""
     history: list[dict] = field(default_factory=list)
     test: dict | None = None
 
 
-def _tensors(arrays: dict[str, np.ndarray], names: list[str]) -> dict[str, torch.Tensor]:
-    missing = sorted(set(names) - set(arrays))
-    if missing:
-        raise ValueError(f"the data has no column(s) {', '.join(missing)} "
-                         f"(columns: {', '.join(sorted(arrays))})")
-    return {n: torch.from_numpy(arrays[n]) for n in names}
+def _torch(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in arrays.items()}
 
 
-def scenario_cells(arrays: dict[str, np.ndarray], scenario: tuple[str, ...],
-                   vocab: dict[str, int]) -> np.ndarray:
-    cells = np.zeros(len(next(iter(arrays.values()))), dtype=np.int64)
-    for feature in scenario:
-        cells = cells * vocab[feature] + arrays[feature]
-    return cells
+def _output_metrics(out: OutputSpec, value: np.ndarray, target: np.ndarray) -> dict:
+    """The metrics of one output on some rows: its loss, and what suits the loss kind."""
+    if out.loss == "bce":
+        p, y = value.reshape(len(value), -1), target.reshape(len(target), -1)
+        entry = {"auc": auc(y[:, 0], p[:, 0]) if p.shape[1] == 1 else
+                 float(np.nanmean([auc(y[:, j], p[:, j]) for j in range(p.shape[1])])),
+                 "logloss": logloss(y, p)}
+        entry["loss"] = entry["logloss"]
+    elif out.loss == "ce":
+        p = np.clip(value[np.arange(len(value)), target], 1e-7, 1.0)
+        entry = {"accuracy": float((value.argmax(1) == target).mean()),
+                 "logloss": float(-np.log(p).mean())}
+        entry["loss"] = entry["logloss"]
+    elif out.loss == "poisson":
+        rate = np.maximum(value.astype(np.float64), 1e-12)
+        entry = {"poisson_nll": float((rate - target * np.log(rate)).mean())}
+        entry["loss"] = entry["poisson_nll"]
+    else:
+        entry = {"mse": float(((value.astype(np.float64) - target) ** 2).mean())}
+        entry["loss"] = entry["mse"]
+    entry["rows"] = int(len(value))
+    return entry
 
 
-def evaluate(model: nn.Module, data: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
-             cells: np.ndarray | None, batch_size: int = 4096) -> dict:
-    """Overall and per-scenario-cell AUC / logloss of every binary output."""
+def evaluate(model: nn.Module, split: Split, graph: Graph, batch_size: int = 4096) -> dict:
+    """Per-output (and per-scenario-cell) metrics of `model` on a validated split, the weighted
+    loss the model trains on, and the selection metric (see `selection`)."""
     model.eval()
-    n = len(next(iter(data.values())))
-    outputs: dict[str, list[np.ndarray]] = {}
+    data = _torch(split.inputs)
+    parts: dict[str, list[np.ndarray]] = {}
     with torch.no_grad():
-        for start in range(0, n, batch_size):
+        for start in range(0, split.rows, batch_size):
             batch = {k: v[start:start + batch_size] for k, v in data.items()}
             for name, value in model(batch).items():
-                outputs.setdefault(name, []).append(value.numpy())
-    report = {}
-    for name, parts in outputs.items():
-        if name not in targets:
-            continue
-        p, y = np.concatenate(parts)[:, 0], targets[name].numpy()[:, 0]
-        entry = {"auc": auc(y, p), "logloss": logloss(y, p), "rows": int(n)}
+                parts.setdefault(name, []).append(value.numpy())
+    cells = scenario_cells(split.inputs, graph)
+    outputs = {}
+    for out in graph.outputs:
+        value, target = np.concatenate(parts[out.name]), split.targets[out.name]
+        entry = _output_metrics(out, value, target)
         if cells is not None:
             entry["scenarios"] = {}
-            for c in np.unique(cells):
-                rows = cells == c
-                entry["scenarios"][int(c)] = {"auc": auc(y[rows], p[rows]),
-                                              "logloss": logloss(y[rows], p[rows]),
-                                              "rows": int(rows.sum())}
-        report[name] = entry
+            for cell in np.unique(cells):
+                rows = cells == cell
+                entry["scenarios"][int(cell)] = {"name": cell_name(int(cell), graph),
+                                                 **_output_metrics(out, value[rows], target[rows])}
+        outputs[out.name] = entry
+    loss = float(sum(out.weight * outputs[out.name]["loss"] for out in graph.outputs))
+    report = {"loss": loss, "outputs": outputs}
+    report["metric"] = selection_metric(report, graph)
     return report
+
+
+def selection(graph: Graph) -> dict:
+    """How the best epoch is chosen: the loss-weighted mean AUC of the bce outputs (higher is
+    better), or the weighted loss when the model has no bce output (lower is better)."""
+    binary = {out.name: out.weight for out in graph.outputs if out.loss == "bce"}
+    if binary and sum(binary.values()) > 0:
+        total = sum(binary.values())
+        return {"metric": "auc", "weights": {k: w / total for k, w in binary.items()},
+                "higher_is_better": True}
+    return {"metric": "loss", "weights": {out.name: out.weight for out in graph.outputs},
+            "higher_is_better": False}
+
+
+def selection_metric(report: dict, graph: Graph) -> float:
+    rule = selection(graph)
+    if rule["metric"] == "loss":
+        return report["loss"]
+    values = [(report["outputs"][name]["auc"], w) for name, w in rule["weights"].items()]
+    values = [(v, w) for v, w in values if not math.isnan(v)]
+    if not values:  # one class only in every binary target: AUC is undefined
+        return float("nan")
+    return float(sum(v * w for v, w in values) / sum(w for _, w in values))
 
 
 def _progress(epoch: int, step: int, steps: int, loss: float, started: float, enabled: bool):
@@ -107,34 +154,55 @@ def _progress(epoch: int, step: int, steps: int, loss: float, started: float, en
     sys.stderr.flush()
 
 
-def train(model_py: str, data_path: str, out: str | Path, config: TrainConfig,
-          scenario: tuple[str, ...] = ()) -> TrainResult:
-    """Train the generated module in `model_py` (see the module docstring)."""
+def _optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=0.9,
+                               weight_decay=config.weight_decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r} (choices: {', '.join(OPTIMIZERS)})")
+
+
+def _better(metric: float, best: float, higher: bool) -> bool:
+    if math.isnan(metric):
+        return math.isinf(best)  # the first epoch is the best one so far
+    return metric > best if higher else metric < best
+
+
+def train(model_py: str, data: str | TrainingData, out: str | Path, config: TrainConfig,
+          graph: Graph) -> TrainResult:
+    """Train the generated module in `model_py` on `data` (a path or already-loaded data) and
+    write best.pt, last.pt and metrics.json into `out` (see the module docstring).
+
+    The data is checked whole before the first step (DiagnosticError on problems); `dwc train`
+    also checks that `out` can be written before it starts.
+    """
     rank = int(os.environ.get("RANK", 0))
     world = int(os.environ.get("WORLD_SIZE", 1))
     distributed = world > 1
+    if isinstance(data, str):
+        data = load_training_data(data, graph)
     if distributed:
         torch.distributed.init_process_group("gloo")
     torch.manual_seed(config.seed)
     cls = load_generated(model_py, "train")
-    model = cls(validate_inputs=False)
-    names = list(cls.INPUTS)
-    outputs = list(cls.OUTPUTS)
-    train_arrays, valid_arrays = load(data_path, "train"), load(data_path, "valid")
-    x_train, y_train = _tensors(train_arrays, names), _tensors(train_arrays, outputs)
-    x_valid, y_valid = _tensors(valid_arrays, names), _tensors(valid_arrays, outputs)
-    vocab = dict(cls.VOCABULARIES)
-    cells = scenario_cells(valid_arrays, scenario, vocab) if scenario else None
+    model = cls(validate_inputs=False)  # the data was checked whole by load_training_data
+    x_train, y_train = _torch(data.splits["train"].inputs), _torch(data.splits["train"].targets)
     objective = _Loss(model)
     wrapped = nn.parallel.DistributedDataParallel(objective) if distributed else objective
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = _optimizer(config, params)
     out = Path(out)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-    n = len(next(iter(x_train.values())))
+    rule = selection(graph)
+    higher = rule["higher_is_better"]
+    n = data.splits["train"].rows
     generator = torch.Generator().manual_seed(config.seed)
-    result = TrainResult(best_epoch=-1, best_metric=-math.inf)
+    result = TrainResult(best_epoch=-1, best_metric=-math.inf if higher else math.inf,
+                         selection=rule)
     steps_done = 0
     stale = 0
     for epoch in range(1, config.epochs + 1):
@@ -159,19 +227,18 @@ def train(model_py: str, data_path: str, out: str | Path, config: TrainConfig,
                           config.progress and rank == 0 and sys.stderr.isatty())
         steps_done += steps
         if rank == 0:
-            report = evaluate(model, x_valid, y_valid, cells)
-            metric = float(np.nanmean([r["auc"] for r in report.values()])) if report else \
-                -total / max(steps, 1)
-            entry = {"epoch": epoch, "train_loss": total / max(steps, 1), "valid": report,
-                     "seconds": time.perf_counter() - started}
+            report = evaluate(model, data.splits["valid"], graph)
+            entry = {"epoch": epoch, "steps": steps, "train_loss": total / max(steps, 1),
+                     "valid": report, "seconds": time.perf_counter() - started}
             result.history.append(entry)
-            improved = metric > result.best_metric
+            improved = _better(report["metric"], result.best_metric, higher)
             if improved:
-                result.best_epoch, result.best_metric = epoch, metric
-                torch.save(model.state_dict(), out / "best.pt")
-            torch.save(model.state_dict(), out / "last.pt")
-            print(f"epoch {epoch}: train loss {entry['train_loss']:.4f}, valid AUC "
-                  f"{metric:.4f}{' (best)' if improved else ''}", file=sys.stderr)
+                result.best_epoch, result.best_metric = epoch, report["metric"]
+                _save(model.state_dict(), out / "best.pt")
+            _save(model.state_dict(), out / "last.pt")
+            print(f"epoch {epoch}: train loss {entry['train_loss']:.4f}, valid "
+                  f"{rule['metric']} {report['metric']:.4f}{' (best)' if improved else ''}",
+                  file=sys.stderr)
             stale = 0 if improved else stale + 1
         if distributed:
             flag = torch.tensor([stale >= config.patience], dtype=torch.int64)
@@ -182,13 +249,53 @@ def train(model_py: str, data_path: str, out: str | Path, config: TrainConfig,
         if stop or (config.max_steps is not None and steps_done >= config.max_steps):
             break
     if rank == 0:
-        (out / "metrics.json").write_text(json.dumps(
-            {"best_epoch": result.best_epoch, "best_valid_auc": result.best_metric,
-             "history": result.history, "world_size": world}, indent=2))
+        if "test" in data.splits and result.best_epoch > 0:
+            model.load_state_dict(torch.load(out / "best.pt", weights_only=True))
+            result.test = evaluate(model, data.splits["test"], graph)
+        text = json.dumps(_json_safe(_metrics_json(result, data, graph, config, world)),
+                          indent=2, allow_nan=False)
+        with atomic_file(out / "metrics.json", "output directory with --out") as handle:
+            handle.write(text.encode() + b"\n")
     if distributed:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return result
+
+
+def _metrics_json(result: TrainResult, data: TrainingData, graph: Graph, config: TrainConfig,
+                  world: int) -> dict:
+    """metrics.json (schema in docs/data.md)."""
+    return {
+        "schema": METRICS_SCHEMA,
+        "model": graph.model,
+        "data": data.path,
+        "rows": {name: split.rows for name, split in data.splits.items()},
+        "scenario": {"features": list(graph.scenario), "cells": graph.scenario_cells},
+        "config": {k: v for k, v in asdict(config).items() if k != "progress"},
+        "world_size": world,
+        "selection": result.selection,
+        "best_epoch": result.best_epoch,
+        "best_valid_metric": result.best_metric,
+        "history": result.history,
+        "test": result.test,
+    }
+
+
+def _save(state: dict, path: Path) -> None:
+    """torch.save, replacing `path` atomically (a reader never loads half a checkpoint)."""
+    with atomic_file(path, "output directory with --out") as handle:
+        torch.save(state, handle)
+
+
+def _json_safe(value):
+    """metrics.json is strict JSON: an undefined metric (AUC of a one-class cell) is null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 class _Loss(nn.Module):

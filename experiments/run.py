@@ -27,11 +27,12 @@ sys.path.insert(0, str(ROOT))
 
 from dwc.backends.export import load_generated  # noqa: E402
 from dwc.data import SHARES, load, save  # noqa: E402
+from dwc.dataset import load_training_data, scenario_cells  # noqa: E402
 from dwc.driver import ExportOptions, compile_source, write_artifacts  # noqa: E402
 from dwc.metrics import auc  # noqa: E402
 from dwc.runtime import load as load_artifact  # noqa: E402
 from dwc.source import SourceFile  # noqa: E402
-from dwc.train import TrainConfig, _tensors, evaluate, scenario_cells, train  # noqa: E402
+from dwc.train import TrainConfig, evaluate, train  # noqa: E402
 
 MODELS = ["shared_mlp", "star", "apg", "lhuc", "pepnet", "m2m"]
 SEEDS = [0, 1, 2]
@@ -44,14 +45,12 @@ def compile_spec(name: str):
     return compile_source(SourceFile(str(path.relative_to(ROOT)), path.read_text())), path
 
 
-def test_report(model_py: str, weights: Path, data: str, scenario) -> dict:
+def test_report(model_py: str, weights: Path, data: str, graph) -> dict:
     cls = load_generated(model_py, "eval")
     model = cls(validate_inputs=False)
     model.load_state_dict(torch.load(weights, weights_only=True))
-    arrays = load(data, "test")
-    cells = scenario_cells(arrays, scenario, dict(cls.VOCABULARIES))
-    return evaluate(model, _tensors(arrays, list(cls.INPUTS)), _tensors(arrays, ["ctr"]),
-                    cells)["ctr"]
+    test = load_training_data(data, graph, ("test",)).splits["test"]
+    return evaluate(model, test, graph)["outputs"]["ctr"]
 
 
 def main() -> None:
@@ -67,9 +66,8 @@ def main() -> None:
             out = work / f"{name}-{seed}"
             t0 = time.perf_counter()
             train(result.files["model.py"], data, out, TrainConfig(seed=seed, **CONFIG),
-                  result.graph.scenario)
-            report = test_report(result.files["model.py"], out / "best.pt", data,
-                                 result.graph.scenario)
+                  result.graph)
+            report = test_report(result.files["model.py"], out / "best.pt", data, result.graph)
             report["seconds"] = time.perf_counter() - t0
             results.setdefault(name, []).append(report)
             print(f"{name} seed {seed}: test AUC {report['auc']:.4f} "
@@ -86,8 +84,7 @@ def main() -> None:
                     "--patience", str(CONFIG["patience"])], check=True, env=env, cwd=ROOT,
                    capture_output=True)
     apg_result, _ = compile_spec("apg")
-    ddp = test_report(apg_result.files["model.py"], ddp_out / "best.pt", data,
-                      apg_result.graph.scenario)
+    ddp = test_report(apg_result.files["model.py"], ddp_out / "best.pt", data, apg_result.graph)
 
     # --- deployment: the best model to ONNX with its trained weights ---
     small = [2, 3]
@@ -103,8 +100,7 @@ def main() -> None:
     probabilities = np.concatenate([
         artifact({k: v[i:i + chunk] for k, v in test.items()})["ctr"][:, 0]
         for i in range(0, len(test["ctr"]), chunk)])
-    cells = scenario_cells(test, best_result.graph.scenario,
-                           {i["name"]: i["vocab"] for i in artifact.inputs if i["vocab"]})
+    cells = scenario_cells(test, best_result.graph)
     onnx_auc = {int(c): auc(test["ctr"][cells == c, 0], probabilities[cells == c])
                 for c in np.unique(cells)}
     write_results(results, ddp, best, onnx_auc, time.perf_counter() - started)

@@ -1,8 +1,9 @@
 """The registry of diagnostic codes: the single source of truth for every code dwc emits.
 
 Codes are grouped by stage: DW1xx syntax, DW2xx names, DW3xx types, widths and options, DW4xx files
-and backends, DW9xx internal errors. A code is never reused; docs/diagnostics.md is generated from
-this table (`python -m dwc.docgen`) and a test checks that every emitted code is registered here.
+and backends, DW5xx lint rules, DW6xx training data, DW9xx internal errors. A code is never reused;
+docs/diagnostics.md is generated from this table (`python -m dwc.docgen`) and a test checks that
+every emitted code is registered here.
 """
 
 from __future__ import annotations
@@ -169,6 +170,34 @@ _TABLE = [
          "The scenario folds precompute only conditions that read nothing but the features of "
          "`scenarios`; add the feature there (or drop its `scenario` mark). The message gives "
          "the inference FLOPs per sample with and without the fold."),
+    # --- DW6xx: training data (docs/data.md); checked whole before the first training step -----
+    Code("DW601", "unreadable-data", _E, "the data file cannot be read as a .npz archive",
+         "`dwc train --data` reads a NumPy .npz archive (`numpy.savez`); the message says what the "
+         "file is instead. Pickled object arrays are refused."),
+    Code("DW602", "missing-split", _E, "a required split of the data is absent or empty",
+         "Columns are keyed `SPLIT/NAME`; `train/` and `valid/` are required, `test/` is optional."),
+    Code("DW603", "missing-column", _E, "a split lacks a column the model reads",
+         "Every input of the model (each feature, each sequence's `NAME_len`) and every output's "
+         "target must be a column of every split."),
+    Code("DW604", "data-dtype", _E, "a column whose dtype cannot hold what the model reads",
+         "Ids, sequences and lengths are integers (read as int64), numerics and targets numbers "
+         "(read as float32; `ce` targets are integer class ids). Strings must first be encoded "
+         "as ids."),
+    Code("DW605", "data-shape", _E, "a column whose shape does not match its feature or output",
+         "ids and lengths are [N], numerics [N, width], sequences [N, max_len], targets [N, width] "
+         "(`ce`: [N]); every column of a split has the same N."),
+    Code("DW606", "id-out-of-range", _E, "an id outside [0, vocab) of its feature",
+         "The message names the first offending row. Id 0 is a valid id; map unknown values to a "
+         "reserved id inside the vocabulary."),
+    Code("DW607", "length-out-of-range", _E, "a sequence length outside 0..max_len",
+         "`NAME_len` counts the valid ids at the start of each row of `NAME`."),
+    Code("DW608", "target-out-of-range", _E, "a target value its loss cannot take",
+         "bce targets lie in [0, 1], poisson targets are >= 0, ce targets are class ids in "
+         "[0, classes); every target and numeric is finite."),
+    Code("DW609", "data-cast", Severity.INFO, "a column converted to the dtype the model reads",
+         "float64 numerics and targets (the pandas default) are read as float32 with this note. "
+         "Lossless conversions are silent: integer ids of any width to int64, integer or boolean "
+         "numerics and targets to float32."),
     # --- DW9xx: internal ------------------------------------------------------------------------
     Code("DW900", "internal-error", _E, "dwc itself failed: this is a bug",
          "Please file an issue with the spec and the command; rerun with DWC_DEBUG=1 for a traceback."),

@@ -61,8 +61,10 @@ def test_train_writes_checkpoints_and_per_scenario_metrics(data, tmp_path):
     assert main(["train", SPEC, "--data", str(data), "--out", str(out), "--epochs", "2",
                  "--batch-size", "256"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    valid = metrics["history"][-1]["valid"]["ctr"]
+    valid = metrics["history"][-1]["valid"]["outputs"]["ctr"]
     assert set(valid["scenarios"]) == {"0", "1", "2", "3"}
+    assert valid["scenarios"]["2"]["name"] == "domain=2"
+    assert metrics["test"]["outputs"]["ctr"]["rows"] == 600  # the best checkpoint, on test/
     assert metrics["history"][-1]["train_loss"] < metrics["history"][0]["train_loss"] + 0.05
     state = torch.load(out / "best.pt", weights_only=True)
     onnx_out = tmp_path / "onnx"
@@ -83,5 +85,5 @@ def test_ddp_two_processes(data, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2
-    assert metrics["history"][0]["valid"]["ctr"]["rows"] == 600
+    assert metrics["history"][0]["valid"]["outputs"]["ctr"]["rows"] == 600
     torch.load(out / "best.pt", weights_only=True)
