@@ -198,3 +198,52 @@ def test_compiling_to_torch_never_imports_torch(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code, APG, str(tmp_path / "o")],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_check_accepts_several_files(tmp_path, capsys):
+    broken = tmp_path / "broken.dw"
+    broken.write_text(BROKEN)
+    star = str(ROOT / "examples" / "star.dw")
+    assert main(["check", DW_MLP, star]) == 0
+    err = capsys.readouterr().err
+    assert f"{DW_MLP}: ok (model dw_mlp)" in err and f"{star}: ok (model star)" in err
+    # every file is checked; the worst status wins (1 for spec errors, 2 for an unreadable file)
+    assert main(["check", str(broken), DW_MLP]) == 1
+    assert f"{DW_MLP}: ok" in capsys.readouterr().err
+    assert main(["check", DW_MLP, str(tmp_path / "missing.dw"), str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert "DW401" in err and "DW201" in err and f"{DW_MLP}: ok" in err
+    assert main(["check", "--format", "json", str(broken), DW_MLP, str(broken)]) == 1
+    findings = json.loads(capsys.readouterr().out)
+    assert [d["code"] for d in findings] == ["DW201", "DW201"]
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n\n"])
+def test_fmt_of_a_spec_without_a_model_is_dw204(text, tmp_path, capsys):
+    spec = tmp_path / "empty.dw"
+    spec.write_text(text)
+    for args in (["fmt", str(spec)], ["fmt", "--check", str(spec)], ["check", str(spec)]):
+        assert main(args) == 1
+        assert "error[DW204]: the spec has no 'model' declaration" in capsys.readouterr().err
+    assert spec.read_text() == text
+
+
+@pytest.mark.parametrize("command", [["passes"], ["explain", "--format", "json", DW_MLP],
+                                     ["explain", DW_MLP], ["compile", DW_MLP, "--dump-ir", "-o"]])
+def test_a_closed_pipe_ends_quietly(command, tmp_path):
+    """`dwc explain --format json | head -c 10`: the reader goes away after a few bytes."""
+    if command[-1] == "-o":
+        command = [*command, str(tmp_path / "out")]
+    reader = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.buffer.read(10)"],
+                              stdin=subprocess.PIPE)
+    # a small pipe buffer is not guaranteed: write the output many times to outgrow it
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys\nfrom dwc.cli import main\n"
+         "for _ in range(200):\n    status = main(sys.argv[1:])\n    if status: break\n"
+         "sys.exit(status)", *command],
+        stdout=reader.stdin, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=300)
+    reader.stdin.close()
+    reader.wait(timeout=30)
+    assert proc.returncode in (0, 141), proc.stderr
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+    assert "DW900" not in proc.stderr and "Exception ignored" not in proc.stderr
