@@ -266,14 +266,17 @@ class _SplitChecker:
             self.notes.append(Diagnostic.file_level(
                 "DW609", f"{self.where(name)} is {array.dtype}; read as float32",
                 help="store float32 to skip the conversion"))
-        converted = array.astype(np.float32, copy=False)
+        with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf: below
+            converted = array.astype(np.float32, copy=False)
         finite = np.isfinite(converted)
         if not finite.all():
             row, count = self.first_row(~finite)
-            self.fail("DW608", f"{self.where(name)} row {row}: {what} value "
-                      f"{converted[row].ravel()[~finite[row].ravel()][0]} is not finite "
+            value = array[row].ravel()[~finite[row].ravel()][0]
+            problem = "is not finite" if not np.isfinite(value) else "does not fit float32"
+            self.fail("DW608", f"{self.where(name)} row {row}: {what} value {value:g} {problem} "
                       f"({count:,} row{'s' if count != 1 else ''} in all)",
-                      "fill missing values before training (e.g. with 0 or the column mean)")
+                      "fill missing values before training (e.g. with 0 or the column mean)"
+                      if not np.isfinite(value) else "rescale the column (e.g. log1p)")
             return None
         return converted
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -340,3 +341,14 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def test_a_float64_value_beyond_float32_is_named_not_warned(data, tmp_path, capsys):
+    price = data["train/price"].astype(np.float64)
+    price[4, 0] = 1e39
+    path = _write(tmp_path, _changed(data, train__price=price))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow RuntimeWarning must not reach users
+        assert main(["train", SPEC, "--data", path, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "error[DW608]: train/price row 4: numeric value 1e+39 does not fit float32" in err
