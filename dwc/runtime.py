@@ -4,8 +4,9 @@
     model = load("out/apg_onnx")          # reads manifest.json
     outputs = model({"user_id": ids, ...}) # numpy arrays (or torch tensors) in, numpy arrays out
 
-Inputs are checked against the manifest's signature (names, dtypes, per-sample shapes, and the
-declared maximum batch); inputs the artifact does not use are accepted and ignored.
+Inputs are checked against the manifest's signature (names, dtypes, per-sample shapes, ids within
+their vocabulary, sequence lengths within 0 .. max_len, and the declared maximum batch); inputs the
+artifact does not use are accepted and ignored.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ class Artifact:
         self.max_batch = int(signature["max_batch"])
         self.kind = self.manifest["target"]["kind"]
         self.used = [i["name"] for i in self.inputs if i["used_by_artifact"]]
+        shapes = {i["name"]: i["shape"] for i in self.inputs}
+        self.max_lengths = {i["name"]: int(shapes[i["feature"]][1]) for i in self.inputs
+                            if i.get("role") == "lengths"}
+        """A sequence's lengths input -> the sequence's padded length (lengths lie in 0 .. T)."""
 
     def _arrays(self, inputs: dict) -> tuple[dict[str, np.ndarray], int]:
         arrays: dict[str, np.ndarray] = {}
@@ -54,6 +59,10 @@ class Artifact:
             if vocab and value.size and (value.min() < 0 or value.max() >= vocab):
                 # compiled gathers do not bounds-check: an out-of-range id must never reach them
                 raise ArtifactError(f"input {name!r} has ids outside [0, {vocab})")
+            max_len = self.max_lengths.get(name)
+            if max_len is not None and value.size and (value.min() < 0 or value.max() > max_len):
+                # a length past T (or below 0) would silently change the pooled value
+                raise ArtifactError(f"input {name!r} has lengths outside 0 .. {max_len}")
             if batch is None:
                 batch = value.shape[0]
             elif value.shape[0] != batch:

@@ -23,6 +23,8 @@ class InputSpec:
     """"ids", "sequence", "lengths" or "numeric"."""
     vocab: int | None = None
     scenario: bool = False
+    span: Span = NO_SPAN
+    """The feature's declaration (for ops a pass inserts to read this input)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class Graph:
     scenario: tuple[str, ...] = ()
     """Scenario features whose cross product are the scenario cells (`scenarios a * b`)."""
     scenario_cells: int = 0
+    scenario_span: Span = NO_SPAN
+    """The `scenarios` declaration (for the cell id a pass inserts)."""
     options: dict[str, object] = field(default_factory=dict)
     """Resolved model-level settings, reported in the generated docstring."""
 

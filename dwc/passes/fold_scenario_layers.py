@@ -58,9 +58,12 @@ class FoldScenarioLayers(Pass):
                     changed = True
                 continue
             shared = isinstance(op, ir.LowRankDynamicLinear) and op.share
+            # A full-rank dynamic linear's own module is only its static bias (`h_bias0`): the
+            # per-cell layer holding weights and biases is named after the layer instead.
+            module = op.module if isinstance(op, ir.LowRankDynamicLinear) else None
             folded = ir.ScenarioLinear(
                 result=op.result, inputs=(op.inputs[0], table.inputs[0]), type=op.type,
-                span=op.span, module=op.module or fresh_module(graph, f"{op.binding}_fc{op.layer}"),
+                span=op.span, module=module or fresh_module(graph, f"{op.binding}_fc{op.layer}"),
                 binding=op.binding, derived="scenario_linear", in_features=op.in_features,
                 out_features=op.out_features, cells=table.cells,
                 rank=op.rank if shared else None, generator=table.generator, folded=op,

@@ -93,13 +93,13 @@ class FoldScenarioTable(Pass):
             if found is None:
                 spec = next(s for s in graph.inputs if s.name == feature)
                 found = ir.Input(result=f"{feature}.ids", type=IdsType(spec.vocab),
-                                 feature=feature, binding=feature)
+                                 feature=feature, span=spec.span, binding=feature)
                 ops.insert(at, found)
                 at += 1
             names.append(found.result)
         radices = tuple(next(s.vocab for s in graph.inputs if s.name == f) for f in graph.scenario)
         index = ir.ScenarioIndex(result="scenario.cell", inputs=tuple(names),
                                  type=IdsType(graph.scenario_cells), radices=radices,
-                                 binding="scenario")
+                                 span=graph.scenario_span, binding="scenario")
         ops.insert(at, index)
         return index

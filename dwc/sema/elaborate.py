@@ -21,7 +21,23 @@ from dwc.ir.graph import Graph, InputSpec, OutputSpec
 from dwc.ir.types import ExpertsType, FieldsType, IdsType, TableType, VecType
 from dwc.parse import ast
 from dwc.sema.signatures import LOSSES, SIGNATURES, Param, Signature
-from dwc.source import SourceFile, Span
+from dwc.source import NO_SPAN, SourceFile, Span
+
+
+def _reads_self(node: object) -> bool:
+    """Whether a `by` reads the layer's own input: `self`, or `self` inside concat(...)."""
+    if isinstance(node, ast.Ref):
+        return node.name == "self"
+    return isinstance(node, ast.Call) and any(_reads_self(a) for a in node.args)
+
+
+def generator_init(init: str | None, by: object) -> str:
+    """A generator's init: the spec's, else `residual` for a condition that reads `self` (the
+    generated weights are then a polynomial in the layer's input: a stack of such layers with
+    PyTorch's default init overflows) and PyTorch's `default` otherwise."""
+    if init is not None:
+        return init
+    return "residual" if _reads_self(by) else "default"
 
 
 class _Skip(Exception):
@@ -128,6 +144,7 @@ class _Elaborator:
             outputs=tuple(s.outputs),
             scenario=s.scenario,
             scenario_cells=s.scenario_cells,
+            scenario_span=s.scenario_span or NO_SPAN,
             options={"spec_hash": spec_hash, "spec_name": s.source.name},
         )
 
@@ -327,12 +344,13 @@ class _Elaborator:
         sig = SIGNATURES.get(call.func.text)
         if sig is None or sig.context != context:
             options = [s.name for s in SIGNATURES.values() if s.context == context]
-            what = {"feature": "feature kind", "network": "operation", "head": "output head"}[context]
+            what, article = {"feature": ("feature kind", "a"), "network": ("operation", "an"),
+                             "head": ("output head", "an")}[context]
             hint = did_you_mean(call.func.text, options) or f"valid: {', '.join(options)}"
             if sig is not None and sig.context == "head":
                 hint = "heads are only valid in 'output' statements"
             self.fail("DW205", f"unknown {what} '{call.func.text}'", call.func.span,
-                      f"not a {what}", help=hint)
+                      f"not {article} {what}", help=hint)
         return sig
 
     # ------------------------------------------------------------------ features
@@ -397,7 +415,7 @@ class _Elaborator:
                 self.fail("DW208", f"input '{spec.name}' of feature '{spec.feature}' collides with "
                           f"input '{other.name}' of feature '{other.feature}'", stmt.name.span,
                           help="rename one of the features")
-        self.s.inputs.append(spec)
+        self.s.inputs.append(replace(spec, span=stmt.span))
 
     def feature_value(self, f: Feature, span: Span) -> Value:
         """The network value of a feature (emitted on first use)."""
@@ -701,7 +719,11 @@ class _Elaborator:
 
     def generic_dynamic(self, by, dl, bias_mode, dims, x, binding, dyn, call, deps):
         """The generic dynamic-weight MLP (docs/models.md): one generator emits every layer's weight
-        (then bias), in order."""
+        (then bias), in order. A condition that reads `self` (self-wise, or mix-wise with
+        `concat(self, z)`) is each layer's own input, so every layer of an mlp gets its own
+        generator reading that layer's input (FuxiCTR's self-wise mode)."""
+        if len(dims) > 2 and _reads_self(by):
+            return self.self_wise_layers(by, dl, bias_mode, binding, dyn, call, deps)
         z = self.condition(by, x, binding)
         deps |= z.deps
         offset = 0
@@ -714,7 +736,7 @@ class _Elaborator:
         gen = self.ssa(f"{binding}.generated")
         self.emit(ir.Generator(result=gen, inputs=(z.ssa,), type=VecType(offset),
                                in_features=z.type.width, hidden=dl["hidden"], act=dl["act"],
-                               init=dl["init"],
+                               init=generator_init(dl["init"], by),
                                slots=tuple(t for pair in slots for t in pair if t is not None),
                                span=dyn.span, module=self.module(f"{binding}_generator"),
                                binding=binding))
@@ -729,6 +751,29 @@ class _Elaborator:
                                        in_features=n_in, out_features=n_out, weight=w,
                                        bias=bias_mode, bias_slot=b, span=call.span, module=module,
                                        binding=binding, layer="" if single else str(i)))
+        return make_fc
+
+    def self_wise_layers(self, by, dl, bias_mode, binding, dyn, call, deps):
+        """Self-wise layers of an mlp: layer i's generator reads layer i's input (its condition
+        built from it) and emits that layer's weight (then bias)."""
+
+        def make_fc(i, h, n_in, n_out, ssa):
+            z = self.condition(by, h, binding, tag=str(i))
+            deps.update(z.deps)
+            w = ir.Slot("w", 0, (n_in, n_out))
+            b = ir.Slot("b", w.end, (n_out,)) if bias_mode == "generated" else None
+            gen = self.ssa(f"{binding}.generated{i}")
+            self.emit(ir.Generator(result=gen, inputs=(z.ssa,), type=VecType((b or w).end),
+                                   in_features=z.type.width, hidden=dl["hidden"], act=dl["act"],
+                                   init=generator_init(dl["init"], by),
+                                   slots=(w, b) if b else (w,), span=dyn.span,
+                                   module=self.module(f"{binding}_generator{i}"),
+                                   binding=binding))
+            module = self.module(f"{binding}_bias{i}") if bias_mode == "static" else None
+            self.emit(ir.DynamicLinear(result=ssa, inputs=(h.ssa, gen), type=VecType(n_out),
+                                       in_features=n_in, out_features=n_out, weight=w,
+                                       bias=bias_mode, bias_slot=b, span=call.span, module=module,
+                                       binding=binding, layer=str(i)))
         return make_fc
 
     def apg_layers(self, mod, by, dl, bias_mode, dims, binding, call, deps):
@@ -749,22 +794,24 @@ class _Elaborator:
             k = ranks[i]
             knobs = ir.ApgKnobs(rank=k, share=share, overparam=self.overparam(overparam, k, asig),
                                 decompose=decompose)
-            z = self.condition(by, h, binding)
+            tag = "" if single else str(i)
+            z = self.condition(by, h, binding, tag=tag)
             deps.update(z.deps)
             w = ir.Slot("w", 0, (n_in, n_out))
             b = ir.Slot("b", w.end, (n_out,)) if bias_mode == "generated" else None
-            tag = "" if single else str(i)
             gen = self.ssa(f"{binding}.generated{tag}")
             self.emit(ir.Generator(result=gen, inputs=(z.ssa,), type=VecType((b or w).end),
                                    in_features=z.type.width, hidden=dl["hidden"], act=dl["act"],
-                                   init=dl["init"], slots=(w, b) if b else (w,), span=mod.span,
+                                   init=generator_init(dl["init"], by),
+                                   slots=(w, b) if b else (w,), span=mod.span,
                                    module=self.module(f"{binding}_generator{tag}"),
                                    binding=binding))
             # The full-rank layer the spec's apg(...) re-parameterises; the lowrank, share and
-            # overparam passes (dwc/passes) carry the knobs out.
+            # overparam passes (dwc/passes) carry the knobs out. A static bias lives in the
+            # layer's module, which the share pass fills with U and V: it is named after the layer.
             module = None
             if bias_mode == "static":
-                module = self.module(f"{binding}_bias{tag}")
+                module = self.module(f"{binding}_fc{tag}")
             self.emit(ir.DynamicLinear(
                 result=ssa, inputs=(h.ssa, gen), type=VecType(n_out), in_features=n_in,
                 out_features=n_out, weight=w, bias=bias_mode, bias_slot=b, span=call.span,
@@ -868,14 +915,16 @@ class _Elaborator:
         self.s.ssa_names.discard(h.ssa)
         return Value(final, h.type, h.deps, h.span)
 
-    def condition(self, node: object, x: Value, binding: str) -> Value:
-        """Resolve `by`: a condition, `self` (the layer's input) or concat(...) of them (mix-wise)."""
+    def condition(self, node: object, x: Value, binding: str, tag: str = "") -> Value:
+        """Resolve `by`: a condition, `self` (the layer's input) or concat(...) of them (mix-wise).
+
+        `tag` is the layer index for a per-layer condition (its SSA name `binding.condition<i>`)."""
         if isinstance(node, ast.Ref) and node.name == "self":
             return x
         if isinstance(node, ast.Call) and node.func.text == "concat" and node.args \
                 and not node.kwargs and not node.modifiers:
-            parts = [self.condition(a, x, binding) for a in node.args]
-            ssa = self.ssa(f"{binding}.condition")
+            parts = [self.condition(a, x, binding, tag) for a in node.args]
+            ssa = self.ssa(f"{binding}.condition{tag}")
             width = sum(p.type.width for p in parts)
             self.emit(ir.Concat(result=ssa, inputs=tuple(p.ssa for p in parts),
                                 type=VecType(width), span=node.span, binding=binding))

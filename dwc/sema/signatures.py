@@ -260,9 +260,11 @@ SIGNATURES: dict[str, Signature] = {
                choices=ACTIVATIONS[:-1]),
             _p("bias", "enum", "bias of each generated layer: generated per sample, static "
                "(trained, shared) or none", "generated", choices=("generated", "static", "none")),
-            _p("init", "enum", "initialisation of the generator's last layer: PyTorch default, "
-               "or hyperfan (generated weights start at each target layer's fan-in scale)",
-               "default", choices=("default", "hyperfan")),
+            _p("init", "enum", "initialisation of the generator's last layer: PyTorch default; "
+               "hyperfan (generated weights start at each target layer's fan-in scale); or "
+               "residual (zero weights, and a bias holding each target layer's fan-in init: the "
+               "layer starts as a static one). Unset: residual when `by` reads `self`, else "
+               "default", None, choices=("default", "hyperfan", "residual")),
         ), "Makes a `linear`/`mlp` dynamic: its weights are generated per sample from a condition, "
            "W = reshape(G(z)) (docs/models.md, 'Generic dynamic-weight MLP'). "
            "`by = concat(self, z)` is mix-wise.",

@@ -191,6 +191,19 @@ def test_loader_rejects_out_of_vocabulary_ids(tmp_path):
         artifact(inputs)
 
 
+@pytest.mark.parametrize("length", [-5, 21, 99])
+def test_loader_rejects_sequence_lengths_outside_max_len(tmp_path, length):
+    result = compile_source(source(ROOT / "examples" / "ctr_mlp.dw"), "onnx")
+    artifact = load(write_artifacts(result.files, tmp_path / "a"))
+    _, cls = compile_example(ROOT / "examples" / "ctr_mlp.dw")
+    inputs = cls.example_inputs(3)
+    inputs["clicked_len"] = torch.tensor([0, 20, 5])  # both ends of 0 .. max_len are valid
+    assert artifact(inputs)["ctr"].shape == (3, 1)
+    inputs["clicked_len"][2] = length
+    with pytest.raises(ArtifactError, match=r"'clicked_len' has lengths outside 0 \.\. 20"):
+        artifact(inputs)
+
+
 def test_verify_cli_reports_per_output(capsys):
     assert main(["verify", str(ROOT / "examples" / "ppnet.dw"), "--targets", "torch,onnx",
                  "--batches", "2,5"]) == 0

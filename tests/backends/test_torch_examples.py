@@ -136,3 +136,89 @@ class TestInputValidation:
         model = cls(validate_inputs=False)
         model.eval()
         assert model(cls.example_inputs(3))["ctr"].shape == (3, 1)
+
+    @pytest.mark.parametrize("length", [-5, 21, 99])
+    def test_sequence_length_outside_max_len_is_named(self, length):
+        model, cls = self.model()
+        folded = model.eval().for_inference()
+        inputs = cls.example_inputs(3)
+        inputs["clicked_len"][1] = length
+        for form in (model, folded):
+            with pytest.raises(ValueError, match=r"'clicked_len' has lengths outside 0 \.\. 20"):
+                form(inputs)
+
+    def test_sequence_lengths_zero_and_max_len_are_valid(self):
+        model, cls = self.model()
+        inputs = cls.example_inputs(2)
+        inputs["clicked_len"] = torch.tensor([0, 20])
+        assert torch.isfinite(model.eval()(inputs)["ctr"]).all()
+
+
+@pytest.mark.parametrize("path", [ROOT / "examples" / n for n in ("apg.dw", "ctr_mlp.dw",
+                                                                   "star.dw", "m2m.dw")],
+                         ids=["apg", "ctr_mlp", "star", "m2m"])
+def test_for_inference_keeps_the_dtype(path):
+    """A float64 model folds to a float64 model: numeric inputs in float64 are accepted by both
+    forms, and the folded weights are computed without a round trip through float32."""
+    _, cls = compile_example(path)
+    torch.manual_seed(0)
+    model = cls().double().eval()
+    inputs = cls.example_inputs(7, torch.Generator().manual_seed(1))
+    inputs = {k: v.double() if v.is_floating_point() else v for k, v in inputs.items()}
+    folded = model.for_inference()
+    assert {p.dtype for p in folded.parameters()} == {torch.float64}
+    with torch.no_grad():
+        expected, actual = model(inputs), folded(inputs)
+    for name, value in actual.items():
+        assert value.dtype == torch.float64
+        torch.testing.assert_close(value, expected[name], rtol=1e-10, atol=1e-12)
+
+
+def test_line_comments_point_at_the_statement_they_name():
+    """`# line N: name` sits above code lowered from spec line N, which defines or uses `name`
+    (ops inserted by passes carry the span of the declaration they come from)."""
+    import re
+
+    for path in EXAMPLES:
+        result, _ = compile_example(path)
+        lines = path.read_text().splitlines()
+        comments = re.findall(r"# line (\d+): (\w+)", result.files["model.py"])
+        assert comments
+        for number, name in comments:
+            code = lines[int(number) - 1].split("#")[0]
+            assert re.search(rf"\b{name}", code), (path.stem, number, name, lines[int(number) - 1])
+
+
+@pytest.mark.parametrize("level", [0, 2])
+def test_training_docstring_describes_the_code_after_it(level):
+    """The resolved hyper-parameters are those of the optimised training graph the forward runs
+    (-O2 decomposes APG's layers; -O0 keeps the naive form), not of the graph before the passes."""
+    import re
+
+    result, _ = compile_example(ROOT / "examples" / "apg.dw", level=level)
+    training = result.files["model.py"].split("class ApgCtrInference")[0]
+    docstring, code = training.split("def __init__", 1)
+    documented = re.findall(r"decompose=(True|False)", docstring.split("Resolved")[1])
+    called = re.findall(r"decompose=(True|False)", code)
+    assert len(documented) == 3 and documented == called == [str(level > 0)] * 3
+
+
+def test_apg_layers_with_a_static_bias_are_named_after_their_layer():
+    from tests.conftest import compile_text
+
+    spec = (ROOT / "examples" / "apg.dw").read_text().replace(
+        "dynamic(by = z)", "dynamic(by = z, bias = static)")
+    _, cls = compile_text(spec)
+    model = cls()
+    keys = set(model.state_dict())
+    assert {"h_fc0.bias", "h_fc0.u_left", "h_fc2.v_right"} <= keys
+    assert not any(k.startswith("h_bias") for k in keys)
+    folded = set(model.eval().for_inference().state_dict())
+    assert {"h_fc0.bias", "h_fc0.weight"} <= folded and not any("bias0" in k for k in folded)
+    # a full-rank dynamic layer's static bias is a bare parameter: its name is unchanged
+    dw = (ROOT / "examples" / "dw_mlp.dw").read_text().replace(
+        "dynamic(by = z)", "dynamic(by = z, bias = static)")
+    _, cls = compile_text(dw)
+    model = cls()
+    assert {"h_bias0", "h_bias1"} <= set(model.state_dict())
+    assert {"h_fc0.weight", "h_fc0.bias"} <= set(model.eval().for_inference().state_dict())

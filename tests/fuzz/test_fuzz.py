@@ -76,6 +76,10 @@ LAYERS = st.sampled_from([
     "mlp({x}, [{w}, 4]) dynamic(by = z) apg(rank = 2, overparam = 2x)",
     "mlp({x}, [{w}]) dynamic(by = self) apg(rank = 1/2)",
     "linear({x}, {w}) dynamic(by = concat(self, z)) apg(rank = 2, share = false)",
+    # stacked self-wise layers (a polynomial of degree 4 per unshared APG layer): their default
+    # generator init must keep a stack of them finite
+    "mlp({x}, [{w}, 4]) dynamic(by = self) apg(rank = 2, share = false)",
+    "mlp({x}, [{w}, 6]) dynamic(by = concat(self, z))",
     "ppnet({x}, [{w}], by = z, placement = post_activation)", "gate({x}, by = z)",
     "lhuc(mlp({x}, [{w}]), by = scenario)", "star({x}, [{w}], by = scenario)",
     "partitioned_norm({x}, by = s)", "layer_norm({x})", "dropout({x}, 0.2)",

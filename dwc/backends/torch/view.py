@@ -78,6 +78,8 @@ class InputView:
     role: str
     doc: str
     example: str
+    max_len: int | None = None
+    """For a sequence's lengths input: the sequence's padded length (lengths lie in 0 .. max_len)."""
     """Expression building a random example (uses `batch_size` and `generator`)."""
 
 
@@ -130,6 +132,16 @@ class FileView:
     inference: ClassView
     helpers: list[str]
     """Names of helper templates (templates/torch/helpers/NAME.py.j2) the file needs."""
+
+    @property
+    def lengths(self) -> list[InputView]:
+        """The sequences' lengths inputs (checked against their max_len)."""
+        return [i for i in self.inputs if i.max_len is not None]
+
+    @property
+    def numeric(self) -> bool:
+        """Whether any input is floats (checked against the module's float dtype)."""
+        return any(i.role == "numeric" for i in self.inputs)
 
 
 INDENT = 8
@@ -452,13 +464,14 @@ class _Builder:
                 self.activation_helpers(op.act)
         for line in call_lines(f"self.{attr} = nn.Sequential", layers):
             self.init_line(op, line)
-        if op.init == "hyperfan":
-            self.helpers.add("hyperfan")
+        helper = _GENERATOR_INITS.get(op.init)
+        if helper is not None:
+            self.helpers.add(helper)
             fans = []
             for slot in op.slots:
                 fan_in = slot.shape[0] if len(slot.shape) == 2 else 0
                 fans.append(f"({slot.offset}, {slot.end}, {fan_in})")
-            for line in call_lines("_dwc_hyperfan_", [f"self.{attr}[-1]", fans]):
+            for line in call_lines(f"_dwc_{helper}_", [f"self.{attr}[-1]", fans]):
                 self.init_line(op, line)
         return attr
 
@@ -484,8 +497,8 @@ class _Builder:
         attr = None
         if op.module is not None:
             attr = self.module_line(op, "lowrank", "_DwcLowRankFactors", [
-                str(op.in_features), str(op.out_features), str(op.rank), str(op.overparam),
-                str(op.share), str(op.bias == "static")])
+                str(op.in_features), str(op.out_features), f"rank={op.rank}",
+                f"overparam={op.overparam}", f"share={op.share}", f"bias={op.bias == 'static'}"])
 
         def piece(slot: ir.Slot) -> str:
             return self.slot(op.inputs[1], slot)
@@ -498,7 +511,8 @@ class _Builder:
             bias = f"self.{attr}.bias"
         else:
             bias = "None"
-        self.fwd(op, "_dwc_lowrank_linear", [x, u, piece(op.core), v, bias, str(op.decompose)])
+        self.fwd(op, "_dwc_lowrank_linear", [x, u, piece(op.core), v, bias,
+                                                f"decompose={op.decompose}"])
 
     def op_lhuc(self, op: ir.Lhuc) -> None:
         attr = self.module_line(op, "lhuc", "_DwcLhuc", [str(op.conditions), str(op.type.width)])
@@ -658,8 +672,10 @@ def _inputs(graph: Graph) -> list[InputView]:
     inputs = []
     for spec in graph.inputs:
         shape = py_tuple([str(d) for d in spec.shape]) if spec.shape else "()"
+        max_len = None
         if spec.role == "lengths":
             seq = next(s for s in graph.inputs if s.name == spec.feature)
+            max_len = seq.shape[0]
             example = (f"torch.randint(0, {seq.shape[0] + 1}, (batch_size,), "
                        "generator=generator)")
             doc = f"int64 [B]: number of valid ids in '{spec.feature}' (0 .. {seq.shape[0]})"
@@ -674,7 +690,7 @@ def _inputs(graph: Graph) -> list[InputView]:
             if spec.scenario:
                 doc += " (scenario-sensitive)"
         inputs.append(InputView(q(spec.name), spec.dtype, shape, spec.vocab, spec.role,
-                                f"{spec.name}: {doc}", example))
+                                f"{spec.name}: {doc}", example, max_len))
     return inputs
 
 
@@ -719,7 +735,7 @@ def build_view(model: Graph, train: Graph, inference: Graph, source: SourceFile 
 
     methods = _for_inference(name, inference, attrs) + _scenario_tables(
         before_table or train, inference, source, attrs, helpers)
-    training = ClassView(name, "training", _summary(model), tb.init, tb.forward, t_outputs,
+    training = ClassView(name, "training", _summary(model, train), tb.init, tb.forward, t_outputs,
                          _groups(model, attrs), loss_lines, methods)
     folded = ClassView(f"{name}Inference", "inference", _summary(inference), ib.init, ib.forward,
                        i_outputs, _groups(inference, attrs), [], [], ib.ungroup)
@@ -737,6 +753,9 @@ def build_view(model: Graph, train: Graph, inference: Graph, source: SourceFile 
         helpers=sorted(_with_needs(helpers)),
     )
 
+
+_GENERATOR_INITS = {"hyperfan": "hyperfan", "residual": "residual_init"}
+"""A generator's `init` -> the helper that initialises its last layer (none for PyTorch's)."""
 
 _HELPER_NEEDS = {
     "per_domain": ("static",), "seq_pool": ("static",), "activation": ("static",),
@@ -762,7 +781,10 @@ def _for_inference(name: str, inference: Graph, attrs: Namespace) -> list[str]:
         "    weights of the dynamic layers they feed). In eval mode the outputs equal this",
         "    module's.",
         '    """',
-        f"    model = {name}Inference(validate_inputs=self.validate_inputs)",
+        "    reference = next(self.parameters())  # the inference form takes its dtype and device",
+        f"    model = {name}Inference(validate_inputs=self.validate_inputs).to(",
+        "        device=reference.device, dtype=reference.dtype",
+        "    )",
         "    target = model.state_dict()",
         "    shared = {",
         "        key: value",
@@ -819,7 +841,7 @@ def _for_inference(name: str, inference: Graph, attrs: Namespace) -> list[str]:
             raise AssertionError(f"no for_inference() fold for derived {op.derived!r}")
     if folds:
         lines += ["    with torch.no_grad():", *(f"        {f}" for f in folds)]
-    lines.append("    return model.to(next(self.parameters()).device).eval()")
+    lines.append("    return model.eval()")
     return lines
 
 
@@ -956,10 +978,16 @@ def _groups(graph: Graph, attrs: Namespace) -> list[str]:
     return lines
 
 
-def _summary(graph: Graph) -> list[str]:
-    """Resolved hyper-parameters, one line per parameterised op (for the class docstring)."""
+def _summary(graph: Graph, computed: Graph | None = None) -> list[str]:
+    """Resolved hyper-parameters, one line per parameterised op (for the class docstring).
+
+    `computed` is the graph the class's forward runs when it differs from the one that declares
+    its parameters (the training form: the model graph declares, the optimised training graph
+    computes): each op is described as the forward computes it (e.g. after `decompose`)."""
     lines = []
-    for op in graph.ops:
+    runs = computed.producers() if computed is not None else {}
+    for declared in graph.ops:
+        op = runs.get(declared.result, declared)
         if op.kind in ("input", "lookup", "concat", "head", "add", "activation", "dropout",
                        "stop_gradient", "scenario_index"):
             continue

@@ -36,6 +36,9 @@ class ApgCtrBase(nn.Module):
         "country": 8,
         "page": 3,
     }
+    MAX_LENGTHS: dict[str, int] = {
+        "history_len": 20,
+    }
     OUTPUTS: tuple[str, ...] = ("ctr",)
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -63,6 +66,9 @@ class ApgCtrBase(nn.Module):
             vocab = self.VOCABULARIES.get(name)
             if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
                 raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
+            max_len = self.MAX_LENGTHS.get(name)
+            if max_len is not None and value.numel() and (value.min() < 0 or value.max() > max_len):
+                raise ValueError(f"input {name!r} has lengths outside 0 .. {max_len}")
 
     @staticmethod
     def example_inputs(
@@ -105,15 +111,15 @@ class ApgCtr(ApgCtrBase):
         h.generated0: generator(hidden=[], act=relu, init=default) -> vec[1280]; params 21,760,
             generated/sample 1,280
         h.fc0: lowrank_dynamic_linear(in=56, out=256, rank=32, share=True, overparam=128,
-            decompose=False, bias=generated, core=s, bias_slot=b) -> vec[256]; params 48,128
+            decompose=True, bias=generated, core=s, bias_slot=b) -> vec[256]; params 48,128
         h.generated1: generator(hidden=[], act=relu, init=default) -> vec[384]; params 6,528,
             generated/sample 384
         h.fc1: lowrank_dynamic_linear(in=256, out=128, rank=16, share=True, overparam=64,
-            decompose=False, bias=generated, core=s, bias_slot=b) -> vec[128]; params 26,624
+            decompose=True, bias=generated, core=s, bias_slot=b) -> vec[128]; params 26,624
         h.generated2: generator(hidden=[], act=relu, init=default) -> vec[128]; params 2,176,
             generated/sample 128
         h.fc2: lowrank_dynamic_linear(in=128, out=64, rank=8, share=True, overparam=32,
-            decompose=False, bias=generated, core=s, bias_slot=b) -> vec[64]; params 6,656
+            decompose=True, bias=generated, core=s, bias_slot=b) -> vec[64]; params 6,656
         ctr.linear: linear(in=64, out=1, bias=True) -> vec[1]; params 65
     """
 
@@ -132,11 +138,11 @@ class ApgCtr(ApgCtrBase):
         self.page_embedding = nn.Embedding(3, 8)
         # line 18: h
         self.h_generator0 = nn.Sequential(nn.Linear(16, 1280))
-        self.h_fc0 = _DwcLowRankFactors(56, 256, 32, 128, True, False)
+        self.h_fc0 = _DwcLowRankFactors(56, 256, rank=32, overparam=128, share=True, bias=False)
         self.h_generator1 = nn.Sequential(nn.Linear(16, 384))
-        self.h_fc1 = _DwcLowRankFactors(256, 128, 16, 64, True, False)
+        self.h_fc1 = _DwcLowRankFactors(256, 128, rank=16, overparam=64, share=True, bias=False)
         self.h_generator2 = nn.Sequential(nn.Linear(16, 128))
-        self.h_fc2 = _DwcLowRankFactors(128, 64, 8, 32, True, False)
+        self.h_fc2 = _DwcLowRankFactors(128, 64, rank=8, overparam=32, share=True, bias=False)
         # line 20: ctr
         self.ctr = nn.Linear(64, 1)
 
@@ -185,7 +191,7 @@ class ApgCtr(ApgCtrBase):
             h_generated0_slots[0].reshape(-1, 32, 32),
             self.h_fc0.v(),
             h_generated0_slots[1],
-            True,
+            decompose=True,
         )
         h_act0 = torch.relu(h_fc0)
         h_generated1 = self.h_generator1(z)
@@ -196,7 +202,7 @@ class ApgCtr(ApgCtrBase):
             h_generated1_slots[0].reshape(-1, 16, 16),
             self.h_fc1.v(),
             h_generated1_slots[1],
-            True,
+            decompose=True,
         )
         h_act1 = torch.relu(h_fc1)
         h_generated2 = self.h_generator2(z)
@@ -207,7 +213,7 @@ class ApgCtr(ApgCtrBase):
             h_generated2_slots[0].reshape(-1, 8, 8),
             self.h_fc2.v(),
             h_generated2_slots[1],
-            True,
+            decompose=True,
         )
         h = torch.relu(h_fc2)
         # line 20: ctr
@@ -230,7 +236,10 @@ class ApgCtr(ApgCtrBase):
         weights of the dynamic layers they feed). In eval mode the outputs equal this
         module's.
         """
-        model = ApgCtrInference(validate_inputs=self.validate_inputs)
+        reference = next(self.parameters())  # the inference form takes its dtype and device
+        model = ApgCtrInference(validate_inputs=self.validate_inputs).to(
+            device=reference.device, dtype=reference.dtype
+        )
         target = model.state_dict()
         shared = {
             key: value
@@ -255,7 +264,7 @@ class ApgCtr(ApgCtrBase):
             model.h_fc2.v_weight.copy_(self.h_fc2.v())
             model.h_fc2.weight.copy_(model.h_fc2.core @ model.h_fc2.v_weight)
             model.h_fc2.bias.copy_(table_0[:, 1728:1792])
-        return model.to(next(self.parameters()).device).eval()
+        return model.eval()
 
     @torch.no_grad()
     def _scenario_table_z_generated(self) -> torch.Tensor:
@@ -374,7 +383,7 @@ class ApgCtrInference(ApgCtrBase):
         country_ids = inputs["country"]
         # line 11: page
         page_ids = inputs["page"]
-        # line 1: scenario
+        # line 13: scenario
         scenario_cell = country_ids * 3 + page_ids
         # the batch grouped by scenario_cell once: per-cell layers read contiguous rows
         inputs, scenario_cell_rows, scenario_cell_order = _dwc_group_batch(
@@ -399,7 +408,7 @@ class ApgCtrInference(ApgCtrBase):
         history = _dwc_seq_pool(self.item_id_embedding.weight, history_ids, history_len, "mean")
         # line 17: x
         x = torch.cat([user_id, item_id, category, history], dim=1)
-        # line 1: scenario
+        # line 13: scenario
         scenario_cell = country_ids * 3 + page_ids
         # line 18: h
         h_fc0 = self.h_fc0(x, scenario_cell, scenario_cell_rows)

@@ -35,6 +35,10 @@ class CanBase(nn.Module):
         "item_history": 5000,
         "cate_history": 200,
     }
+    MAX_LENGTHS: dict[str, int] = {
+        "item_history_len": 50,
+        "cate_history_len": 50,
+    }
     OUTPUTS: tuple[str, ...] = ("ctr",)
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -62,6 +66,9 @@ class CanBase(nn.Module):
             vocab = self.VOCABULARIES.get(name)
             if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
                 raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
+            max_len = self.MAX_LENGTHS.get(name)
+            if max_len is not None and value.numel() and (value.min() < 0 or value.max() > max_len):
+                raise ValueError(f"input {name!r} has lengths outside 0 .. {max_len}")
 
     @staticmethod
     def example_inputs(
@@ -204,7 +211,10 @@ class Can(CanBase):
         weights of the dynamic layers they feed). In eval mode the outputs equal this
         module's.
         """
-        model = CanInference(validate_inputs=self.validate_inputs)
+        reference = next(self.parameters())  # the inference form takes its dtype and device
+        model = CanInference(validate_inputs=self.validate_inputs).to(
+            device=reference.device, dtype=reference.dtype
+        )
         target = model.state_dict()
         shared = {
             key: value
@@ -212,7 +222,7 @@ class Can(CanBase):
             if key in target and value.shape == target[key].shape
         }
         model.load_state_dict(shared, strict=False)
-        return model.to(next(self.parameters()).device).eval()
+        return model.eval()
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters grouped by the spec name that owns them (frozen ones left out)."""

@@ -172,7 +172,10 @@ class DwMlp(DwMlpBase):
         weights of the dynamic layers they feed). In eval mode the outputs equal this
         module's.
         """
-        model = DwMlpInference(validate_inputs=self.validate_inputs)
+        reference = next(self.parameters())  # the inference form takes its dtype and device
+        model = DwMlpInference(validate_inputs=self.validate_inputs).to(
+            device=reference.device, dtype=reference.dtype
+        )
         target = model.state_dict()
         shared = {
             key: value
@@ -188,7 +191,7 @@ class DwMlp(DwMlpBase):
             weight = table_0[:, 528:656].reshape(24, 16, 8)
             model.h_fc1.weight.copy_(weight)
             model.h_fc1.bias.copy_(table_0[:, 656:664])
-        return model.to(next(self.parameters()).device).eval()
+        return model.eval()
 
     @torch.no_grad()
     def _scenario_table_h_generated(self) -> torch.Tensor:
@@ -283,7 +286,7 @@ class DwMlpInference(DwMlpBase):
         country_ids = inputs["country"]
         # line 8: page
         page_ids = inputs["page"]
-        # line 1: scenario
+        # line 10: scenario
         scenario_cell = country_ids * 3 + page_ids
         # the batch grouped by scenario_cell once: per-cell layers read contiguous rows
         inputs, scenario_cell_rows, scenario_cell_order = _dwc_group_batch(
@@ -301,7 +304,7 @@ class DwMlpInference(DwMlpBase):
         item_id = self.item_id_embedding(item_id_ids)
         # line 14: x
         x = torch.cat([user_id, item_id], dim=1)
-        # line 1: scenario
+        # line 10: scenario
         scenario_cell = country_ids * 3 + page_ids
         # line 15: h
         h_fc0 = self.h_fc0(x, scenario_cell, scenario_cell_rows)

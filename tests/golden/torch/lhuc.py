@@ -182,7 +182,10 @@ class LhucCtr(LhucCtrBase):
         weights of the dynamic layers they feed). In eval mode the outputs equal this
         module's.
         """
-        model = LhucCtrInference(validate_inputs=self.validate_inputs)
+        reference = next(self.parameters())  # the inference form takes its dtype and device
+        model = LhucCtrInference(validate_inputs=self.validate_inputs).to(
+            device=reference.device, dtype=reference.dtype
+        )
         target = model.state_dict()
         shared = {
             key: value
@@ -190,7 +193,7 @@ class LhucCtr(LhucCtrBase):
             if key in target and value.shape == target[key].shape
         }
         model.load_state_dict(shared, strict=False)
-        return model.to(next(self.parameters()).device).eval()
+        return model.eval()
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters grouped by the spec name that owns them (frozen ones left out)."""

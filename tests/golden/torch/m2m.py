@@ -35,6 +35,9 @@ class M2mBase(nn.Module):
         "channel": 4,
         "region": 6,
     }
+    MAX_LENGTHS: dict[str, int] = {
+        "history_len": 10,
+    }
     OUTPUTS: tuple[str, ...] = ("spend_next", "clicks_next")
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -47,11 +50,17 @@ class M2mBase(nn.Module):
         raise NotImplementedError
 
     def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
+        """Raise ValueError naming the feature if an input is missing, mistyped or out of range.
+
+        Numeric inputs take the module's float dtype (float32 unless converted, e.g. `.double()`).
+        """
+        floats = next((p.dtype for p in self.parameters() if p.is_floating_point()), torch.float32)
         for name, (dtype, shape) in self.INPUTS.items():
             if name not in inputs:
                 raise ValueError(f"missing input {name!r}")
             value = inputs[name]
+            if dtype.is_floating_point:
+                dtype = floats
             if value.dtype != dtype:
                 raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
             if tuple(value.shape[1:]) != shape:
@@ -62,6 +71,9 @@ class M2mBase(nn.Module):
             vocab = self.VOCABULARIES.get(name)
             if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
                 raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
+            max_len = self.MAX_LENGTHS.get(name)
+            if max_len is not None and value.numel() and (value.min() < 0 or value.max() > max_len):
+                raise ValueError(f"input {name!r} has lengths outside 0 .. {max_len}")
 
     @staticmethod
     def example_inputs(
@@ -251,7 +263,10 @@ class M2m(M2mBase):
         weights of the dynamic layers they feed). In eval mode the outputs equal this
         module's.
         """
-        model = M2mInference(validate_inputs=self.validate_inputs)
+        reference = next(self.parameters())  # the inference form takes its dtype and device
+        model = M2mInference(validate_inputs=self.validate_inputs).to(
+            device=reference.device, dtype=reference.dtype
+        )
         target = model.state_dict()
         shared = {
             key: value
@@ -279,7 +294,7 @@ class M2m(M2mBase):
             weight = table_0[:, 2384:2640].reshape(24, 16, 16)
             model.t2_fc.weight.copy_(weight)
             model.t2_fc.bias.copy_(table_0[:, 2640:2656])
-        return model.to(next(self.parameters()).device).eval()
+        return model.eval()
 
     @torch.no_grad()
     def _scenario_table_s_generated(self) -> torch.Tensor:
@@ -424,7 +439,7 @@ class M2mInference(M2mBase):
         channel_ids = inputs["channel"]
         # line 11: region
         region_ids = inputs["region"]
-        # line 1: scenario
+        # line 13: scenario
         scenario_cell = channel_ids * 6 + region_ids
         # the batch grouped by scenario_cell once: per-cell layers read contiguous rows
         inputs, scenario_cell_rows, scenario_cell_order = _dwc_group_batch(
@@ -453,7 +468,7 @@ class M2mInference(M2mBase):
         region_ids = inputs["region"]
         # line 17: e
         e = self.e_experts(h)
-        # line 1: scenario
+        # line 13: scenario
         scenario_cell = channel_ids * 6 + region_ids
         # line 20: r1
         r1 = self.r1_attention(e, scenario_cell, scenario_cell_rows)

@@ -37,6 +37,9 @@ class MultitaskBase(nn.Module):
         "surface": 4,
         "is_new": 2,
     }
+    MAX_LENGTHS: dict[str, int] = {
+        "history_len": 30,
+    }
     OUTPUTS: tuple[str, ...] = ("click", "like", "clicks")
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -49,11 +52,17 @@ class MultitaskBase(nn.Module):
         raise NotImplementedError
 
     def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
+        """Raise ValueError naming the feature if an input is missing, mistyped or out of range.
+
+        Numeric inputs take the module's float dtype (float32 unless converted, e.g. `.double()`).
+        """
+        floats = next((p.dtype for p in self.parameters() if p.is_floating_point()), torch.float32)
         for name, (dtype, shape) in self.INPUTS.items():
             if name not in inputs:
                 raise ValueError(f"missing input {name!r}")
             value = inputs[name]
+            if dtype.is_floating_point:
+                dtype = floats
             if value.dtype != dtype:
                 raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
             if tuple(value.shape[1:]) != shape:
@@ -64,6 +73,9 @@ class MultitaskBase(nn.Module):
             vocab = self.VOCABULARIES.get(name)
             if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
                 raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
+            max_len = self.MAX_LENGTHS.get(name)
+            if max_len is not None and value.numel() and (value.min() < 0 or value.max() > max_len):
+                raise ValueError(f"input {name!r} has lengths outside 0 .. {max_len}")
 
     @staticmethod
     def example_inputs(
@@ -238,7 +250,10 @@ class Multitask(MultitaskBase):
         weights of the dynamic layers they feed). In eval mode the outputs equal this
         module's.
         """
-        model = MultitaskInference(validate_inputs=self.validate_inputs)
+        reference = next(self.parameters())  # the inference form takes its dtype and device
+        model = MultitaskInference(validate_inputs=self.validate_inputs).to(
+            device=reference.device, dtype=reference.dtype
+        )
         target = model.state_dict()
         shared = {
             key: value
@@ -251,7 +266,7 @@ class Multitask(MultitaskBase):
             weight = table_0[:, 0:4096].reshape(8, 64, 64)
             model.shared_fc.weight.copy_(weight)
             model.shared_fc.bias.copy_(table_0[:, 4096:4160])
-        return model.to(next(self.parameters()).device).eval()
+        return model.eval()
 
     @torch.no_grad()
     def _scenario_table_shared_generated(self) -> torch.Tensor:
@@ -383,7 +398,7 @@ class MultitaskInference(MultitaskBase):
         surface_ids = inputs["surface"]
         # line 11: is_new
         is_new_ids = inputs["is_new"]
-        # line 1: scenario
+        # line 13: scenario
         scenario_cell = surface_ids * 2 + is_new_ids
         # the batch grouped by scenario_cell once: per-cell layers read contiguous rows
         inputs, scenario_cell_rows, scenario_cell_order = _dwc_group_batch(
@@ -418,7 +433,7 @@ class MultitaskInference(MultitaskBase):
         bottom_fc1 = self.bottom_fc1(bottom_act0)
         bottom_norm1 = self.bottom_norm1(bottom_fc1)
         bottom = torch.relu(bottom_norm1)
-        # line 1: scenario
+        # line 13: scenario
         scenario_cell = surface_ids * 2 + is_new_ids
         # line 19: shared
         shared = self.shared_fc(bottom, scenario_cell, scenario_cell_rows)

@@ -37,6 +37,9 @@ class PepnetBase(nn.Module):
         "history": 5000,
         "domain": 4,
     }
+    MAX_LENGTHS: dict[str, int] = {
+        "history_len": 20,
+    }
     OUTPUTS: tuple[str, ...] = ("click", "like")
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -49,11 +52,17 @@ class PepnetBase(nn.Module):
         raise NotImplementedError
 
     def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
+        """Raise ValueError naming the feature if an input is missing, mistyped or out of range.
+
+        Numeric inputs take the module's float dtype (float32 unless converted, e.g. `.double()`).
+        """
+        floats = next((p.dtype for p in self.parameters() if p.is_floating_point()), torch.float32)
         for name, (dtype, shape) in self.INPUTS.items():
             if name not in inputs:
                 raise ValueError(f"missing input {name!r}")
             value = inputs[name]
+            if dtype.is_floating_point:
+                dtype = floats
             if value.dtype != dtype:
                 raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
             if tuple(value.shape[1:]) != shape:
@@ -64,6 +73,9 @@ class PepnetBase(nn.Module):
             vocab = self.VOCABULARIES.get(name)
             if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
                 raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
+            max_len = self.MAX_LENGTHS.get(name)
+            if max_len is not None and value.numel() and (value.min() < 0 or value.max() > max_len):
+                raise ValueError(f"input {name!r} has lengths outside 0 .. {max_len}")
 
     @staticmethod
     def example_inputs(
@@ -237,7 +249,10 @@ class Pepnet(PepnetBase):
         weights of the dynamic layers they feed). In eval mode the outputs equal this
         module's.
         """
-        model = PepnetInference(validate_inputs=self.validate_inputs)
+        reference = next(self.parameters())  # the inference form takes its dtype and device
+        model = PepnetInference(validate_inputs=self.validate_inputs).to(
+            device=reference.device, dtype=reference.dtype
+        )
         target = model.state_dict()
         shared = {
             key: value
@@ -264,7 +279,7 @@ class Pepnet(PepnetBase):
                 ],
             )
             model.prior_gate_hidden.bias.copy_(bias)
-        return model.to(next(self.parameters()).device).eval()
+        return model.eval()
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters grouped by the spec name that owns them (frozen ones left out)."""

@@ -203,7 +203,10 @@ class PpnetFuxictr(PpnetFuxictrBase):
         weights of the dynamic layers they feed). In eval mode the outputs equal this
         module's.
         """
-        model = PpnetFuxictrInference(validate_inputs=self.validate_inputs)
+        reference = next(self.parameters())  # the inference form takes its dtype and device
+        model = PpnetFuxictrInference(validate_inputs=self.validate_inputs).to(
+            device=reference.device, dtype=reference.dtype
+        )
         target = model.state_dict()
         shared = {
             key: value
@@ -220,7 +223,7 @@ class PpnetFuxictr(PpnetFuxictrBase):
                 [self.h_gate0.hidden.bias, self.h_gate1.hidden.bias, self.h_gate2.hidden.bias]
             )
             model.gate_in_gate_hidden.bias.copy_(bias)
-        return model.to(next(self.parameters()).device).eval()
+        return model.eval()
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters grouped by the spec name that owns them (frozen ones left out)."""

@@ -184,7 +184,10 @@ class Star(StarBase):
         weights of the dynamic layers they feed). In eval mode the outputs equal this
         module's.
         """
-        model = StarInference(validate_inputs=self.validate_inputs)
+        reference = next(self.parameters())  # the inference form takes its dtype and device
+        model = StarInference(validate_inputs=self.validate_inputs).to(
+            device=reference.device, dtype=reference.dtype
+        )
         target = model.state_dict()
         shared = {
             key: value
@@ -199,7 +202,7 @@ class Star(StarBase):
             model.h_fc1.bias.copy_(self.h_fc1.bias + self.h_fc1.domain_bias)
             model.main_fc0.weight.copy_(self.main_fc0.weight * self.main_fc0.domain_weight)
             model.main_fc0.bias.copy_(self.main_fc0.bias + self.main_fc0.domain_bias)
-        return model.to(next(self.parameters()).device).eval()
+        return model.eval()
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters grouped by the spec name that owns them (frozen ones left out)."""
