@@ -66,12 +66,20 @@ def test_native_lines_other_than_the_expected_still_reach_stderr():
         "    os.write(2, b'[09:30:17] /project/src/target/llvm.cc:7: Warning: a real one\\n')\n"
         "    print('from python', file=sys.stderr)\n"
         f"    os.write(2, {FAST_MODE!r})\n"
+        "try:\n"  # a failing build: stderr is restored and what it printed is still shown
+        "    with drop_native_lines(EXPECTED_NATIVE_LINES):\n"
+        f"        os.write(2, {FAST_MODE!r})\n"
+        "        os.write(2, b'before the error\\n')\n"
+        "        raise RuntimeError\n"
+        "except RuntimeError:\n"
+        "    pass\n"
         "print('after', file=sys.stderr)\n")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, timeout=300,
                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert run.returncode == 0, run.stderr
     assert run.stderr.splitlines() == [
-        b"[09:30:17] /project/src/target/llvm.cc:7: Warning: a real one", b"from python", b"after"]
+        b"[09:30:17] /project/src/target/llvm.cc:7: Warning: a real one", b"from python",
+        b"before the error", b"after"]
 
 
 def caught(context, emit) -> list[str]:
