@@ -18,7 +18,8 @@ def _require(package: str) -> None:
 
     if importlib.util.find_spec(package) is None:
         raise _fail("DW408", f"the '{package}' package is needed for this target",
-                    "pip install 'dwc[export]'")
+                    "install the export extra: pip install -e '.[export]' in a dwc checkout "
+                    "(pip install 'dwc[export]' where dwc came from a wheel)")
 
 
 def export_artifact(result, target: str, options) -> dict[str, str | bytes]:

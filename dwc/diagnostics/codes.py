@@ -125,7 +125,8 @@ _TABLE = [
          "The message carries the backend's own error; please report it with the spec, since every "
          "example spec exports (this is tested)."),
     Code("DW408", "missing-backend", _E, "the Python package a target needs is not installed",
-         "Install the export extra: pip install 'dwc[export]'."),
+         "Install the export extra: `pip install -e '.[export]'` in a dwc checkout, "
+         "`pip install 'dwc[export]'` where dwc was installed from a wheel."),
     Code("DW409", "verification-failed", _E, "a backend's outputs differ from the torch reference",
          "`dwc verify` exits 3 when any output's max abs error exceeds the tolerance."),
     # --- DW5xx: lint rules (configurable; docs/lint.md has What / Why / Example / Use instead) ---

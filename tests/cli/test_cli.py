@@ -247,3 +247,17 @@ def test_a_closed_pipe_ends_quietly(command, tmp_path):
     assert proc.returncode in (0, 141), proc.stderr
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
     assert "DW900" not in proc.stderr and "Exception ignored" not in proc.stderr
+
+
+def test_missing_export_package_names_an_install_that_works_from_a_checkout(
+        monkeypatch, tmp_path, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnx" else real(name, *a))
+    assert main(["compile", DW_MLP, "--target", "onnx", "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "error[DW408]: the 'onnx' package is needed for this target" in err
+    assert "pip install -e '.[export]'" in err
+    assert not (tmp_path / "o").exists()
