@@ -2,7 +2,7 @@
 
     python benchmarks/peers.py        # writes the "peers" section of docs/benchmarks.md
 
-References (written here from DW-MODELS.md, not from dwc's templates):
+References (written here from the equations in docs/models.md, not from dwc's templates):
 - FuxiCTR-style APG MLP: over-parameterised factors U_l U_r, V_l V_r multiplied on every forward
   (also at inference), hypernet per layer, bmm with the K x K core.
 - FuxiCTR-style PPNet: Linear -> ReLU, times a GateNU on [sg(x), priors] per layer.

@@ -214,7 +214,7 @@ deviations. "yes" only when the gain exceeds the noise.
 
 ## Scale-out: DistributedDataParallel
 
-`torchrun --nproc_per_node=2 -m dwc train experiments/apg.dw --data ... --batch-size {CONFIG['batch_size'] // 2}`
+`.venv/bin/torchrun --nproc_per_node=2 -m dwc train experiments/apg.dw --data ... --batch-size {CONFIG['batch_size'] // 2}`
 (gloo, CPU; each process reads its half of every epoch, so the global batch is the same
 {CONFIG['batch_size']}). Per-scenario test AUC, seed 0:
 
