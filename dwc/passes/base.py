@@ -148,11 +148,14 @@ MODEL_PASSES = "lowrank,share,overparam"
 def pipeline_for(level: int = 2, passes: str | None = None) -> Pipeline:
     """The pipeline for `-O<level>`, or for an explicit `--passes` string (model passes first)."""
     chosen = parse_pipeline(PIPELINES[level] if passes is None else passes)
+    # Model passes a `--passes` string names (`lowrank{rank=8}`) change parameters: they join
+    # the model stage, after the spec's own, so the training form declares what its forward reads.
+    model = parse_pipeline(MODEL_PASSES) + [p for p in chosen if p.stage == "model"]
+    chosen = [p for p in chosen if p.stage != "model"]
     # Everything from the first inference-only pass on builds the inference graph (a `dce` after
     # the folds cleans up the inference graph); what comes before it applies to both.
     first = next((i for i, p in enumerate(chosen) if p.stage == "inference"), len(chosen))
-    return Pipeline(model=parse_pipeline(MODEL_PASSES), train=chosen[:first],
-                    inference=chosen[first:])
+    return Pipeline(model=model, train=chosen[:first], inference=chosen[first:])
 
 
 @dataclass

@@ -355,3 +355,22 @@ def test_scenario_table_ahead_of_a_later_cell_index():
     x = cls.example_inputs(6)
     with torch.no_grad():
         torch.testing.assert_close(model(x)["y"], model.for_inference()(x)["y"])
+
+
+@pytest.mark.parametrize("passes", ["lowrank{rank=2},share,decompose,dce",
+                                    "lowrank{rank=2},share,overparam{width=4},decompose,dce,"
+                                    "fold-overparam,strip-training,dce"])
+def test_model_passes_named_in_a_pipeline_string_shape_the_parameters(passes):
+    """`--passes 'lowrank{rank=2},...'` factors unmarked dynamic layers: the training form must
+    declare the factored generator its forward reads (the model pass runs in the model stage)."""
+    spec = (ROOT / "examples" / "dw_mlp.dw").read_text()
+    result, cls = compile_text(spec, passes=passes)
+    torch.manual_seed(0)
+    model = cls()
+    generated = next(c.cost for c in explain(result.graph) if c.name == "h").generated_per_sample
+    assert generated < 664  # the rank-2 cores (and biases), not the full 664 numbers
+    inputs, targets = cls.example_inputs(5), cls.example_targets(5)
+    model.loss(inputs, targets).backward()
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model.for_inference()(inputs)["ctr"], model(inputs)["ctr"])
