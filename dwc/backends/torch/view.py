@@ -581,7 +581,8 @@ class _Builder:
         self.helpers.add("activation")
         attr = self.module_line(op, "co_action", "_DwcCoAction", [
             str(op.induction_vocab), str(op.feed_vocab), list(map(str, op.widths)),
-            str(op.orders), q(op.act), str(op.bias), q(op.collect), str(op.order_independent)])
+            f"orders={op.orders}", f"act={q(op.act)}", f"bias={op.bias}",
+            f"collect={q(op.collect)}", f"order_independent={op.order_independent}"])
         self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])
 
     def domain_rows(self, op: ir.Op, ids: str) -> str:
@@ -614,8 +615,8 @@ class _Builder:
         self.per_domain(op, attr)
 
     def op_scenario_linear(self, op: ir.ScenarioLinear) -> None:
-        args = [str(op.in_features), str(op.out_features), str(op.cells), str(op.rank),
-                str(op.bias)]
+        args = [str(op.in_features), str(op.out_features), f"cells={op.cells}",
+                f"rank={op.rank}", f"bias={op.bias}"]
         if op.v_shared:
             args.append("shared_v=True")
         attr = self.module_line(op, "scenario_linear", "_DwcScenarioLinear", args)

@@ -368,9 +368,9 @@ class ApgCtrInference(ApgCtrBase):
         # line 8: category
         self.category_embedding = nn.Embedding(200, 8)
         # line 18: h
-        self.h_fc0 = _DwcScenarioLinear(56, 256, 24, 32, True)
-        self.h_fc1 = _DwcScenarioLinear(256, 128, 24, 16, True)
-        self.h_fc2 = _DwcScenarioLinear(128, 64, 24, 8, True)
+        self.h_fc0 = _DwcScenarioLinear(56, 256, cells=24, rank=32, bias=True)
+        self.h_fc1 = _DwcScenarioLinear(256, 128, cells=24, rank=16, bias=True)
+        self.h_fc2 = _DwcScenarioLinear(128, 64, cells=24, rank=8, bias=True)
         # line 20: ctr
         self.ctr = nn.Linear(64, 1)
 

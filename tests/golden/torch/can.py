@@ -128,10 +128,26 @@ class Can(CanBase):
         self.category_embedding = nn.Embedding(200, 18)
         # line 12: item_co
         self.item_co_co_action = _DwcCoAction(
-            5000, 5000, [16, 8, 4], 3, "tanh", False, "all", False
+            5000,
+            5000,
+            [16, 8, 4],
+            orders=3,
+            act="tanh",
+            bias=False,
+            collect="all",
+            order_independent=False,
         )
         # line 13: cate_co
-        self.cate_co_co_action = _DwcCoAction(200, 200, [16, 8, 4], 3, "tanh", False, "all", False)
+        self.cate_co_co_action = _DwcCoAction(
+            200,
+            200,
+            [16, 8, 4],
+            orders=3,
+            act="tanh",
+            bias=False,
+            collect="all",
+            order_independent=False,
+        )
         # line 16: h
         self.h_norm = nn.BatchNorm1d(162)
         self.h_fc0 = nn.Linear(162, 200)
@@ -293,10 +309,26 @@ class CanInference(CanBase):
         self.category_embedding = nn.Embedding(200, 18)
         # line 12: item_co
         self.item_co_co_action = _DwcCoAction(
-            5000, 5000, [16, 8, 4], 3, "tanh", False, "all", False
+            5000,
+            5000,
+            [16, 8, 4],
+            orders=3,
+            act="tanh",
+            bias=False,
+            collect="all",
+            order_independent=False,
         )
         # line 13: cate_co
-        self.cate_co_co_action = _DwcCoAction(200, 200, [16, 8, 4], 3, "tanh", False, "all", False)
+        self.cate_co_co_action = _DwcCoAction(
+            200,
+            200,
+            [16, 8, 4],
+            orders=3,
+            act="tanh",
+            bias=False,
+            collect="all",
+            order_independent=False,
+        )
         # line 16: h
         self.h_norm = nn.BatchNorm1d(162)
         self.h_fc0 = nn.Linear(162, 200)

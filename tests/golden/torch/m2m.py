@@ -420,11 +420,11 @@ class M2mInference(M2mBase):
         # line 20: r1
         self.r1_attention = _DwcScenarioMetaAttention(24, [16, 32], "leaky_relu")
         # line 21: t1
-        self.t1_fc = _DwcScenarioLinear(16, 16, 24, None, True)
+        self.t1_fc = _DwcScenarioLinear(16, 16, cells=24, rank=None, bias=True)
         # line 23: r2
         self.r2_attention = _DwcScenarioMetaAttention(24, [16, 32], "leaky_relu")
         # line 24: t2
-        self.t2_fc = _DwcScenarioLinear(16, 16, 24, None, True)
+        self.t2_fc = _DwcScenarioLinear(16, 16, cells=24, rank=None, bias=True)
         # line 26: spend_next
         self.spend_next = nn.Linear(16, 1)
         # line 27: clicks_next
