@@ -1,4 +1,4 @@
-"""`dwc explain --format json` against the closed forms of DW-MODELS.md §5.1."""
+"""`dwc explain --format json` against the closed forms of docs/models.md, 'APG'."""
 
 from __future__ import annotations
 

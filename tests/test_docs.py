@@ -43,11 +43,13 @@ SECTION_REFERENCE = re.compile(r"docs/models\.md,\s*['\"]([^'\"]+)['\"]")
 
 
 def user_facing_texts(code: str = "raw") -> dict[str, str]:
-    """README.md and every file of docs/ and templates/; for dwc/'s .py files their raw text
+    """README.md and every file of docs/, templates/, examples/, experiments/ and benchmarks/
+    (what a user reads or runs) and pyproject.toml; for dwc/'s .py files their raw text
     (comments included, code="raw") or only their string constants, implicit concatenations
     joined (code="strings")."""
-    texts = {"README.md": (ROOT / "README.md").read_text(encoding="utf-8")}
-    for folder in ("docs", "templates"):
+    texts = {name: (ROOT / name).read_text(encoding="utf-8")
+             for name in ("README.md", "pyproject.toml")}
+    for folder in ("docs", "templates", "examples", "experiments", "benchmarks"):
         for path in sorted((ROOT / folder).rglob("*")):
             if path.is_file() and path.suffix != ".png":
                 texts[str(path.relative_to(ROOT))] = path.read_text(encoding="utf-8")

@@ -71,6 +71,9 @@ _TABLE = [
          "A model needs at least one `output NAME = head(...)`."),
     Code("DW208", "input-name-collision", _E, "two model inputs would have the same name",
          "A sequence feature `s` also takes a lengths input `s_len`; no other feature may use it."),
+    Code("DW209", "no-parameters", _E, "the model has no parameters to train",
+         "Every output is a fixed function of the inputs (a head straight over a feature), so "
+         "there is nothing for `dwc train` or an optimizer to fit. Put a layer before the head."),
     # --- DW3xx: types, widths, options ----------------------------------------------------------
     Code("DW301", "wrong-argument-type", _E, "an argument of the wrong kind",
          "E.g. a name where a number is expected, or a list where a single value is expected."),

@@ -134,7 +134,7 @@ def lint_source(source: SourceFile, config: LintConfig) -> list[Diagnostic]:
     ctx = LintContext(source, spec, graph, model, config.batch, config.memory_budget_mib,
                       config.huge_vocab, config.scenario_max_vocab)
     per_line, whole_file = _suppressions(source)
-    found = []
+    found: dict[tuple[str, int, int, str], Diagnostic] = {}
     for code, rule in RULES.items():
         if not config.wants(code) or code in whole_file:
             continue
@@ -142,8 +142,10 @@ def lint_source(source: SourceFile, config: LintConfig) -> list[Diagnostic]:
             line = source.location(d.span.start)[0]
             if line in per_line and (per_line[line] is None or code in per_line[line]):
                 continue
-            found.append(d)
-    return sorted(found, key=lambda d: (d.span.start, d.code))
+            # a statement lowered to several ops (an mlp's per-layer generators) reports a
+            # finding once, not once per op
+            found.setdefault((d.code, d.span.start, d.span.end, d.message), d)
+    return sorted(found.values(), key=lambda d: (d.span.start, d.code))
 
 
 def render(results: list[tuple[SourceFile, list[Diagnostic]]], fmt: str) -> str:

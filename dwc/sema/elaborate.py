@@ -133,6 +133,11 @@ class _Elaborator:
             self.error("DW207", f"model '{s.model}' declares no output", s.model_span,
                        "has no output",
                        help="add e.g. 'output ctr = sigmoid(linear(h, 1)) loss = bce'")
+        if s.outputs and not any(op.params() for op in s.ops) and not any(
+                d.level.value == "error" for d in s.diagnostics):
+            self.error("DW209", f"model '{s.model}' has no parameters to train",
+                       s.outputs[0].span, "computes a fixed function of its inputs",
+                       help="put a layer before the head, e.g. 'output o = sigmoid(linear(x, 1))'")
         errors = [d for d in s.diagnostics if d.level.value == "error"]
         if errors:
             raise DiagnosticError(s.diagnostics)

@@ -1,4 +1,5 @@
-"""The generic DW-MLP against DW-MODELS.md §1: closed-form costs and the constant-z identity."""
+"""The generic DW-MLP against docs/models.md, 'Generic dynamic-weight MLP': closed-form costs and
+the constant-z identity."""
 
 from __future__ import annotations
 

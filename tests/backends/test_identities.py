@@ -1,4 +1,5 @@
-"""The equivalences of DW-MODELS.md §10 item 18, as executable checks."""
+"""The equivalences the passes rely on (low-rank, shared and decomposed forms of a dynamic
+layer), as executable checks."""
 
 from __future__ import annotations
 

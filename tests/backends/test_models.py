@@ -1,4 +1,4 @@
-"""Every seed model (DW-MODELS.md): it trains, and its parameters match the closed forms."""
+"""Every seed model (docs/models.md): it trains, and its parameters match the closed forms."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Generated layers against independent hand-written PyTorch implementations, weights copied.
 
-The references are written from DW-MODELS.md's formulas in the peers' style (FuxiCTR's APG_Linear
-and PPNet_MLP), not from dwc's templates, so a shared mistake is unlikely.
+The references are written from the papers' formulas (docs/models.md) in the peers' style
+(FuxiCTR's APG_Linear and PPNet_MLP), not from dwc's templates, so a shared mistake is unlikely.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def test_ppnet_inference_form_runs_the_gates_first_layers_as_one_gemm():
 
 
 def co_action_reference(rows, q, lengths, widths, orders, bias, collect, order_independent):
-    """CAN's co-action (DW-MODELS.md §6) written as its definition: for each sample, each order c
+    """CAN's co-action (docs/models.md, 'CAN') written as its definition: for each sample, each order c
     and each valid step t, run q_t^c through the sample's micro-MLP (tanh between layers, the
     last linear), then sum over the steps; every layer's sums (collect all) or the last's."""
     shapes = list(zip(widths, widths[1:], strict=False))

@@ -222,3 +222,9 @@ def test_apg_layers_with_a_static_bias_are_named_after_their_layer():
     model = cls()
     assert {"h_bias0", "h_bias1"} <= set(model.state_dict())
     assert {"h_fc0.weight", "h_fc0.bias"} <= set(model.eval().for_inference().state_dict())
+
+
+def test_helpers_bring_the_helpers_they_call_transitively():
+    from dwc.backends.torch.view import _with_needs
+
+    assert _with_needs({"mix"}) == {"mix", "softmax", "static"}

@@ -132,3 +132,14 @@ def test_batch_drives_the_memory_rule():
 def test_spec_errors_are_findings_too():
     source, found = findings("model m\nh = linear(q, 4)\n")
     assert [d.code for d in found] == ["DW201"]
+
+
+def test_a_statement_lowered_to_several_generators_reports_a_finding_once():
+    """A self-wise multi-layer mlp has one generator per layer; DW503 is about the statement."""
+    text = ("model m\nfeature a : categorical(vocab = 10, dim = 4)\n"
+            "feature b : categorical(vocab = 10, dim = 4)\nx = concat(a, b)\n"
+            "h = mlp(x, [6, 4]) dynamic(by = self)\noutput o = sigmoid(linear(h, 1)) loss = bce\n")
+    found = lint_source(SourceFile("m.dw", text), LintConfig())
+    assert [d.code for d in found].count("DW503") == 1
+    # per-layer findings with their own numbers stay (one per layer)
+    assert [d.code for d in found].count("DW509") == 2

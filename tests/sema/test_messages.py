@@ -16,3 +16,10 @@ HEADER = "model m\nfeature a : categorical(vocab = 3, dim = 2)\n"
 def test_unknown_call_label_uses_the_right_article(text, label):
     (diagnostic,) = [d for d in diagnostics_of(text) if d.code == "DW205"]
     assert diagnostic.primary.message == label
+
+
+def test_a_model_without_parameters_is_an_error_not_a_crash_in_training():
+    text = "model m\nfeature price : numeric\noutput o = identity(price) loss = mse\n"
+    (diagnostic,) = diagnostics_of(text)
+    assert diagnostic.code == "DW209" and "no parameters to train" in diagnostic.message
+    assert diagnostic.help and "linear" in diagnostic.help

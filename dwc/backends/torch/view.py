@@ -760,13 +760,21 @@ _GENERATOR_INITS = {"hyperfan": "hyperfan", "residual": "residual_init"}
 
 _HELPER_NEEDS = {
     "per_domain": ("static",), "seq_pool": ("static",), "activation": ("static",),
+    "softmax": ("static",),
     "mix": ("softmax",), "meta_attention": ("softmax",), "scenario_meta_attention": ("softmax",),
 }
 """Helper templates that call another helper's function."""
 
 
 def _with_needs(helpers: set[str]) -> set[str]:
-    return helpers | {need for h in helpers for need in _HELPER_NEEDS.get(h, ())}
+    """`helpers` and every helper they call, transitively (mix -> softmax -> static)."""
+    needed, todo = set(helpers), list(helpers)
+    while todo:
+        for need in _HELPER_NEEDS.get(todo.pop(), ()):
+            if need not in needed:
+                needed.add(need)
+                todo.append(need)
+    return needed
 
 
 def _for_inference(name: str, inference: Graph, attrs: Namespace) -> list[str]:
