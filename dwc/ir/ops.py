@@ -8,8 +8,8 @@ sample that are produced by a generator instead of stored. Ops are frozen; passe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
+from dataclasses import dataclass, field, replace
+from typing import ClassVar, NoReturn
 
 from dwc.ir.types import FieldsType, IdsType, TableType, ValueType, VecType
 from dwc.source import NO_SPAN, Span
@@ -52,6 +52,66 @@ class Op:
         """Op-specific attributes, in printing order."""
         return {}
 
+    # -- the protocol generic code uses instead of branching on op types
+
+    def verify(self, ins: tuple[ValueType, ...], producers: dict[str, Op]) -> None:
+        """Check this op's own invariants (xdsl's `verify_`); `ins` are the types of its inputs,
+        `producers` every op of the graph by result. Report a violation with `self.invalid`."""
+
+    def invalid(self, message: str) -> NoReturn:
+        raise VerificationError(f"%{self.result} ({self.kind}): {message}")
+
+    def modules(self) -> tuple[str, ...]:
+        """The parameter owners this op declares in generated code (their names are unique)."""
+        return (self.module,) if self.module is not None else ()
+
+    def slots_read(self) -> tuple[Slot, ...]:
+        """The slots of its generator input (inputs[1]) this op reads."""
+        return ()
+
+    def with_slots(self, slots: dict[str, Slot]) -> Op:
+        """This op reading the re-laid-out slots `slots` (by name) of its generator."""
+        return self
+
+    def same_width(self, ins: tuple[ValueType, ...]) -> None:
+        """The invariant of width-preserving ops: one input, of this op's width."""
+        if len(ins) != 1 or ins[0].width != self.type.width:
+            self.invalid("must preserve the width of its single input")
+
+    def generator_input(self, producers: dict[str, Op]) -> None:
+        """The invariant of ops reading generated numbers: inputs[1] is a generator (or table)
+        whose layout has every slot this op reads."""
+        gen = producers[self.inputs[1]]
+        if not gen.generates():
+            self.invalid("weights must come from a generator")
+        slots = {s.name: s for s in gen.slots}
+        for slot in self.slots_read():
+            if slots.get(slot.name) != slot:
+                self.invalid(f"slot {slot.name} does not match generator %{gen.result}")
+
+    def generates(self) -> bool:
+        """Whether this op's output is a layout of generated numbers (`slots`)."""
+        return False
+
+
+class VerificationError(Exception):
+    """The IR broke an invariant (a dwc bug)."""
+
+
+def verify_slot_layout(op: Op) -> None:
+    """A generator's slots tile its output exactly, in order."""
+    end = 0
+    for slot in op.slots:
+        if slot.offset != end:
+            op.invalid(f"slot {slot.name} starts at {slot.offset}, expected {end}")
+        end = slot.end
+    if end != op.type.width:
+        op.invalid(f"slots cover {end} numbers, generator emits {op.type.width}")
+
+
+def _fix(slots: dict[str, Slot], slot: Slot | None) -> Slot | None:
+    return None if slot is None else slots.get(slot.name, slot)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Input(Op):
@@ -85,6 +145,12 @@ class Lookup(Op):
     """`table[ids]`: one embedding row per sample. inputs = (table, ids)."""
 
     kind: ClassVar[str] = "lookup"
+
+    def verify(self, ins, producers):
+        if not isinstance(ins[0], TableType) or not isinstance(ins[1], IdsType):
+            self.invalid("expects (table, ids)")
+        if self.type != VecType(ins[0].dim):
+            self.invalid(f"type {self.type} != vec[{ins[0].dim}]")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,6 +192,12 @@ class SeqPool(Op):
     def attrs(self):
         return {"mode": self.mode, "max_len": self.max_len}
 
+    def verify(self, ins, producers):
+        if not isinstance(ins[0], TableType) or not isinstance(ins[1], IdsType):
+            self.invalid("expects (table, ids)")
+        if self.type != VecType(ins[0].dim):
+            self.invalid(f"type {self.type} != vec[{ins[0].dim}]")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Normalize(Op):
@@ -143,12 +215,20 @@ class Normalize(Op):
     def attrs(self):
         return {"mode": self.mode}
 
+    def verify(self, ins, producers):
+        self.same_width(ins)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Concat(Op):
     """Concatenation along the feature axis; the result is `vec` (`fields` keeps field structure)."""
 
     kind: ClassVar[str] = "concat"
+
+    def verify(self, ins, producers):
+        total = sum(t.width for t in ins)
+        if self.type.width != total or not isinstance(self.type, VecType | FieldsType):
+            self.invalid(f"width {self.type.width} != sum of inputs {total}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,6 +249,12 @@ class Linear(Op):
     def attrs(self):
         return {"in": self.in_features, "out": self.out_features, "bias": self.bias}
 
+    def verify(self, ins, producers):
+        if ins[0].width != self.in_features:
+            self.invalid(f"input width {ins[0].width} != in_features {self.in_features}")
+        if self.type != VecType(self.out_features):
+            self.invalid(f"type {self.type} != vec[{self.out_features}]")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Activation(Op):
@@ -180,6 +266,9 @@ class Activation(Op):
 
     def attrs(self):
         return {"fn": self.fn}
+
+    def verify(self, ins, producers):
+        self.same_width(ins)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -198,6 +287,9 @@ class Norm(Op):
     def attrs(self):
         return {"mode": self.mode}
 
+    def verify(self, ins, producers):
+        self.same_width(ins)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Dropout(Op):
@@ -206,6 +298,9 @@ class Dropout(Op):
 
     def attrs(self):
         return {"p": self.p}
+
+    def verify(self, ins, producers):
+        self.same_width(ins)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,6 +311,10 @@ class Add(Op):
 
     def flops(self):
         return (len(self.inputs) - 1) * self.type.width
+
+    def verify(self, ins, producers):
+        if any(t.width != self.type.width for t in ins):
+            self.invalid("inputs of unequal width")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -280,6 +379,14 @@ class Generator(Op):
         return {"hidden": list(self.hidden), "act": self.act, "init": self.init,
                 "slots": [f"{s.name}@{s.offset}:{'x'.join(map(str, s.shape))}" for s in self.slots]}
 
+    def generates(self):
+        return True
+
+    def verify(self, ins, producers):
+        if ins[0].width != self.in_features:
+            self.invalid(f"condition width {ins[0].width} != in_features {self.in_features}")
+        verify_slot_layout(self)
+
 
 @dataclass(frozen=True)
 class ApgKnobs:
@@ -329,6 +436,26 @@ class DynamicLinear(Op):
                         f"overparam={self.apg.overparam} decompose={self.apg.decompose}")
         return a
 
+    def slots_read(self):
+        return tuple(s for s in (self.weight, self.bias_slot) if s is not None)
+
+    def with_slots(self, slots):
+        return replace(self, weight=_fix(slots, self.weight), bias_slot=_fix(slots, self.bias_slot))
+
+    def verify(self, ins, producers):
+        if ins[0].width != self.in_features:
+            self.invalid(f"input width {ins[0].width} != in_features {self.in_features}")
+        if self.type != VecType(self.out_features):
+            self.invalid(f"type {self.type} != vec[{self.out_features}]")
+        self.generator_input(producers)
+        if self.weight.shape != (self.in_features, self.out_features):
+            self.invalid(f"weight slot shape {self.weight.shape} != ({self.in_features}, "
+                         f"{self.out_features})")
+        if (self.bias == "generated") != (self.bias_slot is not None):
+            self.invalid("generated bias needs a bias slot (and only then)")
+        if self.bias_slot is not None and self.bias_slot.shape != (self.out_features,):
+            self.invalid("bias slot shape does not match the output width")
+
 
 @dataclass(frozen=True, kw_only=True)
 class ScenarioTable(Op):
@@ -349,6 +476,12 @@ class ScenarioTable(Op):
 
     def attrs(self):
         return {"cells": self.cells, "generator": self.generator}
+
+    def generates(self):
+        return True
+
+    def verify(self, ins, producers):
+        verify_slot_layout(self)
 
 
 @dataclass(frozen=True)
@@ -387,6 +520,17 @@ class FusedGenerator(Op):
     def attrs(self):
         return {"parts": [p.module for p in self.parts]}
 
+    def generates(self):
+        return True
+
+    def modules(self):
+        return (*(p.module for p in self.parts), *super().modules())
+
+    def verify(self, ins, producers):
+        if any(p.in_features != ins[0].width for p in self.parts):
+            self.invalid("every fused part must read the condition's width")
+        verify_slot_layout(self)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Head(Op):
@@ -400,6 +544,9 @@ class Head(Op):
 
     def attrs(self):
         return {"fn": self.fn}
+
+    def verify(self, ins, producers):
+        self.same_width(ins)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -459,6 +606,31 @@ class LowRankDynamicLinear(Op):
         if self.bias_slot:
             a["bias_slot"] = self.bias_slot.name
         return a
+
+    def slots_read(self):
+        return tuple(s for s in (self.core, self.u, self.v, self.bias_slot) if s is not None)
+
+    def with_slots(self, slots):
+        return replace(self, core=_fix(slots, self.core), u=_fix(slots, self.u),
+                       v=_fix(slots, self.v), bias_slot=_fix(slots, self.bias_slot))
+
+    def verify(self, ins, producers):
+        self.generator_input(producers)
+        n, m, k = self.in_features, self.out_features, self.rank
+        if not 1 <= k <= min(n, m):
+            self.invalid(f"rank {k} outside 1..min({n}, {m})")
+        if self.core.shape != (k, k):
+            self.invalid(f"core slot shape {self.core.shape} != ({k}, {k})")
+        if self.share != (self.u is None and self.v is None):
+            self.invalid("shared factors are static (no u/v slots); unshared ones are generated")
+        if not self.share and (self.u.shape != (n, k) or self.v.shape != (k, m)):
+            self.invalid("u/v slot shapes do not match (in, rank) and (rank, out)")
+        if self.overparam and not self.share:
+            self.invalid("over-parameterisation needs shared static factors")
+        if (self.bias == "generated") != (self.bias_slot is not None):
+            self.invalid("generated bias needs a bias slot (and only then)")
+        if self.bias_slot is not None and self.bias_slot.shape != (self.out_features,):
+            self.invalid("bias slot shape does not match the output width")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -545,6 +717,23 @@ class Gate(Op):
             a["hidden_offset"] = self.hidden_offset
         return a
 
+    def verify(self, ins, producers):
+        if self.hidden_offset is None:
+            return
+        stacked = producers[self.inputs[1]]
+        if not isinstance(stacked, GateHidden):
+            self.invalid("a fused gate reads its hidden units from a gate_hidden op")
+        offset = 0
+        for module, hidden in stacked.parts:
+            if module == self.module:
+                break
+            offset += hidden
+        else:
+            self.invalid(f"not among the parts of %{stacked.result}")
+        if (offset, hidden) != (self.hidden_offset, self.hidden):
+            self.invalid(f"hidden columns {self.hidden_offset}+{self.hidden} != its part's "
+                         f"{offset}+{hidden}")
+
 
 @dataclass(frozen=True, kw_only=True)
 class GateHidden(Op):
@@ -564,6 +753,12 @@ class GateHidden(Op):
 
     def attrs(self):
         return {"parts": [f"{module}:{hidden}" for module, hidden in self.parts]}
+
+    def verify(self, ins, producers):
+        if ins[0].width != self.in_features:
+            self.invalid(f"condition width {ins[0].width} != in_features {self.in_features}")
+        if self.type.width != sum(h for _, h in self.parts):
+            self.invalid("width != the sum of its parts' hidden widths")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -631,6 +826,15 @@ class MetaAttention(Op):
 
     def attrs(self):
         return {"task_dim": self.task_dim, "widths": list(self.widths), "act": self.act}
+
+    def slots_read(self):
+        return self.slots
+
+    def with_slots(self, slots):
+        return replace(self, slots=tuple(_fix(slots, s) for s in self.slots))
+
+    def verify(self, ins, producers):
+        self.generator_input(producers)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -800,6 +1004,20 @@ class ScenarioLinear(Op):
             out["v_shared"] = True
         return out
 
+    def verify(self, ins, producers):
+        if ins[0].width != self.in_features or self.type != VecType(self.out_features):
+            self.invalid(f"expects vec[{self.in_features}] -> vec[{self.out_features}]")
+        if ins[1] != IdsType(self.cells):
+            self.invalid(f"cell index {ins[1]} != ids[{self.cells}]")
+        f = self.folded
+        if (f.in_features, f.out_features) != (self.in_features, self.out_features):
+            self.invalid("the folded layer's shape differs")
+        if self.rank is not None and not (isinstance(f, LowRankDynamicLinear) and f.share
+                                          and f.rank == self.rank):
+            self.invalid("a shared U needs a shared-factor low-rank layer of the same rank")
+        if self.v_shared and self.rank is None:
+            self.invalid("a shared V needs a rank")
+
 
 @dataclass(frozen=True, kw_only=True)
 class ScenarioMetaAttention(Op):
@@ -840,6 +1058,12 @@ class ScenarioMetaAttention(Op):
         return {"experts": f.experts, "widths": list(f.widths), "act": f.act,
                 "cells": self.cells, "generator": self.generator}
 
+    def verify(self, ins, producers):
+        if ins[1] != IdsType(self.cells):
+            self.invalid(f"cell index {ins[1]} != ids[{self.cells}]")
+        if self.type != self.folded.type:
+            self.invalid("the folded meta attention's type differs")
+
 
 @dataclass(frozen=True, kw_only=True)
 class ScenarioGate(Op):
@@ -862,6 +1086,12 @@ class ScenarioGate(Op):
 
     def attrs(self):
         return {"cells": self.cells, "condition": self.generator, "folded": self.folded.kind}
+
+    def verify(self, ins, producers):
+        if ins[1] != IdsType(self.cells) or ins[0].width != self.type.width:
+            self.invalid(f"expects (vec[{self.type.width}], ids[{self.cells}])")
+        if self.type != self.folded.type:
+            self.invalid("the folded gate's type differs")
 
 
 @dataclass(frozen=True, kw_only=True)

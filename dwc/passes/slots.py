@@ -18,7 +18,7 @@ def relayout(graph: Graph, generator: str, new_slots: dict[str, list[tuple[str, 
     and the final slot of every name, for updating the consumers.
     """
     gen = graph.op(generator)
-    assert isinstance(gen, ir.Generator | ir.FusedGenerator)
+    assert gen.generates() and not isinstance(gen, ir.ScenarioTable), gen
     laid: list[ir.Slot] = []
     offset = 0
     for slot in gen.slots:
@@ -35,17 +35,7 @@ def _reslot(op: ir.Op, generator: str, by_name: dict[str, ir.Slot]) -> ir.Op:
     """Point `op`'s slot references at the re-laid-out slots (matched by name)."""
     if len(op.inputs) < 2 or op.inputs[1] != generator:
         return op
-
-    def fix(slot: ir.Slot | None) -> ir.Slot | None:
-        return None if slot is None else by_name.get(slot.name, slot)
-
-    if isinstance(op, ir.DynamicLinear):
-        return replace(op, weight=fix(op.weight), bias_slot=fix(op.bias_slot))
-    if isinstance(op, ir.LowRankDynamicLinear):
-        return replace(op, core=fix(op.core), u=fix(op.u), v=fix(op.v), bias_slot=fix(op.bias_slot))
-    if isinstance(op, ir.MetaAttention):
-        return replace(op, slots=tuple(fix(s) for s in op.slots))
-    return op
+    return op.with_slots(by_name)
 
 
 def replace_op(graph: Graph, old: ir.Op, new: ir.Op) -> Graph:
