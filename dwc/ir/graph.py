@@ -83,5 +83,11 @@ class Graph:
                     stack.extend(op.inputs)
         return seen
 
+    def source_features(self, name: str) -> set[str]:
+        """The features whose inputs `name` depends on."""
+        producers = self.producers()
+        return {op.feature for op in map(producers.get, self.ancestors(name))
+                if op.kind == "input"}
+
     def with_ops(self, ops: tuple[Op, ...] | list[Op]) -> Graph:
         return replace(self, ops=tuple(ops))

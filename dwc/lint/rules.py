@@ -17,7 +17,6 @@ from dwc.diagnostics import Diagnostic, DiagnosticError, Label
 from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
 from dwc.parse import ast, parse
-from dwc.passes.fold_scenario_table import source_features
 from dwc.sema import elaborate
 from dwc.sema.signatures import LOSSES
 from dwc.source import SourceFile, Span
@@ -119,7 +118,7 @@ def _condition_features(g: Graph) -> dict[str, ir.Op]:
         elif isinstance(op, ir.Lhuc | ir.StarLinear | ir.PartitionedNorm | ir.IndexedLinear):
             roots = [op.inputs[1]]
         for root in roots:
-            for feature in source_features(g, root):
+            for feature in g.source_features(root):
                 found.setdefault(feature, op)
     return found
 
@@ -173,7 +172,7 @@ class ConditionWithoutScenario(Rule):
     def check(self, ctx):
         scenario = ctx.scenario_features()
         for op in ctx.model.ops:
-            if isinstance(op, ir.Generator) and not source_features(ctx.model, op.inputs[0]) \
+            if isinstance(op, ir.Generator) and not ctx.model.source_features(op.inputs[0]) \
                     & scenario:
                 yield self.diag(f"the dynamic weights of '{op.binding}' depend on no scenario "
                                 "feature", Label(op.span, "conditioned on its own input"),
@@ -186,7 +185,7 @@ class ConditionOnHugeVocabulary(Rule):
         for op in ctx.model.ops:
             if not isinstance(op, ir.Generator):
                 continue
-            for feature in sorted(source_features(ctx.model, op.inputs[0])):
+            for feature in sorted(ctx.model.source_features(op.inputs[0])):
                 vocab = ctx.vocab(feature)
                 if vocab and vocab > ctx.huge_vocab:
                     yield self.diag(

@@ -17,18 +17,8 @@ from dataclasses import dataclass, replace
 
 from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
-from dwc.passes.base import Pass, PassResult, register, rewrite_ops
-from dwc.passes.slots import relayout, replace_op
-
-
-def fresh_module(graph: Graph, hint: str) -> str:
-    used = {op.module for op in graph.ops if op.module}
-    used |= {p.module for op in graph.ops if isinstance(op, ir.FusedGenerator) for p in op.parts}
-    name, n = hint, 1
-    while name in used:
-        n += 1
-        name = f"{hint}_{n}"
-    return name
+from dwc.passes.base import Pass, PassResult, Rewriter, register, rewrite_ops
+from dwc.passes.slots import relayout
 
 
 def _suffix(slot: ir.Slot) -> str:
@@ -58,14 +48,13 @@ class LowRank(Pass):
             sfx = _suffix(op.weight)
             graph, slots = relayout(graph, op.inputs[1], {op.weight.name: [
                 (f"u{sfx}", (n, k)), (f"s{sfx}", (k, k)), (f"v{sfx}", (k, m))]})
-            current = graph.op(op.result)
-            new = ir.LowRankDynamicLinear(
-                result=op.result, inputs=op.inputs, type=op.type, span=op.span, binding=op.binding,
-                module=op.module, in_features=n, out_features=m, rank=k, core=slots[f"s{sfx}"],
-                share=False, overparam=None, decompose=False, u=slots[f"u{sfx}"],
-                v=slots[f"v{sfx}"], bias=op.bias, bias_slot=current.bias_slot, apg=op.apg,
-                layer=op.layer)
-            graph = replace_op(graph, current, new)
+            rw = Rewriter(graph)
+            current = rw.op(op.result)
+            rw.replace(current, ir.LowRankDynamicLinear, in_features=n, out_features=m, rank=k,
+                       core=slots[f"s{sfx}"], share=False, overparam=None, decompose=False,
+                       u=slots[f"u{sfx}"], v=slots[f"v{sfx}"], bias=op.bias,
+                       bias_slot=current.bias_slot, apg=op.apg, layer=op.layer)
+            graph = rw.current()
             changed = True
         return PassResult(graph, changed)
 
@@ -87,10 +76,10 @@ class Share(Pass):
             if op.apg is not None and not op.apg.share:
                 continue
             graph, _ = relayout(graph, op.inputs[1], {op.u.name: [], op.v.name: []})
-            current = graph.op(op.result)
-            module = op.module or fresh_module(graph, f"{op.binding}_fc{op.layer}")
-            graph = replace_op(graph, current, replace(current, share=True, u=None, v=None,
-                                                       module=module))
+            rw = Rewriter(graph)
+            rw.update(rw.op(op.result), share=True, u=None, v=None,
+                      module=op.module or rw.fresh_module(f"{op.binding}_fc{op.layer}"))
+            graph = rw.current()
             changed = True
         return PassResult(graph, changed)
 

@@ -22,13 +22,14 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
 from dwc.ir.graph import Graph
 from dwc.ir.ops import Op
 from dwc.ir.verify import verify
+from dwc.source import NO_SPAN
 
 
 class PassError(ValueError):
@@ -39,6 +40,82 @@ class PassError(ValueError):
 class PassResult:
     graph: Graph
     changed: bool
+
+
+class Rewriter:
+    """Edits one graph's ops during a pass run (xdsl's `PatternRewriter`, reduced to what dwc's
+    passes do), then hands back the `PassResult`.
+
+    `replace(old, NewOp, **fields)` builds the replacement with `old`'s result, inputs, type, span,
+    binding and module carried over unless `fields` sets them, so a pass names only what it
+    changes; an op inserted without a span takes the span of the op it is placed before (the
+    generated code's `# line N:` comments then point at the statement it came from).
+    """
+
+    CARRIED = ("result", "inputs", "type", "span", "binding", "module")
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.ops: list[Op] = list(graph.ops)
+        self.changed = False
+
+    def current(self) -> Graph:
+        """The graph as edited so far."""
+        return self.graph.with_ops(self.ops)
+
+    def op(self, result: str) -> Op:
+        """The op that now produces `result`."""
+        return next(op for op in self.ops if op.result == result)
+
+    def replace(self, old: Op, new: type[Op] | Op, **fields: object) -> Op:
+        """Put `new` where `old` is: an op (with `fields` changed), or an op class built from
+        `fields` and what `old` carries over."""
+        if isinstance(new, type):
+            carried = {name: getattr(old, name) for name in self.CARRIED}
+            new = new(**{**carried, **fields})
+        elif fields:
+            new = dataclasses.replace(new, **fields)
+        self.ops[self._index(old)] = new
+        self.changed = True
+        return new
+
+    def update(self, old: Op, **fields: object) -> Op:
+        """`old` with some fields changed, in its place."""
+        return self.replace(old, old, **fields)
+
+    def insert_before(self, anchor: Op, *new: Op) -> None:
+        """Insert ops ahead of `anchor`; those without a span take `anchor`'s."""
+        at = self._index(anchor)
+        self.ops[at:at] = [op if op.span != NO_SPAN else dataclasses.replace(op, span=anchor.span)
+                           for op in new]
+        self.changed = True
+
+    def erase(self, op: Op) -> None:
+        del self.ops[self._index(op)]
+        self.changed = True
+
+    def fresh_module(self, hint: str) -> str:
+        """A module name no op of the graph (as edited so far) uses: `hint`, else `hint_2` ..."""
+        return fresh_module(self.ops, hint)
+
+    def result(self) -> PassResult:
+        return PassResult(self.current() if self.changed else self.graph, self.changed)
+
+    def _index(self, op: Op) -> int:
+        for i, candidate in enumerate(self.ops):
+            if candidate is op:
+                return i
+        return next(i for i, candidate in enumerate(self.ops) if candidate.result == op.result)
+
+
+def fresh_module(ops: Iterable[Op], hint: str) -> str:
+    """A parameter owner's name that none of `ops` declares: `hint`, else `hint_2`, `hint_3` ..."""
+    used = {name for op in ops for name in op.modules()}
+    name, n = hint, 1
+    while name in used:
+        n += 1
+        name = f"{hint}_{n}"
+    return name
 
 
 def rewrite_ops(graph: Graph, rewrite: Callable[[Op], Op | None]) -> PassResult:

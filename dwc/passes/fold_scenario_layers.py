@@ -24,9 +24,7 @@ from dataclasses import dataclass
 
 from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
-from dwc.passes.apg import fresh_module
-from dwc.passes.base import Pass, PassResult, register
-from dwc.passes.slots import replace_op
+from dwc.passes.base import Pass, PassResult, Rewriter, register
 
 
 @register
@@ -39,37 +37,34 @@ class FoldScenarioLayers(Pass):
     max_cell_floats: int = 2_097_152
 
     def run(self, graph: Graph) -> PassResult:
-        changed = False
+        rw = Rewriter(graph)
         producers = graph.producers()  # tables are never replaced here, so this stays valid
-        for op in list(graph.ops):
+        for op in graph.ops:
             if not isinstance(op, ir.DynamicLinear | ir.LowRankDynamicLinear | ir.MetaAttention):
                 continue
             table = producers[op.inputs[1]]
             if not isinstance(table, ir.ScenarioTable):
                 continue
+            inputs = (op.inputs[0], table.inputs[0])
             if isinstance(op, ir.MetaAttention):
                 unit = ir.ScenarioMetaAttention(
-                    result=op.result, inputs=(op.inputs[0], table.inputs[0]), type=op.type,
-                    span=op.span, module=op.module, binding=op.binding,
-                    derived="scenario_meta_attention", cells=table.cells,
-                    generator=table.generator, folded=op)
+                    result=op.result, inputs=inputs, type=op.type, span=op.span,
+                    module=op.module, binding=op.binding, derived="scenario_meta_attention",
+                    cells=table.cells, generator=table.generator, folded=op)
                 if unit.params() <= self.max_floats:
-                    graph = replace_op(graph, op, unit)
-                    changed = True
+                    rw.replace(op, unit)
                 continue
             shared = isinstance(op, ir.LowRankDynamicLinear) and op.share
             # A full-rank dynamic linear's own module is only its static bias (`h_bias0`): the
             # per-cell layer holding weights and biases is named after the layer instead.
             module = op.module if isinstance(op, ir.LowRankDynamicLinear) else None
             folded = ir.ScenarioLinear(
-                result=op.result, inputs=(op.inputs[0], table.inputs[0]), type=op.type,
-                span=op.span, module=module or fresh_module(graph, f"{op.binding}_fc{op.layer}"),
-                binding=op.binding, derived="scenario_linear", in_features=op.in_features,
+                result=op.result, inputs=inputs, type=op.type, span=op.span, binding=op.binding,
+                module=module or rw.fresh_module(f"{op.binding}_fc{op.layer}"),
+                derived="scenario_linear", in_features=op.in_features,
                 out_features=op.out_features, cells=table.cells,
                 rank=op.rank if shared else None, generator=table.generator, folded=op,
                 v_shared=shared and table.cells * op.rank * op.out_features > self.max_cell_floats)
-            if folded.params() > self.max_floats:
-                continue
-            graph = replace_op(graph, op, folded)
-            changed = True
-        return PassResult(graph, changed)
+            if folded.params() <= self.max_floats:
+                rw.replace(op, folded)
+        return rw.result()

@@ -16,15 +16,7 @@ from dataclasses import dataclass
 from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
 from dwc.ir.types import IdsType
-from dwc.passes.apg import fresh_module
-from dwc.passes.base import Pass, PassResult, register
-
-
-def source_features(graph: Graph, name: str) -> set[str]:
-    """The features whose inputs `name` depends on."""
-    producers = graph.producers()
-    return {op.feature for op in map(producers.get, graph.ancestors(name))
-            if isinstance(op, ir.Input)}
+from dwc.passes.base import Pass, PassResult, Rewriter, register
 
 
 @register
@@ -50,56 +42,51 @@ class FoldScenarioTable(Pass):
 
         targets = [op for op in graph.ops if condition(op) is not None
                    and graph.scenario_cells * op.type.width <= self.max_floats
-                   and source_features(graph, condition(op)) <= allowed]
+                   and graph.source_features(condition(op)) <= allowed]
         if not targets:
             return PassResult(graph, False)
-        ops = list(graph.ops)
+        rw = Rewriter(graph)
+        ops = rw.ops
         index = next((op for op in ops if isinstance(op, ir.ScenarioIndex)), None)
         if index is None:
-            index = self._scenario_index(graph, ops, targets[0])
+            index = self._scenario_index(graph, rw, targets[0])
         elif ops.index(index) > ops.index(targets[0]):
             # The cell id is computed later (for a STAR or LHUC layer): move it, and the id
             # inputs it reads (inputs have no inputs of their own), ahead of the first table.
             moved = [op for op in ops if op.result in index.inputs and ops.index(op) >
                      ops.index(targets[0])] + [index]
-            ops = [op for op in ops if op not in moved]
-            at = ops.index(targets[0])
-            ops[at:at] = moved
+            for op in moved:
+                rw.erase(op)
+            rw.insert_before(targets[0], *moved)
         for gen in targets:
             if isinstance(gen, ir.Gate):
-                ops[ops.index(gen)] = ir.ScenarioGate(
-                    result=gen.result, inputs=(gen.inputs[0], index.result), type=gen.type,
-                    span=gen.span, module=fresh_module(graph.with_ops(ops), f"{gen.module}_table"),
-                    binding=gen.binding, cells=graph.scenario_cells, generator=gen.inputs[1],
-                    folded=gen, derived="scenario_gate")
+                rw.replace(gen, ir.ScenarioGate, inputs=(gen.inputs[0], index.result),
+                           module=rw.fresh_module(f"{gen.module}_table"),
+                           cells=graph.scenario_cells, generator=gen.inputs[1], folded=gen,
+                           derived="scenario_gate")
                 continue
             hint = gen.module if isinstance(gen, ir.Generator) else f"{gen.binding}_generators"
-            table = ir.ScenarioTable(
-                result=gen.result, inputs=(index.result,), type=gen.type, span=gen.span,
-                module=fresh_module(graph.with_ops(ops), f"{hint}_table"), binding=gen.binding,
-                cells=graph.scenario_cells, generator=gen.result, slots=gen.slots,
-                derived="scenario_table")
-            ops[ops.index(gen)] = table
-        return PassResult(graph.with_ops(ops), True)
+            rw.replace(gen, ir.ScenarioTable, inputs=(index.result,),
+                       module=rw.fresh_module(f"{hint}_table"), cells=graph.scenario_cells,
+                       generator=gen.result, slots=gen.slots, derived="scenario_table")
+        return rw.result()
 
     @staticmethod
-    def _scenario_index(graph: Graph, ops: list[ir.Op], before: ir.Op) -> ir.ScenarioIndex:
+    def _scenario_index(graph: Graph, rw: Rewriter, before: ir.Op) -> ir.ScenarioIndex:
         """Insert the scenario cell id (and any id inputs it needs) ahead of `before`."""
-        at = ops.index(before)
-        names = []
+        names, new = [], []
         for feature in graph.scenario:
-            found = next((op for op in ops if isinstance(op, ir.Input) and op.feature == feature),
-                         None)
+            found = next((op for op in rw.ops if isinstance(op, ir.Input)
+                          and op.feature == feature), None)
             if found is None:
                 spec = next(s for s in graph.inputs if s.name == feature)
                 found = ir.Input(result=f"{feature}.ids", type=IdsType(spec.vocab),
                                  feature=feature, span=spec.span, binding=feature)
-                ops.insert(at, found)
-                at += 1
+                new.append(found)
             names.append(found.result)
         radices = tuple(next(s.vocab for s in graph.inputs if s.name == f) for f in graph.scenario)
         index = ir.ScenarioIndex(result="scenario.cell", inputs=tuple(names),
                                  type=IdsType(graph.scenario_cells), radices=radices,
                                  span=graph.scenario_span, binding="scenario")
-        ops.insert(at, index)
+        rw.insert_before(before, *new, index)
         return index

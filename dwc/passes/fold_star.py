@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
-from dwc.passes.base import Pass, PassResult, register, rewrite_ops
+from dwc.passes.base import Pass, PassResult, Rewriter, register
 
 
 @register
@@ -17,12 +17,9 @@ class FoldStar(Pass):
     summary = "STAR's shared * per-domain weights merged per domain (a gather, no product)"
 
     def run(self, graph: Graph) -> PassResult:
-        def rewrite(op: ir.Op) -> ir.Op | None:
-            if not isinstance(op, ir.StarLinear):
-                return None
-            return ir.IndexedLinear(
-                result=op.result, inputs=op.inputs, type=op.type, span=op.span, module=op.module,
-                binding=op.binding, in_features=op.in_features, out_features=op.out_features,
-                domains=op.domains, derived="star")
-
-        return rewrite_ops(graph, rewrite)
+        rw = Rewriter(graph)
+        for op in graph.ops:
+            if isinstance(op, ir.StarLinear):
+                rw.replace(op, ir.IndexedLinear, in_features=op.in_features,
+                           out_features=op.out_features, domains=op.domains, derived="star")
+        return rw.result()

@@ -13,13 +13,12 @@ concatenated from the gates' parameters on every step, and its gradient split ba
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
 from dwc.ir.types import VecType
-from dwc.passes.apg import fresh_module
-from dwc.passes.base import Pass, PassResult, register
+from dwc.passes.base import Pass, PassResult, Rewriter, register
 
 
 @register
@@ -37,26 +36,19 @@ class FuseGates(Pass):
         groups = {z: gates for z, gates in groups.items() if len(gates) > 1}
         if not groups:
             return PassResult(graph, False)
-        hidden_of: dict[str, ir.GateHidden] = {}  # first gate's result -> the op placed before it
-        fused: dict[str, ir.Gate] = {}
+        rw = Rewriter(graph)
         for z, gates in groups.items():
             width = sum(g.hidden for g in gates)
             first = gates[0]
+            # z is defined before its first gate: the stacked GEMM goes there
             stacked = ir.GateHidden(
                 result=f"{z}.gate_hidden", inputs=(z,), type=VecType(width),
                 in_features=first.in_features, parts=tuple((g.module, g.hidden) for g in gates),
-                module=fresh_module(graph, f"{z.replace('.', '_')}_gate_hidden"),
-                span=first.span, binding=first.binding,
-                derived="gate_hidden")
-            hidden_of[first.result] = stacked
+                module=rw.fresh_module(f"{z.replace('.', '_')}_gate_hidden"),
+                span=first.span, binding=first.binding, derived="gate_hidden")
+            rw.insert_before(first, stacked)
             offset = 0
             for gate in gates:
-                fused[gate.result] = replace(gate, inputs=(gate.inputs[0], stacked.result),
-                                             hidden_offset=offset)
+                rw.update(gate, inputs=(gate.inputs[0], stacked.result), hidden_offset=offset)
                 offset += gate.hidden
-        ops: list[ir.Op] = []
-        for op in graph.ops:
-            if op.result in hidden_of:  # z is defined before its first gate: place the GEMM there
-                ops.append(hidden_of[op.result])
-            ops.append(fused.get(op.result, op))
-        return PassResult(graph.with_ops(ops), True)
+        return rw.result()

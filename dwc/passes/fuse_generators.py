@@ -11,12 +11,12 @@ the concatenation was 17 % of an APG training step).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
 from dwc.ir.types import VecType
-from dwc.passes.base import Pass, PassResult, register
+from dwc.passes.base import Pass, PassResult, Rewriter, register
 
 
 @register
@@ -55,29 +55,15 @@ class FuseGenerators(Pass):
             fused_ops[gens[0].result] = ir.FusedGenerator(
                 result=result, inputs=(z,), type=VecType(offset), parts=tuple(parts),
                 slots=tuple(slots), span=gens[0].span, binding=gens[0].binding)
-        ops = []
+        rw = Rewriter(graph)
         for op in graph.ops:
             if op.result in fused_ops:
-                ops.append(fused_ops[op.result])
+                rw.replace(op, fused_ops[op.result])
             elif op.result in fused_of:
-                continue
+                rw.erase(op)
             elif len(op.inputs) > 1 and op.inputs[1] in fused_of:
-                ops.append(_retarget(op, fused_of[op.inputs[1]], op.inputs[1], moved))
-            else:
-                ops.append(op)
-        return PassResult(graph.with_ops(ops), True)
-
-
-def _retarget(op: ir.Op, fused: str, old: str, moved) -> ir.Op:
-    def fix(slot):
-        return None if slot is None else moved[(old, slot.name)]
-
-    inputs = (op.inputs[0], fused, *op.inputs[2:])
-    if isinstance(op, ir.DynamicLinear):
-        return replace(op, inputs=inputs, weight=fix(op.weight), bias_slot=fix(op.bias_slot))
-    if isinstance(op, ir.LowRankDynamicLinear):
-        return replace(op, inputs=inputs, core=fix(op.core), u=fix(op.u), v=fix(op.v),
-                       bias_slot=fix(op.bias_slot))
-    if isinstance(op, ir.MetaAttention):
-        return replace(op, inputs=inputs, slots=tuple(fix(s) for s in op.slots))
-    raise AssertionError(f"{op.kind} reads generated numbers but cannot be retargeted")
+                old = op.inputs[1]
+                rw.replace(op, op.with_slots({s.name: moved[(old, s.name)]
+                                              for s in op.slots_read()}),
+                           inputs=(op.inputs[0], fused_of[old], *op.inputs[2:]))
+        return rw.result()

@@ -36,7 +36,3 @@ def _reslot(op: ir.Op, generator: str, by_name: dict[str, ir.Slot]) -> ir.Op:
     if len(op.inputs) < 2 or op.inputs[1] != generator:
         return op
     return op.with_slots(by_name)
-
-
-def replace_op(graph: Graph, old: ir.Op, new: ir.Op) -> Graph:
-    return graph.with_ops([new if op is old else op for op in graph.ops])
