@@ -65,6 +65,11 @@ class Op:
         """The parameter owners this op declares in generated code (their names are unique)."""
         return (self.module,) if self.module is not None else ()
 
+    def conditioning_inputs(self) -> tuple[str, ...]:
+        """The inputs that adapt this op's weights (a generator's condition, a gate's, a domain
+        index): what scenario analysis and lint follow back to features."""
+        return ()
+
     def slots_read(self) -> tuple[Slot, ...]:
         """The slots of its generator input (inputs[1]) this op reads."""
         return ()
@@ -387,6 +392,9 @@ class Generator(Op):
             self.invalid(f"condition width {ins[0].width} != in_features {self.in_features}")
         verify_slot_layout(self)
 
+    def conditioning_inputs(self):
+        return (self.inputs[0],)
+
 
 @dataclass(frozen=True)
 class ApgKnobs:
@@ -634,26 +642,6 @@ class LowRankDynamicLinear(Op):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Lhuc(Op):
-    """LHUC: `x * 2 sigmoid(r[id])`, one free vector r per condition id, initialised to 0 (gate 1).
-
-    inputs = (x, ids); `conditions` is the number of ids.
-    """
-
-    kind: ClassVar[str] = "lhuc"
-    conditions: int
-
-    def params(self):
-        return self.conditions * self.type.width
-
-    def flops(self):
-        return 2 * self.type.width
-
-    def attrs(self):
-        return {"conditions": self.conditions}
-
-
-@dataclass(frozen=True, kw_only=True)
 class SeNet(Op):
     """FiBiNET's SENet field gating on F fields of equal width d (self-conditioned).
 
@@ -733,6 +721,9 @@ class Gate(Op):
         if (offset, hidden) != (self.hidden_offset, self.hidden):
             self.invalid(f"hidden columns {self.hidden_offset}+{self.hidden} != its part's "
                          f"{offset}+{hidden}")
+
+    def conditioning_inputs(self):
+        return (self.inputs[1],)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -904,6 +895,9 @@ class StarLinear(Op):
     def attrs(self):
         return {"in": self.in_features, "out": self.out_features, "domains": self.domains}
 
+    def conditioning_inputs(self):
+        return (self.inputs[1],)
+
 
 @dataclass(frozen=True, kw_only=True)
 class PartitionedNorm(Op):
@@ -925,6 +919,9 @@ class PartitionedNorm(Op):
     def attrs(self):
         return {"domains": self.domains}
 
+    def conditioning_inputs(self):
+        return (self.inputs[1],)
+
 
 @dataclass(frozen=True, kw_only=True)
 class IndexedLinear(Op):
@@ -943,6 +940,9 @@ class IndexedLinear(Op):
 
     def attrs(self):
         return {"in": self.in_features, "out": self.out_features, "domains": self.domains}
+
+    def conditioning_inputs(self):
+        return (self.inputs[1],)
 
 
 @dataclass(frozen=True, kw_only=True)

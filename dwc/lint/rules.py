@@ -110,14 +110,7 @@ def _condition_features(g: Graph) -> dict[str, ir.Op]:
     """Features read by anything that adapts weights: generators, gates, domains."""
     found: dict[str, ir.Op] = {}
     for op in g.ops:
-        roots = []
-        if isinstance(op, ir.Generator):
-            roots = [op.inputs[0]]
-        elif isinstance(op, ir.Gate):
-            roots = [op.inputs[1]]
-        elif isinstance(op, ir.Lhuc | ir.StarLinear | ir.PartitionedNorm | ir.IndexedLinear):
-            roots = [op.inputs[1]]
-        for root in roots:
+        for root in op.conditioning_inputs():
             for feature in g.source_features(root):
                 found.setdefault(feature, op)
     return found

@@ -15,12 +15,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 
+from dwc import layers
 from dwc.diagnostics import Diagnostic, DiagnosticError, Label, did_you_mean
 from dwc.ir import ops as ir
 from dwc.ir.graph import Graph, InputSpec, OutputSpec
 from dwc.ir.types import ExpertsType, FieldsType, IdsType, TableType, VecType
 from dwc.parse import ast
 from dwc.sema.signatures import LOSSES, SIGNATURES, Param, Signature
+from dwc.sema.values import Feature, Value
 from dwc.source import NO_SPAN, SourceFile, Span
 
 
@@ -42,31 +44,6 @@ def generator_init(init: str | None, by: object) -> str:
 
 class _Skip(Exception):
     """Abandons the current statement after its diagnostic has been recorded."""
-
-
-@dataclass
-class Feature:
-    name: str
-    kind: str
-    span: Span
-    scenario: bool
-    vocab: int = 0
-    dim: int = 0
-    table: str = ""
-    width: int = 0
-    norm: str = "none"
-    max_len: int = 0
-    pool: str = "mean"
-
-
-@dataclass
-class Value:
-    """A resolved network value: its SSA name, type and the features it depends on."""
-
-    ssa: str
-    type: ir.VecType | ir.FieldsType
-    deps: frozenset[str]
-    span: Span
 
 
 @dataclass
@@ -549,8 +526,11 @@ class _Elaborator:
                       expr.span, "not a value",
                       help="write a feature or value name, or an operation like linear(x, 8)")
         sig = self.signature(expr, "network")
+        lower = layers.lowerings().get(sig.name)  # a layer kind's (dwc/layers/), else the core's
         self.depth += 1
         try:
+            if lower is not None:
+                return lower(self, expr, sig, binding)
             return getattr(self, f"op_{sig.name}")(expr, sig, binding)
         finally:
             self.depth -= 1
@@ -961,17 +941,6 @@ class _Elaborator:
         self.emit(ir.Dot(result=ssa, inputs=(xs[0].ssa, xs[1].ssa), type=VecType(1),
                          in_features=xs[0].type.width, span=call.span, binding=binding))
         return Value(ssa, VecType(1), xs[0].deps | xs[1].deps, call.span)
-
-    def op_lhuc(self, call, sig, binding):
-        self.no_modifiers(call, sig)
-        args = self.bind_args(call, sig)
-        x = self.value_of(args["input"], binding)
-        ids, domains = self.domain(args["by"], sig)
-        ssa = self.final(binding, "lhuc")
-        t = VecType(x.type.width)
-        self.emit(ir.Lhuc(result=ssa, inputs=(x.ssa, ids), type=t, conditions=domains,
-                          span=call.span, module=self.module(f"{binding}_lhuc"), binding=binding))
-        return Value(ssa, t, x.deps | {self.domain_feature(args["by"])}, call.span)
 
     def domain_feature(self, node) -> str:
         return self.s.scenario[0] if node.name == "scenario" else node.name

@@ -6,59 +6,11 @@ language reference (docs/language.md is generated from it by `python -m dwc.docg
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dwc import layers
+from dwc.sema.params import ACTIVATIONS, REQUIRED, Param, Signature
+from dwc.sema.params import param as _p
 
-REQUIRED = object()
-"""Marks an option without a default."""
-
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "leaky_relu", "prelu", "silu", "none")
-
-
-@dataclass(frozen=True)
-class Param:
-    """One argument of an operation.
-
-    `kind` is one of: value (a network value), values (one or more network values, positional
-    only), feature (a feature name), int, float, bool, enum, int_list, rank, overparam, condition.
-    """
-
-    name: str
-    kind: str
-    doc: str
-    default: object = REQUIRED
-    choices: tuple[str, ...] = ()
-    min: float | None = None
-    max: float | None = None
-    positional: bool = False
-    max_exclusive: bool = False
-
-    @property
-    def required(self) -> bool:
-        return self.default is REQUIRED
-
-
-@dataclass(frozen=True)
-class Signature:
-    name: str
-    context: str
-    """"feature" (after `feature x :`), "network" (in expressions), "head" (outputs), "modifier"."""
-    params: tuple[Param, ...]
-    doc: str
-    example: str
-    dynamic: bool = False
-    """Whether `dynamic(...)` may follow the call."""
-
-    def param(self, name: str) -> Param | None:
-        return next((p for p in self.params if p.name == name), None)
-
-    @property
-    def positional(self) -> tuple[Param, ...]:
-        return tuple(p for p in self.params if p.positional)
-
-
-def _p(name, kind, doc, default=REQUIRED, **kw) -> Param:
-    return Param(name, kind, doc, default, **kw)
-
+__all__ = ["ACTIVATIONS", "LOSSES", "REQUIRED", "SIGNATURES", "Param", "Signature"]
 
 _ACT = _p("act", "enum", "activation after each layer", "relu", choices=ACTIVATIONS)
 
@@ -137,11 +89,6 @@ SIGNATURES: dict[str, Signature] = {
             _p("inputs", "values", "two values of equal width", positional=True),
         ), "Row-wise inner product (B x 1), e.g. PTUPCDR's rating.", "r = dot(u_t, item)"),
         # --- gates (family C) ---
-        Signature("lhuc", "network", (
-            _p("input", "value", "the hidden layer to scale", positional=True),
-            _p("by", "domain", "a categorical scenario feature, or `scenario` for the scenario cell id"),
-        ), "LHUC: multiply by 2*sigmoid(r[id]), a free vector per condition id, initialised so the "
-           "gate starts at 1.", "h2 = lhuc(h, by = country)"),
         Signature("senet", "network", (
             _p("input", "value", "fields of equal width (from `fields(...)`)", positional=True),
             _p("reduction", "int", "reduction ratio r: the bottleneck has max(1, F // r) units", 3,
@@ -280,6 +227,7 @@ SIGNATURES: dict[str, Signature] = {
         ), "APG's re-parameterisation of a dynamic layer (docs/models.md, 'APG'): W = U S(z) V per "
            "layer, each layer with its own generator.",
             "h = mlp(x, [256, 128]) dynamic(by = z) apg(rank = [32, 16], overparam = 4x)"),
+        *layers.signatures(),  # every layer kind's own (dwc/layers/<kind>/)
     ]
 }
 

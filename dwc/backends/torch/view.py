@@ -13,7 +13,8 @@ import math
 import textwrap
 from dataclasses import dataclass, field
 
-from dwc import __version__
+from dwc import __version__, layers
+from dwc.backends.torch.inline import helper_source
 from dwc.backends.torch.naming import Namespace, attribute_namespace, class_name
 from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
@@ -114,6 +115,15 @@ class ClassView:
 
 
 @dataclass
+class HelperView:
+    """One runtime helper: a layer kind's Python module inlined (`source`), or a template of
+    templates/torch/helpers/NAME.py.j2 (`source` None)."""
+
+    name: str
+    source: str | None = None
+
+
+@dataclass
 class FileView:
     """Everything model.py.j2 renders."""
 
@@ -130,8 +140,8 @@ class FileView:
     """The OUTPUTS tuple literal."""
     training: ClassView
     inference: ClassView
-    helpers: list[str]
-    """Names of helper templates (templates/torch/helpers/NAME.py.j2) the file needs."""
+    helpers: list[HelperView]
+    """The runtime helpers the file needs, in name order."""
 
     @property
     def lengths(self) -> list[InputView]:
@@ -302,7 +312,11 @@ class _Builder:
 
     # -- ops
     def lower(self, op: ir.Op) -> None:
-        getattr(self, f"op_{op.kind}")(op)
+        emit = layers.torch_emitters().get(type(op))  # a layer kind's (dwc/layers/), else core
+        if emit is not None:
+            emit(self, op)
+        else:
+            getattr(self, f"op_{op.kind}")(op)
 
     def op_table(self, op: ir.Table) -> None:
         t = op.type
@@ -513,10 +527,6 @@ class _Builder:
             bias = "None"
         self.fwd(op, "_dwc_lowrank_linear", [x, u, piece(op.core), v, bias,
                                                 f"decompose={op.decompose}"])
-
-    def op_lhuc(self, op: ir.Lhuc) -> None:
-        attr = self.module_line(op, "lhuc", "_DwcLhuc", [str(op.conditions), str(op.type.width)])
-        self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])
 
     def op_senet(self, op: ir.SeNet) -> None:
         dim = op.type.width // op.fields
@@ -751,7 +761,7 @@ def build_view(model: Graph, train: Graph, inference: Graph, source: SourceFile 
         output_keys=py_tuple([o.key for o in t_outputs]),
         training=training,
         inference=folded,
-        helpers=sorted(_with_needs(helpers)),
+        helpers=_helper_views(helpers),
     )
 
 
@@ -764,6 +774,15 @@ _HELPER_NEEDS = {
     "mix": ("softmax",), "meta_attention": ("softmax",), "scenario_meta_attention": ("softmax",),
 }
 """Helper templates that call another helper's function."""
+
+
+def _helper_views(helpers: set[str]) -> list[HelperView]:
+    modules = layers.helper_modules()
+    views = []
+    for name in sorted(_with_needs(helpers)):
+        views.append(HelperView(name, helper_source(modules[name])[0] if name in modules
+                                else None))
+    return views
 
 
 def _with_needs(helpers: set[str]) -> set[str]:

@@ -1,3 +1,9 @@
+"""LHUC at run time: inlined into every generated model.py that has an lhuc layer."""
+
+import torch
+from torch import nn
+
+
 class _DwcLhuc(nn.Module):
     """LHUC: h * 2 sigmoid(r[id]); r starts at 0, so every gate starts at exactly 1."""
 

@@ -1,0 +1,63 @@
+"""Layer kinds: one package per kind under dwc/layers/, each exporting its `KIND`.
+
+`kinds()` imports every package here once (no list to keep in step: a new folder is found) and
+the compiler's generic stages read the tables below instead of knowing any kind: sema takes
+signatures and lowerings, the torch backend emitters and runtime helpers. docs/architecture.md
+('Adding a layer kind') walks through one kind file by file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from functools import cache
+from typing import TYPE_CHECKING
+
+from dwc.layers.kind import Kind
+
+if TYPE_CHECKING:
+    from dwc.ir.ops import Op
+    from dwc.sema.params import Signature
+
+__all__ = ["Kind", "helper_modules", "kinds", "lowerings", "signatures", "torch_emitters"]
+
+
+@cache
+def kinds() -> dict[str, Kind]:
+    """Every layer kind by name, in name order."""
+    found: dict[str, Kind] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if not info.ispkg:
+            continue
+        kind = importlib.import_module(f"{__name__}.{info.name}").KIND
+        assert isinstance(kind, Kind) and kind.name not in found, (info.name, kind)
+        found[kind.name] = kind
+    return found
+
+
+def signatures() -> list[Signature]:
+    return [sig for kind in kinds().values() for sig in kind.signatures]
+
+
+@cache
+def lowerings() -> dict[str, Callable]:
+    """Signature name -> its lowering function."""
+    return {name: fn for kind in kinds().values() for name, fn in kind.lower.items()}
+
+
+@cache
+def torch_emitters() -> dict[type[Op], Callable]:
+    """Op class -> its torch emitter."""
+    return {cls: fn for kind in kinds().values() for cls, fn in kind.torch.items()}
+
+
+@cache
+def helper_modules() -> dict[str, str]:
+    """Runtime helper name -> the module whose source is inlined into model.py."""
+    found: dict[str, str] = {}
+    for kind in kinds().values():
+        for name, module in kind.helpers.items():
+            assert name not in found, name
+            found[name] = module
+    return found

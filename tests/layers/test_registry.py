@@ -1,0 +1,42 @@
+"""The layer registry: every kind found, complete, and its runtime helpers inlinable."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dwc import layers
+from dwc.backends.torch.inline import helper_source
+from dwc.sema.signatures import SIGNATURES
+
+
+def test_every_folder_is_a_registered_kind():
+    import pkgutil
+
+    folders = {i.name for i in pkgutil.iter_modules(layers.__path__) if i.ispkg}
+    assert folders == set(layers.kinds()) and "lhuc" in folders
+
+
+@pytest.mark.parametrize("name", sorted(layers.kinds()))
+def test_a_kind_is_complete(name):
+    kind = layers.kinds()[name]
+    for sig in kind.signatures:
+        assert SIGNATURES[sig.name] is sig
+        assert sig.context in ("modifier", "feature") or sig.name in kind.lower, sig.name
+    for op in kind.ops:
+        assert op in kind.torch, f"{op.__name__} has no torch emitter"
+    for helper, module in kind.helpers.items():
+        code, needs = helper_source(module)
+        compile(code, f"<{helper}>", "exec")
+        assert all(n in layers.helper_modules().values() for n in needs), needs
+
+
+def test_a_helper_module_is_real_python_and_inlines_without_its_imports():
+    from dwc.layers.lhuc.runtime import _DwcLhuc
+
+    gate = _DwcLhuc(conditions=3, width=4)
+    x = torch.randn(5, 4)
+    torch.testing.assert_close(gate(x, torch.tensor([0, 1, 2, 0, 1])), x)  # every gate starts at 1
+    code, needs = helper_source("dwc.layers.lhuc.runtime")
+    assert code.startswith("class _DwcLhuc(nn.Module):") and "import" not in code
+    assert needs == ()
