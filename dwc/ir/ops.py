@@ -70,6 +70,11 @@ class Op:
         index): what scenario analysis and lint follow back to features."""
         return ()
 
+    def tabulated(self) -> str | None:
+        """For an op an inference fold made from a per-cell table: the training value the
+        table holds for every scenario cell (`for_inference()` computes it once)."""
+        return None
+
     def slots_read(self) -> tuple[Slot, ...]:
         """The slots of its generator input (inputs[1]) this op reads."""
         return ()
@@ -490,6 +495,9 @@ class ScenarioTable(Op):
 
     def verify(self, ins, producers):
         verify_slot_layout(self)
+
+    def tabulated(self):
+        return self.generator
 
 
 @dataclass(frozen=True)
@@ -1018,6 +1026,9 @@ class ScenarioLinear(Op):
         if self.v_shared and self.rank is None:
             self.invalid("a shared V needs a rank")
 
+    def tabulated(self):
+        return self.generator
+
 
 @dataclass(frozen=True, kw_only=True)
 class ScenarioMetaAttention(Op):
@@ -1064,6 +1075,9 @@ class ScenarioMetaAttention(Op):
         if self.type != self.folded.type:
             self.invalid("the folded meta attention's type differs")
 
+    def tabulated(self):
+        return self.generator
+
 
 @dataclass(frozen=True, kw_only=True)
 class ScenarioGate(Op):
@@ -1092,6 +1106,9 @@ class ScenarioGate(Op):
             self.invalid(f"expects (vec[{self.type.width}], ids[{self.cells}])")
         if self.type != self.folded.type:
             self.invalid("the folded gate's type differs")
+
+    def tabulated(self):
+        return self.generator
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from dwc.ir.ops import Op
     from dwc.sema.params import Signature
 
-__all__ = ["Kind", "helper_modules", "kinds", "lowerings", "signatures", "torch_emitters"]
+__all__ = ["Kind", "helper_modules", "kinds", "lowerings", "signatures", "torch_emitters",
+           "torch_folds"]
 
 
 @cache
@@ -50,6 +51,13 @@ def lowerings() -> dict[str, Callable]:
 def torch_emitters() -> dict[type[Op], Callable]:
     """Op class -> its torch emitter."""
     return {cls: fn for kind in kinds().values() for cls, fn in kind.torch.items()}
+
+
+@cache
+def torch_folds() -> dict[type[Op], Callable]:
+    """Op class -> how `for_inference()` computes that op's parameters from the training
+    module's (ops that inference folds produce)."""
+    return {cls: fn for kind in kinds().values() for cls, fn in kind.folds.items()}
 
 
 @cache

@@ -22,6 +22,9 @@ class Kind:
     - `ops`: its IR op classes (each with its own costs and `verify`);
     - `torch`: op class -> `fn(builder, op)`, what the op adds to the generated module's
       `__init__` and `forward` (`dwc.backends.torch.view`'s builder API);
+    - `folds`: op class -> `fn(fold_context, op)`, how `for_inference()` computes the
+      parameters of an op an inference fold produced from the training module's (the op's type
+      is the marker);
     - `helpers`: runtime helper name -> the module holding it as real Python (importable and
       unit-testable), whose source the torch backend inlines into model.py.
     """
@@ -31,4 +34,5 @@ class Kind:
     lower: Mapping[str, Callable] = field(default_factory=dict)
     ops: tuple[type[Op], ...] = ()
     torch: Mapping[type[Op], Callable] = field(default_factory=dict)
+    folds: Mapping[type[Op], Callable] = field(default_factory=dict)
     helpers: Mapping[str, str] = field(default_factory=dict)

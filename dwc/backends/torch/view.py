@@ -821,56 +821,105 @@ def _for_inference(name: str, inference: Graph, attrs: Namespace) -> list[str]:
         "    }",
         "    model.load_state_dict(shared, strict=False)",
     ]
-    folds: list[str] = []
-    tables: dict[str, str] = {}  # generator -> local holding its per-cell table
-
-    def copy(target: str, expr: str) -> None:
-        folds.extend(_copy(target, expr))
-
-    def table(generator: str) -> str:
-        """The local holding `generator`'s per-cell table, computed once however many read it."""
-        if generator not in tables:
-            tables[generator] = f"table_{len(tables)}"
-            folds.append(f"{tables[generator]} = self._scenario_table_{_method_suffix(generator)}()")
-        return tables[generator]
-
+    ctx = FoldContext(attrs)
     for op in inference.ops:
-        if not op.derived:
-            continue
-        a = attrs.create(op.module)
-        if op.derived == "overparam":
-            copy(f"{a}.u_weight", f"self.{a}.u()")
-            copy(f"{a}.v_weight", f"self.{a}.v()")
-        elif op.derived == "star":
-            copy(f"{a}.weight", f"self.{a}.weight * self.{a}.domain_weight")
-            copy(f"{a}.bias", f"self.{a}.bias + self.{a}.domain_bias")
-        elif op.derived == "scenario_table":
-            copy(f"{a}.weight", table(op.generator))
-        elif op.derived == "scenario_meta_attention":
-            assert isinstance(op, ir.ScenarioMetaAttention)
-            folds.extend(_scenario_meta_attention_fold(op, a, table(op.generator)))
-        elif op.derived == "scenario_gate":
-            assert isinstance(op, ir.ScenarioGate)
-            gate, z = attrs.create(op.folded.module), table(op.generator)
-            # the training gate applied to ones: gamma * sigmoid(...) per cell and element
-            copy(f"{a}.weight", f"self.{gate}({z}.new_ones({op.cells}, {op.type.width}), {z})")
-        elif op.derived == "gate_hidden":
-            assert isinstance(op, ir.GateHidden)
-            gates = [attrs.create(module) for module, _ in op.parts]
-            for member in ("weight", "bias"):
-                folds.extend(call_lines(f"{member} = torch.cat",
-                                        [[f"self.{g}.hidden.{member}" for g in gates]],
-                                        indent=INDENT + 4))
-                copy(f"{a}.{member}", member)
-        elif op.derived == "scenario_linear":
-            assert isinstance(op, ir.ScenarioLinear)
-            folds.extend(_scenario_linear_fold(op, a, table(op.generator), attrs))
-        else:  # a fold without weights here would serve zeros: fail the compile instead
-            raise AssertionError(f"no for_inference() fold for derived {op.derived!r}")
-    if folds:
-        lines += ["    with torch.no_grad():", *(f"        {f}" for f in folds)]
+        fold = _fold_of(op)
+        if fold is not None:
+            fold(ctx, op)
+    if ctx.lines:
+        lines += ["    with torch.no_grad():", *(f"        {f}" for f in ctx.lines)]
     lines.append("    return model.eval()")
     return lines
+
+
+@dataclass
+class FoldContext:
+    """What a fold writes `for_inference()`'s lines with: `self` is the training module, `model`
+    the inference module being filled (inside `with torch.no_grad():`)."""
+
+    attrs: Namespace
+    lines: list[str] = field(default_factory=list)
+    tables: dict[str, str] = field(default_factory=dict)
+    """generator -> the local holding its per-cell table"""
+
+    def attr(self, module: str) -> str:
+        """The attribute (in both classes) of the parameter owner `module`."""
+        return self.attrs.create(module)
+
+    def copy(self, target: str, expr: str) -> None:
+        """`model.<target>.copy_(expr)`."""
+        self.lines.extend(_copy(target, expr))
+
+    def table(self, generator: str) -> str:
+        """The local holding `generator`'s per-cell table, computed once however many read it."""
+        if generator not in self.tables:
+            self.tables[generator] = f"table_{len(self.tables)}"
+            self.lines.append(f"{self.tables[generator]} = "
+                              f"self._scenario_table_{_method_suffix(generator)}()")
+        return self.tables[generator]
+
+
+def _fold_overparam(ctx: FoldContext, op: ir.LowRankDynamicLinear) -> None:
+    a = ctx.attr(op.module)
+    ctx.copy(f"{a}.u_weight", f"self.{a}.u()")
+    ctx.copy(f"{a}.v_weight", f"self.{a}.v()")
+
+
+def _fold_star(ctx: FoldContext, op: ir.IndexedLinear) -> None:
+    a = ctx.attr(op.module)
+    ctx.copy(f"{a}.weight", f"self.{a}.weight * self.{a}.domain_weight")
+    ctx.copy(f"{a}.bias", f"self.{a}.bias + self.{a}.domain_bias")
+
+
+def _fold_scenario_table(ctx: FoldContext, op: ir.ScenarioTable) -> None:
+    ctx.copy(f"{ctx.attr(op.module)}.weight", ctx.table(op.generator))
+
+
+def _fold_scenario_meta_attention(ctx: FoldContext, op: ir.ScenarioMetaAttention) -> None:
+    ctx.lines.extend(_scenario_meta_attention_fold(op, ctx.attr(op.module),
+                                                   ctx.table(op.generator)))
+
+
+def _fold_scenario_gate(ctx: FoldContext, op: ir.ScenarioGate) -> None:
+    a, gate, z = ctx.attr(op.module), ctx.attr(op.folded.module), ctx.table(op.generator)
+    # the training gate applied to ones: gamma * sigmoid(...) per cell and element
+    ctx.copy(f"{a}.weight", f"self.{gate}({z}.new_ones({op.cells}, {op.type.width}), {z})")
+
+
+def _fold_gate_hidden(ctx: FoldContext, op: ir.GateHidden) -> None:
+    a = ctx.attr(op.module)
+    gates = [ctx.attr(module) for module, _ in op.parts]
+    for member in ("weight", "bias"):
+        ctx.lines.extend(call_lines(f"{member} = torch.cat",
+                                    [[f"self.{g}.hidden.{member}" for g in gates]],
+                                    indent=INDENT + 4))
+        ctx.copy(f"{a}.{member}", member)
+
+
+def _fold_scenario_linear(ctx: FoldContext, op: ir.ScenarioLinear) -> None:
+    ctx.lines.extend(_scenario_linear_fold(op, ctx.attr(op.module), ctx.table(op.generator),
+                                           ctx.attrs))
+
+
+_FOLDS = {
+    "overparam": _fold_overparam, "star": _fold_star, "scenario_table": _fold_scenario_table,
+    "scenario_meta_attention": _fold_scenario_meta_attention,
+    "scenario_gate": _fold_scenario_gate, "gate_hidden": _fold_gate_hidden,
+    "scenario_linear": _fold_scenario_linear,
+}
+
+
+def _fold_of(op: ir.Op):
+    """How for_inference() computes `op`'s parameters from the training module's: a layer
+    kind's fold (by op type), else the core's; None for ops holding training parameters."""
+    fold = layers.torch_folds().get(type(op))
+    if fold is not None:
+        return fold
+    if not op.derived:
+        return None
+    if op.derived not in _FOLDS:  # a fold without weights here would serve zeros: fail instead
+        raise AssertionError(f"no for_inference() fold for derived {op.derived!r}")
+    return _FOLDS[op.derived]
 
 
 def _copy(target: str, expr: str) -> list[str]:
@@ -943,24 +992,20 @@ def _method_suffix(ssa: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in ssa)
 
 
-_READS_TABLE = ("scenario_table", "scenario_linear", "scenario_meta_attention", "scenario_gate")
-"""Folds whose for_inference() lines read a value (a generator's output, a gate's condition)
-for every cell."""
-
-
 def _scenario_tables(train: Graph, inference: Graph, source: SourceFile | None,
                      attrs: Namespace, helpers: set[str]) -> list[str]:
     """A method per folded generator computing its output for every scenario cell, in order."""
     lines: list[str] = []
     done: set[str] = set()
     for op in inference.ops:
-        if op.derived not in _READS_TABLE or op.generator in done:
+        generator = op.tabulated()
+        if generator is None or generator in done:
             continue
-        done.add(op.generator)
-        needed = train.ancestors(op.generator)
+        done.add(generator)
+        needed = train.ancestors(generator)
         sub = _Builder(train, source, attrs, helpers)
         sub.emit_init = False
-        sub.unsplit.add(op.generator)
+        sub.unsplit.add(generator)
         for node in train.ops:
             if node.result in needed:
                 sub.lower(node)
@@ -972,18 +1017,18 @@ def _scenario_tables(train: Graph, inference: Graph, source: SourceFile | None,
         lines += [
             "",
             "@torch.no_grad()",
-            f"def _scenario_table_{_method_suffix(op.generator)}(self) -> torch.Tensor:",
-            f'    """`{op.generator}` for every scenario cell, row c = cell c (fold-scenario-table)."""',
+            f"def _scenario_table_{_method_suffix(generator)}(self) -> torch.Tensor:",
+            f'    """`{generator}` for every scenario cell, row c = cell c (fold-scenario-table)."""',
             "    was_training = self.training",
             "    self.eval()",
-            f"    cells = torch.arange({op.cells}, device=next(self.parameters()).device)",
+            f"    cells = torch.arange({train.scenario_cells}, device=next(self.parameters()).device)",
             "    inputs = {",
             *(f'        "{f}": cells // {st} % {v},' for f, st, v in reversed(strides)),
             "    }",
         ]
         for block in sub.forward:
             lines += [f"    # {block.comment}", *(f"    {line}" for line in block.lines)]
-        lines += ["    self.train(was_training)", f"    return {sub.var(op.generator)}"]
+        lines += ["    self.train(was_training)", f"    return {sub.var(generator)}"]
     return lines
 
 
