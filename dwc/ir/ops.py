@@ -1122,6 +1122,18 @@ class Dot(Op):
         return 2 * self.in_features
 
 
+def __getattr__(name: str) -> type[Op]:
+    """The op classes of layer kinds (dwc/layers/<kind>/op.py) by name, for code that names a
+    kind's op (a lint rule, a test): `ir.Lhuc` is `dwc.layers.lhuc.op.Lhuc`."""
+    from dwc import layers
+
+    for kind in layers.kinds().values():
+        for cls in kind.ops:
+            if cls.__name__ == name:
+                return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "Activation", "Add", "Concat", "Dropout", "DynamicLinear", "FieldsType", "Generator", "Head",
     "IdsType", "Input", "Linear", "Lookup", "Norm", "Normalize", "Op", "SeqPool", "Slot",
