@@ -1125,6 +1125,8 @@ class Dot(Op):
 def __getattr__(name: str) -> type[Op]:
     """The op classes of layer kinds (dwc/layers/<kind>/op.py) by name, for code that names a
     kind's op (a lint rule, a test): `ir.Lhuc` is `dwc.layers.lhuc.op.Lhuc`."""
+    if name.startswith("__"):  # the import system probes module attributes (`__path__`)
+        raise AttributeError(name)
     from dwc import layers
 
     for kind in layers.kinds().values():
