@@ -17,7 +17,7 @@ from common import ROOT, machine, table, write_section
 
 from dwc.driver import optimize, tabulated_graph
 from dwc.parse import parse
-from dwc.sema import elaborate
+from dwc.sema.elaborate import elaborate
 from dwc.source import SourceFile
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.dw"))

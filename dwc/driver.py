@@ -22,7 +22,7 @@ from dwc.ir.verify import verify
 from dwc.manifest import manifest
 from dwc.parse import parse
 from dwc.passes import PassManager, PassRecord, pipeline_for
-from dwc.sema import elaborate
+from dwc.sema.elaborate import elaborate
 from dwc.source import SourceFile
 
 TARGETS = ("torch", "onnx", "tvm")

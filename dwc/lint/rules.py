@@ -17,7 +17,7 @@ from dwc.diagnostics import Diagnostic, DiagnosticError, Label
 from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
 from dwc.parse import ast, parse
-from dwc.sema import elaborate
+from dwc.sema.elaborate import elaborate
 from dwc.sema.signatures import LOSSES
 from dwc.source import SourceFile, Span
 

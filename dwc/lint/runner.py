@@ -123,7 +123,7 @@ def lint_source(source: SourceFile, config: LintConfig) -> list[Diagnostic]:
     from dwc.driver import optimize
     from dwc.lint.rules import RULES, LintContext
     from dwc.parse import parse
-    from dwc.sema import elaborate
+    from dwc.sema.elaborate import elaborate
 
     try:
         spec = parse(source)

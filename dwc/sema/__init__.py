@@ -1,5 +1,5 @@
-"""Front end, stage 2: semantic analysis and lowering of the AST into IR (see elaborate.py)."""
+"""Front end, stage 2: semantic analysis and lowering of the AST into IR (`dwc.sema.elaborate`).
 
-from dwc.sema.elaborate import elaborate
-
-__all__ = ["elaborate"]
+The package imports nothing itself: layer kinds (dwc/layers/) use `dwc.sema.params` and
+`dwc.sema.values` while the signature table (`dwc.sema.signatures`) is being assembled from them.
+"""

@@ -40,3 +40,15 @@ def test_a_helper_module_is_real_python_and_inlines_without_its_imports():
     code, needs = helper_source("dwc.layers.lhuc.runtime")
     assert code.startswith("class _DwcLhuc(nn.Module):") and "import" not in code
     assert needs == ()
+
+
+@pytest.mark.parametrize("module", ["dwc.layers.lhuc", "dwc.layers", "dwc.ir.ops", "dwc.sema.params",
+                                    "dwc.sema.values", "dwc.cli", "dwc.lint"])
+def test_any_module_imports_first_in_a_fresh_interpreter(module):
+    """Layer kinds and the signature table import each other's parts: no order may cycle."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", f"import {module}; from dwc.ir import ops; "
+                           "ops.Lhuc"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
