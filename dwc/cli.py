@@ -24,6 +24,9 @@ from dwc.source import SourceFile, Span
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_MISMATCH = 0, 1, 2, 3
 EXIT_PIPE = 128 + 13  # SIGPIPE: the reader of stdout closed the pipe, as `cat` reports it
 
+_BYTES_PER_ROW = 300  # the columns below, the arrays building them, and the compressed copy
+_MAX_ROWS = 50_000_000
+
 # `dwc data generate --help`: the columns dwc.data writes (docs/data.md has the contract)
 _DATA_COLUMNS = (
     ("user_id", "int64 [N]     ids in [0, 2000)"),
@@ -35,6 +38,18 @@ _DATA_COLUMNS = (
     ("domain", "int64 [N]     the scenario, 4 values, 80/15/4/1 % of the rows"),
     ("ctr", "float32 [N, 1] the 0/1 click label"),
 )
+
+
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Appends `(default: X)` to an option's help unless it has no default (None, required) or
+    its help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, argparse.SUPPRESS) or action.required or "default" in text \
+                or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -96,7 +111,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
     p = sub.add_parser("train", help="train a spec's module on a .npz data set",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       formatter_class=_DefaultsFormatter,
                        description="Train the module a spec compiles to on a .npz data set "
                        "(its layout: docs/data.md), checking the whole file first.")
     p.add_argument("file", help="the .dw spec")
@@ -364,9 +379,9 @@ def cmd_lint(args) -> int:
         except ConfigError as error:
             raise _UsageError(str(error)) from None
         try:
-            if args.select:
+            if args.select is not None:
                 config.select = {c.strip() for c in args.select.split(",") if c.strip()}
-                check_codes(config.select, "--select")
+                check_codes(config.select, "--select", empty_ok=False)
             if args.ignore:
                 ignored = {c.strip() for c in args.ignore.split(",") if c.strip()}
                 check_codes(ignored, "--ignore")
@@ -393,6 +408,10 @@ def cmd_data(args) -> int:
 
     if args.rows < 10:
         raise _UsageError("--rows must be at least 10")
+    if args.rows > _MAX_ROWS:
+        raise _UsageError(f"--rows {args.rows:,} would need about "
+                          f"{args.rows * _BYTES_PER_ROW / 2**30:,.0f} GiB of memory; the synthetic "
+                          f"data set is built in memory, at most {_MAX_ROWS:,} rows")
     try:
         save(args.output, args.rows, args.seed)
     except DiagnosticError as error:
@@ -413,6 +432,14 @@ def cmd_train(args) -> int:
             raise _UsageError(f"{flag} must be at least {low}")
     if not args.lr > 0 or not math.isfinite(args.lr):
         raise _UsageError("--lr must be a positive number")
+    if not args.weight_decay >= 0 or not math.isfinite(args.weight_decay):
+        raise _UsageError("--weight-decay must be a number >= 0")
+    from dwc.train import LaunchError, launch_env
+
+    try:
+        rank, _ = launch_env()
+    except LaunchError as error:
+        raise _UsageError(str(error)) from None
     source = _load(args.file)
     result = compile_source(source)
     data_file = SourceFile(args.data, "")
@@ -420,7 +447,6 @@ def cmd_train(args) -> int:
         data = load_training_data(args.data, result.graph)
     except DiagnosticError as error:
         return _report(error, data_file)
-    rank = int(os.environ.get("RANK", 0))
     if rank == 0:
         for note in data.notes:
             print(render_text(note, data_file), file=sys.stderr)
@@ -502,7 +528,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = COMMANDS[args.command](args)
         sys.stdout.flush()  # a reader that closed the pipe shows up here, not at exit
         return status
-    except BrokenPipeError:
+    except BrokenPipeError as error:
+        if not _stdout_is_closed():
+            return _internal_error(error)  # a pipe other than stdout: a real failure
         _discard_stdout()
         return EXIT_PIPE
     except DiagnosticError as error:
@@ -515,12 +543,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # noqa: BLE001 - the one place internal errors are caught
-        if os.environ.get("DWC_DEBUG"):
-            traceback.print_exc()
-        print(f"error[DW900]: internal error: {type(error).__name__}: {error}\n"
-              "  = help: this is a bug in dwc; please report it with the spec and the command "
-              "(set DWC_DEBUG=1 for a traceback)", file=sys.stderr)
-        return EXIT_USAGE
+        return _internal_error(error)
+
+
+def _internal_error(error: BaseException) -> int:
+    if os.environ.get("DWC_DEBUG"):
+        traceback.print_exception(error)
+    print(f"error[DW900]: internal error: {type(error).__name__}: {error}\n"
+          "  = help: this is a bug in dwc; please report it with the spec and the command "
+          "(set DWC_DEBUG=1 for a traceback)", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _stdout_is_closed() -> bool:
+    """Whether the reader of stdout went away (and a BrokenPipeError came from printing, not
+    from some other pipe): poll reports an error condition on a pipe without a reader."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (embedded use)
+        return False
 
 
 def _discard_stdout() -> None:

@@ -16,6 +16,7 @@ note.
 from __future__ import annotations
 
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,9 +51,11 @@ class TrainingData:
     """DW609 notes: the columns that were converted."""
 
 
-def read_npz(path: str) -> dict[str, dict[str, np.ndarray]]:
-    """The columns of every split in a .npz archive: {split: {column: array}} (DW601 if the file
-    cannot be read as one)."""
+def read_npz(path: str, wanted: set[str] | None = None
+             ) -> dict[str, dict[str, np.ndarray | None]]:
+    """The columns of every split in a .npz archive: {split: {column: array}}. With `wanted`,
+    other columns are named (value None) but never read. DW601 if the file or a column cannot be
+    read."""
     try:
         with open(path, "rb") as handle:
             magic = handle.read(6)
@@ -75,18 +78,30 @@ def read_npz(path: str) -> dict[str, dict[str, np.ndarray]]:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise _error("DW601", f"'{path}' is not a .npz archive ({_reason(error)})",
                      _SAVEZ_HINT) from None
-    splits: dict[str, dict[str, np.ndarray]] = {}
+    splits: dict[str, dict[str, np.ndarray | None]] = {}
     with archive:
         for key in archive.files:
             split, sep, column = key.partition("/")
             if not sep or split not in SPLITS:
                 continue
+            columns = splits.setdefault(split, {})
+            if wanted is not None and column not in wanted:
+                columns[column] = None  # a column the model does not read: named, never loaded
+                continue
             try:
-                splits.setdefault(split, {})[column] = archive[key]
+                value = archive[key]
+            except MemoryError:
+                raise _error("DW601", f"'{path}': column '{key}' does not fit in memory (its "
+                             "header claims more data than there is room for)",
+                             "rewrite the file with numpy.savez") from None
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
                 raise _error("DW601", f"'{path}': cannot read column '{key}' ({_reason(error)})",
                              "object (pickled) arrays are refused; store ids as integers and "
                              "values as floats") from None
+            if not isinstance(value, np.ndarray):  # a zip member that is not .npy data
+                raise _error("DW601", f"'{path}': column '{key}' is not a NumPy array",
+                             _SAVEZ_HINT)
+            columns[column] = value
     return splits
 
 
@@ -96,7 +111,8 @@ def load_training_data(path: str, graph: Graph, splits: tuple[str, ...] = SPLITS
     Raises DiagnosticError with every problem found; the optional `test` split is read when
     present.
     """
-    columns = read_npz(path)
+    wanted = {spec.name for spec in graph.inputs} | {out.name for out in graph.outputs}
+    columns = read_npz(path, wanted)
     problems: list[Diagnostic] = []
     notes: list[Diagnostic] = []
     checked: dict[str, Split] = {}
@@ -142,14 +158,23 @@ def cell_name(cell: int, graph: Graph) -> str:
 class _SplitChecker:
     """Checks one split's columns against the model's inputs and outputs, collecting problems."""
 
-    def __init__(self, path: str, split: str, columns: dict[str, np.ndarray],
+    def __init__(self, path: str, split: str, columns: dict[str, np.ndarray | None],
                  problems: list[Diagnostic], notes: list[Diagnostic]) -> None:
         self.path, self.split, self.columns = path, split, columns
         self.problems, self.notes = problems, notes
-        self.rows: int | None = None
+        self.rows = 0
         self.rows_from = ""
 
     def check(self, graph: Graph) -> Split | None:
+        # the split's row count is what most of the model's columns have (the first such column
+        # in the model's order is named), so one short column is the one blamed
+        names = [spec.name for spec in graph.inputs] + [out.name for out in graph.outputs]
+        lengths = {n: len(a) for n in names
+                   if (a := self.columns.get(n)) is not None and a.ndim >= 1}
+        if lengths:
+            counts = Counter(lengths.values())
+            self.rows = max(counts, key=lambda n: (counts[n], -list(lengths.values()).index(n)))
+            self.rows_from = next(n for n, rows in lengths.items() if rows == self.rows)
         inputs = {spec.name: self.input(spec) for spec in graph.inputs}
         targets = {out.name: self.target(out) for out in graph.outputs}
         lengths = [spec for spec in graph.inputs if spec.role == "lengths"]
@@ -188,9 +213,7 @@ class _SplitChecker:
             self.fail("DW605", f"{self.where(name)} has shape {got}, the model reads {expected}",
                       hint)
             return False
-        if self.rows is None:
-            self.rows, self.rows_from = len(array), name
-        elif len(array) != self.rows:
+        if len(array) != self.rows:
             self.fail("DW605", f"{self.where(name)} has {len(array):,} rows but "
                       f"{self.where(self.rows_from)} has {self.rows:,}",
                       "every column of a split has one row per example")
@@ -239,7 +262,7 @@ class _SplitChecker:
                 row, count = self.first_row(bad)
                 value = array[row] if array.ndim == 1 else array[row][bad[row]][0]
                 self.fail("DW606", f"{self.where(spec.name)} row {row}: id {value} is outside "
-                          f"[0, {spec.vocab}) ({count:,} row{'s' if count != 1 else ''} in all)",
+                          f"[0, {spec.vocab}) ({_rows(count)} in all)",
                           f"ids of '{spec.feature}' must be below its vocab = {spec.vocab}; map "
                           "unknown values to a reserved id or raise vocab in the spec")
                 return None
@@ -253,7 +276,7 @@ class _SplitChecker:
         if bad.any():
             row, count = self.first_row(bad)
             self.fail("DW607", f"{self.where(spec.name)} row {row}: length {array[row]} is "
-                      f"outside 0..{max_len} ({count:,} row{'s' if count != 1 else ''} in all)",
+                      f"outside 0..{max_len} ({_rows(count)} in all)",
                       f"'{spec.name}' counts the valid ids of '{spec.feature}' (max_len = "
                       f"{max_len}); truncate longer histories")
 
@@ -274,7 +297,7 @@ class _SplitChecker:
             value = array[row].ravel()[~finite[row].ravel()][0]
             problem = "is not finite" if not np.isfinite(value) else "does not fit float32"
             self.fail("DW608", f"{self.where(name)} row {row}: {what} value {value:g} {problem} "
-                      f"({count:,} row{'s' if count != 1 else ''} in all)",
+                      f"({_rows(count)} in all)",
                       "fill missing values before training (e.g. with 0 or the column mean)"
                       if not np.isfinite(value) else "rescale the column (e.g. log1p)")
             return None
@@ -297,7 +320,7 @@ class _SplitChecker:
             if bad.any():
                 row, count = self.first_row(bad)
                 self.fail("DW608", f"{self.where(out.name)} row {row}: class {array[row]} is "
-                          f"outside [0, {out.width}) ({count:,} rows in all)",
+                          f"outside [0, {out.width}) ({_rows(count)} in all)",
                           f"'{out.name}' has {out.width} classes")
                 return None
             return array.astype(np.int64, copy=False)
@@ -317,12 +340,15 @@ class _SplitChecker:
             value = values[row][bad[row]][0]
             allowed = "[0, 1]" if out.loss == "bce" else ">= 0"
             self.fail("DW608", f"{self.where(out.name)} row {row}: target {value:g} is not "
-                      f"{allowed} as loss = {out.loss} needs ({count:,} row"
-                      f"{'s' if count != 1 else ''} in all)",
+                      f"{allowed} as loss = {out.loss} needs ({_rows(count)} in all)",
                       "bce targets are labels or probabilities in [0, 1]" if out.loss == "bce"
                       else "poisson targets are counts")
             return None
         return values
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} row" + ("" if count == 1 else "s")
 
 
 def _error(code: str, message: str, help: str) -> DiagnosticError:

@@ -81,6 +81,10 @@ def lint_reference() -> str:
            "`dwc lint FILE... [--format text|json|sarif|github] [--select CODES] [--ignore CODES] "
            "[--batch B] [--exit-zero]` exits 0 when clean, 1 with findings, 2 on usage errors. "
            "Syntax and semantic errors (DW1xx-DW3xx, docs/diagnostics.md) are reported too.", "",
+           "`--select` and `--ignore` take comma-separated codes or prefixes (`DW5`, `DW50`); a code "
+           "or prefix that matches no rule, or an empty `--select`, is a usage error (exit 2) that "
+           "names it, so a typo never lints nothing in silence. The same holds for `select` and "
+           "`ignore` in `[tool.dwc]` (an empty `ignore` is fine).", "",
            "Suppress a finding with `# dwc: ignore[DW505]` on its line (or a bare `# dwc: ignore`), "
            "for a whole file with `# dwc: ignore-file[DW505]`. Settings live in `pyproject.toml`:",
            "", "```toml", "[tool.dwc]", 'select = ["DW5"]          # codes or prefixes',

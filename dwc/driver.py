@@ -137,7 +137,8 @@ def write_artifacts(files: dict[str, str | bytes], out_dir: str | os.PathLike[st
 
     The files are written into a temporary sibling directory first. A new `out_dir` is created by
     renaming that directory; an existing one gets each file moved in with `os.replace` (atomic per
-    file), so a reader never sees half a file and other files in the directory are left alone.
+    file; a symlinked file's target is replaced, the link kept), so a reader never sees half a
+    file and other files in the directory are left alone.
     Directories and files get the permissions the umask gives new ones (0755 / 0644 under umask
     022); a file that replaces an existing one keeps that file's mode.
     """
@@ -164,7 +165,9 @@ def write_artifacts(files: dict[str, str | bytes], out_dir: str | os.PathLike[st
         if not out.is_dir():
             raise NotADirectoryError(20, "exists and is not a directory", str(out))
         for name in sorted(files):
-            target = out / name
+            target = Path(os.path.realpath(out / name))  # a symlinked artifact: its target
+            if target.exists() and not target.is_file():
+                raise OSError(21, "exists and is not a regular file", str(target))
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.is_file():
                 shutil.copymode(target, staging / name)
@@ -181,19 +184,24 @@ def atomic_file(path: str | os.PathLike[str], what: str = "output file") -> Iter
     """A binary handle whose contents replace `path` only when the block succeeds.
 
     It writes a temporary file beside `path` and renames it over `path` at the end, so a reader
-    (or a failed command) never leaves half a file. The file gets the umask's permissions
-    (0644 under umask 022), or keeps those of the file it replaces. Raises DiagnosticError(DW402)
-    when `path` cannot be written; `what` says in the hint what to choose instead.
+    (or a failed command) never leaves half a file. A symbolic link is followed (its target is
+    replaced, the link kept); anything but a regular file there (a directory, a device such as
+    /dev/null, a FIFO) is refused, since replacing it would destroy it. Missing parent
+    directories are created, as `-o` does. The file gets the umask's permissions (0644 under
+    umask 022), or keeps those of the file it replaces. Raises DiagnosticError(DW402) when `path`
+    cannot be written; `what` says in the hint what to choose instead.
     """
-    target = Path(path)
+    target = Path(os.path.realpath(path))
     try:
-        if target.is_dir():
-            raise IsADirectoryError(21, "is a directory", str(target))
+        if target.exists() and not target.is_file():
+            kind = "a directory" if target.is_dir() else "not a regular file"
+            raise OSError(21, f"is {kind}", str(target))
+        target.parent.mkdir(parents=True, exist_ok=True)
         handle = tempfile.NamedTemporaryFile(
             "wb", prefix=f".{target.name}.", suffix=".dwc-tmp", dir=target.parent or ".",
             delete=False)
     except OSError as error:
-        raise _write_error(target, error, what) from None
+        raise _write_error(Path(path), error, what) from None
     try:
         with handle:
             yield handle
@@ -203,7 +211,7 @@ def atomic_file(path: str | os.PathLike[str], what: str = "output file") -> Iter
             os.chmod(handle.name, 0o666 & ~_umask())
         os.replace(handle.name, target)
     except OSError as error:
-        raise _write_error(target, error, what) from None
+        raise _write_error(Path(path), error, what) from None
     finally:
         if os.path.exists(handle.name):
             os.unlink(handle.name)
@@ -225,6 +233,15 @@ def ensure_directory(path: str | os.PathLike[str], what: str) -> Path:
 
 
 def _umask() -> int:
+    """The process's umask, read without changing it where Linux reports it (setting and
+    restoring it would race with other threads creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

@@ -70,9 +70,8 @@ def _output_metrics(out: OutputSpec, value: np.ndarray, target: np.ndarray) -> d
     """The metrics of one output on some rows: its loss, and what suits the loss kind."""
     if out.loss == "bce":
         p, y = value.reshape(len(value), -1), target.reshape(len(target), -1)
-        entry = {"auc": auc(y[:, 0], p[:, 0]) if p.shape[1] == 1 else
-                 float(np.nanmean([auc(y[:, j], p[:, j]) for j in range(p.shape[1])])),
-                 "logloss": logloss(y, p)}
+        aucs = [a for j in range(p.shape[1]) if not math.isnan(a := auc(y[:, j], p[:, j]))]
+        entry = {"auc": float(np.mean(aucs)) if aucs else float("nan"), "logloss": logloss(y, p)}
         entry["loss"] = entry["logloss"]
     elif out.loss == "ce":
         p = np.clip(value[np.arange(len(value)), target], 1e-7, 1.0)
@@ -90,9 +89,10 @@ def _output_metrics(out: OutputSpec, value: np.ndarray, target: np.ndarray) -> d
     return entry
 
 
-def evaluate(model: nn.Module, split: Split, graph: Graph, batch_size: int = 4096) -> dict:
+def evaluate(model: nn.Module, split: Split, graph: Graph, batch_size: int = 4096,
+             rule: dict | None = None) -> dict:
     """Per-output (and per-scenario-cell) metrics of `model` on a validated split, the weighted
-    loss the model trains on, and the selection metric (see `selection`)."""
+    loss the model trains on, and the selection metric of `rule` (default: `selection(graph)`)."""
     model.eval()
     data = _torch(split.inputs)
     parts: dict[str, list[np.ndarray]] = {}
@@ -115,24 +115,33 @@ def evaluate(model: nn.Module, split: Split, graph: Graph, batch_size: int = 409
         outputs[out.name] = entry
     loss = float(sum(out.weight * outputs[out.name]["loss"] for out in graph.outputs))
     report = {"loss": loss, "outputs": outputs}
-    report["metric"] = selection_metric(report, graph)
+    report["metric"] = selection_metric(report, graph, rule)
     return report
 
 
-def selection(graph: Graph) -> dict:
+def selection(graph: Graph, valid: Split | None = None) -> dict:
     """How the best epoch is chosen: the loss-weighted mean AUC of the bce outputs (higher is
-    better), or the weighted loss when the model has no bce output (lower is better)."""
-    binary = {out.name: out.weight for out in graph.outputs if out.loss == "bce"}
-    if binary and sum(binary.values()) > 0:
+    better), or the weighted loss (lower is better) when no bce output has a positive weight and,
+    in `valid`, both classes (AUC is undefined on one class); `note` says why it fell back."""
+    binary = {out.name: out.weight for out in graph.outputs if out.loss == "bce" and out.weight}
+    note = None
+    if valid is not None:
+        one_class = sorted(n for n in binary if len(np.unique(valid.targets[n] > 0.5)) < 2)
+        if one_class and len(one_class) == len(binary):
+            note = (f"valid/{', valid/'.join(one_class)} holds one class only, so AUC is "
+                    "undefined: the best epoch is chosen by the weighted validation loss")
+        binary = {n: w for n, w in binary.items() if n not in one_class}
+    if binary:
         total = sum(binary.values())
         return {"metric": "auc", "weights": {k: w / total for k, w in binary.items()},
                 "higher_is_better": True}
-    return {"metric": "loss", "weights": {out.name: out.weight for out in graph.outputs},
+    rule = {"metric": "loss", "weights": {out.name: out.weight for out in graph.outputs},
             "higher_is_better": False}
+    return {**rule, "note": note} if note else rule
 
 
-def selection_metric(report: dict, graph: Graph) -> float:
-    rule = selection(graph)
+def selection_metric(report: dict, graph: Graph, rule: dict | None = None) -> float:
+    rule = rule or selection(graph)
     if rule["metric"] == "loss":
         return report["loss"]
     values = [(report["outputs"][name]["auc"], w) for name, w in rule["weights"].items()]
@@ -166,9 +175,31 @@ def _optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.optim.O
 
 
 def _better(metric: float, best: float, higher: bool) -> bool:
-    if math.isnan(metric):
-        return math.isinf(best)  # the first epoch is the best one so far
+    if math.isnan(metric) or math.isnan(best):
+        return math.isnan(best) or math.isinf(best)  # the first epoch is the best one so far
     return metric > best if higher else metric < best
+
+
+class LaunchError(ValueError):
+    """The process environment does not describe a valid launch (a usage error)."""
+
+
+def launch_env() -> tuple[int, int]:
+    """(rank, world size) as torchrun sets them (RANK, WORLD_SIZE; 0 and 1 without torchrun),
+    checked: LaunchError says what is wrong."""
+    launch = "launch several processes with torchrun (.venv/bin/torchrun --nproc_per_node=2 -m dwc train ...)"
+    try:
+        rank = int(os.environ.get("RANK", "0"))
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        raise LaunchError(f"RANK={os.environ.get('RANK')!r} and WORLD_SIZE="
+                          f"{os.environ.get('WORLD_SIZE')!r} must be integers; {launch}") from None
+    if world < 1 or not 0 <= rank < world:
+        raise LaunchError(f"RANK={rank} is not a process of WORLD_SIZE={world}; {launch}")
+    missing = [k for k in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(k)]
+    if world > 1 and missing:
+        raise LaunchError(f"WORLD_SIZE={world} without {' and '.join(missing)}; {launch}")
+    return rank, world
 
 
 def train(model_py: str, data: str | TrainingData, out: str | Path, config: TrainConfig,
@@ -179,8 +210,7 @@ def train(model_py: str, data: str | TrainingData, out: str | Path, config: Trai
     The data is checked whole before the first step (DiagnosticError on problems); `dwc train`
     also checks that `out` can be written before it starts.
     """
-    rank = int(os.environ.get("RANK", 0))
-    world = int(os.environ.get("WORLD_SIZE", 1))
+    rank, world = launch_env()
     distributed = world > 1
     if isinstance(data, str):
         data = load_training_data(data, graph)
@@ -197,8 +227,10 @@ def train(model_py: str, data: str | TrainingData, out: str | Path, config: Trai
     out = Path(out)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-    rule = selection(graph)
+    rule = selection(graph, data.splits["valid"])
     higher = rule["higher_is_better"]
+    if rank == 0 and rule.get("note"):
+        print(f"dwc: note: {rule['note']}", file=sys.stderr)
     n = data.splits["train"].rows
     generator = torch.Generator().manual_seed(config.seed)
     result = TrainResult(best_epoch=-1, best_metric=-math.inf if higher else math.inf,
@@ -226,9 +258,14 @@ def train(model_py: str, data: str | TrainingData, out: str | Path, config: Trai
                 _progress(epoch, step + 1, steps, total / (step + 1), started,
                           config.progress and rank == 0 and sys.stderr.isatty())
         steps_done += steps
+        train_loss = total / max(steps, 1)
+        if distributed:  # the mean over every rank's steps, not rank 0's shard alone
+            summed = torch.tensor([total, float(steps)], dtype=torch.float64)
+            torch.distributed.all_reduce(summed)
+            train_loss = float(summed[0] / summed[1].clamp(min=1))
         if rank == 0:
-            report = evaluate(model, data.splits["valid"], graph)
-            entry = {"epoch": epoch, "steps": steps, "train_loss": total / max(steps, 1),
+            report = evaluate(model, data.splits["valid"], graph, rule=rule)
+            entry = {"epoch": epoch, "steps": steps, "train_loss": train_loss,
                      "valid": report, "seconds": time.perf_counter() - started}
             result.history.append(entry)
             improved = _better(report["metric"], result.best_metric, higher)
@@ -251,7 +288,7 @@ def train(model_py: str, data: str | TrainingData, out: str | Path, config: Trai
     if rank == 0:
         if "test" in data.splits and result.best_epoch > 0:
             model.load_state_dict(torch.load(out / "best.pt", weights_only=True))
-            result.test = evaluate(model, data.splits["test"], graph)
+            result.test = evaluate(model, data.splits["test"], graph, rule=rule)
         text = json.dumps(_json_safe(_metrics_json(result, data, graph, config, world)),
                           indent=2, allow_nan=False)
         with atomic_file(out / "metrics.json", "output directory with --out") as handle:

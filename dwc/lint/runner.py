@@ -68,7 +68,7 @@ def find_config(start: Path) -> tuple[LintConfig, Path | None]:
                         raise ConfigError(f"{path}: [tool.dwc] {key} must be a list of codes, "
                                           f'e.g. {key} = ["DW5"], not {value!r}')
                     value = set(value)
-                    check_codes(value, f"{path}: [tool.dwc] {key}")
+                    check_codes(value, f"{path}: [tool.dwc] {key}", empty_ok=key == "ignore")
                 elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise ConfigError(f"{path}: [tool.dwc] {key} must be a positive integer, "
                                       f"not {value!r}")
@@ -77,14 +77,19 @@ def find_config(start: Path) -> tuple[LintConfig, Path | None]:
     return LintConfig(), None
 
 
-def check_codes(codes: set[str] | None, option: str) -> None:
-    """Raise ConfigError for a code (or prefix) in `--select`/`--ignore` that matches no lint rule.
+def check_codes(codes: set[str] | None, option: str, empty_ok: bool = True) -> None:
+    """Raise ConfigError for a code (or prefix) in `--select`/`--ignore` that matches no lint rule,
+    or for an empty selection unless `empty_ok` (selecting nothing would lint nothing, silently).
 
     `option` names where the codes came from (e.g. "--select"); None (no selection) is fine.
     """
     from dwc.lint.rules import RULES
 
     known = sorted(RULES)
+    if codes is not None and not codes and not empty_ok:
+        raise ConfigError(f"{option}: no codes given, so nothing would be linted (codes: "
+                          f"{known[0]}..{known[-1]}; prefixes such as {known[0][:3]} select "
+                          "groups)")
     for code in sorted(codes or ()):
         if code and any(k.startswith(code) for k in known):
             continue

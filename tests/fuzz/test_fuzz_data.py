@@ -106,7 +106,18 @@ def _mutate(rng, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _write(rng, path, columns) -> None:
     np.savez(path, **columns)
-    if rng.random() < 0.1:  # damage the archive itself
+    if columns and rng.random() < 0.1:  # replace one member by bytes that are not .npy data
+        import zipfile
+
+        key = sorted(columns)[rng.integers(len(columns))]
+        kept = {k: v for k, v in columns.items() if k != key}
+        np.savez(path, **kept)
+        header = (b"\x93NUMPY\x01\x00v\x00{'descr': '<i8', 'fortran_order': False, 'shape': ("
+                  + str(int(rng.choice([10 ** 11, 3, 0]))).encode() + b",), }" + b" " * 40
+                  + b"\n")
+        with zipfile.ZipFile(path, "a") as archive:
+            archive.writestr(f"{key}.npy", header if rng.random() < 0.5 else b"not npy data")
+    elif rng.random() < 0.1:  # damage the archive itself
         data = bytearray(path.read_bytes())
         if rng.random() < 0.5:
             data = data[: rng.integers(len(data))]

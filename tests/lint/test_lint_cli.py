@@ -98,3 +98,17 @@ def test_unknown_codes_in_pyproject_are_usage_errors(findings_file, tmp_path, ca
     (tmp_path / "pyproject.toml").write_text('[tool.dwc]\nselect = ["DW5O1"]\n')
     assert main(["lint", str(findings_file)]) == 2
     assert "[tool.dwc] select: unknown code 'DW5O1'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("select", [",", ""])
+def test_an_empty_selection_is_a_usage_error(select, tmp_path, capsys):
+    spec = tmp_path / "m.dw"
+    spec.write_text("model m\nfeature a : categorical(vocab = 3, dim = 2)\n"
+                    "feature b : categorical(vocab = 3, dim = 2)\n"
+                    "output o = sigmoid(linear(a, 1)) loss = bce\n")
+    assert main(["lint", str(spec), "--select", select]) == 2
+    assert "no codes given" in capsys.readouterr().err
+    (tmp_path / "pyproject.toml").write_text("[tool.dwc]\nselect = []\n")
+    assert main(["lint", str(spec)]) == 2
+    (tmp_path / "pyproject.toml").write_text("[tool.dwc]\nignore = []\n")
+    assert main(["lint", str(spec)]) == 1  # ignoring nothing is fine: DW501 on 'b'

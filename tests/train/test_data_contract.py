@@ -258,14 +258,19 @@ def test_without_a_bce_output_the_weighted_loss_selects(tmp_path):
     assert metrics["best_valid_metric"] == pytest.approx(min(losses))
 
 
-def test_a_one_class_validation_split_gives_null_auc_not_nan(data, tmp_path):
+def test_a_one_class_validation_split_selects_by_loss_and_says_so(data, tmp_path, capsys):
     changes = {"valid__ctr": np.zeros_like(data["valid/ctr"])}
     out = tmp_path / "run"
     assert main(["train", SPEC, "--data", _write(tmp_path, _changed(data, **changes)),
-                 "--out", str(out), "--epochs", "1", "--max-steps", "1"]) == 0
+                 "--out", str(out), "--epochs", "3", "--patience", "3", "--batch-size", "64",
+                 "--lr", "0.03"]) == 0
+    assert "holds one class only, so AUC is undefined" in capsys.readouterr().err
     metrics = json.loads((out / "metrics.json").read_text())  # strict: no NaN literal
     assert metrics["history"][0]["valid"]["outputs"]["ctr"]["auc"] is None
-    assert metrics["best_epoch"] == 1
+    assert metrics["selection"]["metric"] == "loss" and "note" in metrics["selection"]
+    losses = [e["valid"]["loss"] for e in metrics["history"]]
+    assert metrics["best_epoch"] == 1 + losses.index(min(losses))
+    assert metrics["best_valid_metric"] == pytest.approx(min(losses))
 
 
 def _help(*command) -> str:
@@ -304,13 +309,14 @@ def test_data_generate_writes_exactly_the_path_atomically(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
     assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
     before = path.read_bytes()
-    unwritable = tmp_path / "missing" / "d.npz"
+    (tmp_path / "file").write_text("x")
+    unwritable = tmp_path / "file" / "d.npz"  # its parent is a file
     assert main(["data", "generate", str(unwritable), "--rows", "100"]) == 2
     err = capsys.readouterr().err
     assert "error[DW402]" in err and "nothing was written" in err
     assert main(["data", "generate", str(tmp_path), "--rows", "100"]) == 2  # a directory
     assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "file"]  # no temporary file
 
 
 def test_train_out_that_cannot_be_written(data, tmp_path, capsys):
@@ -324,6 +330,7 @@ def test_train_out_that_cannot_be_written(data, tmp_path, capsys):
 
 @pytest.mark.parametrize("flag, value", [("--epochs", "0"), ("--batch-size", "0"),
                                          ("--lr", "-1"), ("--lr", "nan"),
+                                         ("--weight-decay", "-1"), ("--weight-decay", "nan"),
                                          ("--max-steps", "0"), ("--optimizer", "lbfgs")])
 def test_bad_training_options_are_usage_errors(flag, value, data, tmp_path, capsys):
     argv = ["train", SPEC, "--data", _write(tmp_path, data), "--out", str(tmp_path / "r"),
@@ -352,3 +359,81 @@ def test_a_float64_value_beyond_float32_is_named_not_warned(data, tmp_path, caps
         assert main(["train", SPEC, "--data", path, "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "error[DW608]: train/price row 4: numeric value 1e+39 does not fit float32" in err
+
+
+def test_columns_the_model_does_not_read_are_never_loaded(data, tmp_path):
+    columns = {**data, "train/notes": np.array(["free text"] * 1600, dtype=object),
+               "valid/comment": np.array([{"a": 1}] * 200, dtype=object)}
+    path = tmp_path / "d.npz"
+    np.savez(path, **columns)  # object arrays: pickled inside, refused if they were read
+    assert main(["train", SPEC, "--data", str(path), "--out", str(tmp_path / "r"), "--epochs",
+                 "1", "--max-steps", "1"]) == 0
+
+
+@pytest.mark.parametrize("member, message", [
+    (b"garbage, not npy data", "column 'train/user_id'"),
+    # a valid .npy header that claims 10^11 int64 values
+    (b"\x93NUMPY\x01\x00v\x00{'descr': '<i8', 'fortran_order': False, 'shape': "
+     b"(100000000000,), }" + b" " * 40 + b"\n", "column 'train/user_id'"),
+])
+def test_a_damaged_column_inside_the_archive_is_dw601(member, message, data, tmp_path, capsys):
+    import zipfile
+
+    path = tmp_path / "d.npz"
+    np.savez(path, **{k: v for k, v in data.items() if k != "train/user_id"})
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("train/user_id.npy", member)
+    assert main(["train", SPEC, "--data", str(path), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "error[DW601]" in err and message in err and "DW900" not in err, err
+
+
+def test_a_short_column_is_the_one_blamed(data, tmp_path, capsys):
+    path = _write(tmp_path, _changed(data, train__user_id=data["train/user_id"][:-2]))
+    assert main(["train", SPEC, "--data", path, "--out", str(tmp_path / "r")]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert errors == ["error[DW605]: train/user_id has 1,598 rows but train/item_id has 1,600"]
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"RANK": "abc", "WORLD_SIZE": "2"}, "must be integers"),
+    ({"RANK": "0", "WORLD_SIZE": "2"}, "without MASTER_ADDR and MASTER_PORT"),
+    ({"RANK": "1", "WORLD_SIZE": "1"}, "RANK=1 is not a process of WORLD_SIZE=1"),
+    ({"RANK": "0", "WORLD_SIZE": "0"}, "is not a process of WORLD_SIZE=0"),
+])
+def test_a_broken_launch_environment_is_a_usage_error(env, message, data, tmp_path,
+                                                      monkeypatch, capsys):
+    for key in ("MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "r"
+    assert main(["train", SPEC, "--data", _write(tmp_path, data), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "torchrun" in err and "DW900" not in err, err
+    assert not out.exists()
+
+
+def test_data_generate_follows_links_creates_parents_and_refuses_special_files(tmp_path, capsys):
+    target = tmp_path / "real.npz"
+    (tmp_path / "link.npz").symlink_to(target)
+    assert main(["data", "generate", str(tmp_path / "link.npz"), "--rows", "100"]) == 0
+    assert (tmp_path / "link.npz").is_symlink() and target.stat().st_size > 0
+    assert main(["data", "generate", str(tmp_path / "a" / "b" / "d.npz"), "--rows", "100"]) == 0
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    capsys.readouterr()
+    assert main(["data", "generate", str(fifo), "--rows", "100"]) == 2
+    assert "is not a regular file" in capsys.readouterr().err
+    assert not fifo.is_file() and fifo.exists()  # still the FIFO
+
+
+def test_data_generate_refuses_a_size_that_cannot_fit(tmp_path, capsys):
+    assert main(["data", "generate", str(tmp_path / "d.npz"), "--rows", "100000000000"]) == 2
+    assert "GiB of memory" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_help_shows_no_default_for_options_without_one():
+    text = _help("train")
+    assert "(default: None)" not in text and "(default: no limit)" in text
