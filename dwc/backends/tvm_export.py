@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,28 +46,43 @@ Python's warnings or logging) prints for every dwc build."""
 
 @contextlib.contextmanager
 def drop_native_lines(expected: tuple[re.Pattern[bytes], ...]) -> Iterator[None]:
-    """Runs the block with file descriptor 2 sent to a temporary file, then writes every line of
-    it back to stderr except those matching one of `expected` (C++ output cannot be filtered on
-    its way; the block's Python writes to sys.stderr are kept too, in order)."""
+    """Runs the block with file descriptor 2 sent through a pipe: a thread passes every line on to
+    stderr as it arrives, except those matching one of `expected` (C++ output cannot be filtered
+    on its way otherwise; the block's Python writes to sys.stderr go the same way, in order). Lines
+    pass as they come, so what a crashing build printed before it died is still seen."""
     try:
         saved = os.dup(2)
     except OSError:  # no stderr to protect
         yield
         return
-    with tempfile.TemporaryFile() as capture:
+    read_end, write_end = os.pipe()
+
+    def write(data: bytes) -> None:
+        while data:
+            data = data[os.write(saved, data):]
+
+    def pump() -> None:
+        pending = b""
+        while chunk := os.read(read_end, 65536):
+            *lines, pending = (pending + chunk).split(b"\n")
+            write(b"".join(line + b"\n" for line in lines
+                           if not any(p.match(line.rstrip(b"\r")) for p in expected)))
+        if pending and not any(p.match(pending.rstrip(b"\r")) for p in expected):
+            write(pending)
+
+    sys.stderr.flush()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    thread = threading.Thread(target=pump, name="dwc-stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
         sys.stderr.flush()
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            kept = b"".join(line for line in capture.read().splitlines(keepends=True)
-                            if not any(p.match(line.rstrip(b"\r\n")) for p in expected))
-            while kept:
-                kept = kept[os.write(2, kept):]
+        os.dup2(saved, 2)  # the pipe's last write end closes: the thread drains it and ends
+        thread.join()
+        os.close(read_end)
+        os.close(saved)
 
 
 @contextlib.contextmanager

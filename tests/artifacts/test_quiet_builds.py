@@ -84,6 +84,23 @@ def test_native_lines_other_than_the_expected_still_reach_stderr():
         b"before the error", b"after"]
 
 
+def test_a_build_that_crashes_still_shows_what_it_printed():
+    """A segfault inside TVM (the ABI mismatch docs/backends.md describes) kills the process in
+    the filter: lines printed before it must already have reached stderr."""
+    pytest.importorskip("tvm")
+    code = (
+        "import os, time\n"
+        "from dwc.backends.tvm_export import EXPECTED_NATIVE_LINES, drop_native_lines\n"
+        "with drop_native_lines(EXPECTED_NATIVE_LINES):\n"
+        f"    os.write(2, {FAST_MODE!r})\n"
+        "    os.write(2, b'the last words of a crashing build\\n')\n"
+        "    time.sleep(0.5)\n"
+        "    os.abort()\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, timeout=300)
+    assert run.returncode != 0
+    assert run.stderr.splitlines()[:1] == [b"the last words of a crashing build"], run.stderr
+
+
 def caught(context, emit) -> list[str]:
     """The messages of the warnings `emit` raises inside `context`, with every warning shown."""
     with warnings.catch_warnings(record=True) as seen:
