@@ -45,12 +45,12 @@ def compile_spec(name: str):
     return compile_source(SourceFile(str(path.relative_to(ROOT)), path.read_text())), path
 
 
-def test_report(model_py: str, weights: Path, data: str, graph) -> dict:
+def test_report(model_py: str, weights: Path, data, graph) -> dict:
+    """Test-split metrics of the weights; `data` is the checked TrainingData of this model."""
     cls = load_generated(model_py, "eval")
     model = cls(validate_inputs=False)
     model.load_state_dict(torch.load(weights, weights_only=True))
-    test = load_training_data(data, graph, ("test",)).splits["test"]
-    return evaluate(model, test, graph)["outputs"]["ctr"]
+    return evaluate(model, data.splits["test"], graph)["outputs"]["ctr"]
 
 
 def main() -> None:
@@ -62,12 +62,14 @@ def main() -> None:
     results: dict[str, list[dict]] = {}
     for name in MODELS:
         result, _ = compile_spec(name)
+        checked = load_training_data(data, result.graph)  # read and checked once per model
         for seed in SEEDS:
             out = work / f"{name}-{seed}"
             t0 = time.perf_counter()
-            train(result.files["model.py"], data, out, TrainConfig(seed=seed, **CONFIG),
+            train(result.files["model.py"], checked, out, TrainConfig(seed=seed, **CONFIG),
                   result.graph)
-            report = test_report(result.files["model.py"], out / "best.pt", data, result.graph)
+            report = test_report(result.files["model.py"], out / "best.pt", checked,
+                                 result.graph)
             report["seconds"] = time.perf_counter() - t0
             results.setdefault(name, []).append(report)
             print(f"{name} seed {seed}: test AUC {report['auc']:.4f} "
@@ -84,7 +86,8 @@ def main() -> None:
                     "--patience", str(CONFIG["patience"])], check=True, env=env, cwd=ROOT,
                    capture_output=True)
     apg_result, _ = compile_spec("apg")
-    ddp = test_report(apg_result.files["model.py"], ddp_out / "best.pt", data, apg_result.graph)
+    ddp = test_report(apg_result.files["model.py"], ddp_out / "best.pt",
+                      load_training_data(data, apg_result.graph), apg_result.graph)
 
     # --- deployment: the best model to ONNX with its trained weights ---
     small = [2, 3]
