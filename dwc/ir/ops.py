@@ -31,7 +31,7 @@ class Op:
     """The spec name (value, condition, feature or output) this op was lowered from."""
     derived: str = ""
     """Set by inference folds: how this op's parameters are computed from the training graph's
-    ("overparam", "star", "scenario_table", "scenario_linear", "scenario_meta_attention",
+    ("star", "scenario_table", "scenario_linear", "scenario_meta_attention",
     "scenario_gate", "gate_hidden"; `for_inference()` implements each); empty when they are the training
     parameters."""
 
@@ -102,6 +102,16 @@ class Op:
     def generates(self) -> bool:
         """Whether this op's output is a layout of generated numbers (`slots`)."""
         return False
+
+    def allocates(self) -> bool:
+        """Whether its result is a newly allocated tensor (never an input, a view or an alias
+        of one), so an activation that is its only reader may overwrite it in place."""
+        return False
+
+    def dynamic_weights(self) -> DynamicWeights | None:
+        """For a dynamic linear layer (y = x W(z) + b): how W(z) is made from its generator's
+        output, which fold-scenario-layers computes once per scenario cell; None otherwise."""
+        return None
 
 
 class VerificationError(Exception):
@@ -265,6 +275,9 @@ class Linear(Op):
         if self.type != VecType(self.out_features):
             self.invalid(f"type {self.type} != vec[{self.out_features}]")
 
+    def allocates(self):
+        return True
+
 
 @dataclass(frozen=True, kw_only=True)
 class Activation(Op):
@@ -326,6 +339,9 @@ class Add(Op):
         if any(t.width != self.type.width for t in ins):
             self.invalid("inputs of unequal width")
 
+    def allocates(self):
+        return True
+
 
 @dataclass(frozen=True, kw_only=True)
 class StopGradient(Op):
@@ -352,6 +368,19 @@ class Slot:
     @property
     def end(self) -> int:
         return self.offset + self.size
+
+
+@dataclass(frozen=True)
+class DynamicWeights:
+    """How a dynamic linear's per-sample weight is made: W(z) = U G V, G the product of the
+    generator slots `generated` (in order), between static factors U (in x rank) and V (rank x
+    out) shared by every sample when `rank` is set; W(z) = G without a rank."""
+
+    generated: tuple[Slot, ...]
+    rank: int | None = None
+    module: str | None = None
+    """The layer's own parameter owner (its static factors and bias), whose name the layer's
+    per-cell form takes over; None when the op's module holds only a static bias (or none)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -401,16 +430,6 @@ class Generator(Op):
         return (self.inputs[0],)
 
 
-@dataclass(frozen=True)
-class ApgKnobs:
-    """What a spec's `apg(...)` asked for one layer; the APG passes carry it out."""
-
-    rank: int
-    share: bool = True
-    overparam: int | None = None
-    decompose: bool = True
-
-
 @dataclass(frozen=True, kw_only=True)
 class DynamicLinear(Op):
     """`y = x W(z) + b` with per-sample W read from a generator's output.
@@ -425,7 +444,9 @@ class DynamicLinear(Op):
     weight: Slot
     bias: str = "generated"
     bias_slot: Slot | None = None
-    apg: ApgKnobs | None = None
+    apg: object | None = None
+    """What a spec's `apg(...)` asked for this layer (dwc.layers.apg's ApgKnobs; the APG
+    passes carry it out)."""
     layer: str = ""
     """The layer's index within its statement ("" for a single layer), for derived names."""
 
@@ -445,9 +466,14 @@ class DynamicLinear(Op):
         if self.bias_slot:
             a["bias_slot"] = self.bias_slot.name
         if self.apg:
-            a["apg"] = (f"rank={self.apg.rank} share={self.apg.share} "
-                        f"overparam={self.apg.overparam} decompose={self.apg.decompose}")
+            a["apg"] = str(self.apg)
         return a
+
+    def allocates(self):
+        return True
+
+    def dynamic_weights(self):
+        return DynamicWeights((self.weight,))
 
     def slots_read(self):
         return tuple(s for s in (self.weight, self.bias_slot) if s is not None)
@@ -563,90 +589,6 @@ class Head(Op):
 
     def verify(self, ins, producers):
         self.same_width(ins)
-
-
-@dataclass(frozen=True, kw_only=True)
-class LowRankDynamicLinear(Op):
-    """APG's low-rank dynamic linear: `y = ((x U) S(z)) V + b` (docs/models.md, 'APG').
-
-    inputs = (x, generated). S is the K x K slot `core` of the generator's output. With
-    `share`, U (N x K) and V (K x M) are static parameters shared by all samples; otherwise they are
-    generated too (slots `u` and `v`). With over-parameterisation `overparam = P`, the static factors
-    are trained as products U = U_l U_r (N x P . P x K) and V = V_l V_r (K x P . P x M).
-    `decompose` applies the factors in turn; without it, the per-sample N x M matrix W = U S V is
-    materialised and applied with a batched matmul (same function, more memory and FLOPs).
-    """
-
-    kind: ClassVar[str] = "lowrank_dynamic_linear"
-    in_features: int
-    out_features: int
-    rank: int
-    core: Slot
-    share: bool = True
-    overparam: int | None = None
-    decompose: bool = True
-    u: Slot | None = None
-    v: Slot | None = None
-    bias: str = "generated"
-    bias_slot: Slot | None = None
-    apg: ApgKnobs | None = None
-    layer: str = ""
-
-    def params(self):
-        n, m, k, p = self.in_features, self.out_features, self.rank, self.overparam
-        static = 0
-        if self.share:
-            static = (n * p + p * k + k * p + p * m) if p else (n * k + k * m)
-        return static + (m if self.bias == "static" else 0)
-
-    def activations(self):
-        n, m, k = self.in_features, self.out_features, self.rank
-        if self.decompose:
-            return 2 * k + m
-        return n * k + n * m + m  # U S, then the per-sample W = U S V
-
-    def flops(self):
-        n, m, k = self.in_features, self.out_features, self.rank
-        if self.decompose:
-            return 2 * (n * k + k * k + k * m)
-        # materialise W = U S V per sample (N x K x K, then N x K x M), then apply it
-        return 2 * (n * k * k + n * k * m) + 2 * n * m
-
-    def attrs(self):
-        a: dict[str, object] = {"in": self.in_features, "out": self.out_features,
-                                "rank": self.rank, "share": self.share,
-                                "overparam": self.overparam, "decompose": self.decompose,
-                                "bias": self.bias, "core": self.core.name}
-        if self.u:
-            a["u"], a["v"] = self.u.name, self.v.name
-        if self.bias_slot:
-            a["bias_slot"] = self.bias_slot.name
-        return a
-
-    def slots_read(self):
-        return tuple(s for s in (self.core, self.u, self.v, self.bias_slot) if s is not None)
-
-    def with_slots(self, slots):
-        return replace(self, core=_fix(slots, self.core), u=_fix(slots, self.u),
-                       v=_fix(slots, self.v), bias_slot=_fix(slots, self.bias_slot))
-
-    def verify(self, ins, producers):
-        self.generator_input(producers)
-        n, m, k = self.in_features, self.out_features, self.rank
-        if not 1 <= k <= min(n, m):
-            self.invalid(f"rank {k} outside 1..min({n}, {m})")
-        if self.core.shape != (k, k):
-            self.invalid(f"core slot shape {self.core.shape} != ({k}, {k})")
-        if self.share != (self.u is None and self.v is None):
-            self.invalid("shared factors are static (no u/v slots); unshared ones are generated")
-        if not self.share and (self.u.shape != (n, k) or self.v.shape != (k, m)):
-            self.invalid("u/v slot shapes do not match (in, rank) and (rank, out)")
-        if self.overparam and not self.share:
-            self.invalid("over-parameterisation needs shared static factors")
-        if (self.bias == "generated") != (self.bias_slot is not None):
-            self.invalid("generated bias needs a bias slot (and only then)")
-        if self.bias_slot is not None and self.bias_slot.shape != (self.out_features,):
-            self.invalid("bias slot shape does not match the output width")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -906,6 +848,9 @@ class StarLinear(Op):
     def conditioning_inputs(self):
         return (self.inputs[1],)
 
+    def allocates(self):
+        return True
+
 
 @dataclass(frozen=True, kw_only=True)
 class PartitionedNorm(Op):
@@ -952,6 +897,9 @@ class IndexedLinear(Op):
     def conditioning_inputs(self):
         return (self.inputs[1],)
 
+    def allocates(self):
+        return True
+
 
 @dataclass(frozen=True, kw_only=True)
 class ScenarioLinear(Op):
@@ -975,7 +923,8 @@ class ScenarioLinear(Op):
     cells: int
     rank: int | None
     generator: str
-    folded: DynamicLinear | LowRankDynamicLinear
+    folded: Op
+    """A dynamic linear layer (`folded.dynamic_weights()` says how its weights are made)."""
     v_shared: bool = False
 
     @property
@@ -1020,11 +969,16 @@ class ScenarioLinear(Op):
         f = self.folded
         if (f.in_features, f.out_features) != (self.in_features, self.out_features):
             self.invalid("the folded layer's shape differs")
-        if self.rank is not None and not (isinstance(f, LowRankDynamicLinear) and f.share
-                                          and f.rank == self.rank):
+        weights = f.dynamic_weights()
+        if weights is None:
+            self.invalid("the folded op is not a dynamic linear layer")
+        if self.rank is not None and weights.rank != self.rank:
             self.invalid("a shared U needs a shared-factor low-rank layer of the same rank")
         if self.v_shared and self.rank is None:
             self.invalid("a shared V needs a rank")
+
+    def allocates(self):
+        return True
 
     def tabulated(self):
         return self.generator

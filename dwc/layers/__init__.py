@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from dwc.ir.ops import Op
     from dwc.sema.params import Signature
 
-__all__ = ["Kind", "helper_modules", "kinds", "lowerings", "signatures", "torch_emitters",
-           "torch_folds"]
+__all__ = ["Kind", "helper_modules", "kinds", "layer_modifiers", "lowerings", "signatures",
+           "torch_emitters", "torch_folds"]
 
 
 @cache
@@ -45,6 +45,12 @@ def signatures() -> list[Signature]:
 def lowerings() -> dict[str, Callable]:
     """Signature name -> its lowering function."""
     return {name: fn for kind in kinds().values() for name, fn in kind.lower.items()}
+
+
+@cache
+def layer_modifiers() -> dict[str, Callable]:
+    """Modifier name -> how it re-parameterises a dynamic layer (`Kind.modifiers`)."""
+    return {name: fn for kind in kinds().values() for name, fn in kind.modifiers.items()}
 
 
 @cache

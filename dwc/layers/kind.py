@@ -19,6 +19,10 @@ class Kind:
     - `signatures`: the spec constructs it adds (checked by sema, documented in docs/language.md);
     - `lower`: signature name -> `fn(elaborator, call, signature, binding) -> Value`, the checked
       lowering of one call to IR ops (`dwc.sema.elaborate` passes itself in);
+    - `modifiers`: modifier name -> `fn(elaborator, modifier, signature, layer) -> make_fc`, for a
+      modifier that re-parameterises a dynamic `linear`/`mlp` (`dynamic(by = z) apg(...)`):
+      `layer` is the `DynamicLayer` being lowered (dwc.sema.values) and `make_fc(i, h, n_in,
+      n_out, ssa)` emits its layer i;
     - `ops`: its IR op classes (each with its own costs and `verify`);
     - `torch`: op class -> `fn(builder, op)`, what the op adds to the generated module's
       `__init__` and `forward` (`dwc.backends.torch.view`'s builder API);
@@ -32,6 +36,7 @@ class Kind:
     name: str
     signatures: tuple[Signature, ...] = ()
     lower: Mapping[str, Callable] = field(default_factory=dict)
+    modifiers: Mapping[str, Callable] = field(default_factory=dict)
     ops: tuple[type[Op], ...] = ()
     torch: Mapping[type[Op], Callable] = field(default_factory=dict)
     folds: Mapping[type[Op], Callable] = field(default_factory=dict)

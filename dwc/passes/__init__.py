@@ -3,8 +3,8 @@
 Importing this package registers every pass; `PIPELINES` and `parse_pipeline` are the entry points.
 """
 
+from dwc.layers.apg import passes as apg  # noqa: F401  (registers APG's passes)
 from dwc.passes import (  # noqa: F401  (each module registers its pass)
-    apg,
     dce,
     fold_scenario_layers,
     fold_scenario_table,

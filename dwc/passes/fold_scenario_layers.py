@@ -40,7 +40,8 @@ class FoldScenarioLayers(Pass):
         rw = Rewriter(graph)
         producers = graph.producers()  # tables are never replaced here, so this stays valid
         for op in graph.ops:
-            if not isinstance(op, ir.DynamicLinear | ir.LowRankDynamicLinear | ir.MetaAttention):
+            weights = op.dynamic_weights()  # a dynamic linear layer's, else None
+            if weights is None and not isinstance(op, ir.MetaAttention):
                 continue
             table = producers[op.inputs[1]]
             if not isinstance(table, ir.ScenarioTable):
@@ -54,17 +55,17 @@ class FoldScenarioLayers(Pass):
                 if unit.params() <= self.max_floats:
                     rw.replace(op, unit)
                 continue
-            shared = isinstance(op, ir.LowRankDynamicLinear) and op.share
+            rank = weights.rank  # shared static factors (APG): kept, with a core per cell
             # A full-rank dynamic linear's own module is only its static bias (`h_bias0`): the
             # per-cell layer holding weights and biases is named after the layer instead.
-            module = op.module if isinstance(op, ir.LowRankDynamicLinear) else None
             folded = ir.ScenarioLinear(
                 result=op.result, inputs=inputs, type=op.type, span=op.span, binding=op.binding,
-                module=module or rw.fresh_module(f"{op.binding}_fc{op.layer}"),
+                module=weights.module or rw.fresh_module(f"{op.binding}_fc{op.layer}"),
                 derived="scenario_linear", in_features=op.in_features,
-                out_features=op.out_features, cells=table.cells,
-                rank=op.rank if shared else None, generator=table.generator, folded=op,
-                v_shared=shared and table.cells * op.rank * op.out_features > self.max_cell_floats)
+                out_features=op.out_features, cells=table.cells, rank=rank,
+                generator=table.generator, folded=op,
+                v_shared=rank is not None
+                and table.cells * rank * op.out_features > self.max_cell_floats)
             if folded.params() <= self.max_floats:
                 rw.replace(op, folded)
         return rw.result()

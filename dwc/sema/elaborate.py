@@ -22,7 +22,7 @@ from dwc.ir.graph import Graph, InputSpec, OutputSpec
 from dwc.ir.types import ExpertsType, FieldsType, IdsType, TableType, VecType
 from dwc.parse import ast
 from dwc.sema.signatures import LOSSES, SIGNATURES, Param, Signature
-from dwc.sema.values import Feature, Value
+from dwc.sema.values import DynamicLayer, Feature, Value
 from dwc.source import NO_SPAN, SourceFile, Span
 
 
@@ -645,12 +645,16 @@ class _Elaborator:
             if not sig.dynamic:
                 self.fail("DW311", f"'{name}' cannot modify '{sig.name}'", mod.span,
                           help="'dynamic(...)' applies to linear and mlp")
-            if name == "apg" and "dynamic" not in found:
-                self.fail("DW311", "'apg(...)' re-parameterises a dynamic layer", mod.span,
+            if name != "dynamic" and "dynamic" not in found:
+                self.fail("DW311", f"'{name}(...)' re-parameterises a dynamic layer", mod.span,
                           "no dynamic(...) before it",
-                          help="write 'dynamic(by = z) apg(...)'")
+                          help=f"write 'dynamic(by = z) {name}(...)'")
             found[name] = mod
         return found
+
+    def modifier_args(self, mod: ast.Modifier, sig: Signature) -> dict[str, object]:
+        """A modifier's arguments bound to its signature, the spec's `defaults` filling in."""
+        return self.bind_args(mod, sig, self.s.defaults.get(sig.name))
 
     def layers(self, call: ast.Call, sig: Signature, binding: str, single: bool) -> Value:
         args = self.bind_args(call, sig)
@@ -689,12 +693,17 @@ class _Elaborator:
         else:
             dyn = mods["dynamic"]
             dsig = SIGNATURES["dynamic"]
-            dargs = self.bind_args(dyn, dsig, self.s.defaults.get("dynamic"))
+            dargs = self.modifier_args(dyn, dsig)
             dl = self.literals(dargs, dsig)
             bias_mode = dl["bias"] if bias else "none"
-            if "apg" in mods:
-                make_fc = self.apg_layers(mods["apg"], dargs["by"], dl, bias_mode, dims, binding,
-                                          call, deps)
+            # a modifier after dynamic(...) re-parameterises it: its layer kind makes the layers
+            reparam = [name for name in mods if name != "dynamic"]
+            if reparam:
+                layer = DynamicLayer(call, binding, dims, dargs["by"], dl, bias_mode,
+                                     generator_init(dl["init"], dargs["by"]), deps)
+                name = reparam[0]
+                make_fc = layers.layer_modifiers()[name](self, mods[name], SIGNATURES[name],
+                                                         layer)
             else:
                 make_fc = self.generic_dynamic(dargs["by"], dl, bias_mode, dims, x, binding, dyn,
                                                call, deps)
@@ -760,93 +769,6 @@ class _Elaborator:
                                        bias=bias_mode, bias_slot=b, span=call.span, module=module,
                                        binding=binding, layer=str(i)))
         return make_fc
-
-    def apg_layers(self, mod, by, dl, bias_mode, dims, binding, call, deps):
-        """APG (docs/models.md, "APG"): per layer, its own generator of S (and U, V unless shared)."""
-        asig = SIGNATURES["apg"]
-        aargs = self.bind_args(mod, asig, self.s.defaults.get("apg"))
-        share = self.literal(aargs["share"], asig.param("share"), asig)
-        decompose = self.literal(aargs["decompose"], asig.param("decompose"), asig)
-        n_layers = len(dims) - 1
-        ranks = self.ranks(aargs["rank"], dims, asig)
-        overparam = aargs["overparam"]
-        if overparam is not None and not share:
-            self.fail("DW311", "over-parameterisation applies to shared static factors",
-                      overparam.span, help="remove 'overparam', or keep 'share = true'")
-        single = n_layers == 1
-
-        def make_fc(i, h, n_in, n_out, ssa):
-            k = ranks[i]
-            knobs = ir.ApgKnobs(rank=k, share=share, overparam=self.overparam(overparam, k, asig),
-                                decompose=decompose)
-            tag = "" if single else str(i)
-            z = self.condition(by, h, binding, tag=tag)
-            deps.update(z.deps)
-            w = ir.Slot("w", 0, (n_in, n_out))
-            b = ir.Slot("b", w.end, (n_out,)) if bias_mode == "generated" else None
-            gen = self.ssa(f"{binding}.generated{tag}")
-            self.emit(ir.Generator(result=gen, inputs=(z.ssa,), type=VecType((b or w).end),
-                                   in_features=z.type.width, hidden=dl["hidden"], act=dl["act"],
-                                   init=generator_init(dl["init"], by),
-                                   slots=(w, b) if b else (w,), span=mod.span,
-                                   module=self.module(f"{binding}_generator{tag}"),
-                                   binding=binding))
-            # The full-rank layer the spec's apg(...) re-parameterises; the lowrank, share and
-            # overparam passes (dwc/passes) carry the knobs out. A static bias lives in the
-            # layer's module, which the share pass fills with U and V: it is named after the layer.
-            module = None
-            if bias_mode == "static":
-                module = self.module(f"{binding}_fc{tag}")
-            self.emit(ir.DynamicLinear(
-                result=ssa, inputs=(h.ssa, gen), type=VecType(n_out), in_features=n_in,
-                out_features=n_out, weight=w, bias=bias_mode, bias_slot=b, span=call.span,
-                module=module, binding=binding, apg=knobs, layer=tag))
-        return make_fc
-
-    def ranks(self, node, dims, sig) -> list[int]:
-        pairs = list(zip(dims, dims[1:], strict=False))
-        if isinstance(node, ast.ListExpr):
-            if len(node.items) != len(pairs):
-                self.fail("DW304", f"'rank' lists {len(node.items)} ranks for {len(pairs)} layers",
-                          node.span, help="give one rank per layer, or a single rank for all")
-            items = list(node.items)
-        else:
-            items = [node] * len(pairs)
-        ranks = []
-        for item, (n, m) in zip(items, pairs, strict=True):
-            if isinstance(item, int):  # the default
-                k = min(item, n, m)
-            elif isinstance(item, ast.Number) and isinstance(item.value, int):
-                k = item.value
-            elif isinstance(item, ast.Fraction):
-                if item.numerator < 1 or item.denominator < item.numerator:
-                    self.fail("DW304", "a rank fraction must lie in (0, 1]", item.span,
-                              help="e.g. rank = 1/4 for a quarter of min(in, out)")
-                k = -(-min(n, m) * item.numerator // item.denominator)
-            else:
-                self.fail("DW301", "'rank' of 'apg' must be an integer, a list of integers or a "
-                          "fraction like 1/4", item.span, help=f"e.g. {sig.example}")
-            if not 1 <= k <= min(n, m):
-                self.fail("DW304", f"rank {k} does not fit a {n} -> {m} layer", item.span,
-                          f"must be 1 .. {min(n, m)}",
-                          help="a rank of at most min(in, out); smaller saves more")
-            ranks.append(k)
-        return ranks
-
-    def overparam(self, node, k: int, sig) -> int | None:
-        if node is None or (isinstance(node, ast.Ref) and node.name == "none"):
-            return None
-        if isinstance(node, ast.Factor):
-            p = node.value * k
-        elif isinstance(node, ast.Number) and isinstance(node.value, int):
-            p = node.value
-        else:
-            self.fail("DW301", "'overparam' of 'apg' must be an integer, a multiple like 4x, or "
-                      "none", node.span, help=f"e.g. {sig.example}")
-        if p < 1:
-            self.fail("DW304", "'overparam' must be at least 1", node.span,
-                      help="e.g. overparam = 4x")
-        return p
 
     def stack(self, call, binding, x: Value, dims, make_fc, *, act, last_act, norm, dropout,
               single=False, gate=None, gate_at="pre_linear") -> Value:

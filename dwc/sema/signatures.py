@@ -216,17 +216,6 @@ SIGNATURES: dict[str, Signature] = {
            "W = reshape(G(z)) (docs/models.md, 'Generic dynamic-weight MLP'). "
            "`by = concat(self, z)` is mix-wise.",
             "h = mlp(x, [16, 8]) dynamic(by = z)"),
-        Signature("apg", "modifier", (
-            _p("rank", "rank", "rank K: an integer, one per layer ([32, 16, 8]) or a fraction "
-               "of min(in, out) (1/4 -> ceil(min/4))", 32),
-            _p("share", "bool", "U and V static and shared, only the K x K core generated", True),
-            _p("overparam", "overparam", "train U = U_l U_r and V = V_l V_r through width P "
-               "(an integer, or a multiple of the rank like 4x); none to disable", None),
-            _p("decompose", "bool", "apply ((x U) S) V in turn instead of forming W = U S V",
-               True),
-        ), "APG's re-parameterisation of a dynamic layer (docs/models.md, 'APG'): W = U S(z) V per "
-           "layer, each layer with its own generator.",
-            "h = mlp(x, [256, 128]) dynamic(by = z) apg(rank = [32, 16], overparam = 4x)"),
         *layers.signatures(),  # every layer kind's own (dwc/layers/<kind>/)
     ]
 }

@@ -32,3 +32,25 @@ class Value:
     type: VecType | FieldsType
     deps: frozenset[str]
     span: Span
+
+
+@dataclass
+class DynamicLayer:
+    """A `linear`/`mlp` call with `dynamic(...)` being lowered, as a modifier that
+    re-parameterises it (a layer kind's `Kind.modifiers`, e.g. `apg(...)`) receives it."""
+
+    call: object
+    """The layer's call (dwc.parse.ast.Call)."""
+    binding: str
+    dims: tuple[int, ...]
+    """Widths: the input's, then each layer's output."""
+    by: object
+    """The `by` condition's AST node (resolve it per layer with the elaborator's `condition`)."""
+    generator: dict[str, object]
+    """The checked options of `dynamic(...)` (hidden, act, bias, init)."""
+    bias: str
+    """Each layer's bias: "generated", "static" or "none"."""
+    init: str
+    """The generators' last-layer init, resolved (`generator_init`)."""
+    deps: set[str]
+    """The features the statement reads; add each condition's."""

@@ -23,6 +23,7 @@ def test_a_kind_is_complete(name):
     for sig in kind.signatures:
         assert SIGNATURES[sig.name] is sig
         assert sig.context in ("modifier", "feature") or sig.name in kind.lower, sig.name
+        assert sig.context != "modifier" or sig.name in kind.modifiers, sig.name
     for op in kind.ops:
         assert op in kind.torch, f"{op.__name__} has no torch emitter"
     for helper, module in kind.helpers.items():
@@ -43,7 +44,8 @@ def test_a_helper_module_is_real_python_and_inlines_without_its_imports():
 
 
 @pytest.mark.parametrize("module", ["dwc.layers.lhuc", "dwc.layers", "dwc.ir.ops", "dwc.sema.params",
-                                    "dwc.sema.values", "dwc.cli", "dwc.lint"])
+                                    "dwc.sema.values", "dwc.cli", "dwc.lint", "dwc.layers.apg",
+                                    "dwc.layers.apg.passes", "dwc.passes"])
 def test_any_module_imports_first_in_a_fresh_interpreter(module):
     """Layer kinds and the signature table import each other's parts: no order may cycle."""
     import subprocess

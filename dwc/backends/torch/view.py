@@ -37,9 +37,6 @@ _ACTIVATION_IN_PLACE = {
 }
 """In-place forms for the inference class (autograd-safe: these save their output, and the
 layers producing their input do not save theirs)."""
-_FRESH = (ir.Linear, ir.DynamicLinear, ir.LowRankDynamicLinear, ir.ScenarioLinear,
-          ir.IndexedLinear, ir.StarLinear, ir.Add)
-"""Ops whose result is a newly allocated tensor (never an input, a view or an alias)."""
 _PER_CELL = (ir.StarLinear, ir.IndexedLinear, ir.ScenarioLinear, ir.ScenarioMetaAttention)
 """Ops applying one weight matrix per cell (inputs: x, cell ids), run per cell present."""
 _ACTIVATION_MODULE = {
@@ -399,7 +396,7 @@ class _Builder:
         nothing else reads, so an activation may overwrite it (saves a B x width allocation)."""
         uses = sum(i == value for op in self.graph.ops for i in op.inputs)
         uses += sum(value in (out.value, out.logit) for out in self.graph.outputs)
-        return uses == 1 and isinstance(self.producers[value], _FRESH)
+        return uses == 1 and self.producers[value].allocates()
 
     def op_norm(self, op: ir.Norm) -> None:
         attr = self.attr(op)
@@ -504,29 +501,6 @@ class _Builder:
         else:
             bias = "None"
         self.fwd(op, "_dwc_dynamic_linear", [x, weight, bias])
-
-    def op_lowrank_dynamic_linear(self, op: ir.LowRankDynamicLinear) -> None:
-        x = self.var(op.inputs[0])
-        self.helpers.add("lowrank")
-        attr = None
-        if op.module is not None:
-            attr = self.module_line(op, "lowrank", "_DwcLowRankFactors", [
-                str(op.in_features), str(op.out_features), f"rank={op.rank}",
-                f"overparam={op.overparam}", f"share={op.share}", f"bias={op.bias == 'static'}"])
-
-        def piece(slot: ir.Slot) -> str:
-            return self.slot(op.inputs[1], slot)
-
-        u = f"self.{attr}.u()" if op.share else piece(op.u)
-        v = f"self.{attr}.v()" if op.share else piece(op.v)
-        if op.bias == "generated":
-            bias = self.slot(op.inputs[1], op.bias_slot)
-        elif op.bias == "static":
-            bias = f"self.{attr}.bias"
-        else:
-            bias = "None"
-        self.fwd(op, "_dwc_lowrank_linear", [x, u, piece(op.core), v, bias,
-                                                f"decompose={op.decompose}"])
 
     def op_senet(self, op: ir.SeNet) -> None:
         dim = op.type.width // op.fields
@@ -859,12 +833,6 @@ class FoldContext:
         return self.tables[generator]
 
 
-def _fold_overparam(ctx: FoldContext, op: ir.LowRankDynamicLinear) -> None:
-    a = ctx.attr(op.module)
-    ctx.copy(f"{a}.u_weight", f"self.{a}.u()")
-    ctx.copy(f"{a}.v_weight", f"self.{a}.v()")
-
-
 def _fold_star(ctx: FoldContext, op: ir.IndexedLinear) -> None:
     a = ctx.attr(op.module)
     ctx.copy(f"{a}.weight", f"self.{a}.weight * self.{a}.domain_weight")
@@ -902,7 +870,7 @@ def _fold_scenario_linear(ctx: FoldContext, op: ir.ScenarioLinear) -> None:
 
 
 _FOLDS = {
-    "overparam": _fold_overparam, "star": _fold_star, "scenario_table": _fold_scenario_table,
+    "star": _fold_star, "scenario_table": _fold_scenario_table,
     "scenario_meta_attention": _fold_scenario_meta_attention,
     "scenario_gate": _fold_scenario_gate, "gate_hidden": _fold_gate_hidden,
     "scenario_linear": _fold_scenario_linear,
@@ -950,24 +918,26 @@ def _scenario_linear_fold(op: ir.ScenarioLinear, a: str, table: str,
     def cols(slot: ir.Slot) -> str:
         return _cell_slot(table, slot, cells)
 
-    if isinstance(f, ir.LowRankDynamicLinear) and f.share:
+    weights = f.dynamic_weights()
+    generated = weights.generated
+    if weights.rank is not None:  # shared factors: the trained layer's U and V, a core per cell
         copy(f"{a}.u_weight", f"self.{trained}.u().T")
-        copy(f"{a}.core", cols(f.core))
+        copy(f"{a}.core", cols(generated[0]))
         copy(f"{a}.v_weight", f"self.{trained}.v()")
         if not op.v_shared:
             copy(f"{a}.weight", f"model.{a}.core @ model.{a}.v_weight")
-    elif isinstance(f, ir.LowRankDynamicLinear):
-        lines += [f"u = {cols(f.u)}", f"core = {cols(f.core)}", f"v = {cols(f.v)}"]
-        copy(f"{a}.weight", "u @ core @ v")
-    else:
-        lines.append(f"weight = {cols(f.weight)}")
+    elif len(generated) == 1:
+        lines.append(f"weight = {cols(generated[0])}")
         copy(f"{a}.weight", "weight")
+    else:  # generated U, S and V: their product per cell
+        names = ("u", "core", "v")
+        lines += [f"{name} = {cols(slot)}" for name, slot in zip(names, generated, strict=True)]
+        copy(f"{a}.weight", " @ ".join(names))
     if f.bias == "generated":
         assert f.bias_slot is not None
         copy(f"{a}.bias", _cell_slot(table, f.bias_slot, cells))
-    elif f.bias == "static":
-        copy(f"{a}.bias", f"self.{trained}.bias" if isinstance(f, ir.LowRankDynamicLinear)
-             else f"self.{trained}")
+    elif f.bias == "static":  # the layer's own module holds it, else the module is the bias
+        copy(f"{a}.bias", f"self.{trained}.bias" if weights.module else f"self.{trained}")
     return lines
 
 

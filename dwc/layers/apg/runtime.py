@@ -1,3 +1,10 @@
+"""APG's low-rank factors at run time: inlined into every generated model.py that has a
+low-rank dynamic layer (apg(...), or the lowrank pass)."""
+
+import torch
+from torch import nn
+
+
 class _DwcLowRankFactors(nn.Module):
     """APG's static factors U (in x rank) and V (rank x out), shared by every sample.
 

@@ -1,4 +1,5 @@
-"""APG's rewrites (docs/models.md, "APG") as passes on any dynamic linear.
+"""APG's rewrites (docs/models.md, "APG") as passes on any dynamic linear (registered by
+dwc/passes/__init__.py, which imports this module).
 
     lowrank         W(z) (N x M generated)  ->  U(z) S(z) V(z) at rank K (NK + K^2 + KM generated)
     share           U, V generated          ->  U, V static and shared; only S (K^2) generated
@@ -17,6 +18,7 @@ from dataclasses import dataclass, replace
 
 from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
+from dwc.layers.apg.op import FoldedLowRankDynamicLinear, LowRankDynamicLinear
 from dwc.passes.base import Pass, PassResult, Rewriter, register, rewrite_ops
 from dwc.passes.slots import relayout
 
@@ -50,7 +52,7 @@ class LowRank(Pass):
                 (f"u{sfx}", (n, k)), (f"s{sfx}", (k, k)), (f"v{sfx}", (k, m))]})
             rw = Rewriter(graph)
             current = rw.op(op.result)
-            rw.replace(current, ir.LowRankDynamicLinear, in_features=n, out_features=m, rank=k,
+            rw.replace(current, LowRankDynamicLinear, in_features=n, out_features=m, rank=k,
                        core=slots[f"s{sfx}"], share=False, overparam=None, decompose=False,
                        u=slots[f"u{sfx}"], v=slots[f"v{sfx}"], bias=op.bias,
                        bias_slot=current.bias_slot, apg=op.apg, layer=op.layer)
@@ -71,7 +73,7 @@ class Share(Pass):
     def run(self, graph: Graph) -> PassResult:
         changed = False
         for op in list(graph.ops):
-            if not isinstance(op, ir.LowRankDynamicLinear) or op.share:
+            if not isinstance(op, LowRankDynamicLinear) or op.share:
                 continue
             if op.apg is not None and not op.apg.share:
                 continue
@@ -99,7 +101,7 @@ class Overparam(Pass):
 
     def run(self, graph: Graph) -> PassResult:
         def rewrite(op: ir.Op) -> ir.Op | None:
-            if not isinstance(op, ir.LowRankDynamicLinear) or not op.share or op.overparam:
+            if not isinstance(op, LowRankDynamicLinear) or not op.share or op.overparam:
                 return None
             p = op.apg.overparam if op.apg else (self.width or None)
             return replace(op, overparam=p) if p else None
@@ -118,7 +120,7 @@ class Decompose(Pass):
 
     def run(self, graph: Graph) -> PassResult:
         def rewrite(op: ir.Op) -> ir.Op | None:
-            wanted = isinstance(op, ir.LowRankDynamicLinear) and not op.decompose and (
+            wanted = isinstance(op, LowRankDynamicLinear) and not op.decompose and (
                 op.apg is None or op.apg.decompose)
             return replace(op, decompose=True) if wanted else None
 
@@ -136,8 +138,8 @@ class FoldOverparam(Pass):
 
     def run(self, graph: Graph) -> PassResult:
         def rewrite(op: ir.Op) -> ir.Op | None:
-            if isinstance(op, ir.LowRankDynamicLinear) and op.overparam:
-                return replace(op, overparam=None, derived="overparam")
+            if isinstance(op, LowRankDynamicLinear) and op.overparam:
+                return FoldedLowRankDynamicLinear.of(op)
             return None
 
         return rewrite_ops(graph, rewrite)
