@@ -592,29 +592,6 @@ class Head(Op):
 
 
 @dataclass(frozen=True, kw_only=True)
-class SeNet(Op):
-    """FiBiNET's SENet field gating on F fields of equal width d (self-conditioned).
-
-    Squeeze z = mean over each field, excite a = act2(W2 relu(W1 z)), W1: F x r_F, W2: r_F x F,
-    no biases; re-weight each field by its a. `reduced` is r_F = max(1, F // reduction).
-    """
-
-    kind: ClassVar[str] = "senet"
-    fields: int
-    reduced: int
-    act: str = "relu"
-
-    def params(self):
-        return 2 * self.fields * self.reduced
-
-    def flops(self):
-        return 2 * self.type.width + 4 * self.fields * self.reduced
-
-    def attrs(self):
-        return {"fields": self.fields, "reduced": self.reduced, "act": self.act}
-
-
-@dataclass(frozen=True, kw_only=True)
 class Gate(Op):
     """PEPNet's Gate NU: `x * gamma * sigmoid(W2 relu(W1 z + b1) + b2)`.
 

@@ -867,23 +867,6 @@ class _Elaborator:
     def domain_feature(self, node) -> str:
         return self.s.scenario[0] if node.name == "scenario" else node.name
 
-    def op_senet(self, call, sig, binding):
-        self.no_modifiers(call, sig)
-        args = self.bind_args(call, sig)
-        x = self.value_of(args["input"], binding)
-        lits = self.literals(args, sig)
-        if not isinstance(x.type, FieldsType) or len(set(x.type.dims)) != 1:
-            self.fail("DW306", "'senet' gates fields of equal width", args["input"].span,
-                      f"{x.type}", help="build the input with fields(...) of features that "
-                      "share one embedding dim")
-        n_fields = len(x.type.dims)
-        ssa = self.final(binding, "senet")
-        self.emit(ir.SeNet(result=ssa, inputs=(x.ssa,), type=x.type, fields=n_fields,
-                           reduced=max(1, n_fields // lits["reduction"]), act=lits["act"],
-                           span=call.span, module=self.module(f"{binding}_senet"),
-                           binding=binding))
-        return Value(ssa, x.type, x.deps, call.span)
-
     def emit_gate(self, binding, module_hint, h: Value, z: Value, width, hidden, gamma, per,
                   span) -> Value:
         fields = h.type.dims if isinstance(h.type, FieldsType) else ()

@@ -89,13 +89,6 @@ SIGNATURES: dict[str, Signature] = {
             _p("inputs", "values", "two values of equal width", positional=True),
         ), "Row-wise inner product (B x 1), e.g. PTUPCDR's rating.", "r = dot(u_t, item)"),
         # --- gates (family C) ---
-        Signature("senet", "network", (
-            _p("input", "value", "fields of equal width (from `fields(...)`)", positional=True),
-            _p("reduction", "int", "reduction ratio r: the bottleneck has max(1, F // r) units", 3,
-               min=1),
-            _p("act", "enum", "excitation output activation", "relu", choices=("relu", "sigmoid")),
-        ), "FiBiNET's SENet field gating (self-conditioned, no biases).",
-            "e = senet(fields(user_id, item_id, category))"),
         Signature("gate", "network", (
             _p("input", "value", "the value to gate", positional=True),
             _p("by", "condition", "the gate's condition"),

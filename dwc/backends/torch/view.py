@@ -502,12 +502,6 @@ class _Builder:
             bias = "None"
         self.fwd(op, "_dwc_dynamic_linear", [x, weight, bias])
 
-    def op_senet(self, op: ir.SeNet) -> None:
-        dim = op.type.width // op.fields
-        attr = self.module_line(op, "senet", "_DwcSeNet",
-                                [str(op.fields), str(dim), str(op.reduced), q(op.act)])
-        self.fwd(op, f"self.{attr}", [self.var(op.inputs[0])])
-
     def op_gate(self, op: ir.Gate) -> None:
         args: list[Arg] = [str(op.in_features), str(op.hidden), str(op.type.width), repr(op.gamma)]
         if op.granularity == "field":

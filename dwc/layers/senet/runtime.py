@@ -1,3 +1,9 @@
+"""SENet at run time: inlined into every generated model.py that has a senet layer."""
+
+import torch
+from torch import nn
+
+
 class _DwcSeNet(nn.Module):
     """FiBiNET SENet: squeeze each field to its mean, excite through a bias-free bottleneck."""
 
