@@ -971,35 +971,6 @@ class _Elaborator:
                                    module=self.module(f"{binding}_attention"), binding=binding))
         return Value(ssa, t, e.deps | s.deps, call.span)
 
-    def op_co_action(self, call, sig, binding):
-        self.no_modifiers(call, sig)
-        args = self.bind_args(call, sig)
-        lits = self.literals(args, sig)
-        ind, feed = lits["induction"], lits["feed"]
-        if ind.kind != "categorical":
-            self.fail("DW307", f"the induction side must be a categorical feature, '{ind.name}' "
-                      f"is {ind.kind}", args["induction"].span, help="e.g. the target item id")
-        if feed.kind == "numeric":
-            self.fail("DW307", f"the feed side must be categorical or a sequence, '{feed.name}' "
-                      "is numeric", args["feed"].span, help="e.g. the behaviour history")
-        widths = lits["widths"]
-        if len(widths) < 2:
-            self.fail("DW304", "the micro-MLP needs at least two widths (input and output)",
-                      args["widths"].span, help="e.g. widths = [16, 8, 4]")
-        ids = [self.ids_of(ind), self.ids_of(feed)]
-        if feed.kind == "sequence":
-            ids.append(self.s.feature_ids[f"{feed.name}_len"])
-        per_order = widths[-1] if lits["collect"] == "last" else sum(widths[1:])
-        t = VecType(per_order * lits["orders"])
-        ssa = self.final(binding, "co_action")
-        self.emit(ir.CoAction(result=ssa, inputs=tuple(ids), type=t, widths=widths,
-                              induction_vocab=ind.vocab, feed_vocab=feed.vocab,
-                              orders=lits["orders"], bias=lits["bias"], collect=lits["collect"],
-                              order_independent=lits["order_independent"], act=lits["act"],
-                              max_len=feed.max_len or None, span=call.span,
-                              module=self.module(f"{binding}_co_action"), binding=binding))
-        return Value(ssa, t, frozenset({ind.name, feed.name}), call.span)
-
     def op_star(self, call, sig, binding):
         self.no_modifiers(call, sig)
         args = self.bind_args(call, sig)

@@ -143,23 +143,6 @@ SIGNATURES: dict[str, Signature] = {
             _p("act", "enum", "meta unit activation", "leaky_relu", choices=ACTIVATIONS[:-1]),
         ), "M2M meta attention for one task: experts scored by a meta unit whose weights are "
            "generated linearly from S.", "r1 = meta_attention(e, by = s)"),
-        # --- CAN ---
-        Signature("co_action", "network", (
-            _p("induction", "feature", "the induction-side categorical feature (target item)",
-               positional=True),
-            _p("feed", "feature", "the feed-side feature (categorical or sequence)",
-               positional=True),
-            _p("widths", "int_list", "micro-MLP widths, starting with the feed embedding width",
-               (16, 8, 4), min=1),
-            _p("orders", "int", "multi-order enhancement: feed powers 1..orders", 3, min=1),
-            _p("act", "enum", "activation between micro-MLP layers", "tanh",
-               choices=ACTIVATIONS[:-1]),
-            _p("bias", "bool", "micro-MLP layers have biases", False),
-            _p("collect", "enum", "output every layer (official code, later paper) or the last "
-               "(first paper version)", "all", choices=("all", "last")),
-            _p("order_independent", "bool", "a separate micro-MLP per order", False),
-        ), "CAN's co-action unit: the induction id's embedding row is a micro-MLP applied to the "
-           "feed side.", "ca = co_action(item_id, history)"),
         # --- STAR (family D) ---
         Signature("star", "network", (
             _p("input", "value", "the input value", positional=True),

@@ -555,14 +555,6 @@ class _Builder:
                                 [str(op.cells), dims, q(op.folded.act)])
         self.per_domain(op, attr)
 
-    def op_co_action(self, op: ir.CoAction) -> None:
-        self.helpers.add("activation")
-        attr = self.module_line(op, "co_action", "_DwcCoAction", [
-            str(op.induction_vocab), str(op.feed_vocab), list(map(str, op.widths)),
-            f"orders={op.orders}", f"act={q(op.act)}", f"bias={op.bias}",
-            f"collect={q(op.collect)}", f"order_independent={op.order_independent}"])
-        self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])
-
     def domain_rows(self, op: ir.Op, ids: str) -> str:
         """The variable holding `ids`' rows grouped by domain, computed at its first use and
         shared by every per-domain layer of the forward."""

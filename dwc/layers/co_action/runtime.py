@@ -1,3 +1,12 @@
+"""CAN's co-action unit at run time: inlined into every generated model.py that has a
+co_action layer. It calls `_dwc_activation_`, which the activation helper (still a template,
+templates/torch/helpers/activation.py.j2) defines in the same file; the co_action emitter
+asks for that helper."""
+
+import torch
+from torch import nn
+
+
 class _DwcCoAction(nn.Module):
     """CAN's co-action unit (docs/models.md, 'CAN').
 
