@@ -31,9 +31,9 @@ class Op:
     """The spec name (value, condition, feature or output) this op was lowered from."""
     derived: str = ""
     """Set by inference folds: how this op's parameters are computed from the training graph's
-    ("star", "scenario_table", "scenario_linear", "scenario_meta_attention",
-    "scenario_gate", "gate_hidden"; `for_inference()` implements each); empty when they are the training
-    parameters."""
+    ("star", "scenario_table", "scenario_linear", "scenario_meta_attention"; `for_inference()`
+    implements each); empty when they are the training parameters. Op types that only a fold
+    makes (a layer kind's, e.g. ScenarioGate) need no tag: the type is the marker."""
 
     def params(self) -> int:
         return 0
@@ -74,6 +74,18 @@ class Op:
         """For an op an inference fold made from a per-cell table: the training value the
         table holds for every scenario cell (`for_inference()` computes it once)."""
         return None
+
+    def per_cell_condition(self) -> str | None:
+        """The conditioning input which, when it depends on the scenario cell alone, makes this
+        op a function of the cell that an inference fold may tabulate (fold-scenario-table puts
+        `per_cell(...)` in its place); None for ops that cannot be tabulated so."""
+        return None
+
+    def per_cell(self, cell: str, cells: int, module: str) -> Op:
+        """This op as a per-cell table (fold-scenario-table; only where `per_cell_condition()`
+        is not None): it reads the scenario cell id `cell` (ids[cells]) instead of that
+        condition, and its table is owned by `module`. Same result, type, span and binding."""
+        raise NotImplementedError(f"{type(self).__name__} has no per-cell form")
 
     def slots_read(self) -> tuple[Slot, ...]:
         """The slots of its generator input (inputs[1]) this op reads."""
@@ -592,94 +604,6 @@ class Head(Op):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Gate(Op):
-    """PEPNet's Gate NU: `x * gamma * sigmoid(W2 relu(W1 z + b1) + b2)`.
-
-    inputs = (x, z). `granularity` is "element" (one gate per coordinate) or "field" (one per
-    field of `fields`, broadcast over the field's width).
-    """
-
-    kind: ClassVar[str] = "gate"
-    in_features: int
-    hidden: int
-    gamma: float = 2.0
-    granularity: str = "element"
-    fields: tuple[int, ...] = ()
-    hidden_offset: int | None = None
-    """Set by fuse-gates: inputs[1] is then a GateHidden's output (relu(W1 z + b1) of every gate
-    on the same z, side by side) and this gate reads its `hidden` columns from here on."""
-
-    @property
-    def gates(self) -> int:
-        return len(self.fields) if self.granularity == "field" else self.type.width
-
-    def params(self):
-        d, h, g = self.in_features, self.hidden, self.gates
-        first = 0 if self.hidden_offset is not None else d * h + h
-        return first + h * g + g
-
-    def flops(self):
-        d, h, g = self.in_features, self.hidden, self.gates
-        first = 0 if self.hidden_offset is not None else 2 * d * h
-        return first + 2 * h * g + self.type.width
-
-    def attrs(self):
-        a: dict[str, object] = {"hidden": self.hidden, "gamma": self.gamma,
-                                "granularity": self.granularity}
-        if self.granularity == "field":
-            a["fields"] = list(self.fields)
-        if self.hidden_offset is not None:
-            a["hidden_offset"] = self.hidden_offset
-        return a
-
-    def verify(self, ins, producers):
-        if self.hidden_offset is None:
-            return
-        stacked = producers[self.inputs[1]]
-        if not isinstance(stacked, GateHidden):
-            self.invalid("a fused gate reads its hidden units from a gate_hidden op")
-        offset = 0
-        for module, hidden in stacked.parts:
-            if module == self.module:
-                break
-            offset += hidden
-        else:
-            self.invalid(f"not among the parts of %{stacked.result}")
-        if (offset, hidden) != (self.hidden_offset, self.hidden):
-            self.invalid(f"hidden columns {self.hidden_offset}+{self.hidden} != its part's "
-                         f"{offset}+{hidden}")
-
-    def conditioning_inputs(self):
-        return (self.inputs[1],)
-
-
-@dataclass(frozen=True, kw_only=True)
-class GateHidden(Op):
-    """The first layers of several Gate NUs on the same condition, as one GEMM (fuse-gates):
-    `relu(z W1^T + b1)` with every gate's W1 stacked; output the gates' hidden units side by
-    side, in `parts` order (gate module, hidden width)."""
-
-    kind: ClassVar[str] = "gate_hidden"
-    in_features: int
-    parts: tuple[tuple[str, int], ...]
-
-    def params(self):
-        return (self.in_features + 1) * self.type.width
-
-    def flops(self):
-        return 2 * self.in_features * self.type.width
-
-    def attrs(self):
-        return {"parts": [f"{module}:{hidden}" for module, hidden in self.parts]}
-
-    def verify(self, ins, producers):
-        if ins[0].width != self.in_features:
-            self.invalid(f"condition width {ins[0].width} != in_features {self.in_features}")
-        if self.type.width != sum(h for _, h in self.parts):
-            self.invalid("width != the sum of its parts' hidden widths")
-
-
-@dataclass(frozen=True, kw_only=True)
 class Experts(Op):
     """E parallel expert MLPs on the same input (MMoE / M2M): output B x E x H."""
 
@@ -962,38 +886,6 @@ class ScenarioMetaAttention(Op):
             self.invalid(f"cell index {ins[1]} != ids[{self.cells}]")
         if self.type != self.folded.type:
             self.invalid("the folded meta attention's type differs")
-
-    def tabulated(self):
-        return self.generator
-
-
-@dataclass(frozen=True, kw_only=True)
-class ScenarioGate(Op):
-    """Inference form of a Gate NU whose condition depends on the scenario cell only
-    (fold-scenario-table): `x * G[c]`, the gate values gamma * sigmoid(...) of every cell
-    computed once (per element, field gates expanded). inputs = (x, scenario cell index);
-    `generator` is the condition value the table is computed from, `folded` the training gate.
-    """
-
-    kind: ClassVar[str] = "scenario_gate"
-    cells: int
-    generator: str
-    folded: Gate
-
-    def params(self):
-        return self.cells * self.type.width
-
-    def flops(self):
-        return self.type.width
-
-    def attrs(self):
-        return {"cells": self.cells, "condition": self.generator, "folded": self.folded.kind}
-
-    def verify(self, ins, producers):
-        if ins[1] != IdsType(self.cells) or ins[0].width != self.type.width:
-            self.invalid(f"expects (vec[{self.type.width}], ids[{self.cells}])")
-        if self.type != self.folded.type:
-            self.invalid("the folded gate's type differs")
 
     def tabulated(self):
         return self.generator

@@ -1,15 +1,16 @@
 """Middle end: IR passes (APG rewrites, inference folds, fusion, DCE) and the pass manager.
 
-Importing this package registers every pass; `PIPELINES` and `parse_pipeline` are the entry points.
+Importing this package registers every pass, the layer kinds' own too (dwc/layers/<kind>/passes.py);
+`PIPELINES` and `parse_pipeline` are the entry points.
 """
 
 from dwc.layers.apg import passes as apg  # noqa: F401  (registers APG's passes)
+from dwc.layers.gate import passes as gate_passes  # noqa: F401  (fuse-gates)
 from dwc.passes import (  # noqa: F401  (each module registers its pass)
     dce,
     fold_scenario_layers,
     fold_scenario_table,
     fold_star,
-    fuse_gates,
     fuse_generators,
     strip_training,
 )

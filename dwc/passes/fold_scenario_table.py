@@ -1,9 +1,10 @@
 """fold-scenario-table: a generator whose condition is a function of the scenario cell alone is
 precomputed for every cell into a table; inference gathers a row instead of running it.
 
-A Gate NU on such a condition (PPNet or `gate` by scenario features only) is a function of the
-cell too: its gate values gamma * sigmoid(...) become a per-cell table (a ScenarioGate), so the
-gate network does not run at serving time.
+Other ops that say which of their inputs is such a condition (`Op.per_cell_condition`; a Gate
+NU of PPNet or `gate` by scenario features only) are functions of the cell too: each becomes its
+per-cell form (`Op.per_cell`; a gate's values gamma * sigmoid(...) in a per-cell table, a
+ScenarioGate), so the network computing them does not run at serving time.
 
 Applies when every input the condition reads is a feature of the `scenarios a * b` declaration and
 the table stays small (cells <= max_cells and cells x outputs <= max_floats).
@@ -36,9 +37,7 @@ class FoldScenarioTable(Pass):
         def condition(op: ir.Op) -> str | None:
             if isinstance(op, ir.Generator | ir.FusedGenerator):
                 return op.inputs[0]
-            if isinstance(op, ir.Gate) and op.hidden_offset is None:
-                return op.inputs[1]
-            return None
+            return op.per_cell_condition()
 
         targets = [op for op in graph.ops if condition(op) is not None
                    and graph.scenario_cells * op.type.width <= self.max_floats
@@ -59,11 +58,9 @@ class FoldScenarioTable(Pass):
                 rw.erase(op)
             rw.insert_before(targets[0], *moved)
         for gen in targets:
-            if isinstance(gen, ir.Gate):
-                rw.replace(gen, ir.ScenarioGate, inputs=(gen.inputs[0], index.result),
-                           module=rw.fresh_module(f"{gen.module}_table"),
-                           cells=graph.scenario_cells, generator=gen.inputs[1], folded=gen,
-                           derived="scenario_gate")
+            if not isinstance(gen, ir.Generator | ir.FusedGenerator):  # it says its own form
+                rw.replace(gen, gen.per_cell(index.result, graph.scenario_cells,
+                                             rw.fresh_module(f"{gen.module}_table")))
                 continue
             hint = gen.module if isinstance(gen, ir.Generator) else f"{gen.binding}_generators"
             rw.replace(gen, ir.ScenarioTable, inputs=(index.result,),

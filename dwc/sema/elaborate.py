@@ -867,52 +867,6 @@ class _Elaborator:
     def domain_feature(self, node) -> str:
         return self.s.scenario[0] if node.name == "scenario" else node.name
 
-    def emit_gate(self, binding, module_hint, h: Value, z: Value, width, hidden, gamma, per,
-                  span) -> Value:
-        fields = h.type.dims if isinstance(h.type, FieldsType) else ()
-        ssa = self.ssa(f"{binding}.gated")
-        t = h.type if per == "field" else VecType(width)
-        self.emit(ir.Gate(result=ssa, inputs=(h.ssa, z.ssa), type=t, in_features=z.type.width,
-                          hidden=hidden or width, gamma=gamma, granularity=per,
-                          fields=tuple(fields), span=span, module=self.module(module_hint),
-                          binding=binding))
-        return Value(ssa, t, h.deps | z.deps, span)
-
-    def op_gate(self, call, sig, binding):
-        self.no_modifiers(call, sig)
-        args = self.bind_args(call, sig)
-        x = self.value_of(args["input"], binding)
-        lits = self.literals(args, sig)
-        z = self.condition(args["by"], x, binding)
-        if lits["per"] == "field" and not isinstance(x.type, FieldsType):
-            self.fail("DW307", "'per = field' gates a fields value", args["input"].span,
-                      f"is {x.type}", help="build the input with fields(...)")
-        out = self.emit_gate(binding, f"{binding}_gate", x, z, x.type.width, lits["hidden"],
-                             lits["gamma"], lits["per"], call.span)
-        return self.rename_last(binding, call, out)
-
-    def op_ppnet(self, call, sig, binding):
-        self.no_modifiers(call, sig)
-        args = self.bind_args(call, sig)
-        x = self.value_of(args["input"], binding)
-        lits = self.literals(args, sig)
-        z = self.condition(args["by"], x, binding)
-        dims = (x.type.width, *lits["widths"])
-
-        def make_fc(i, h, n_in, n_out, ssa):
-            self.emit(ir.Linear(result=ssa, inputs=(h.ssa,), type=VecType(n_out),
-                                in_features=n_in, out_features=n_out, span=call.span,
-                                module=self.module(f"{binding}_fc{i}"), binding=binding))
-
-        def gate(i, h, width):
-            return self.emit_gate(binding, f"{binding}_gate{i}", h, z, width,
-                                  lits["gate_hidden"], lits["gamma"], "element", call.span)
-
-        out = self.stack(call, binding, x, dims, make_fc, act=lits["act"], last_act=True,
-                         norm=lits["norm"], dropout=lits["dropout"], gate=gate,
-                         gate_at=lits["placement"])
-        return Value(out.ssa, out.type, x.deps | z.deps, call.span)
-
     def op_experts(self, call, sig, binding):
         self.no_modifiers(call, sig)
         args = self.bind_args(call, sig)

@@ -88,38 +88,6 @@ SIGNATURES: dict[str, Signature] = {
         Signature("dot", "network", (
             _p("inputs", "values", "two values of equal width", positional=True),
         ), "Row-wise inner product (B x 1), e.g. PTUPCDR's rating.", "r = dot(u_t, item)"),
-        # --- gates (family C) ---
-        Signature("gate", "network", (
-            _p("input", "value", "the value to gate", positional=True),
-            _p("by", "condition", "the gate's condition"),
-            _p("gamma", "float", "gate range (0, gamma)", 2.0, min=0.0, max_exclusive=False),
-            _p("hidden", "int", "hidden width of the gate network (default: the gated width)",
-               None, min=1),
-            _p("per", "enum", "one gate per element, or per field (fields input)", "element",
-               choices=("element", "field")),
-        ), "PEPNet's Gate NU: x * gamma * sigmoid(W2 relu(W1 z + b1) + b2); with an EPNet "
-           "condition (domain features + stop_gradient(x)) it is EPNet.",
-            "ep = gate(e, by = domain_z)"),
-        Signature("ppnet", "network", (
-            _p("input", "value", "the tower input", positional=True),
-            _p("widths", "int_list", "layer widths of the tower", positional=True, min=1),
-            _p("by", "condition", "the personalised prior condition (e.g. user/item ids and "
-               "stop_gradient of the tower input)"),
-            _p("gamma", "float", "gate range (0, gamma)", 2.0, min=0.0),
-            _p("gate_hidden", "int", "hidden width of each gate (default: the gated width)",
-               None, min=1),
-            _p("placement", "enum", "where each gate multiplies: pre_linear (paper, EasyRec "
-               "eager), post_linear, post_norm, post_activation (TorchEasyRec), post_dropout "
-               "(FuxiCTR, EasyRec lazy)", "pre_linear",
-               choices=("pre_linear", "post_linear", "post_norm", "post_activation",
-                        "post_dropout")),
-            _ACT,
-            _p("norm", "enum", "normalisation after each linear", "none",
-               choices=("none", "batch", "layer")),
-            _p("dropout", "float", "dropout after each activation", 0.0, min=0.0, max=1.0,
-               max_exclusive=True),
-        ), "A PPNet tower: an MLP whose every layer is scaled by a Gate NU on the prior "
-           "condition.", "t = ppnet(ep, [128, 64], by = prior)"),
         # --- mixtures ---
         Signature("experts", "network", (
             _p("input", "value", "the shared input", positional=True),

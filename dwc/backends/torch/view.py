@@ -502,28 +502,6 @@ class _Builder:
             bias = "None"
         self.fwd(op, "_dwc_dynamic_linear", [x, weight, bias])
 
-    def op_gate(self, op: ir.Gate) -> None:
-        args: list[Arg] = [str(op.in_features), str(op.hidden), str(op.type.width), repr(op.gamma)]
-        if op.granularity == "field":
-            args.append(list(map(str, op.fields)))
-        x, z = (self.var(i) for i in op.inputs)
-        if op.hidden_offset is not None:  # fuse-gates: z holds every gate's hidden units
-            args.append("first_layer=False")
-            z = f"{z}[:, {op.hidden_offset}:{op.hidden_offset + op.hidden}]"
-        attr = self.module_line(op, "gate", "_DwcGateNU", args)
-        self.fwd(op, f"self.{attr}", [x, z])
-
-    def op_scenario_gate(self, op: ir.ScenarioGate) -> None:
-        attr = self.attr(op)
-        self.init_line(op, f"self.{attr} = nn.Embedding({op.cells}, {op.type.width})")
-        x, cell = (self.var(i) for i in op.inputs)
-        self.fwd(op, f"{x} * self.{attr}({cell})")
-
-    def op_gate_hidden(self, op: ir.GateHidden) -> None:
-        attr = self.attr(op)
-        self.init_line(op, f"self.{attr} = nn.Linear({op.in_features}, {op.type.width})")
-        self.fwd(op, f"torch.relu_(self.{attr}({self.var(op.inputs[0])}))")
-
     def op_experts(self, op: ir.Experts) -> None:
         self.helpers.add("activation")
         dims = [str(op.in_features), *map(str, op.widths)]
@@ -810,6 +788,10 @@ class FoldContext:
         """`model.<target>.copy_(expr)`."""
         self.lines.extend(_copy(target, expr))
 
+    def call(self, head: str, args: list[Arg]) -> None:
+        """`head(args)` (e.g. `weight = torch.cat` and its arguments), wrapped to the line width."""
+        self.lines.extend(call_lines(head, args, indent=INDENT + 4))
+
     def table(self, generator: str) -> str:
         """The local holding `generator`'s per-cell table, computed once however many read it."""
         if generator not in self.tables:
@@ -834,22 +816,6 @@ def _fold_scenario_meta_attention(ctx: FoldContext, op: ir.ScenarioMetaAttention
                                                    ctx.table(op.generator)))
 
 
-def _fold_scenario_gate(ctx: FoldContext, op: ir.ScenarioGate) -> None:
-    a, gate, z = ctx.attr(op.module), ctx.attr(op.folded.module), ctx.table(op.generator)
-    # the training gate applied to ones: gamma * sigmoid(...) per cell and element
-    ctx.copy(f"{a}.weight", f"self.{gate}({z}.new_ones({op.cells}, {op.type.width}), {z})")
-
-
-def _fold_gate_hidden(ctx: FoldContext, op: ir.GateHidden) -> None:
-    a = ctx.attr(op.module)
-    gates = [ctx.attr(module) for module, _ in op.parts]
-    for member in ("weight", "bias"):
-        ctx.lines.extend(call_lines(f"{member} = torch.cat",
-                                    [[f"self.{g}.hidden.{member}" for g in gates]],
-                                    indent=INDENT + 4))
-        ctx.copy(f"{a}.{member}", member)
-
-
 def _fold_scenario_linear(ctx: FoldContext, op: ir.ScenarioLinear) -> None:
     ctx.lines.extend(_scenario_linear_fold(op, ctx.attr(op.module), ctx.table(op.generator),
                                            ctx.attrs))
@@ -858,7 +824,6 @@ def _fold_scenario_linear(ctx: FoldContext, op: ir.ScenarioLinear) -> None:
 _FOLDS = {
     "star": _fold_star, "scenario_table": _fold_scenario_table,
     "scenario_meta_attention": _fold_scenario_meta_attention,
-    "scenario_gate": _fold_scenario_gate, "gate_hidden": _fold_gate_hidden,
     "scenario_linear": _fold_scenario_linear,
 }
 

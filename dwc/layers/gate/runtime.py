@@ -1,3 +1,9 @@
+"""The Gate NU at run time: inlined into every generated model.py that has a gate (gate, ppnet)."""
+
+import torch
+from torch import nn
+
+
 class _DwcGateNU(nn.Module):
     """PEPNet's Gate NU: gamma * sigmoid(W2 relu(W1 z + b1) + b2), one gate per element or field.
 
