@@ -225,6 +225,8 @@ def test_apg_layers_with_a_static_bias_are_named_after_their_layer():
 
 
 def test_helpers_bring_the_helpers_they_call_transitively():
-    from dwc.backends.torch.view import _with_needs
+    from dwc.backends.torch.view import _helper_views
 
-    assert _with_needs({"mix"}) == {"mix", "softmax", "static"}
+    assert [h.name for h in _helper_views({"mix"})] == ["mix", "softmax", "static"]
+    assert [h.name for h in _helper_views({"scenario_linear"})] == [
+        "per_domain", "scenario_linear", "static"]  # declared by importing them

@@ -14,18 +14,6 @@ import torch
 
 from dwc.backends.torch.inline import helper_source
 from dwc.layers.co_action import runtime
-from dwc.resources import templates_dir
-
-
-@pytest.fixture(autouse=True)
-def activation_helper(monkeypatch):
-    """The helper calls `_dwc_activation_`, which the activation helper (a template, inlined
-    beside it in model.py) defines: define it here the same way."""
-    namespace = {"torch": torch, "nn": torch.nn, "F": torch.nn.functional}
-    for name in ("static", "activation"):
-        path = templates_dir() / "torch" / "helpers" / f"{name}.py.j2"
-        exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)
-    monkeypatch.setattr(runtime, "_dwc_activation_", namespace["_dwc_activation_"], raising=False)
 
 
 def _reference(row: torch.Tensor, q: torch.Tensor, steps: int, widths, orders, collect):
@@ -84,4 +72,4 @@ def test_co_action_of_one_feed_id_without_biases():
 def test_co_action_helper_inlines_without_its_imports():
     code, needs = helper_source("dwc.layers.co_action.runtime")
     assert code.startswith("class _DwcCoAction(nn.Module):") and "import" not in code
-    assert needs == ()
+    assert needs == ("dwc.backends.torch.helpers.activation",)  # declared by its import

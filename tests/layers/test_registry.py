@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
 from dwc import layers
+from dwc.backends.torch.helpers import CORE
 from dwc.backends.torch.inline import helper_source
 from dwc.sema.signatures import SIGNATURES
 
@@ -29,7 +32,8 @@ def test_a_kind_is_complete(name):
     for helper, module in kind.helpers.items():
         code, needs = helper_source(module)
         compile(code, f"<{helper}>", "exec")
-        assert all(n in layers.helper_modules().values() for n in needs), needs
+        known = {*layers.helper_modules().values(), *CORE.values()}
+        assert all(n in known for n in needs), needs
 
 
 def test_a_helper_module_is_real_python_and_inlines_without_its_imports():
@@ -54,3 +58,15 @@ def test_any_module_imports_first_in_a_fresh_interpreter(module):
     proc = subprocess.run([sys.executable, "-c", f"import {module}; from dwc.ir import ops; "
                            "ops.Lhuc"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name", sorted(CORE))
+def test_a_core_helper_is_importable_python(name):
+    import importlib
+
+    module = importlib.import_module(CORE[name])
+    code, needs = helper_source(CORE[name])
+    compile(code, f"<{name}>", "exec")
+    assert all(n in CORE.values() for n in needs) and "import " not in code.split("\n")[0]
+    defined = re.findall(r"^(?:def|class) (\w+)", code, re.M)
+    assert defined and all(callable(getattr(module, n)) for n in defined), defined

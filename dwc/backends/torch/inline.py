@@ -30,6 +30,8 @@ def helper_source(module: str) -> tuple[str, tuple[str, ...]]:
         node = body.pop(0)
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dwc."):
             needs.append(node.module)
+        elif isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            continue  # the generated file has its own
         elif isinstance(node, ast.Import | ast.ImportFrom):
             names = [a.name for a in node.names]
             root = node.module if isinstance(node, ast.ImportFrom) else names[0]

@@ -14,6 +14,7 @@ import textwrap
 from dataclasses import dataclass, field
 
 from dwc import __version__, layers
+from dwc.backends.torch.helpers import CORE as CORE_HELPERS
 from dwc.backends.torch.inline import helper_source
 from dwc.backends.torch.naming import Namespace, attribute_namespace, class_name
 from dwc.ir import ops as ir
@@ -707,31 +708,29 @@ _GENERATOR_INITS = {"hyperfan": "hyperfan", "residual": "residual_init"}
 """A generator's `init` -> the helper that initialises its last layer (none for PyTorch's)."""
 
 _HELPER_NEEDS = {
-    "per_domain": ("static",), "seq_pool": ("static",), "activation": ("static",),
-    "softmax": ("static",),
     "mix": ("softmax",), "meta_attention": ("softmax",), "scenario_meta_attention": ("softmax",),
 }
 """Helper templates that call another helper's function."""
 
 
 def _helper_views(helpers: set[str]) -> list[HelperView]:
-    modules = layers.helper_modules()
-    views = []
-    for name in sorted(_with_needs(helpers)):
-        views.append(HelperView(name, helper_source(modules[name])[0] if name in modules
-                                else None))
-    return views
-
-
-def _with_needs(helpers: set[str]) -> set[str]:
-    """`helpers` and every helper they call, transitively (mix -> softmax -> static)."""
-    needed, todo = set(helpers), list(helpers)
+    """The helpers `helpers` name and every helper they call, in name order. A helper module
+    declares what it calls by importing it; a template of templates/torch/helpers/ through
+    `_HELPER_NEEDS`."""
+    modules = {**CORE_HELPERS, **layers.helper_modules()}
+    name_of = {module: name for name, module in modules.items()}
+    needed: set[str] = set()
+    todo = list(helpers)
     while todo:
-        for need in _HELPER_NEEDS.get(todo.pop(), ()):
-            if need not in needed:
-                needed.add(need)
-                todo.append(need)
-    return needed
+        name = todo.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        if name in modules:
+            todo += [name_of[module] for module in helper_source(modules[name])[1]]
+        todo += _HELPER_NEEDS.get(name, ())
+    return [HelperView(name, helper_source(modules[name])[0] if name in modules else None)
+            for name in sorted(needed)]
 
 
 def _for_inference(name: str, inference: Graph, attrs: Namespace) -> list[str]:

@@ -1,10 +1,10 @@
 """CAN's co-action unit at run time: inlined into every generated model.py that has a
-co_action layer. It calls `_dwc_activation_`, which the activation helper (still a template,
-templates/torch/helpers/activation.py.j2) defines in the same file; the co_action emitter
-asks for that helper."""
+co_action layer (with the activation helper it imports)."""
 
 import torch
 from torch import nn
+
+from dwc.backends.torch.helpers.activation import _dwc_activation_
 
 
 class _DwcCoAction(nn.Module):

@@ -8,7 +8,6 @@ from dwc.layers.co_action.op import CoAction
 
 def emit(b, op: CoAction) -> None:
     """`b` is the torch backend's builder (dwc.backends.torch.view)."""
-    b.helpers.add("activation")  # still a template (templates/torch/helpers/activation.py.j2)
     attr = b.module_line(op, "co_action", "_DwcCoAction", [
         str(op.induction_vocab), str(op.feed_vocab), list(map(str, op.widths)),
         f"orders={op.orders}", f'act="{op.act}"', f"bias={op.bias}",

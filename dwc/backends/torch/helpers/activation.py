@@ -1,3 +1,17 @@
+"""Activations the generated layers call: in-place and out-of-place forms, and tanh computed
+through sigmoid on large eager CPU tensors.
+
+Inlined into every generated model.py that needs it (dwc/backends/torch/inline.py)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dwc.backends.torch.helpers.static import _dwc_is_static
+
+
 def _dwc_activation(x: torch.Tensor, name: str) -> torch.Tensor:
     """The activation functions a spec can name."""
     if name == "relu":

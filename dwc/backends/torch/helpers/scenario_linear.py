@@ -1,3 +1,16 @@
+"""The per-cell form of a dynamic linear fed by a scenario table (fold-scenario-layers).
+
+Inlined into every generated model.py that needs it (dwc/backends/torch/inline.py)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dwc.backends.torch.helpers.per_domain import _dwc_gathers, _dwc_per_domain_linear, _DwcRows
+
+
 class _DwcScenarioLinear(nn.Module):
     """Inference form of a dynamic linear whose weights depend on the scenario cell only
     (fold-scenario-layers): each cell's weights computed once by `for_inference()`.

@@ -1,3 +1,15 @@
+"""A linear layer with one weight set per domain id (linear(x, n, per = d)).
+
+Inlined into every generated model.py that needs it (dwc/backends/torch/inline.py)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dwc.backends.torch.helpers.per_domain import _dwc_per_domain_linear, _DwcRows
+
+
 class _DwcIndexedLinear(nn.Module):
     """A linear layer with one weight set per domain id (per-scenario heads, folded STAR layers).
 

@@ -1,3 +1,15 @@
+"""Pooling of an embedded, padded id sequence over its valid positions.
+
+Inlined into every generated model.py that needs it (dwc/backends/torch/inline.py)."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from dwc.backends.torch.helpers.static import _dwc_is_static
+
+
 def _dwc_seq_pool(
     weight: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor, mode: str
 ) -> torch.Tensor:

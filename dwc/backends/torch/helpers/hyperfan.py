@@ -1,3 +1,13 @@
+"""Hyperfan-in initialisation of a generator's last layer (init = hyperfan).
+
+Inlined into every generated model.py that needs it (dwc/backends/torch/inline.py)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
 def _dwc_hyperfan_(last: nn.Linear, slots: list[tuple[int, int, int]]) -> None:
     """Hyperfan-in init of a generator's last layer (Chang et al., ICLR 2020).
 

@@ -1,3 +1,14 @@
+"""Residual initialisation of a generator's last layer (init = residual, the default for
+self-wise generators).
+
+Inlined into every generated model.py that needs it (dwc/backends/torch/inline.py)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
 def _dwc_residual_init_(last: nn.Linear, slots: list[tuple[int, int, int]]) -> None:
     """Residual init of a generator's last layer: G(z) = W0 + A z with A = 0 at the start.
 

@@ -1,3 +1,13 @@
+"""PTUPCDR's attention pooling of a padded sequence (the characteristic encoder).
+
+Inlined into every generated model.py that needs it (dwc/backends/torch/inline.py)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
 class _DwcAttentionPool(nn.Module):
     """PTUPCDR's characteristic encoder: a_j = w2 . relu(W1 v_j + b1), masked softmax, sum."""
 

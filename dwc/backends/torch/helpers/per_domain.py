@@ -1,3 +1,13 @@
+"""Per-domain execution: grouping a batch by domain or cell, gathers for small batches, ungrouping.
+
+Inlined into every generated model.py that needs it (dwc/backends/torch/inline.py)."""
+
+from __future__ import annotations
+
+import torch
+
+from dwc.backends.torch.helpers.static import _dwc_is_static
+
 _DwcRows = tuple[torch.Tensor | None, list[int], list[int]]
 """A batch grouped by domain: (order, domains present, their row counts); see _dwc_domain_rows."""
 

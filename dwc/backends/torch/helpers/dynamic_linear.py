@@ -1,3 +1,12 @@
+"""The generic dynamic linear: each sample's generated weight applied to its input.
+
+Inlined into every generated model.py that needs it (dwc/backends/torch/inline.py)."""
+
+from __future__ import annotations
+
+import torch
+
+
 def _dwc_dynamic_linear(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 ) -> torch.Tensor:

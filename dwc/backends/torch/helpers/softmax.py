@@ -1,3 +1,14 @@
+"""The experts' softmax, fast for few experts on the CPU.
+
+Inlined into every generated model.py that needs it (dwc/backends/torch/inline.py)."""
+
+from __future__ import annotations
+
+import torch
+
+from dwc.backends.torch.helpers.static import _dwc_is_static
+
+
 def _dwc_softmax_experts(scores: torch.Tensor) -> torch.Tensor:
     """softmax over dim 1 of B x E scores (E experts). For E <= 8 it runs along dim 0 of the
     transposed view: PyTorch's CPU softmax over a short last dimension is several times slower
