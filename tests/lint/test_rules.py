@@ -143,3 +143,23 @@ def test_a_statement_lowered_to_several_generators_reports_a_finding_once():
     assert [d.code for d in found].count("DW503") == 1
     # per-layer findings with their own numbers stay (one per layer)
     assert [d.code for d in found].count("DW509") == 2
+
+
+def test_the_registry_is_one_module_per_rule_with_its_docs():
+    """ruff's layout: dwc/lint/rules/<name>.py holds the rule's check and its docs; RULES is found
+    from the modules (a new rule is one new file), in code order."""
+    from dwc.lint import rules
+    from tests.conftest import ROOT
+
+    modules = {p.stem for p in (ROOT / "dwc" / "lint" / "rules").glob("*.py")} - {"__init__", "base"}
+    assert {CODES[c].name.replace("-", "_") for c in RULES} == modules
+    assert list(RULES) == sorted(RULES)
+    for code, rule in RULES.items():
+        assert type(rule).__module__ == f"dwc.lint.rules.{CODES[code].name.replace('-', '_')}"
+        assert rule.what and rule.why and rule.example and rule.use_instead, code
+    with pytest.raises(TypeError, match="'## Why is this bad[?]'"):
+        class Undocumented(rules.Rule):
+            """## What it does
+            Something."""
+
+            code = "DW599"

@@ -1,0 +1,47 @@
+"""The lint rules, one module per rule (ruff's layout): `unused_feature.py` holds DW501's check and,
+as its class docstring, the documentation docs/lint.md is generated from (What it does / Why is
+this bad? / Example / Use instead). `base.py` holds what rules share: `LintContext`, the `Rule`
+base class and helpers over the AST and the IR.
+
+Rules see the parsed AST, the lowered IR and the IR after the model passes (so the cost model
+knows APG ranks), and the settings (`[tool.dwc]` in pyproject.toml, CLI flags).
+
+`RULES` (code -> rule, in code order) is found by importing every module here: a new rule is one
+new module, named after its code's registered name (dwc/diagnostics/codes.py, dashes as
+underscores), holding one `Rule` subclass.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+
+from dwc.diagnostics.codes import CODES
+from dwc.lint.rules.base import LintContext, Rule
+
+__all__ = ["RULES", "LintContext", "Rule"]
+
+_SHARED = {"base"}
+
+
+def _discover() -> dict[str, Rule]:
+    found: list[Rule] = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.name in _SHARED or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        classes = [cls for _, cls in inspect.getmembers(module, inspect.isclass)
+                   if issubclass(cls, Rule) and cls.__module__ == module.__name__]
+        assert len(classes) == 1, f"{module.__name__} must define one Rule subclass: {classes}"
+        rule = classes[0]()
+        assert rule.code in CODES, f"{module.__name__}: {rule.code} is not in dwc/diagnostics/codes.py"
+        expected = CODES[rule.code].name.replace("-", "_")
+        assert info.name == expected, f"{rule.code}'s module is {expected}.py, not {info.name}.py"
+        found.append(rule)
+    rules = {rule.code: rule for rule in sorted(found, key=lambda r: r.code)}
+    assert len(rules) == len(found), "two lint rules with the same code"
+    return rules
+
+
+RULES: dict[str, Rule] = _discover()
