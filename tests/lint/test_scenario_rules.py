@@ -43,8 +43,11 @@ T_MARKED = "feature t : categorical(vocab = 3, dim = 2) scenario\n"
 DW502_SPECS = {
     # t declared after the only condition: adding it there would be a use before definition
     "declared-late": CASES["DW502"][0],
-    # t declared above z: reading it in z is offered verbatim
+    # t declared above z: reading it in z is offered verbatim, with adding it to the cells
     "declared-early": BASE.replace("scenarios s", T_MARKED + "scenarios s")
+    + "h = mlp(concat(a, b, t), [8]) dynamic(by = z)\n" + OUT,
+    # t declared between the cells and z: the cells move below t
+    "declared-between": BASE.replace("scenarios s\n", "scenarios s\n" + T_MARKED)
     + "h = mlp(concat(a, b, t), [8]) dynamic(by = z)\n" + OUT,
     # t read only by a condition no layer uses: dropping the mark leaves that condition without
     # a scenario feature (DW314), so it must not be advised
@@ -62,9 +65,15 @@ def _apply_advice(text: str, help: str, mark) -> list[tuple[str, str]]:
     edits = []
     if "drop the 'scenario' mark" in help and "would give" not in help:
         edits.append(("drop the mark", text[:mark.start].rstrip(" ") + text[mark.end:]))
-    for name, statement in re.findall(r"read it in condition '(\w+)': '([^']+)'", help):
+    for name, statement, cells in re.findall(
+            r"read it in condition '(\w+)': '([^']+)'(?: and add it to the cells: '([^']+)')?",
+            help):
         old = re.search(rf"^condition {name} = .*$", text, re.M)
-        edits.append((statement, text[:old.start()] + statement + text[old.end():]))
+        edited = text[:old.start()] + statement + text[old.end():]
+        if cells:  # the old declaration goes, the new one right above the condition
+            edited = re.sub(r"^scenarios .*\n", "", edited, flags=re.M)
+            edited = edited.replace(f"condition {name} = ", f"{cells}\ncondition {name} = ")
+        edits.append((statement, edited))
     return edits
 
 
@@ -80,10 +89,39 @@ def test_following_the_dw502_advice_gives_a_valid_spec_without_the_finding(case)
     else:
         assert edits, found[0].help
     if case == "declared-early":
-        assert "read it in condition 'z': 'condition z = concat(s, t)'" in found[0].help
+        assert "read it in condition 'z': 'condition z = concat(s, t)' and add it to the cells: " \
+            "'scenarios s * t' (without it 'z' cannot fold per cell: DW514)" in found[0].help
+    if case == "declared-between":
+        assert "'scenarios s * t' below the declaration of 't'" in found[0].help
     for what, edited in edits:
         assert diagnostics_of(edited) == [], (case, what)
-        assert lint(edited, "DW502") == [], (case, what)
+        assert lint(edited, "DW502") == [] and lint(edited, "DW514") == [], (case, what)
+
+
+def test_following_the_dw502_advice_does_not_lead_into_dw514():
+    """The reported defect: the advice to read t in z (a condition that folds per cell) led
+    straight to DW514, since `scenarios` did not name t. The advice now adds t to the cells too,
+    checked by linting the edited copy."""
+    text = DW502_SPECS["declared-early"]
+    [found] = lint(text, "DW502")
+    condition_only = text.replace("condition z = concat(s)", "condition z = concat(s, t)")
+    assert lint(condition_only, "DW502") == []
+    assert [d.code for d in lint(condition_only, "DW514")] == ["DW514"]  # the old advice
+    [followed] = [edited for what, edited in _apply_advice(text, found.help, found.span)
+                  if what.startswith("condition z")]
+    assert "scenarios s * t\n" in followed and "condition z = concat(s, t)" in followed
+    assert diagnostics_of(followed) == []
+    assert [d.code for d in lint_source(SourceFile("case.dw", followed), LintConfig())
+            if d.code in ("DW502", "DW514")] == []
+
+
+def test_dw502_advice_on_a_numeric_feature_needs_no_cells():
+    """A numeric scenario feature never defines cells: reading it is the whole advice."""
+    text = BASE.replace("scenarios s", "feature t : numeric scenario\nscenarios s") \
+        + "h = mlp(concat(a, b, t), [8]) dynamic(by = z)\n" + OUT
+    [found] = lint(text, "DW502")
+    assert "read it in condition 'z': 'condition z = concat(s, t)'," in found.help
+    assert "cells" not in found.help
 
 
 def test_dropping_the_mark_of_a_cell_feature_is_never_advised():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dwc.diagnostics import Diagnostic, Label
 from dwc.lint.rules.base import LintContext, Rule, condition_features, edit, ref_nodes, without_mark
+from dwc.lint.rules.condition_outside_scenario_cells import cells_fix
 from dwc.parse import ast
 from dwc.source import Span
 
@@ -45,9 +46,9 @@ class ScenarioFeatureWithoutCondition(Rule):
 def _mark_advice(ctx: LintContext, decl: ast.FeatureDecl) -> str:
     """How to resolve DW502: each edit offered verbatim is checked on an edited copy of the spec,
     so following it cannot produce an error (dropping the mark fails, e.g., when a condition reads
-    no other scenario feature: DW314)."""
-    from dwc.driver import optimize
-
+    no other scenario feature: DW314), and linted: where reading the feature in a condition makes
+    DW514 ask to add it to `scenarios`, the advice says so too, and both edits together are
+    checked to leave neither finding."""
     name = decl.name.text
     text = ctx.source.text
     options = []
@@ -59,12 +60,25 @@ def _mark_advice(ctx: LintContext, decl: ast.FeatureDecl) -> str:
                 or text[value.span.end - 1] != ")":
             continue
         edited = edit(text, Span(value.span.end - 1, value.span.end), f", {name})")
-        checked = ctx.recheck(edited)
-        if not isinstance(checked, Diagnostic) \
-                and name in condition_features(optimize(checked[1], level=0)[0]):
-            new = edited[stmt.span.start:stmt.span.end + len(name) + 2]
-            options.append(f"read it in condition '{stmt.name.text}': '{new}'")
-            break
+        copy = ctx.edited(edited)
+        if isinstance(copy, Diagnostic) or name not in condition_features(copy.model):
+            continue
+        new = edited[stmt.span.start:stmt.span.end + len(name) + 2]
+        option = f"read it in condition '{stmt.name.text}': '{new}'"
+        # reading a categorical scenario feature in a condition that folds per cell unfolds it
+        # unless `scenarios` names the feature (DW514): then the advice adds it there too
+        fix = cells_fix(copy, _condition(copy, stmt.name.text))
+        if fix is not None:
+            fixed = ctx.edited(fix.text)
+            if isinstance(fixed, Diagnostic) or name not in condition_features(fixed.model) \
+                    or cells_fix(fixed, _condition(fixed, stmt.name.text)) is not None:
+                continue  # the pair of edits does not resolve both: not offered
+            plural = len(fix.missing) > 1
+            option += (f" and add {'them' if plural else 'it'} to the cells: '{fix.line}'"
+                       f"{fix.where} (without it '{stmt.name.text}' cannot fold per "
+                       "cell: DW514)")
+        options.append(option)
+        break
     else:
         options.append("read it in a condition that a dynamic layer or gate uses")
     dropped = ctx.recheck(without_mark(text, decl))
@@ -74,3 +88,8 @@ def _mark_advice(ctx: LintContext, decl: ast.FeatureDecl) -> str:
         return " ".join(options)
     options.append("drop the 'scenario' mark if it is an ordinary input")
     return ", or ".join(options)
+
+
+def _condition(ctx: LintContext, name: str) -> ast.ConditionDecl:
+    return next(s for s in ctx.spec.statements
+                if isinstance(s, ast.ConditionDecl) and s.name.text == name)
