@@ -36,11 +36,19 @@ class SelfWiseTooCostly(Rule):
             gen = producers[op.inputs[1]]
             if not isinstance(gen, ir.Generator) or gen.inputs[0] != op.inputs[0]:
                 continue  # not self-wise
-            dense = 2 * op.in_features * op.out_features
-            if gen.flops() > dense:
-                yield self.diag(
-                    f"self-wise generation of '{op.binding}' costs {gen.flops():,} FLOPs per "
-                    f"sample, more than a dense {op.in_features} -> {op.out_features} layer "
-                    f"({dense:,})", Label(gen.span, "self-wise generator"),
-                    "lower the rank, condition on a narrow scenario condition (group-wise), or "
-                    "use a static layer")
+            n, m = op.in_features, op.out_features
+            dense = 2 * n * m
+            if gen.flops() <= dense:
+                continue
+            if op.layer:  # one of an mlp's layers, all at the statement's span: name it
+                what = f"layer {int(op.layer) + 1} ({n} -> {m}) of '{op.binding}'"
+                than, label = f"a dense layer of that shape ({dense:,})", \
+                    f"self-wise generator of layer {int(op.layer) + 1}"
+            else:
+                what, than, label = f"'{op.binding}'", f"a dense {n} -> {m} layer ({dense:,})", \
+                    "self-wise generator"
+            yield self.diag(
+                f"self-wise generation of {what} costs {gen.flops():,} FLOPs per sample, more "
+                f"than {than}", Label(gen.span, label),
+                "lower the rank, condition on a narrow scenario condition (group-wise), or use a "
+                "static layer")
