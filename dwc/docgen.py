@@ -77,7 +77,8 @@ def lint_reference() -> str:
     from dwc.lint.rules import RULES
 
     out = ["# Lint rules", "",
-           "Generated from `dwc/lint/rules.py` by `python -m dwc.docgen`; do not edit.", "",
+           "Generated from `dwc/lint/rules/` (each rule's module) by `python -m dwc.docgen`; do not "
+           "edit.", "",
            "`dwc lint FILE... [--format text|json|sarif|github] [--select CODES] [--ignore CODES] "
            "[--batch B] [--exit-zero]` exits 0 when clean, 1 with findings, 2 on usage errors. "
            "Syntax and semantic errors (DW1xx-DW3xx, docs/diagnostics.md) are reported too.", "",

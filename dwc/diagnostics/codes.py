@@ -174,6 +174,13 @@ _TABLE = [
          "The scenario folds precompute only conditions that read nothing but the features of "
          "`scenarios`; add the feature there (or drop its `scenario` mark). The message gives "
          "the inference FLOPs per sample with and without the fold."),
+    Code("DW515", "self-wise-stack-without-residual-init", Severity.WARNING,
+         "stacked self-wise layers whose generators start with init = default or hyperfan",
+         "A self-wise layer multiplies its input by weights generated from it, so stacked ones "
+         "compound the scale: at the start of training the model overflows (5 layers on inputs of "
+         "scale 100 give NaN) or vanishes. Drop the `init` option (self-wise generators default to "
+         "`init = residual`, which starts each layer as a static one) or write `init = residual`; "
+         "a `norm` between the layers also ends the stack."),
     # --- DW6xx: training data (docs/data.md); checked whole before the first training step -----
     Code("DW601", "unreadable-data", _E, "the data file cannot be read as a .npz archive",
          "`dwc train --data` reads a NumPy .npz archive (`numpy.savez`); the message says what the "

@@ -67,6 +67,8 @@ CASES = {
               BASE.replace("scenarios s\ncondition z = concat(s)", "feature u : categorical(vocab = 3, "
                            "dim = 2) scenario\nscenarios s * u\ncondition z = concat(s, u)")
               + "h = mlp(concat(a, b), [8]) dynamic(by = z)\n" + OUT),
+    "DW515": (BASE + "h = mlp(concat(a, b), [8, 8]) dynamic(by = self, init = default)\n" + OUT,
+              (7, 50), BASE + "h = mlp(concat(a, b), [8, 8]) dynamic(by = self)\n" + OUT),
 }
 
 
