@@ -9,7 +9,7 @@ sample that are produced by a generator instead of stored. Ops are frozen; passe
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import ClassVar, NoReturn
+from typing import ClassVar, NamedTuple, NoReturn
 
 from dwc.ir.types import FieldsType, IdsType, TableType, ValueType, VecType
 from dwc.source import NO_SPAN, Span
@@ -31,9 +31,9 @@ class Op:
     """The spec name (value, condition, feature or output) this op was lowered from."""
     derived: str = ""
     """Set by inference folds: how this op's parameters are computed from the training graph's
-    ("star", "scenario_table", "scenario_linear", "scenario_meta_attention"; `for_inference()`
-    implements each); empty when they are the training parameters. Op types that only a fold
-    makes (a layer kind's, e.g. ScenarioGate) need no tag: the type is the marker."""
+    ("scenario_table", "scenario_linear"; `for_inference()` implements each); empty when they are
+    the training parameters. Op types that only a fold makes (a layer kind's, e.g. ScenarioGate
+    or FoldedStarLinear) need no tag: the type is the marker."""
 
     def params(self) -> int:
         return 0
@@ -125,9 +125,33 @@ class Op:
         output, which fold-scenario-layers computes once per scenario cell; None otherwise."""
         return None
 
+    def per_cell_form(self, table: ScenarioTable) -> Op | None:
+        """This op's inference form when the generated numbers it reads (inputs[1]) come from
+        `table`, a generator tabulated per scenario cell: the op that computes each cell's
+        weights once (fold-scenario-layers); None when it has none (a dynamic linear layer's
+        comes from `dynamic_weights`)."""
+        return None
+
+    def cell_weights(self) -> CellWeights | None:
+        """For an op applying one weight set per cell (inputs = (x, cell or domain ids)), run
+        per cell present: what the inference forward's batch grouping weighs (CellWeights);
+        None for every other op."""
+        return None
+
 
 class VerificationError(Exception):
     """The IR broke an invariant (a dwc bug)."""
+
+
+class CellWeights(NamedTuple):
+    """What a per-cell op weighs in the batch-grouping decision (`Op.cell_weights`), per sample."""
+
+    gathered: int
+    """Floats of one cell's weights a sample gathers in a small batch (the generated layers
+    switch to one matmul per cell when B times this is too large to gather)."""
+    copied: int
+    """Words the op copies when it groups its own rows by cell: its input once, its output twice
+    (concatenation, scatter back), for each of its matmuls."""
 
 
 def verify_slot_layout(op: Op) -> None:
@@ -604,137 +628,6 @@ class Head(Op):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Experts(Op):
-    """E parallel expert MLPs on the same input (MMoE / M2M): output B x E x H."""
-
-    kind: ClassVar[str] = "experts"
-    in_features: int
-    widths: tuple[int, ...]
-    act: str = "relu"
-
-    def params(self):
-        dims = (self.in_features, *self.widths)
-        count = self.type.count  # type: ignore[union-attr]
-        return count * sum(a * b + b for a, b in zip(dims, dims[1:], strict=False))
-
-    def flops(self):
-        dims = (self.in_features, *self.widths)
-        count = self.type.count  # type: ignore[union-attr]
-        return count * sum(2 * a * b for a, b in zip(dims, dims[1:], strict=False))
-
-    def attrs(self):
-        return {"widths": list(self.widths), "act": self.act}
-
-
-@dataclass(frozen=True, kw_only=True)
-class Mix(Op):
-    """MMoE gate: `sum_i softmax(x W + b)_i E_i`. inputs = (experts, gate input)."""
-
-    kind: ClassVar[str] = "mix"
-    in_features: int
-    count: int
-
-    def params(self):
-        return self.in_features * self.count + self.count
-
-    def flops(self):
-        return 2 * self.in_features * self.count + 2 * self.count * self.type.width
-
-
-@dataclass(frozen=True, kw_only=True)
-class MetaAttention(Op):
-    """M2M meta attention of one task over the experts (docs/models.md, 'M2M').
-
-    inputs = (experts, generated). Each expert output E_i is joined with the task's learned
-    representation T (`task_dim`), run through the meta unit whose weights the generator made from
-    the scenario representation, scored by v, and the experts are mixed by softmax(scores).
-    `slots` are the meta unit's layers (weight, bias) in the generator's output.
-    """
-
-    kind: ClassVar[str] = "meta_attention"
-    experts: int
-    task_dim: int
-    widths: tuple[int, ...]
-    slots: tuple[Slot, ...]
-    act: str = "leaky_relu"
-
-    def params(self):
-        return self.task_dim + self.widths[-1]
-
-    def flops(self):
-        dims = (self.type.width + self.task_dim, *self.widths)
-        unit = sum(2 * a * b for a, b in zip(dims, dims[1:], strict=False))
-        return self.experts * (unit + 2 * self.widths[-1] + 2 * self.type.width)
-
-    def attrs(self):
-        return {"task_dim": self.task_dim, "widths": list(self.widths), "act": self.act}
-
-    def slots_read(self):
-        return self.slots
-
-    def with_slots(self, slots):
-        return replace(self, slots=tuple(_fix(slots, s) for s in self.slots))
-
-    def verify(self, ins, producers):
-        self.generator_input(producers)
-
-
-@dataclass(frozen=True, kw_only=True)
-class StarLinear(Op):
-    """STAR's star-topology linear: `y = x (W * W_p[d]) + (b + b_p[d])`. inputs = (x, domain ids).
-
-    Executed by gathering each sample's domain factors (never by running all D towers).
-    """
-
-    kind: ClassVar[str] = "star_linear"
-    in_features: int
-    out_features: int
-    domains: int
-
-    def params(self):
-        n, m = self.in_features, self.out_features
-        return (self.domains + 1) * (n * m + m)
-
-    def flops(self):
-        # the per-sample merge W * W_p[d] plus the product
-        n, m = self.in_features, self.out_features
-        return 2 * n * m + n * m
-
-    def attrs(self):
-        return {"in": self.in_features, "out": self.out_features, "domains": self.domains}
-
-    def conditioning_inputs(self):
-        return (self.inputs[1],)
-
-    def allocates(self):
-        return True
-
-
-@dataclass(frozen=True, kw_only=True)
-class PartitionedNorm(Op):
-    """STAR's partitioned normalisation: shared x per-domain scale, shared + per-domain shift,
-    per-domain batch statistics in training and per-domain running statistics at inference.
-
-    inputs = (x, domain ids).
-    """
-
-    kind: ClassVar[str] = "partitioned_norm"
-    domains: int
-
-    def params(self):
-        return 2 * self.type.width * (self.domains + 1)
-
-    def flops(self):
-        return 6 * self.type.width
-
-    def attrs(self):
-        return {"domains": self.domains}
-
-    def conditioning_inputs(self):
-        return (self.inputs[1],)
-
-
-@dataclass(frozen=True, kw_only=True)
 class IndexedLinear(Op):
     """A linear layer with one weight set per domain id (per-scenario heads): inputs = (x, ids)."""
 
@@ -757,6 +650,10 @@ class IndexedLinear(Op):
 
     def allocates(self):
         return True
+
+    def cell_weights(self):
+        n, m = self.in_features, self.out_features
+        return CellWeights(gathered=n * m, copied=n + 2 * m)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -841,54 +738,10 @@ class ScenarioLinear(Op):
     def tabulated(self):
         return self.generator
 
-
-@dataclass(frozen=True, kw_only=True)
-class ScenarioMetaAttention(Op):
-    """Inference form of an M2M meta attention whose meta unit is generated from the scenario
-    only (its numbers come from a ScenarioTable): each cell's layer weights computed once,
-    inputs = (experts, scenario cell index).
-
-    The task representation T is the same for every sample, so the first layer's T rows fold
-    into a per-cell bias: `h1 = act(E_i W1[c][:H] + (T W1[c][H:] + b1[c]))`. Every layer then
-    runs as one matmul per cell over that cell's samples x experts rows (or per-sample gathers
-    for small batches), instead of gathering every sample's whole table row. `folded` is the
-    training op, `generator` the training value the table tabulates.
-    """
-
-    kind: ClassVar[str] = "scenario_meta_attention"
-    cells: int
-    generator: str
-    folded: MetaAttention
-
-    @property
-    def layer_shapes(self) -> list[tuple[int, int]]:
-        """(in, out) of each per-cell layer, the first without the task rows."""
-        f = self.folded
-        dims = (self.type.width, *f.widths)
-        return list(zip(dims, dims[1:], strict=False))
-
-    def params(self):
-        per_cell = sum(a * b + b for a, b in self.layer_shapes)
-        return self.cells * per_cell + self.folded.widths[-1]
-
-    def flops(self):
-        unit = sum(2 * a * b for a, b in self.layer_shapes)
-        f = self.folded
-        return f.experts * (unit + 2 * f.widths[-1] + 2 * self.type.width)
-
-    def attrs(self):
-        f = self.folded
-        return {"experts": f.experts, "widths": list(f.widths), "act": f.act,
-                "cells": self.cells, "generator": self.generator}
-
-    def verify(self, ins, producers):
-        if ins[1] != IdsType(self.cells):
-            self.invalid(f"cell index {ins[1]} != ids[{self.cells}]")
-        if self.type != self.folded.type:
-            self.invalid("the folded meta attention's type differs")
-
-    def tabulated(self):
-        return self.generator
+    def cell_weights(self):
+        n, m, k = self.in_features, self.out_features, self.rank
+        return CellWeights(gathered=k * k if k else n * m,  # with a rank: its K x K core
+                           copied=n + 2 * m)
 
 
 @dataclass(frozen=True, kw_only=True)

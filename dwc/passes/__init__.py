@@ -10,10 +10,13 @@ from dwc.passes import (  # noqa: F401  (each module registers its pass)
     dce,
     fold_scenario_layers,
     fold_scenario_table,
-    fold_star,
-    fuse_generators,
-    strip_training,
 )
+
+# isort: split
+from dwc.layers.star import passes as star_passes  # noqa: F401  (fold-star, where it registered)
+
+# isort: split
+from dwc.passes import fuse_generators, strip_training  # noqa: F401
 from dwc.passes.base import (
     PASSES,
     PIPELINES,

@@ -40,21 +40,18 @@ class FoldScenarioLayers(Pass):
         rw = Rewriter(graph)
         producers = graph.producers()  # tables are never replaced here, so this stays valid
         for op in graph.ops:
-            weights = op.dynamic_weights()  # a dynamic linear layer's, else None
-            if weights is None and not isinstance(op, ir.MetaAttention):
-                continue
-            table = producers[op.inputs[1]]
+            table = producers[op.inputs[1]] if len(op.inputs) > 1 else None
             if not isinstance(table, ir.ScenarioTable):
                 continue
-            inputs = (op.inputs[0], table.inputs[0])
-            if isinstance(op, ir.MetaAttention):
-                unit = ir.ScenarioMetaAttention(
-                    result=op.result, inputs=inputs, type=op.type, span=op.span,
-                    module=op.module, binding=op.binding, derived="scenario_meta_attention",
-                    cells=table.cells, generator=table.generator, folded=op)
+            unit = op.per_cell_form(table)  # a layer kind's own (M2M's meta attention)
+            if unit is not None:
                 if unit.params() <= self.max_floats:
                     rw.replace(op, unit)
                 continue
+            weights = op.dynamic_weights()  # a dynamic linear layer's, else None
+            if weights is None:
+                continue
+            inputs = (op.inputs[0], table.inputs[0])
             rank = weights.rank  # shared static factors (APG): kept, with a core per cell
             # A full-rank dynamic linear's own module is only its static bias (`h_bias0`): the
             # per-cell layer holding weights and biases is named after the layer instead.

@@ -867,93 +867,13 @@ class _Elaborator:
     def domain_feature(self, node) -> str:
         return self.s.scenario[0] if node.name == "scenario" else node.name
 
-    def op_experts(self, call, sig, binding):
-        self.no_modifiers(call, sig)
-        args = self.bind_args(call, sig)
-        x = self.value_of(args["input"], binding)
-        lits = self.literals(args, sig)
-        t = ExpertsType(lits["count"], lits["widths"][-1])
-        ssa = self.final(binding, "experts")
-        self.emit(ir.Experts(result=ssa, inputs=(x.ssa,), type=t, in_features=x.type.width,
-                             widths=lits["widths"], act=lits["act"], span=call.span,
-                             module=self.module(f"{binding}_experts"), binding=binding))
-        return Value(ssa, t, x.deps, call.span)
-
     def experts_arg(self, node, binding) -> Value:
+        """The value `node` names, which must be of kind experts (layer kinds that read one)."""
         e = self.value_of(node, binding)
         if not isinstance(e.type, ExpertsType):
             self.fail("DW307", "expected an experts value", node.span, f"is {e.type}",
                       help="create one with experts(x, count, [widths])")
         return e
-
-    def op_mix(self, call, sig, binding):
-        self.no_modifiers(call, sig)
-        args = self.bind_args(call, sig)
-        e = self.experts_arg(args["experts"], binding)
-        g = self.value_of(args["by"], binding)
-        t = VecType(e.type.dim)
-        ssa = self.final(binding, "mix")
-        self.emit(ir.Mix(result=ssa, inputs=(e.ssa, g.ssa), type=t, in_features=g.type.width,
-                         count=e.type.count, span=call.span,
-                         module=self.module(f"{binding}_gate"), binding=binding))
-        return Value(ssa, t, e.deps | g.deps, call.span)
-
-    def op_meta_attention(self, call, sig, binding):
-        self.no_modifiers(call, sig)
-        args = self.bind_args(call, sig)
-        e = self.experts_arg(args["experts"], binding)
-        lits = self.literals(args, sig)
-        s = self.condition(args["by"], e, binding)
-        task_dim = lits["task_dim"] or e.type.dim
-        widths = lits["widths"] or (e.type.dim + task_dim,)
-        dims = (e.type.dim + task_dim, *widths)
-        slots, offset = [], 0
-        for i, (a, b) in enumerate(zip(dims, dims[1:], strict=False)):
-            w = ir.Slot(f"w{i}", offset, (a, b))
-            bias = ir.Slot(f"b{i}", w.end, (b,))
-            slots += [w, bias]
-            offset = bias.end
-        gen = self.ssa(f"{binding}.generated")
-        self.emit(ir.Generator(result=gen, inputs=(s.ssa,), type=VecType(offset),
-                               in_features=s.type.width, slots=tuple(slots), span=call.span,
-                               module=self.module(f"{binding}_generator"), binding=binding))
-        t = VecType(e.type.dim)
-        ssa = self.final(binding, "meta_attention")
-        self.emit(ir.MetaAttention(result=ssa, inputs=(e.ssa, gen), type=t,
-                                   experts=e.type.count, task_dim=task_dim, widths=tuple(widths),
-                                   slots=tuple(slots), act=lits["act"], span=call.span,
-                                   module=self.module(f"{binding}_attention"), binding=binding))
-        return Value(ssa, t, e.deps | s.deps, call.span)
-
-    def op_star(self, call, sig, binding):
-        self.no_modifiers(call, sig)
-        args = self.bind_args(call, sig)
-        x = self.value_of(args["input"], binding)
-        lits = self.literals(args, sig)
-        ids, domains = self.domain(args["by"], sig)
-        dims = (x.type.width, *lits["widths"])
-
-        def make_fc(i, h, n_in, n_out, ssa):
-            self.emit(ir.StarLinear(result=ssa, inputs=(h.ssa, ids), type=VecType(n_out),
-                                    in_features=n_in, out_features=n_out, domains=domains,
-                                    span=call.span, module=self.module(f"{binding}_fc{i}"),
-                                    binding=binding))
-
-        out = self.stack(call, binding, x, dims, make_fc, act=lits["act"],
-                         last_act=lits["last_act"], norm="none", dropout=0.0)
-        return Value(out.ssa, out.type, x.deps | {self.domain_feature(args["by"])}, call.span)
-
-    def op_partitioned_norm(self, call, sig, binding):
-        self.no_modifiers(call, sig)
-        args = self.bind_args(call, sig)
-        x = self.value_of(args["input"], binding)
-        ids, domains = self.domain(args["by"], sig)
-        t = VecType(x.type.width)
-        ssa = self.final(binding, "partitioned_norm")
-        self.emit(ir.PartitionedNorm(result=ssa, inputs=(x.ssa, ids), type=t, domains=domains,
-                                     span=call.span, module=self.module(f"{binding}_norm"),
-                                     binding=binding))
-        return Value(ssa, t, x.deps | {self.domain_feature(args["by"])}, call.span)
 
     # ------------------------------------------------------------------ outputs
     def output(self, stmt: ast.OutputDecl) -> None:

@@ -88,43 +88,6 @@ SIGNATURES: dict[str, Signature] = {
         Signature("dot", "network", (
             _p("inputs", "values", "two values of equal width", positional=True),
         ), "Row-wise inner product (B x 1), e.g. PTUPCDR's rating.", "r = dot(u_t, item)"),
-        # --- mixtures ---
-        Signature("experts", "network", (
-            _p("input", "value", "the shared input", positional=True),
-            _p("count", "int", "number of experts", positional=True, min=1),
-            _p("widths", "int_list", "layer widths of every expert MLP", positional=True, min=1),
-            _p("act", "enum", "activation after each expert layer", "relu",
-               choices=ACTIVATIONS[:-1]),
-        ), "MMoE shared experts: `count` MLPs on the same input (value of kind experts).",
-            "e = experts(x, 4, [64, 32])"),
-        Signature("mix", "network", (
-            _p("experts", "value", "an experts value", positional=True),
-            _p("by", "value", "the gate input (MMoE: the shared input)", positional=True),
-        ), "MMoE gate: softmax(linear(by)) mixture of the experts.", "t1 = mix(e, x)"),
-        Signature("meta_attention", "network", (
-            _p("experts", "value", "an experts value", positional=True),
-            _p("by", "condition", "the scenario knowledge representation S"),
-            _p("widths", "int_list", "layer widths of the meta unit (default: one square layer "
-               "of width expert + task_dim)", None, min=1),
-            _p("task_dim", "int", "width of the task's learned representation T_t "
-               "(default: the expert width)", None, min=1),
-            _p("act", "enum", "meta unit activation", "leaky_relu", choices=ACTIVATIONS[:-1]),
-        ), "M2M meta attention for one task: experts scored by a meta unit whose weights are "
-           "generated linearly from S.", "r1 = meta_attention(e, by = s)"),
-        # --- STAR (family D) ---
-        Signature("star", "network", (
-            _p("input", "value", "the input value", positional=True),
-            _p("widths", "int_list", "layer widths", positional=True, min=1),
-            _p("by", "domain", "a categorical scenario feature, or `scenario` for the scenario cell id"),
-            _ACT,
-            _p("last_act", "bool", "apply the activation after the last layer too", True),
-        ), "STAR's star-topology FCN: W * W_p[domain], b + b_p[domain] per layer; W_p starts at "
-           "1 and b_p at 0 (the shared model).", "h = star(x, [64, 32], by = scenario)"),
-        Signature("partitioned_norm", "network", (
-            _p("input", "value", "the input value", positional=True),
-            _p("by", "domain", "a categorical scenario feature, or `scenario` for the scenario cell id"),
-        ), "STAR's partitioned normalisation with per-domain statistics.",
-            "n = partitioned_norm(x, by = scenario)"),
         Signature("stop_gradient", "network", (
             _p("input", "value", "the input value", positional=True),
         ), "Identity forward, no gradient backward (PEPNet's sg).",

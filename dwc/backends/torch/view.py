@@ -38,8 +38,6 @@ _ACTIVATION_IN_PLACE = {
 }
 """In-place forms for the inference class (autograd-safe: these save their output, and the
 layers producing their input do not save theirs)."""
-_PER_CELL = (ir.StarLinear, ir.IndexedLinear, ir.ScenarioLinear, ir.ScenarioMetaAttention)
-"""Ops applying one weight matrix per cell (inputs: x, cell ids), run per cell present."""
 _ACTIVATION_MODULE = {
     "relu": "nn.ReLU()", "tanh": "_DwcTanh()", "sigmoid": "nn.Sigmoid()", "gelu": "nn.GELU()",
     "leaky_relu": "nn.LeakyReLU(0.01)", "silu": "nn.SiLU()",
@@ -114,11 +112,10 @@ class ClassView:
 
 @dataclass
 class HelperView:
-    """One runtime helper: a layer kind's Python module inlined (`source`), or a template of
-    templates/torch/helpers/NAME.py.j2 (`source` None)."""
+    """One runtime helper: its Python module's code, inlined (a core helper's or a layer kind's)."""
 
     name: str
-    source: str | None = None
+    source: str
 
 
 @dataclass
@@ -241,7 +238,7 @@ class _Builder:
         ops); each then reads its cells' rows as slices (`_dwc_group_batch`), and the outputs go
         back to the caller's order at the end. The index's ops run twice: on the caller's batch
         to find the order, then again in the reordered forward."""
-        per_cell = [op for op in self.graph.ops if isinstance(op, _PER_CELL)]
+        per_cell = [op for op in self.graph.ops if op.cell_weights() is not None]
         if not per_cell:
             return
         keys = [op.inputs[1] for op in per_cell]
@@ -253,7 +250,7 @@ class _Builder:
         # output twice (concatenation, scatter back); grouping the batch copies every input once
         # and every output and logit once
         keyed = [op for op in per_cell if op.inputs[1] == key]
-        saved = sum(_grouping_words(op) for op in keyed)
+        saved = sum(op.cell_weights().copied for op in keyed)
         cost = sum(math.prod(spec.shape) * (2 if spec.dtype == "int64" else 1)
                    for spec in self.graph.inputs)
         cost += 2 * sum(out.width for out in self.graph.outputs)
@@ -262,7 +259,7 @@ class _Builder:
         for op in self.graph.ops:
             if op.result in needed:
                 self.lower(op)
-        floats = max(_cell_floats(op) for op in keyed)
+        floats = max(op.cell_weights().gathered for op in keyed)
         rows, self.ungroup = self.var(f"{key}.rows"), self.var(f"{key}.order")
         self.helpers.add("per_domain")
         self.rows_emitted.add(rows)
@@ -503,37 +500,6 @@ class _Builder:
             bias = "None"
         self.fwd(op, "_dwc_dynamic_linear", [x, weight, bias])
 
-    def op_experts(self, op: ir.Experts) -> None:
-        self.helpers.add("activation")
-        dims = [str(op.in_features), *map(str, op.widths)]
-        attr = self.module_line(op, "experts", "_DwcExperts",
-                                [str(op.type.count), dims, q(op.act)])
-        self.fwd(op, f"self.{attr}", [self.var(op.inputs[0])])
-
-    def op_mix(self, op: ir.Mix) -> None:
-        attr = self.module_line(op, "mix", "_DwcMix", [str(op.in_features), str(op.count)])
-        self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])
-
-    def op_meta_attention(self, op: ir.MetaAttention) -> None:
-        self.helpers.add("activation")
-        base = op.slots[0].offset  # the meta unit's slots are contiguous from here
-        slots = []
-        for w, b in zip(op.slots[::2], op.slots[1::2], strict=True):
-            slots.append(f"({w.offset - base}, {b.offset - base}, {b.end - base}, {w.shape[0]}, "
-                         f"{w.shape[1]})")
-        attr = self.module_line(op, "meta_attention", "_DwcMetaAttention",
-                                [str(op.task_dim), str(op.widths[-1]), slots, q(op.act)])
-        first = self.slot_index[op.inputs[1]][op.slots[0].name]
-        pieces = f"{self.var(op.inputs[1] + '.slots')}[{first}:{first + len(op.slots)}]"
-        self.fwd(op, f"self.{attr}", [self.var(op.inputs[0]), f"torch.cat({pieces}, dim=1)"])
-
-    def op_scenario_meta_attention(self, op: ir.ScenarioMetaAttention) -> None:
-        self.helpers.add("activation")
-        dims = [str(op.type.width), *map(str, op.folded.widths)]
-        attr = self.module_line(op, "scenario_meta_attention", "_DwcScenarioMetaAttention",
-                                [str(op.cells), dims, q(op.folded.act)])
-        self.per_domain(op, attr)
-
     def domain_rows(self, op: ir.Op, ids: str) -> str:
         """The variable holding `ids`' rows grouped by domain, computed at its first use and
         shared by every per-domain layer of the forward."""
@@ -547,16 +513,6 @@ class _Builder:
     def per_domain(self, op: ir.Op, attr: str) -> None:
         x, ids = op.inputs
         self.fwd(op, f"self.{attr}", [self.var(x), self.var(ids), self.domain_rows(op, ids)])
-
-    def op_star_linear(self, op: ir.StarLinear) -> None:
-        attr = self.module_line(op, "star", "_DwcStarLinear",
-                                [str(op.in_features), str(op.out_features), str(op.domains)])
-        self.per_domain(op, attr)
-
-    def op_partitioned_norm(self, op: ir.PartitionedNorm) -> None:
-        attr = self.module_line(op, "partitioned_norm", "_DwcPartitionedNorm",
-                                [str(op.type.width), str(op.domains)])
-        self.fwd(op, f"self.{attr}", [self.var(i) for i in op.inputs])
 
     def op_indexed_linear(self, op: ir.IndexedLinear) -> None:
         attr = self.module_line(op, "indexed_linear", "_DwcIndexedLinear",
@@ -577,24 +533,6 @@ class _Builder:
 
     def op_head(self, op: ir.Head) -> None:
         self.fwd(op, _HEAD[op.fn].format(x=self.var(op.inputs[0])))
-
-
-def _cell_floats(op: ir.Op) -> int:
-    """Floats of one cell's weights that a per-cell op gathers per sample in a small batch (the
-    generated layers switch to one matmul per cell when B times this is too large to gather)."""
-    if isinstance(op, ir.ScenarioLinear) and op.rank:
-        return op.rank * op.rank  # the K x K core
-    if isinstance(op, ir.ScenarioMetaAttention):  # every expert's row gathers its layer
-        return op.folded.experts * max(a * b for a, b in op.layer_shapes)
-    return op.in_features * op.out_features
-
-
-def _grouping_words(op: ir.Op) -> int:
-    """Words per sample a per-cell op copies when it groups its own rows by cell: its input once,
-    its output twice (concatenation, scatter back), for each of its matmuls."""
-    if isinstance(op, ir.ScenarioMetaAttention):
-        return op.folded.experts * sum(a + 2 * b for a, b in op.layer_shapes)
-    return op.in_features + 2 * op.out_features
 
 
 def _example(spec) -> str:
@@ -707,16 +645,9 @@ def build_view(model: Graph, train: Graph, inference: Graph, source: SourceFile 
 _GENERATOR_INITS = {"hyperfan": "hyperfan", "residual": "residual_init"}
 """A generator's `init` -> the helper that initialises its last layer (none for PyTorch's)."""
 
-_HELPER_NEEDS = {
-    "mix": ("softmax",), "meta_attention": ("softmax",), "scenario_meta_attention": ("softmax",),
-}
-"""Helper templates that call another helper's function."""
-
-
 def _helper_views(helpers: set[str]) -> list[HelperView]:
-    """The helpers `helpers` name and every helper they call, in name order. A helper module
-    declares what it calls by importing it; a template of templates/torch/helpers/ through
-    `_HELPER_NEEDS`."""
+    """The helpers `helpers` name and every helper they call, in name order (a helper module
+    declares what it calls by importing it)."""
     modules = {**CORE_HELPERS, **layers.helper_modules()}
     name_of = {module: name for name, module in modules.items()}
     needed: set[str] = set()
@@ -726,11 +657,8 @@ def _helper_views(helpers: set[str]) -> list[HelperView]:
         if name in needed:
             continue
         needed.add(name)
-        if name in modules:
-            todo += [name_of[module] for module in helper_source(modules[name])[1]]
-        todo += _HELPER_NEEDS.get(name, ())
-    return [HelperView(name, helper_source(modules[name])[0] if name in modules else None)
-            for name in sorted(needed)]
+        todo += [name_of[module] for module in helper_source(modules[name])[1]]
+    return [HelperView(name, helper_source(modules[name])[0]) for name in sorted(needed)]
 
 
 def _for_inference(name: str, inference: Graph, attrs: Namespace) -> list[str]:
@@ -799,20 +727,13 @@ class FoldContext:
                               f"self._scenario_table_{_method_suffix(generator)}()")
         return self.tables[generator]
 
-
-def _fold_star(ctx: FoldContext, op: ir.IndexedLinear) -> None:
-    a = ctx.attr(op.module)
-    ctx.copy(f"{a}.weight", f"self.{a}.weight * self.{a}.domain_weight")
-    ctx.copy(f"{a}.bias", f"self.{a}.bias + self.{a}.domain_bias")
+    def cell_slot(self, table: str, slot: ir.Slot, cells: int) -> str:
+        """One slot of every cell's row of the per-cell table `table`: cells x the slot's shape."""
+        return _cell_slot(table, slot, cells)
 
 
 def _fold_scenario_table(ctx: FoldContext, op: ir.ScenarioTable) -> None:
     ctx.copy(f"{ctx.attr(op.module)}.weight", ctx.table(op.generator))
-
-
-def _fold_scenario_meta_attention(ctx: FoldContext, op: ir.ScenarioMetaAttention) -> None:
-    ctx.lines.extend(_scenario_meta_attention_fold(op, ctx.attr(op.module),
-                                                   ctx.table(op.generator)))
 
 
 def _fold_scenario_linear(ctx: FoldContext, op: ir.ScenarioLinear) -> None:
@@ -821,8 +742,7 @@ def _fold_scenario_linear(ctx: FoldContext, op: ir.ScenarioLinear) -> None:
 
 
 _FOLDS = {
-    "star": _fold_star, "scenario_table": _fold_scenario_table,
-    "scenario_meta_attention": _fold_scenario_meta_attention,
+    "scenario_table": _fold_scenario_table,
     "scenario_linear": _fold_scenario_linear,
 }
 
@@ -888,23 +808,6 @@ def _scenario_linear_fold(op: ir.ScenarioLinear, a: str, table: str,
         copy(f"{a}.bias", _cell_slot(table, f.bias_slot, cells))
     elif f.bias == "static":  # the layer's own module holds it, else the module is the bias
         copy(f"{a}.bias", f"self.{trained}.bias" if weights.module else f"self.{trained}")
-    return lines
-
-
-def _scenario_meta_attention_fold(op: ir.ScenarioMetaAttention, a: str, table: str) -> list[str]:
-    """for_inference() lines computing each cell's meta-unit layers from `table` (the
-    generator's output for every cell); the task rows of the first layer become bias."""
-    lines: list[str] = []
-    width, cells = op.type.width, op.cells
-    slots = op.folded.slots
-    for i, (w, b) in enumerate(zip(slots[::2], slots[1::2], strict=True)):
-        lines.append(f"weight = {_cell_slot(table, w, cells)}")
-        lines.append(f"bias = {_cell_slot(table, b, cells)}")
-        if i == 0:
-            lines.append(f'bias = bias + torch.einsum("t,cto->co", self.{a}.task, '
-                         f"weight[:, {width}:])")
-            lines.append(f"weight = weight[:, :{width}]")
-        lines += _copy(f"{a}.weights[{i}]", "weight") + _copy(f"{a}.biases[{i}]", "bias")
     return lines
 
 

@@ -1,3 +1,12 @@
+"""STAR's star-topology linear at run time: inlined into every generated model.py with a star
+layer (with the per-domain helper it imports)."""
+
+import torch
+from torch import nn
+
+from dwc.backends.torch.helpers.per_domain import _dwc_per_domain_linear, _DwcRows
+
+
 class _DwcStarLinear(nn.Module):
     """STAR's star-topology linear: y = x (W * W_p[d]) + (b + b_p[d]).
 

@@ -1,3 +1,12 @@
+"""MMoE's shared experts at run time: inlined into every generated model.py with an experts
+value (with the activation helper it imports)."""
+
+import torch
+from torch import nn
+
+from dwc.backends.torch.helpers.activation import _dwc_activation
+
+
 class _DwcExperts(nn.Module):
     """`count` expert MLPs on one input, computed as batched matmuls: B x in -> B x count x out."""
 

@@ -1,3 +1,10 @@
+"""STAR's partitioned normalisation at run time: inlined into every generated model.py with a
+partitioned_norm layer."""
+
+import torch
+from torch import nn
+
+
 class _DwcPartitionedNorm(nn.Module):
     """STAR's partitioned normalisation: per-domain statistics, shared x domain scale, shared +
     domain shift. Training normalises each domain's samples with that domain's batch statistics

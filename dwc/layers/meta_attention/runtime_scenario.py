@@ -1,3 +1,15 @@
+"""M2M's meta attention in its per-cell inference form (fold-scenario-layers) at run time:
+inlined into every generated model.py whose meta unit is generated from the scenario only (with
+the per-domain, activation and softmax helpers it imports)."""
+
+import torch
+from torch import nn
+
+from dwc.backends.torch.helpers.activation import _dwc_activation_
+from dwc.backends.torch.helpers.per_domain import _dwc_per_domain_linear, _DwcRows
+from dwc.backends.torch.helpers.softmax import _dwc_softmax_experts
+
+
 class _DwcScenarioMetaAttention(nn.Module):
     """Inference form of M2M meta attention whose meta unit depends on the scenario cell only
     (fold-scenario-layers): each cell's layer weights computed once by `for_inference()`.

@@ -1,3 +1,12 @@
+"""MMoE's gate mixture at run time: inlined into every generated model.py with a mix (with the
+experts' softmax it imports)."""
+
+import torch
+from torch import nn
+
+from dwc.backends.torch.helpers.softmax import _dwc_softmax_experts
+
+
 class _DwcMix(nn.Module):
     """MMoE gate: softmax(linear(g)) weights over the experts, then their weighted sum."""
 

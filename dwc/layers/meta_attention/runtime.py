@@ -1,3 +1,13 @@
+"""M2M's meta attention at run time: inlined into every generated model.py with a
+meta_attention (with the activation and softmax helpers it imports)."""
+
+import torch
+from torch import nn
+
+from dwc.backends.torch.helpers.activation import _dwc_activation_
+from dwc.backends.torch.helpers.softmax import _dwc_softmax_experts
+
+
 class _DwcMetaAttention(nn.Module):
     """M2M meta attention for one task (docs/models.md, 'M2M').
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
+from dwc.layers.star.op import FoldedStarLinear, StarLinear
 from dwc.passes.base import Pass, PassResult, Rewriter, register
 
 
@@ -19,7 +19,7 @@ class FoldStar(Pass):
     def run(self, graph: Graph) -> PassResult:
         rw = Rewriter(graph)
         for op in graph.ops:
-            if isinstance(op, ir.StarLinear):
-                rw.replace(op, ir.IndexedLinear, in_features=op.in_features,
-                           out_features=op.out_features, domains=op.domains, derived="star")
+            if isinstance(op, StarLinear):
+                rw.replace(op, FoldedStarLinear, in_features=op.in_features,
+                           out_features=op.out_features, domains=op.domains)
         return rw.result()

@@ -1,0 +1,33 @@
+"""What STAR's ops add to the generated torch module: `_DwcStarLinear` (runtime.py) and
+`_DwcPartitionedNorm` (runtime_partitioned_norm.py) layers, and the fold that merges a star
+layer's weights per domain in `for_inference()`."""
+
+from __future__ import annotations
+
+from dwc.layers.star.op import FoldedStarLinear, PartitionedNorm, StarLinear
+
+
+def emit_star_linear(b, op: StarLinear) -> None:
+    """`b` is the torch backend's builder (dwc.backends.torch.view)."""
+    attr = b.module_line(op, "star", "_DwcStarLinear",
+                         [str(op.in_features), str(op.out_features), str(op.domains)])
+    b.per_domain(op, attr)
+
+
+def emit_partitioned_norm(b, op: PartitionedNorm) -> None:
+    attr = b.module_line(op, "partitioned_norm", "_DwcPartitionedNorm",
+                         [str(op.type.width), str(op.domains)])
+    b.fwd(op, f"self.{attr}", [b.var(i) for i in op.inputs])
+
+
+def emit_folded_star_linear(b, op: FoldedStarLinear) -> None:
+    """The inference form runs the merged weights as the IndexedLinear it is."""
+    b.op_indexed_linear(op)
+
+
+def fold_star(ctx, op: FoldedStarLinear) -> None:
+    """for_inference(): each domain's W * W_p[d] and b + b_p[d] from the training star layer
+    (`ctx`: the backend's FoldContext)."""
+    a = ctx.attr(op.module)
+    ctx.copy(f"{a}.weight", f"self.{a}.weight * self.{a}.domain_weight")
+    ctx.copy(f"{a}.bias", f"self.{a}.bias + self.{a}.domain_bias")
