@@ -29,11 +29,6 @@ class Op:
     """Stable name of the parameter owner in generated code (ops with parameters only)."""
     binding: str = ""
     """The spec name (value, condition, feature or output) this op was lowered from."""
-    derived: str = ""
-    """Set by inference folds: how this op's parameters are computed from the training graph's
-    ("scenario_table", "scenario_linear"; `for_inference()` implements each); empty when they are
-    the training parameters. Op types that only a fold makes (a layer kind's, e.g. ScenarioGate
-    or FoldedStarLinear) need no tag: the type is the marker."""
 
     def params(self) -> int:
         return 0

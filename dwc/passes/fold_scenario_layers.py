@@ -58,7 +58,7 @@ class FoldScenarioLayers(Pass):
             folded = ir.ScenarioLinear(
                 result=op.result, inputs=inputs, type=op.type, span=op.span, binding=op.binding,
                 module=weights.module or rw.fresh_module(f"{op.binding}_fc{op.layer}"),
-                derived="scenario_linear", in_features=op.in_features,
+                in_features=op.in_features,
                 out_features=op.out_features, cells=table.cells, rank=rank,
                 generator=table.generator, folded=op,
                 v_shared=rank is not None

@@ -65,7 +65,7 @@ class FoldScenarioTable(Pass):
             hint = gen.module if isinstance(gen, ir.Generator) else f"{gen.binding}_generators"
             rw.replace(gen, ir.ScenarioTable, inputs=(index.result,),
                        module=rw.fresh_module(f"{hint}_table"), cells=graph.scenario_cells,
-                       generator=gen.result, slots=gen.slots, derived="scenario_table")
+                       generator=gen.result, slots=gen.slots)
         return rw.result()
 
     @staticmethod

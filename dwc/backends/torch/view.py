@@ -741,23 +741,17 @@ def _fold_scenario_linear(ctx: FoldContext, op: ir.ScenarioLinear) -> None:
                                            ctx.attrs))
 
 
-_FOLDS = {
-    "scenario_table": _fold_scenario_table,
-    "scenario_linear": _fold_scenario_linear,
-}
+_FOLDS = {ir.ScenarioTable: _fold_scenario_table, ir.ScenarioLinear: _fold_scenario_linear}
+"""The core's folds; a fold's op type is its marker."""
 
 
 def _fold_of(op: ir.Op):
     """How for_inference() computes `op`'s parameters from the training module's: a layer
     kind's fold (by op type), else the core's; None for ops holding training parameters."""
-    fold = layers.torch_folds().get(type(op))
-    if fold is not None:
-        return fold
-    if not op.derived:
-        return None
-    if op.derived not in _FOLDS:  # a fold without weights here would serve zeros: fail instead
-        raise AssertionError(f"no for_inference() fold for derived {op.derived!r}")
-    return _FOLDS[op.derived]
+    fold = layers.torch_folds().get(type(op)) or _FOLDS.get(type(op))
+    if fold is None and op.tabulated() is not None:  # would serve zeros: fail the compile
+        raise AssertionError(f"no for_inference() fold for {type(op).__name__}")
+    return fold
 
 
 def _copy(target: str, expr: str) -> list[str]:
