@@ -41,3 +41,17 @@ def helper_source(module: str) -> tuple[str, tuple[str, ...]]:
     start = min([first.lineno, *(d.lineno for d in getattr(first, "decorator_list", ()))])
     code = "\n".join(text.splitlines()[start - 1:]).rstrip("\n")
     return code, tuple(needs)
+
+
+@cache
+def init_parameters(module: str, cls: str) -> tuple[str, ...]:
+    """The parameter names of `cls.__init__` in the helper module `module` (without `self`), so
+    generated code can pass a helper's settings by keyword."""
+    code, _ = helper_source(module)
+    for node in ast.parse(code).body:
+        if isinstance(node, ast.ClassDef) and node.name == cls:
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+                    return tuple(a.arg for a in item.args.args[1:])
+            return ()
+    raise AssertionError(f"{module} defines no class {cls}")

@@ -10,12 +10,13 @@ the only spec-derived text placed in code is validated names and numbers, and st
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from dataclasses import dataclass, field
 
 from dwc import __version__, layers
 from dwc.backends.torch.helpers import CORE as CORE_HELPERS
-from dwc.backends.torch.inline import helper_source
+from dwc.backends.torch.inline import helper_source, init_parameters
 from dwc.backends.torch.naming import Namespace, attribute_namespace, class_name
 from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
@@ -149,6 +150,9 @@ class FileView:
         return any(i.role == "numeric" for i in self.inputs)
 
 
+_KEYWORD = re.compile(r"[A-Za-z_]\w*=(?!=)")
+"""An argument already written `name=value`."""
+
 INDENT = 8
 """Indentation of statement lines inside the generated class's methods."""
 WIDTH = 100
@@ -161,12 +165,26 @@ def q(name: str) -> str:
     return f'"{name}"'
 
 
-Arg = str | list[str]
-"""A call argument: an expression, or a list literal given as its items."""
+@dataclass(frozen=True)
+class Keyword:
+    """A keyword argument whose value is a list literal given as its items (`name=[...]`)."""
+
+    name: str
+    items: list[str]
+
+
+Arg = str | list[str] | Keyword
+"""A call argument: an expression, a list literal given as its items, or a keyword list."""
 
 
 def _flat(arg: Arg) -> str:
+    if isinstance(arg, Keyword):
+        return f"{arg.name}=[{', '.join(arg.items)}]"
     return arg if isinstance(arg, str) else f"[{', '.join(arg)}]"
+
+
+def _is_list(arg: Arg) -> bool:
+    return not isinstance(arg, str)
 
 
 def call_lines(head: str, args: list[Arg], indent: int = INDENT) -> list[str]:
@@ -179,15 +197,16 @@ def call_lines(head: str, args: list[Arg], indent: int = INDENT) -> list[str]:
     if indent + len(one) <= WIDTH:
         return [one]
     inner = ", ".join(_flat(a) for a in args)
-    if indent + 4 + len(inner) <= WIDTH and not any(isinstance(a, list) and
+    if indent + 4 + len(inner) <= WIDTH and not any(_is_list(a) and
                                                     indent + 4 + len(_flat(a)) > WIDTH
                                                     for a in args):
         return [f"{head}(", f"    {inner}", ")"]
     lines = [f"{head}("]
     for arg in args:
-        if isinstance(arg, list) and indent + 4 + len(_flat(arg)) + 1 > WIDTH:
-            lines.append("    [")
-            lines.extend(f"        {item}," for item in arg)
+        if _is_list(arg) and indent + 4 + len(_flat(arg)) + 1 > WIDTH:
+            items = arg.items if isinstance(arg, Keyword) else arg
+            lines.append(f"    {arg.name}=[" if isinstance(arg, Keyword) else "    [")
+            lines.extend(f"        {item}," for item in items)
             lines.append("    ],")
         else:
             lines.append(f"    {_flat(arg)},")
@@ -322,10 +341,21 @@ class _Builder:
             self.init_line(op, f"self.{attr}.weight.requires_grad_(False)")
 
     def module_line(self, op: ir.Op, helper: str, cls: str, args: list[Arg]) -> str:
-        """Declare `self.<attr> = cls(args)` (a helper class) and return the attribute name."""
+        """Declare `self.<attr> = cls(...)` (a runtime helper's class) and return the attribute
+        name. Settings are passed by keyword: a positional `args` item gets the name of the
+        matching parameter of the class's `__init__` (read from the helper's source)."""
         attr = self.attr(op)
         self.helpers.add(helper)
-        for line in call_lines(f"self.{attr} = {cls}", args):
+        names = init_parameters(helper_module(helper), cls)
+        keyed: list[Arg] = []
+        for i, arg in enumerate(args):
+            if isinstance(arg, Keyword) or isinstance(arg, str) and _KEYWORD.match(arg):
+                keyed.append(arg)  # already by keyword
+            elif isinstance(arg, list):
+                keyed.append(Keyword(names[i], arg))
+            else:
+                keyed.append(f"{names[i]}={arg}")
+        for line in call_lines(f"self.{attr} = {cls}", keyed):
             self.init_line(op, line)
         return attr
 
@@ -644,6 +674,11 @@ def build_view(model: Graph, train: Graph, inference: Graph, source: SourceFile 
 
 _GENERATOR_INITS = {"hyperfan": "hyperfan", "residual": "residual_init"}
 """A generator's `init` -> the helper that initialises its last layer (none for PyTorch's)."""
+
+def helper_module(name: str) -> str:
+    """The module of the runtime helper `name` (the core's, or a layer kind's)."""
+    return {**CORE_HELPERS, **layers.helper_modules()}[name]
+
 
 def _helper_views(helpers: set[str]) -> list[HelperView]:
     """The helpers `helpers` name and every helper they call, in name order (a helper module

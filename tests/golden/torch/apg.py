@@ -138,11 +138,17 @@ class ApgCtr(ApgCtrBase):
         self.page_embedding = nn.Embedding(3, 8)
         # line 18: h
         self.h_generator0 = nn.Sequential(nn.Linear(16, 1280))
-        self.h_fc0 = _DwcLowRankFactors(56, 256, rank=32, overparam=128, share=True, bias=False)
+        self.h_fc0 = _DwcLowRankFactors(
+            n_in=56, n_out=256, rank=32, overparam=128, share=True, bias=False
+        )
         self.h_generator1 = nn.Sequential(nn.Linear(16, 384))
-        self.h_fc1 = _DwcLowRankFactors(256, 128, rank=16, overparam=64, share=True, bias=False)
+        self.h_fc1 = _DwcLowRankFactors(
+            n_in=256, n_out=128, rank=16, overparam=64, share=True, bias=False
+        )
         self.h_generator2 = nn.Sequential(nn.Linear(16, 128))
-        self.h_fc2 = _DwcLowRankFactors(128, 64, rank=8, overparam=32, share=True, bias=False)
+        self.h_fc2 = _DwcLowRankFactors(
+            n_in=128, n_out=64, rank=8, overparam=32, share=True, bias=False
+        )
         # line 20: ctr
         self.ctr = nn.Linear(64, 1)
 
@@ -368,9 +374,9 @@ class ApgCtrInference(ApgCtrBase):
         # line 8: category
         self.category_embedding = nn.Embedding(200, 8)
         # line 18: h
-        self.h_fc0 = _DwcScenarioLinear(56, 256, cells=24, rank=32, bias=True)
-        self.h_fc1 = _DwcScenarioLinear(256, 128, cells=24, rank=16, bias=True)
-        self.h_fc2 = _DwcScenarioLinear(128, 64, cells=24, rank=8, bias=True)
+        self.h_fc0 = _DwcScenarioLinear(n_in=56, n_out=256, cells=24, rank=32, bias=True)
+        self.h_fc1 = _DwcScenarioLinear(n_in=256, n_out=128, cells=24, rank=16, bias=True)
+        self.h_fc2 = _DwcScenarioLinear(n_in=128, n_out=64, cells=24, rank=8, bias=True)
         # line 20: ctr
         self.ctr = nn.Linear(64, 1)
 

@@ -128,9 +128,9 @@ class Can(CanBase):
         self.category_embedding = nn.Embedding(200, 18)
         # line 12: item_co
         self.item_co_co_action = _DwcCoAction(
-            5000,
-            5000,
-            [16, 8, 4],
+            induction_vocab=5000,
+            feed_vocab=5000,
+            widths=[16, 8, 4],
             orders=3,
             act="tanh",
             bias=False,
@@ -139,9 +139,9 @@ class Can(CanBase):
         )
         # line 13: cate_co
         self.cate_co_co_action = _DwcCoAction(
-            200,
-            200,
-            [16, 8, 4],
+            induction_vocab=200,
+            feed_vocab=200,
+            widths=[16, 8, 4],
             orders=3,
             act="tanh",
             bias=False,
@@ -309,9 +309,9 @@ class CanInference(CanBase):
         self.category_embedding = nn.Embedding(200, 18)
         # line 12: item_co
         self.item_co_co_action = _DwcCoAction(
-            5000,
-            5000,
-            [16, 8, 4],
+            induction_vocab=5000,
+            feed_vocab=5000,
+            widths=[16, 8, 4],
             orders=3,
             act="tanh",
             bias=False,
@@ -320,9 +320,9 @@ class CanInference(CanBase):
         )
         # line 13: cate_co
         self.cate_co_co_action = _DwcCoAction(
-            200,
-            200,
-            [16, 8, 4],
+            induction_vocab=200,
+            feed_vocab=200,
+            widths=[16, 8, 4],
             orders=3,
             act="tanh",
             bias=False,

@@ -272,8 +272,8 @@ class DwMlpInference(DwMlpBase):
         # line 6: item_id
         self.item_id_embedding = nn.Embedding(5000, 16)
         # line 15: h
-        self.h_fc0 = _DwcScenarioLinear(32, 16, cells=24, rank=None, bias=True)
-        self.h_fc1 = _DwcScenarioLinear(16, 8, cells=24, rank=None, bias=True)
+        self.h_fc0 = _DwcScenarioLinear(n_in=32, n_out=16, cells=24, rank=None, bias=True)
+        self.h_fc1 = _DwcScenarioLinear(n_in=16, n_out=8, cells=24, rank=None, bias=True)
         # line 16: ctr
         self.ctr = nn.Linear(8, 1)
 

@@ -116,10 +116,10 @@ class LhucCtr(LhucCtrBase):
         self.page_embedding = nn.Embedding(3, 4)
         # line 14: h1
         self.h1_fc0 = nn.Linear(40, 64)
-        self.h1_lhuc = _DwcLhuc(24, 64)
+        self.h1_lhuc = _DwcLhuc(conditions=24, width=64)
         # line 15: h2
         self.h2_fc0 = nn.Linear(64, 32)
-        self.h2_lhuc = _DwcLhuc(24, 32)
+        self.h2_lhuc = _DwcLhuc(conditions=24, width=32)
         # line 17: ctr
         self.ctr = nn.Linear(32, 1)
 
@@ -258,10 +258,10 @@ class LhucCtrInference(LhucCtrBase):
         self.category_embedding = nn.Embedding(200, 8)
         # line 14: h1
         self.h1_fc0 = nn.Linear(40, 64)
-        self.h1_lhuc = _DwcLhuc(24, 64)
+        self.h1_lhuc = _DwcLhuc(conditions=24, width=64)
         # line 15: h2
         self.h2_fc0 = nn.Linear(64, 32)
-        self.h2_lhuc = _DwcLhuc(24, 32)
+        self.h2_lhuc = _DwcLhuc(conditions=24, width=32)
         # line 17: ctr
         self.ctr = nn.Linear(32, 1)
 

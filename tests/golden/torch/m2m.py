@@ -151,15 +151,19 @@ class M2m(M2mBase):
         # line 16: s
         self.s_fc0 = nn.Linear(16, 16)
         # line 17: e
-        self.e_experts = _DwcExperts(4, [64, 16], "relu")
+        self.e_experts = _DwcExperts(count=4, dims=[64, 16], act="relu")
         # line 20: r1
         self.r1_generator = nn.Sequential(nn.Linear(16, 1056))
-        self.r1_attention = _DwcMetaAttention(16, 32, [(0, 1024, 1056, 32, 32)], "leaky_relu")
+        self.r1_attention = _DwcMetaAttention(
+            task_dim=16, score_dim=32, slots=[(0, 1024, 1056, 32, 32)], act="leaky_relu"
+        )
         # line 21: t1
         self.t1_generator = nn.Sequential(nn.Linear(16, 272))
         # line 23: r2
         self.r2_generator = nn.Sequential(nn.Linear(16, 1056))
-        self.r2_attention = _DwcMetaAttention(16, 32, [(0, 1024, 1056, 32, 32)], "leaky_relu")
+        self.r2_attention = _DwcMetaAttention(
+            task_dim=16, score_dim=32, slots=[(0, 1024, 1056, 32, 32)], act="leaky_relu"
+        )
         # line 24: t2
         self.t2_generator = nn.Sequential(nn.Linear(16, 272))
         # line 26: spend_next
@@ -416,15 +420,15 @@ class M2mInference(M2mBase):
         # line 15: h
         self.h_fc0 = nn.Linear(36, 64)
         # line 17: e
-        self.e_experts = _DwcExperts(4, [64, 16], "relu")
+        self.e_experts = _DwcExperts(count=4, dims=[64, 16], act="relu")
         # line 20: r1
-        self.r1_attention = _DwcScenarioMetaAttention(24, [16, 32], "leaky_relu")
+        self.r1_attention = _DwcScenarioMetaAttention(cells=24, dims=[16, 32], act="leaky_relu")
         # line 21: t1
-        self.t1_fc = _DwcScenarioLinear(16, 16, cells=24, rank=None, bias=True)
+        self.t1_fc = _DwcScenarioLinear(n_in=16, n_out=16, cells=24, rank=None, bias=True)
         # line 23: r2
-        self.r2_attention = _DwcScenarioMetaAttention(24, [16, 32], "leaky_relu")
+        self.r2_attention = _DwcScenarioMetaAttention(cells=24, dims=[16, 32], act="leaky_relu")
         # line 24: t2
-        self.t2_fc = _DwcScenarioLinear(16, 16, cells=24, rank=None, bias=True)
+        self.t2_fc = _DwcScenarioLinear(n_in=16, n_out=16, cells=24, rank=None, bias=True)
         # line 26: spend_next
         self.spend_next = nn.Linear(16, 1)
         # line 27: clicks_next

@@ -381,7 +381,7 @@ class MultitaskInference(MultitaskBase):
         self.bottom_fc1 = nn.Linear(128, 64)
         self.bottom_norm1 = nn.BatchNorm1d(64)
         # line 19: shared
-        self.shared_fc = _DwcScenarioLinear(64, 64, cells=8, rank=None, bias=True)
+        self.shared_fc = _DwcScenarioLinear(n_in=64, n_out=64, cells=8, rank=None, bias=True)
         # line 22: click
         self.click = nn.Linear(64, 1)
         # line 23: like

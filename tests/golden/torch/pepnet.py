@@ -148,16 +148,16 @@ class Pepnet(PepnetBase):
         # line 12: domain
         self.domain_embedding = nn.Embedding(4, 8)
         # line 18: ep
-        self.ep_gate = _DwcGateNU(65, 57, 57, 2.0)
+        self.ep_gate = _DwcGateNU(n_in=65, hidden=57, width=57, gamma=2.0)
         # line 22: click_tower
-        self.click_tower_gate0 = _DwcGateNU(97, 57, 57, 2.0)
+        self.click_tower_gate0 = _DwcGateNU(n_in=97, hidden=57, width=57, gamma=2.0)
         self.click_tower_fc0 = nn.Linear(57, 64)
-        self.click_tower_gate1 = _DwcGateNU(97, 64, 64, 2.0)
+        self.click_tower_gate1 = _DwcGateNU(n_in=97, hidden=64, width=64, gamma=2.0)
         self.click_tower_fc1 = nn.Linear(64, 32)
         # line 23: like_tower
-        self.like_tower_gate0 = _DwcGateNU(97, 57, 57, 2.0)
+        self.like_tower_gate0 = _DwcGateNU(n_in=97, hidden=57, width=57, gamma=2.0)
         self.like_tower_fc0 = nn.Linear(57, 64)
-        self.like_tower_gate1 = _DwcGateNU(97, 64, 64, 2.0)
+        self.like_tower_gate1 = _DwcGateNU(n_in=97, hidden=64, width=64, gamma=2.0)
         self.like_tower_fc1 = nn.Linear(64, 32)
         # line 25: click
         self.click = nn.Linear(32, 1)
@@ -380,17 +380,25 @@ class PepnetInference(PepnetBase):
         # line 12: domain
         self.domain_embedding = nn.Embedding(4, 8)
         # line 18: ep
-        self.ep_gate = _DwcGateNU(65, 57, 57, 2.0)
+        self.ep_gate = _DwcGateNU(n_in=65, hidden=57, width=57, gamma=2.0)
         # line 22: click_tower
         self.prior_gate_hidden = nn.Linear(97, 242)
-        self.click_tower_gate0 = _DwcGateNU(97, 57, 57, 2.0, first_layer=False)
+        self.click_tower_gate0 = _DwcGateNU(
+            n_in=97, hidden=57, width=57, gamma=2.0, first_layer=False
+        )
         self.click_tower_fc0 = nn.Linear(57, 64)
-        self.click_tower_gate1 = _DwcGateNU(97, 64, 64, 2.0, first_layer=False)
+        self.click_tower_gate1 = _DwcGateNU(
+            n_in=97, hidden=64, width=64, gamma=2.0, first_layer=False
+        )
         self.click_tower_fc1 = nn.Linear(64, 32)
         # line 23: like_tower
-        self.like_tower_gate0 = _DwcGateNU(97, 57, 57, 2.0, first_layer=False)
+        self.like_tower_gate0 = _DwcGateNU(
+            n_in=97, hidden=57, width=57, gamma=2.0, first_layer=False
+        )
         self.like_tower_fc0 = nn.Linear(57, 64)
-        self.like_tower_gate1 = _DwcGateNU(97, 64, 64, 2.0, first_layer=False)
+        self.like_tower_gate1 = _DwcGateNU(
+            n_in=97, hidden=64, width=64, gamma=2.0, first_layer=False
+        )
         self.like_tower_fc1 = nn.Linear(64, 32)
         # line 25: click
         self.click = nn.Linear(32, 1)

@@ -125,11 +125,11 @@ class PpnetFuxictr(PpnetFuxictrBase):
         self.page_embedding = nn.Embedding(3, 16)
         # line 16: h
         self.h_fc0 = nn.Linear(48, 64)
-        self.h_gate0 = _DwcGateNU(96, 64, 64, 2.0)
+        self.h_gate0 = _DwcGateNU(n_in=96, hidden=64, width=64, gamma=2.0)
         self.h_fc1 = nn.Linear(64, 64)
-        self.h_gate1 = _DwcGateNU(96, 64, 64, 2.0)
+        self.h_gate1 = _DwcGateNU(n_in=96, hidden=64, width=64, gamma=2.0)
         self.h_fc2 = nn.Linear(64, 64)
-        self.h_gate2 = _DwcGateNU(96, 64, 64, 2.0)
+        self.h_gate2 = _DwcGateNU(n_in=96, hidden=64, width=64, gamma=2.0)
         # line 18: ctr
         self.ctr = nn.Linear(64, 1)
 
@@ -313,11 +313,11 @@ class PpnetFuxictrInference(PpnetFuxictrBase):
         # line 16: h
         self.h_fc0 = nn.Linear(48, 64)
         self.gate_in_gate_hidden = nn.Linear(96, 192)
-        self.h_gate0 = _DwcGateNU(96, 64, 64, 2.0, first_layer=False)
+        self.h_gate0 = _DwcGateNU(n_in=96, hidden=64, width=64, gamma=2.0, first_layer=False)
         self.h_fc1 = nn.Linear(64, 64)
-        self.h_gate1 = _DwcGateNU(96, 64, 64, 2.0, first_layer=False)
+        self.h_gate1 = _DwcGateNU(n_in=96, hidden=64, width=64, gamma=2.0, first_layer=False)
         self.h_fc2 = nn.Linear(64, 64)
-        self.h_gate2 = _DwcGateNU(96, 64, 64, 2.0, first_layer=False)
+        self.h_gate2 = _DwcGateNU(n_in=96, hidden=64, width=64, gamma=2.0, first_layer=False)
         # line 18: ctr
         self.ctr = nn.Linear(64, 1)
 

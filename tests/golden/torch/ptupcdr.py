@@ -117,7 +117,7 @@ class Ptupcdr(PtupcdrBase):
         self.tgt_item_embedding = nn.Embedding(30000, 10)
         self.tgt_item_embedding.weight.requires_grad_(False)
         # line 10: src_history
-        self.src_history_attention = _DwcAttentionPool(10)
+        self.src_history_attention = _DwcAttentionPool(dim=10)
         # line 14: u_t
         self.u_t_generator = nn.Sequential(nn.Linear(10, 50), nn.ReLU(), nn.Linear(50, 100))
 
@@ -245,7 +245,7 @@ class PtupcdrInference(PtupcdrBase):
         self.tgt_item_embedding = nn.Embedding(30000, 10)
         self.tgt_item_embedding.weight.requires_grad_(False)
         # line 10: src_history
-        self.src_history_attention = _DwcAttentionPool(10)
+        self.src_history_attention = _DwcAttentionPool(dim=10)
         # line 14: u_t
         self.u_t_generator = nn.Sequential(nn.Linear(10, 50), nn.ReLU(), nn.Linear(50, 100))
 

@@ -127,7 +127,7 @@ class SenetCtr(SenetCtrBase):
         # line 10: country
         self.country_embedding = nn.Embedding(8, 16)
         # line 13: v
-        self.v_senet = _DwcSeNet(6, 16, 2, "relu")
+        self.v_senet = _DwcSeNet(fields=6, dim=16, reduced=2, excite="relu")
         # line 14: h
         self.h_fc0 = nn.Linear(96, 64)
         self.h_fc1 = nn.Linear(64, 32)
@@ -277,7 +277,7 @@ class SenetCtrInference(SenetCtrBase):
         # line 10: country
         self.country_embedding = nn.Embedding(8, 16)
         # line 13: v
-        self.v_senet = _DwcSeNet(6, 16, 2, "relu")
+        self.v_senet = _DwcSeNet(fields=6, dim=16, reduced=2, excite="relu")
         # line 14: h
         self.h_fc0 = nn.Linear(96, 64)
         self.h_fc1 = nn.Linear(64, 32)

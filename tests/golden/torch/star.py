@@ -109,12 +109,12 @@ class Star(StarBase):
         # line 9: domain
         self.domain_embedding = nn.Embedding(8, 8)
         # line 13: x
-        self.x_norm = _DwcPartitionedNorm(40, 8)
+        self.x_norm = _DwcPartitionedNorm(width=40, domains=8)
         # line 14: h
-        self.h_fc0 = _DwcStarLinear(40, 64, 8)
-        self.h_fc1 = _DwcStarLinear(64, 32, 8)
+        self.h_fc0 = _DwcStarLinear(n_in=40, n_out=64, domains=8)
+        self.h_fc1 = _DwcStarLinear(n_in=64, n_out=32, domains=8)
         # line 15: main
-        self.main_fc0 = _DwcStarLinear(32, 1, 8)
+        self.main_fc0 = _DwcStarLinear(n_in=32, n_out=1, domains=8)
         # line 16: aux
         self.aux_fc0 = nn.Linear(48, 16)
         self.aux = nn.Linear(16, 1)
@@ -269,12 +269,12 @@ class StarInference(StarBase):
         # line 9: domain
         self.domain_embedding = nn.Embedding(8, 8)
         # line 13: x
-        self.x_norm = _DwcPartitionedNorm(40, 8)
+        self.x_norm = _DwcPartitionedNorm(width=40, domains=8)
         # line 14: h
-        self.h_fc0 = _DwcIndexedLinear(40, 64, 8)
-        self.h_fc1 = _DwcIndexedLinear(64, 32, 8)
+        self.h_fc0 = _DwcIndexedLinear(n_in=40, n_out=64, domains=8)
+        self.h_fc1 = _DwcIndexedLinear(n_in=64, n_out=32, domains=8)
         # line 15: main
-        self.main_fc0 = _DwcIndexedLinear(32, 1, 8)
+        self.main_fc0 = _DwcIndexedLinear(n_in=32, n_out=1, domains=8)
         # line 16: aux
         self.aux_fc0 = nn.Linear(48, 16)
         self.aux = nn.Linear(16, 1)
