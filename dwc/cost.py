@@ -8,6 +8,7 @@ floats each op materialises per sample (generated weights included), times the b
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from dwc.ir import ops as ir
@@ -151,3 +152,45 @@ def _bytes(n: float) -> str:
         if n < 1024:
             return f"{n:.1f} {unit}"
     return f"{n / 1024:.1f} GiB"
+
+
+@dataclass(frozen=True)
+class BatchGrouping:
+    """The inference forward's choice to reorder the batch by cell once (`batch_grouping`)."""
+
+    key: str
+    """The cell index the per-cell layers read."""
+    needed: set[str]
+    """The values that index is computed from (run before the grouping)."""
+    gathered: int
+    """Floats of one cell's weights the largest layer gathers per sample in a small batch."""
+
+
+def batch_grouping(graph: Graph) -> BatchGrouping | None:
+    """Whether the inference forward should group the batch by scenario cell once, before
+    everything else, instead of each per-cell layer grouping its own rows.
+
+    It applies when per-cell layers (`Op.cell_weights`) share a cell index computed from the
+    inputs alone, and pays when what the layers would copy each time exceeds what grouping the
+    batch copies. Per sample, in 4-byte words: each layer's own grouping copies its input once and
+    its output twice (concatenation, scatter back); grouping the batch copies every input once and
+    every output and logit once (int64 inputs count twice).
+    """
+    per_cell = [op for op in graph.ops if op.cell_weights() is not None]
+    if not per_cell:
+        return None
+    keys = [op.inputs[1] for op in per_cell]
+    key = max(dict.fromkeys(keys), key=keys.count)  # the index most layers read (first on ties)
+    needed = graph.ancestors(key)
+    producers = graph.producers()
+    if not all(isinstance(producers[v], ir.Input | ir.ScenarioIndex) for v in needed):
+        return None
+    keyed = [op for op in per_cell if op.inputs[1] == key]
+    saved = sum(op.cell_weights().copied for op in keyed)
+    cost = sum(math.prod(spec.shape) * (2 if spec.dtype == "int64" else 1)
+               for spec in graph.inputs)
+    cost += 2 * sum(out.width for out in graph.outputs)
+    if saved <= cost:
+        return None
+    return BatchGrouping(key, needed, max(op.cell_weights().gathered for op in keyed))
+

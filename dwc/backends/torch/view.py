@@ -9,12 +9,11 @@ the only spec-derived text placed in code is validated names and numbers, and st
 
 from __future__ import annotations
 
-import math
 import re
 import textwrap
 from dataclasses import dataclass, field
 
-from dwc import __version__, layers
+from dwc import __version__, cost, layers
 from dwc.backends.torch.helpers import CORE as CORE_HELPERS
 from dwc.backends.torch.inline import helper_source, init_parameters
 from dwc.backends.torch.naming import Namespace, attribute_namespace, class_name
@@ -91,6 +90,28 @@ class OutputView:
 
 
 @dataclass
+class ForInferenceView:
+    """`for_inference()`: the inference class it builds, and the fold records' lines that
+    compute the folded parameters (inside `with torch.no_grad():`)."""
+
+    cls: str
+    folds: list[str]
+
+
+@dataclass
+class ScenarioTableView:
+    """`_scenario_table_<suffix>()`: `generator` evaluated for every scenario cell."""
+
+    suffix: str
+    generator: str
+    cells: int
+    inputs: list[tuple[str, int, int]]
+    """(feature, stride, vocabulary) of each scenario feature: its id in cell c."""
+    blocks: list[Block]
+    result: str
+
+
+@dataclass
 class ClassView:
     """One generated nn.Module class (the training form or the inference form)."""
 
@@ -105,8 +126,10 @@ class ClassView:
     """Lines of the `groups` dict literal in `parameter_groups()`."""
     loss_lines: list[str]
     """Statements accumulating the weighted loss into `total` (training class only)."""
-    methods: list[str]
-    """Extra method source lines, relative to the class body (for_inference, scenario tables)."""
+    for_inference: ForInferenceView | None = None
+    """The training class's `for_inference()` (the template writes the method around it)."""
+    scenario_tables: list[ScenarioTableView] = field(default_factory=list)
+    """The training class's `_scenario_table_*()` methods, one per tabulated value."""
     ungroup: str | None = None
     """The local holding the order that restores the caller's rows (a grouped batch), if any."""
 
@@ -256,29 +279,16 @@ class _Builder:
         per-cell layers share a cell index computed from the inputs alone (the cheap scenario
         ops); each then reads its cells' rows as slices (`_dwc_group_batch`), and the outputs go
         back to the caller's order at the end. The index's ops run twice: on the caller's batch
-        to find the order, then again in the reordered forward."""
-        per_cell = [op for op in self.graph.ops if op.cell_weights() is not None]
-        if not per_cell:
+        to find the order, then again in the reordered forward. Whether it pays is the cost
+        model's decision (`cost.batch_grouping`)."""
+        grouping = cost.batch_grouping(self.graph)
+        if grouping is None:
             return
-        keys = [op.inputs[1] for op in per_cell]
-        key = max(dict.fromkeys(keys), key=keys.count)  # the index most layers read (first on ties)
-        needed = self.graph.ancestors(key)
-        if not all(isinstance(self.producers[v], ir.Input | ir.ScenarioIndex) for v in needed):
-            return
-        # per sample, in 4-byte words: each layer's own grouping copies its input once and its
-        # output twice (concatenation, scatter back); grouping the batch copies every input once
-        # and every output and logit once
-        keyed = [op for op in per_cell if op.inputs[1] == key]
-        saved = sum(op.cell_weights().copied for op in keyed)
-        cost = sum(math.prod(spec.shape) * (2 if spec.dtype == "int64" else 1)
-                   for spec in self.graph.inputs)
-        cost += 2 * sum(out.width for out in self.graph.outputs)
-        if saved <= cost:
-            return
+        key = grouping.key
         for op in self.graph.ops:
-            if op.result in needed:
+            if op.result in grouping.needed:
                 self.lower(op)
-        floats = max(op.cell_weights().gathered for op in keyed)
+        floats = grouping.gathered
         rows, self.ungroup = self.var(f"{key}.rows"), self.var(f"{key}.order")
         self.helpers.add("per_domain")
         self.rows_emitted.add(rows)
@@ -651,12 +661,13 @@ def build_view(model: Graph, train: Graph, inference: Graph, source: SourceFile 
         ib.lower(op)
     i_outputs, _ = _outputs(inference, ib)
 
-    methods = _for_inference(name, inference, attrs) + _scenario_tables(
-        before_table or train, inference, source, attrs, helpers)
     training = ClassView(name, "training", _summary(model, train), tb.init, tb.forward, t_outputs,
-                         _groups(model, attrs), loss_lines, methods)
+                         _groups(model, attrs), loss_lines,
+                         for_inference=_for_inference(name, inference, attrs),
+                         scenario_tables=_scenario_tables(before_table or train, inference,
+                                                          source, attrs, helpers))
     folded = ClassView(f"{name}Inference", "inference", _summary(inference), ib.init, ib.forward,
-                       i_outputs, _groups(inference, attrs), [], [], ib.ungroup)
+                       i_outputs, _groups(inference, attrs), [], ungroup=ib.ungroup)
     return FileView(
         model=train.model,
         base=f"{name}Base",
@@ -696,40 +707,14 @@ def _helper_views(helpers: set[str]) -> list[HelperView]:
     return [HelperView(name, helper_source(modules[name])[0]) for name in sorted(needed)]
 
 
-def _for_inference(name: str, inference: Graph, attrs: Namespace) -> list[str]:
-    """`for_inference()`: copy the shared parameters, then compute every folded one."""
-    lines = [
-        "",
-        f"def for_inference(self) -> {name}Inference:",
-        f'    """The folded inference form ({name}Inference) carrying this module\'s weights.',
-        "",
-        "    Parameters with the same name and shape are copied; folded ones are computed from",
-        "    the training parameters (over-parameterised factors multiplied out, STAR weights",
-        "    merged per domain, scenario-only generators tabulated per cell, and the per-cell",
-        "    weights of the dynamic layers they feed). In eval mode the outputs equal this",
-        "    module's.",
-        '    """',
-        "    reference = next(self.parameters())  # the inference form takes its dtype and device",
-        f"    model = {name}Inference(validate_inputs=self.validate_inputs).to(",
-        "        device=reference.device, dtype=reference.dtype",
-        "    )",
-        "    target = model.state_dict()",
-        "    shared = {",
-        "        key: value",
-        "        for key, value in self.state_dict().items()",
-        "        if key in target and value.shape == target[key].shape",
-        "    }",
-        "    model.load_state_dict(shared, strict=False)",
-    ]
+def _for_inference(name: str, inference: Graph, attrs: Namespace) -> ForInferenceView:
+    """`for_inference()`: the records of every fold in the inference graph, in order."""
     ctx = FoldContext(attrs)
     for op in inference.ops:
         fold = _fold_of(op)
         if fold is not None:
             fold(ctx, op)
-    if ctx.lines:
-        lines += ["    with torch.no_grad():", *(f"        {f}" for f in ctx.lines)]
-    lines.append("    return model.eval()")
-    return lines
+    return ForInferenceView(f"{name}Inference", ctx.lines)
 
 
 @dataclass
@@ -845,10 +830,11 @@ def _method_suffix(ssa: str) -> str:
 
 
 def _scenario_tables(train: Graph, inference: Graph, source: SourceFile | None,
-                     attrs: Namespace, helpers: set[str]) -> list[str]:
-    """A method per folded generator computing its output for every scenario cell, in order."""
-    lines: list[str] = []
+                     attrs: Namespace, helpers: set[str]) -> list[ScenarioTableView]:
+    """A method per tabulated value computing it for every scenario cell, in order."""
+    tables: list[ScenarioTableView] = []
     done: set[str] = set()
+    vocab = {s.name: s.vocab for s in train.inputs}
     for op in inference.ops:
         generator = op.tabulated()
         if generator is None or generator in done:
@@ -862,26 +848,12 @@ def _scenario_tables(train: Graph, inference: Graph, source: SourceFile | None,
             if node.result in needed:
                 sub.lower(node)
         strides, stride = [], 1
-        vocab = {s.name: s.vocab for s in train.inputs}
         for feature in reversed(train.scenario):
             strides.append((feature, stride, vocab[feature]))
             stride *= vocab[feature]
-        lines += [
-            "",
-            "@torch.no_grad()",
-            f"def _scenario_table_{_method_suffix(generator)}(self) -> torch.Tensor:",
-            f'    """`{generator}` for every scenario cell, row c = cell c (fold-scenario-table)."""',
-            "    was_training = self.training",
-            "    self.eval()",
-            f"    cells = torch.arange({train.scenario_cells}, device=next(self.parameters()).device)",
-            "    inputs = {",
-            *(f'        "{f}": cells // {st} % {v},' for f, st, v in reversed(strides)),
-            "    }",
-        ]
-        for block in sub.forward:
-            lines += [f"    # {block.comment}", *(f"    {line}" for line in block.lines)]
-        lines += ["    self.train(was_training)", f"    return {sub.var(generator)}"]
-    return lines
+        tables.append(ScenarioTableView(_method_suffix(generator), generator, train.scenario_cells,
+                                        strides[::-1], sub.forward, sub.var(generator)))
+    return tables
 
 
 def _groups(graph: Graph, attrs: Namespace) -> list[str]:
