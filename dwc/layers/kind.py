@@ -25,7 +25,7 @@ class Kind:
       n_out, ssa)` emits its layer i;
     - `ops`: its IR op classes (each with its own costs and `verify`);
     - `torch`: op class -> `fn(builder, op)`, what the op adds to the generated module's
-      `__init__` and `forward` (`dwc.backends.torch.view`'s builder API);
+      `__init__` and `forward` (`dwc.backends.torch.builder`'s API);
     - `folds`: op class -> `fn(fold_context, op)`, how `for_inference()` computes the
       parameters of an op an inference fold produced from the training module's (the op's type
       is the marker);

@@ -9,7 +9,7 @@ from dwc.layers.apg.op import FoldedLowRankDynamicLinear, LowRankDynamicLinear
 
 
 def emit(b, op: LowRankDynamicLinear) -> None:
-    """`b` is the torch backend's builder (dwc.backends.torch.view)."""
+    """`b` is the torch backend's builder (dwc.backends.torch.builder)."""
     x = b.var(op.inputs[0])
     b.helpers.add("lowrank")
     attr = None

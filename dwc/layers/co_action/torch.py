@@ -7,7 +7,7 @@ from dwc.layers.co_action.op import CoAction
 
 
 def emit(b, op: CoAction) -> None:
-    """`b` is the torch backend's builder (dwc.backends.torch.view)."""
+    """`b` is the torch backend's builder (dwc.backends.torch.builder)."""
     attr = b.module_line(op, "co_action", "_DwcCoAction", [
         str(op.induction_vocab), str(op.feed_vocab), list(map(str, op.widths)),
         f"orders={op.orders}", f'act="{op.act}"', f"bias={op.bias}",

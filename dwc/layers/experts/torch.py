@@ -7,7 +7,7 @@ from dwc.layers.experts.op import Experts, Mix
 
 
 def emit_experts(b, op: Experts) -> None:
-    """`b` is the torch backend's builder (dwc.backends.torch.view)."""
+    """`b` is the torch backend's builder (dwc.backends.torch.builder)."""
     dims = [str(op.in_features), *map(str, op.widths)]
     act = f'"{op.act}"'  # a checked enum, as a string literal
     attr = b.module_line(op, "experts", "_DwcExperts", [str(op.type.count), dims, act])

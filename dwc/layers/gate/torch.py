@@ -8,7 +8,7 @@ from dwc.layers.gate.op import Gate, GateHidden, ScenarioGate
 
 
 def emit_gate(b, op: Gate) -> None:
-    """`b` is the torch backend's builder (dwc.backends.torch.view)."""
+    """`b` is the torch backend's builder (dwc.backends.torch.builder)."""
     args: list = [str(op.in_features), str(op.hidden), str(op.type.width), repr(op.gamma)]
     if op.granularity == "field":
         args.append(list(map(str, op.fields)))
@@ -35,7 +35,7 @@ def emit_scenario_gate(b, op: ScenarioGate) -> None:
 
 def fold_gate_hidden(ctx, op: GateHidden) -> None:
     """The stacked first layer: the training gates' first layers concatenated, in part order.
-    `ctx` is the backend's FoldContext (dwc.backends.torch.view)."""
+    `ctx` is the backend's FoldContext (dwc.backends.torch.folds)."""
     a = ctx.attr(op.module)
     gates = [ctx.attr(module) for module, _ in op.parts]
     for member in ("weight", "bias"):

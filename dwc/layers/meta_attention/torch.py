@@ -9,7 +9,7 @@ from dwc.layers.meta_attention.op import MetaAttention, ScenarioMetaAttention
 
 
 def emit_meta_attention(b, op: MetaAttention) -> None:
-    """`b` is the torch backend's builder (dwc.backends.torch.view)."""
+    """`b` is the torch backend's builder (dwc.backends.torch.builder)."""
     base = op.slots[0].offset  # the meta unit's slots are contiguous from here
     slots = []
     for w, bias in zip(op.slots[::2], op.slots[1::2], strict=True):

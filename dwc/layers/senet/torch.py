@@ -6,7 +6,7 @@ from dwc.layers.senet.op import SeNet
 
 
 def emit(b, op: SeNet) -> None:
-    """`b` is the torch backend's builder (dwc.backends.torch.view)."""
+    """`b` is the torch backend's builder (dwc.backends.torch.builder)."""
     dim = op.type.width // op.fields
     excite = f'"{op.act}"'  # a checked enum (relu | sigmoid), as a string literal
     attr = b.module_line(op, "senet", "_DwcSeNet",

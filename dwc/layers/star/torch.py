@@ -8,7 +8,7 @@ from dwc.layers.star.op import FoldedStarLinear, PartitionedNorm, StarLinear
 
 
 def emit_star_linear(b, op: StarLinear) -> None:
-    """`b` is the torch backend's builder (dwc.backends.torch.view)."""
+    """`b` is the torch backend's builder (dwc.backends.torch.builder)."""
     attr = b.module_line(op, "star", "_DwcStarLinear",
                          [str(op.in_features), str(op.out_features), str(op.domains)])
     b.per_domain(op, attr)
