@@ -9,7 +9,7 @@ run reports every independent problem.
 Checking and lowering share one walk because every check needs the widths that lowering computes;
 docs/architecture.md records this decision. The walk is one object, `_Elaborator`, in parts: this
 module has the driver, naming, the core's expressions and outputs; `dwc.sema.arguments` argument
-binding and checking, `dwc.sema.features` features and scenario cells, `dwc.sema.layers` layer
+binding and checking, `dwc.sema.features` features and scenario cells, `dwc.sema.stacks` layer
 stacks and dynamic weights, `dwc.sema.state` the walk's state.
 """
 
@@ -25,9 +25,9 @@ from dwc.ir.types import ExpertsType, FieldsType, VecType
 from dwc.parse import ast
 from dwc.sema.arguments import Arguments
 from dwc.sema.features import Features
-from dwc.sema.layers import Layers
-from dwc.sema.layers import generator_init as generator_init  # re-exported
 from dwc.sema.signatures import LOSSES, SIGNATURES
+from dwc.sema.stacks import Layers
+from dwc.sema.stacks import generator_init as generator_init  # re-exported
 from dwc.sema.state import Skip, State
 from dwc.sema.values import Value
 from dwc.source import NO_SPAN, SourceFile, Span
@@ -44,7 +44,7 @@ def elaborate(spec: ast.Spec, source: SourceFile) -> Graph:
 
 class _Elaborator(Arguments, Features, Layers):
     """The checked walk over one spec. Its parts: arguments (dwc/sema/arguments.py), features and
-    scenarios (dwc/sema/features.py), layer stacks (dwc/sema/layers.py); here the driver, naming,
+    scenarios (dwc/sema/features.py), layer stacks (dwc/sema/stacks.py); here the driver, naming,
     the core's expressions and outputs. Layer kinds' lowerings receive it as `el`."""
 
     def __init__(self, state: State) -> None:
