@@ -355,8 +355,10 @@ def cmd_passes(args) -> int:
     from dwc.passes import PASSES, PIPELINES
     from dwc.passes.base import MODEL_PASSES
 
-    for name in sorted(PASSES, key=lambda n: ("model", "train", "inference").index(
-            PASSES[n].stage)):
+    # in the order they run: by stage, then by place in the model passes and in -O2
+    order = [p.split("{")[0] for p in f"{MODEL_PASSES},{PIPELINES[2]}".split(",")]
+    for name in sorted(PASSES, key=lambda n: (("model", "train", "inference").index(
+            PASSES[n].stage), order.index(n) if n in order else len(order), n)):
         cls = PASSES[name]
         print(f"{name:<22} {cls.stage:<10} {cls.summary}")
     print(f"\nmodel passes (always): {MODEL_PASSES}")

@@ -4,19 +4,18 @@ Importing this package registers every pass, the layer kinds' own too (dwc/layer
 `PIPELINES` and `parse_pipeline` are the entry points.
 """
 
-from dwc.layers.apg import passes as apg  # noqa: F401  (registers APG's passes)
-from dwc.layers.gate import passes as gate_passes  # noqa: F401  (fuse-gates)
+import importlib as _importlib
+import importlib.util as _util
+import pkgutil as _pkgutil
+
+from dwc import layers as _layers
 from dwc.passes import (  # noqa: F401  (each module registers its pass)
     dce,
     fold_scenario_layers,
     fold_scenario_table,
+    fuse_generators,
+    strip_training,
 )
-
-# isort: split
-from dwc.layers.star import passes as star_passes  # noqa: F401  (fold-star, where it registered)
-
-# isort: split
-from dwc.passes import fuse_generators, strip_training  # noqa: F401
 from dwc.passes.base import (
     PASSES,
     PIPELINES,
@@ -34,3 +33,8 @@ __all__ = [
     "PASSES", "PIPELINES", "Pass", "PassError", "PassManager", "PassRecord", "PassResult",
     "Pipeline", "parse_pipeline", "pipeline_for",
 ]
+
+# A layer kind's own passes (dwc/layers/<kind>/passes.py) register themselves when imported.
+for _info in _pkgutil.iter_modules(_layers.__path__):
+    if _info.ispkg and _util.find_spec(f"dwc.layers.{_info.name}.passes") is not None:
+        _importlib.import_module(f"dwc.layers.{_info.name}.passes")

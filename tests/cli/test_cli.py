@@ -189,6 +189,12 @@ def test_passes_command_lists_every_pass(capsys):
     for name in PASSES:
         assert name in out
     assert "-O2:" in out
+    # in the order they run: the -O2 pipeline's passes appear in its order
+    from dwc.passes.base import PIPELINES
+
+    listed = [line.split()[0] for line in out.splitlines()[:len(PASSES)]]
+    pipeline = [p for p in dict.fromkeys(PIPELINES[2].split(",")) if p != "dce"]
+    assert [p for p in listed if p in pipeline] == pipeline
 
 
 def test_compiling_to_torch_never_imports_torch(tmp_path):
