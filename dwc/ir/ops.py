@@ -266,19 +266,13 @@ class Head(Op):
 
 
 @dataclass(frozen=True, kw_only=True)
-class IndexedLinear(Op):
-    """A linear layer with one weight set per domain id (per-scenario heads): inputs = (x, ids)."""
+class DomainLinear(Op):
+    """What every linear layer with weights chosen per domain id shares (inputs = (x, domain
+    ids)): its shape, its conditioning input, its per-cell weights for batch grouping."""
 
-    kind: ClassVar[str] = "indexed_linear"
     in_features: int
     out_features: int
     domains: int
-
-    def params(self):
-        return self.domains * (self.in_features * self.out_features + self.out_features)
-
-    def flops(self):
-        return 2 * self.in_features * self.out_features
 
     def attrs(self):
         return {"in": self.in_features, "out": self.out_features, "domains": self.domains}
@@ -292,6 +286,25 @@ class IndexedLinear(Op):
     def cell_weights(self):
         n, m = self.in_features, self.out_features
         return CellWeights(gathered=n * m, copied=n + 2 * m)
+
+    def verify(self, ins, producers):
+        if ins[0].width != self.in_features or self.type != VecType(self.out_features):
+            self.invalid(f"expects vec[{self.in_features}] -> vec[{self.out_features}]")
+        if ins[1] != IdsType(self.domains):
+            self.invalid(f"domain ids {ins[1]} != ids[{self.domains}]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexedLinear(DomainLinear):
+    """A linear layer with one weight set per domain id (per-scenario heads): inputs = (x, ids)."""
+
+    kind: ClassVar[str] = "indexed_linear"
+
+    def params(self):
+        return self.domains * (self.in_features * self.out_features + self.out_features)
+
+    def flops(self):
+        return 2 * self.in_features * self.out_features
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -320,9 +333,10 @@ def __getattr__(name: str) -> type[Op]:
 
 
 __all__ = [
-    "Activation", "Add", "CellWeights", "Concat", "Dot", "Dropout", "DynamicLinear",
-    "DynamicWeights", "FieldsType", "FusedGenerator", "Generator", "GeneratorPart", "Head",
-    "IdsType", "IndexedLinear", "Input", "Linear", "Lookup", "Norm", "Normalize", "Op",
+    "Activation", "Add", "CellWeights", "Concat", "DomainLinear", "Dot", "Dropout",
+    "DynamicLinear", "DynamicWeights", "FieldsType", "FusedGenerator", "Generator",
+    "GeneratorPart", "Head", "IdsType", "IndexedLinear", "Input", "Linear", "Lookup", "Norm",
+    "Normalize", "Op",
     "ScenarioIndex", "ScenarioLinear", "ScenarioTable", "SeqPool", "Slot", "StopGradient", "Table",
     "TableType", "ValueType", "VecType", "VerificationError", "verify_slot_layout",
 ]

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from dwc.ir.ops import CellWeights, IndexedLinear, Op
-from dwc.ir.types import IdsType, VecType
+from dwc.ir.ops import DomainLinear, IndexedLinear, Op
+from dwc.ir.types import IdsType
 
 
 def _domain_input(op: Op, ins, domains: int) -> None:
@@ -16,16 +16,13 @@ def _domain_input(op: Op, ins, domains: int) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class StarLinear(Op):
+class StarLinear(DomainLinear):
     """STAR's star-topology linear: `y = x (W * W_p[d]) + (b + b_p[d])`. inputs = (x, domain ids).
 
     Executed by gathering each sample's domain factors (never by running all D towers).
     """
 
     kind: ClassVar[str] = "star_linear"
-    in_features: int
-    out_features: int
-    domains: int
 
     def params(self):
         n, m = self.in_features, self.out_features
@@ -35,24 +32,6 @@ class StarLinear(Op):
         # the per-sample merge W * W_p[d] plus the product
         n, m = self.in_features, self.out_features
         return 2 * n * m + n * m
-
-    def attrs(self):
-        return {"in": self.in_features, "out": self.out_features, "domains": self.domains}
-
-    def conditioning_inputs(self):
-        return (self.inputs[1],)
-
-    def allocates(self):
-        return True
-
-    def cell_weights(self):
-        n, m = self.in_features, self.out_features
-        return CellWeights(gathered=n * m, copied=n + 2 * m)
-
-    def verify(self, ins, producers):
-        if ins[0].width != self.in_features or self.type != VecType(self.out_features):
-            self.invalid(f"expects vec[{self.in_features}] -> vec[{self.out_features}]")
-        _domain_input(self, ins, self.domains)
 
 
 @dataclass(frozen=True, kw_only=True)
