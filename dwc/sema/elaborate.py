@@ -76,9 +76,14 @@ class _Elaborator(Arguments, Features, Layers):
                        help="add e.g. 'output ctr = sigmoid(linear(h, 1)) loss = bce'")
         if s.outputs and not any(op.params() for op in s.ops) and not any(
                 d.level.value == "error" for d in s.diagnostics):
+            out = s.outputs[0]
+            inner = s.source.text[out.span.start:out.span.end].split("(", 1)[-1].rsplit(")", 1)[0]
+            layer = f"linear({inner}, {out.width})" if inner.isidentifier() else \
+                f"linear(..., {out.width})"
             self.error("DW209", f"model '{s.model}' has no parameters to train",
-                       s.outputs[0].span, "computes a fixed function of its inputs",
-                       help="put a layer before the head, e.g. 'output o = sigmoid(linear(x, 1))'")
+                       out.span, "computes a fixed function of its inputs",
+                       help=f"put a layer before the head, e.g. 'output {out.name} = "
+                            f"{out.head}({layer})'")
         errors = [d for d in s.diagnostics if d.level.value == "error"]
         if errors:
             raise DiagnosticError(s.diagnostics)

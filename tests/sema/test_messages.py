@@ -22,4 +22,4 @@ def test_a_model_without_parameters_is_an_error_not_a_crash_in_training():
     text = "model m\nfeature price : numeric\noutput o = identity(price) loss = mse\n"
     (diagnostic,) = diagnostics_of(text)
     assert diagnostic.code == "DW209" and "no parameters to train" in diagnostic.message
-    assert diagnostic.help and "linear" in diagnostic.help
+    assert diagnostic.help == "put a layer before the head, e.g. 'output o = identity(linear(price, 1))'"
