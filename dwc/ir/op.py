@@ -77,14 +77,14 @@ class Op:
         table holds for every scenario cell (`for_inference()` computes it once)."""
         return None
 
-    def per_cell_condition(self) -> str | None:
+    def table_condition(self) -> str | None:
         """The conditioning input which, when it depends on the scenario cell alone, makes this
         op a function of the cell that an inference fold may tabulate (fold-scenario-table puts
-        `per_cell(...)` in its place); None for ops that cannot be tabulated so."""
+        `as_table(...)` in its place); None for ops that cannot be tabulated so."""
         return None
 
-    def per_cell(self, cell: str, cells: int, module: str) -> Op:
-        """This op as a per-cell table (fold-scenario-table; only where `per_cell_condition()`
+    def as_table(self, cell: str, cells: int, module: str) -> Op:
+        """This op as a per-cell table (fold-scenario-table; only where `table_condition()`
         is not None): it reads the scenario cell id `cell` (ids[cells]) instead of that
         condition, and its table is owned by `module`. Same result, type, span and binding."""
         raise NotImplementedError(f"{type(self).__name__} has no per-cell form")

@@ -1,9 +1,9 @@
 """fold-scenario-table: a generator whose condition is a function of the scenario cell alone is
 precomputed for every cell into a table; inference gathers a row instead of running it.
 
-Other ops that say which of their inputs is such a condition (`Op.per_cell_condition`; a Gate
+Other ops that say which of their inputs is such a condition (`Op.table_condition`; a Gate
 NU of PPNet or `gate` by scenario features only) are functions of the cell too: each becomes its
-per-cell form (`Op.per_cell`; a gate's values gamma * sigmoid(...) in a per-cell table, a
+per-cell form (`Op.as_table`; a gate's values gamma * sigmoid(...) in a per-cell table, a
 ScenarioGate), so the network computing them does not run at serving time.
 
 Applies when every input the condition reads is a feature of the `scenarios a * b` declaration and
@@ -37,7 +37,7 @@ class FoldScenarioTable(Pass):
         def condition(op: ir.Op) -> str | None:
             if isinstance(op, ir.Generator | ir.FusedGenerator):
                 return op.inputs[0]
-            return op.per_cell_condition()
+            return op.table_condition()
 
         targets = [op for op in graph.ops if condition(op) is not None
                    and graph.scenario_cells * op.type.width <= self.max_floats
@@ -59,7 +59,7 @@ class FoldScenarioTable(Pass):
             rw.insert_before(targets[0], *moved)
         for gen in targets:
             if not isinstance(gen, ir.Generator | ir.FusedGenerator):  # it says its own form
-                rw.replace(gen, gen.per_cell(index.result, graph.scenario_cells,
+                rw.replace(gen, gen.as_table(index.result, graph.scenario_cells,
                                              rw.fresh_module(f"{gen.module}_table")))
                 continue
             hint = gen.module if isinstance(gen, ir.Generator) else f"{gen.binding}_generators"

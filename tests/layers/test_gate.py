@@ -61,15 +61,15 @@ def test_a_gate_names_its_condition_and_its_per_cell_form():
 
     gate = Gate(result="h", inputs=("x", "z"), type=VecType(3), in_features=2, hidden=1,
                 module="h_gate", binding="h")
-    assert gate.per_cell_condition() == "z" == gate.conditioning_inputs()[0]
-    table = gate.per_cell("scenario.cell", 6, "h_gate_table")
+    assert gate.table_condition() == "z" == gate.conditioning_inputs()[0]
+    table = gate.as_table("scenario.cell", 6, "h_gate_table")
     assert isinstance(table, ScenarioGate) and table.inputs == ("x", "scenario.cell")
     assert (table.result, table.module, table.generator, table.folded) == (
         "h", "h_gate_table", "z", gate)
     table.verify((VecType(3), IdsType(6)), {})
     fused = Gate(result="h", inputs=("x", "z.gate_hidden"), type=VecType(3), in_features=2,
                  hidden=1, hidden_offset=0, module="h_gate", binding="h")
-    assert fused.per_cell_condition() is None  # its first layer is another op's
+    assert fused.table_condition() is None  # its first layer is another op's
 
 
 def test_gate_verify_rejects_a_field_gate_on_other_fields():

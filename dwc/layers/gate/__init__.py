@@ -8,7 +8,7 @@ EPNet, and a PPNet tower scales every layer of an MLP by one on the personalised
 Inference folds make two other forms of it, their op types the marker: fuse-gates (passes.py)
 stacks the first layers of the gates on one condition into a GateHidden, and fold-scenario-table
 turns a gate whose condition depends on the scenario cell alone into a ScenarioGate (a per-cell
-table of gate values; the gate says which input is that condition, `Gate.per_cell_condition`).
+table of gate values; the gate says which input is that condition, `Gate.table_condition`).
 """
 
 from dwc.layers.gate.lower import GATE, PPNET, lower_gate, lower_ppnet

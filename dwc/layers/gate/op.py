@@ -84,11 +84,11 @@ class Gate(Op):
     def conditioning_inputs(self):
         return (self.inputs[1],)
 
-    def per_cell_condition(self):
+    def table_condition(self):
         # a fused gate's hidden units are another op's: it no longer owns its whole network
         return self.inputs[1] if self.hidden_offset is None else None
 
-    def per_cell(self, cell, cells, module):
+    def as_table(self, cell, cells, module):
         return ScenarioGate(result=self.result, inputs=(self.inputs[0], cell), type=self.type,
                             span=self.span, binding=self.binding, module=module, cells=cells,
                             generator=self.inputs[1], folded=self)
