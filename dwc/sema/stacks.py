@@ -95,15 +95,14 @@ class Layers:
             bias_mode = dl["bias"] if bias else "none"
             # a modifier after dynamic(...) re-parameterises it: its layer kind makes the layers
             reparam = [name for name in mods if name != "dynamic"]
+            layer = DynamicLayer(call, binding, dims, dargs["by"], dl, bias_mode,
+                                 generator_init(dl["init"], dargs["by"]), deps)
             if reparam:
-                layer = DynamicLayer(call, binding, dims, dargs["by"], dl, bias_mode,
-                                     generator_init(dl["init"], dargs["by"]), deps)
                 name = reparam[0]
                 make_fc = layers.layer_modifiers()[name](self, mods[name], SIGNATURES[name],
                                                          layer)
             else:
-                make_fc = self.generic_dynamic(dargs["by"], dl, bias_mode, dims, x, binding, dyn,
-                                               call, deps)
+                make_fc = self.generic_dynamic(layer, x, dyn)
         h = self.stack(call, binding, x, dims, make_fc, act=act, last_act=last_act, norm=norm,
                        dropout=dropout, single=single)
         return Value(h.ssa, h.type, frozenset(deps), call.span)
@@ -149,15 +148,20 @@ class Layers:
                 self.s.defaults.setdefault(sig.name, {})[kw.name.text] = kw
 
     # ------------------------------------------------------------------ dynamic weights
-    def generic_dynamic(self, by, dl, bias_mode, dims, x, binding, dyn, call, deps):
+    def generic_dynamic(self, layer: DynamicLayer, x: Value, dyn):
         """The generic dynamic-weight MLP (docs/models.md): one generator emits every layer's weight
         (then bias), in order. A condition that reads `self` (self-wise, or mix-wise with
         `concat(self, z)`) is each layer's own input, so every layer of an mlp gets its own
         generator reading that layer's input (FuxiCTR's self-wise mode)."""
-        if len(dims) > 2 and _reads_self(by):
-            return self.self_wise_layers(by, dl, bias_mode, binding, dyn, call, deps)
-        z = self.condition(by, x, binding)
-        deps |= z.deps
+        dims, binding, bias_mode = layer.dims, layer.binding, layer.bias
+        if len(dims) > 2 and _reads_self(layer.by):
+            def self_wise(i, h, n_in, n_out, ssa):
+                bias_module = f"{binding}_bias{i}" if bias_mode == "static" else None
+                self.own_generator_layer(layer, str(i), h, n_in, n_out, ssa, dyn.span,
+                                         bias_module)
+            return self_wise
+        z = self.condition(layer.by, x, binding)
+        layer.deps |= z.deps
         offset = 0
         slots: list[tuple[ir.Slot, ir.Slot | None]] = []
         for i, (n_in, n_out) in enumerate(zip(dims, dims[1:], strict=False)):
@@ -167,8 +171,8 @@ class Layers:
             slots.append((w, b))
         gen = self.ssa(f"{binding}.generated")
         self.emit(ir.Generator(result=gen, inputs=(z.ssa,), type=VecType(offset),
-                               in_features=z.type.width, hidden=dl["hidden"], act=dl["act"],
-                               init=generator_init(dl["init"], by),
+                               in_features=z.type.width, hidden=layer.generator["hidden"],
+                               act=layer.generator["act"], init=layer.init,
                                slots=tuple(t for pair in slots for t in pair if t is not None),
                                span=dyn.span, module=self.module(f"{binding}_generator"),
                                binding=binding))
@@ -181,32 +185,33 @@ class Layers:
                 module = self.module(f"{binding}_bias" if single else f"{binding}_bias{i}")
             self.emit(ir.DynamicLinear(result=ssa, inputs=(h.ssa, gen), type=VecType(n_out),
                                        in_features=n_in, out_features=n_out, weight=w,
-                                       bias=bias_mode, bias_slot=b, span=call.span, module=module,
-                                       binding=binding, layer="" if single else str(i)))
+                                       bias=bias_mode, bias_slot=b, span=layer.call.span,
+                                       module=module, binding=binding,
+                                       layer="" if single else str(i)))
         return make_fc
 
-    def self_wise_layers(self, by, dl, bias_mode, binding, dyn, call, deps):
-        """Self-wise layers of an mlp: layer i's generator reads layer i's input (its condition
-        built from it) and emits that layer's weight (then bias)."""
-
-        def make_fc(i, h, n_in, n_out, ssa):
-            z = self.condition(by, h, binding, tag=str(i))
-            deps.update(z.deps)
-            w = ir.Slot("w", 0, (n_in, n_out))
-            b = ir.Slot("b", w.end, (n_out,)) if bias_mode == "generated" else None
-            gen = self.ssa(f"{binding}.generated{i}")
-            self.emit(ir.Generator(result=gen, inputs=(z.ssa,), type=VecType((b or w).end),
-                                   in_features=z.type.width, hidden=dl["hidden"], act=dl["act"],
-                                   init=generator_init(dl["init"], by),
-                                   slots=(w, b) if b else (w,), span=dyn.span,
-                                   module=self.module(f"{binding}_generator{i}"),
-                                   binding=binding))
-            module = self.module(f"{binding}_bias{i}") if bias_mode == "static" else None
-            self.emit(ir.DynamicLinear(result=ssa, inputs=(h.ssa, gen), type=VecType(n_out),
-                                       in_features=n_in, out_features=n_out, weight=w,
-                                       bias=bias_mode, bias_slot=b, span=call.span, module=module,
-                                       binding=binding, layer=str(i)))
-        return make_fc
+    def own_generator_layer(self, layer: DynamicLayer, tag: str, h: Value, n_in: int, n_out: int,
+                            ssa: str, span, bias_module: str | None, apg: object = None) -> None:
+        """One dynamic layer of `layer` with a generator of its own: `by` resolved against this
+        layer's input `h` (its condition named with `tag`), the generator emitting this layer's
+        weight (then bias), the dynamic linear reading it. Self-wise layers and APG's layers are
+        made this way; `bias_module` names the owner of a static bias, `apg` carries APG's knobs."""
+        binding, bias_mode = layer.binding, layer.bias
+        z = self.condition(layer.by, h, binding, tag=tag)
+        layer.deps.update(z.deps)
+        w = ir.Slot("w", 0, (n_in, n_out))
+        b = ir.Slot("b", w.end, (n_out,)) if bias_mode == "generated" else None
+        gen = self.ssa(f"{binding}.generated{tag}")
+        self.emit(ir.Generator(result=gen, inputs=(z.ssa,), type=VecType((b or w).end),
+                               in_features=z.type.width, hidden=layer.generator["hidden"],
+                               act=layer.generator["act"], init=layer.init,
+                               slots=(w, b) if b else (w,), span=span,
+                               module=self.module(f"{binding}_generator{tag}"), binding=binding))
+        module = self.module(bias_module) if bias_module is not None else None
+        self.emit(ir.DynamicLinear(
+            result=ssa, inputs=(h.ssa, gen), type=VecType(n_out), in_features=n_in,
+            out_features=n_out, weight=w, bias=bias_mode, bias_slot=b, span=layer.call.span,
+            module=module, binding=binding, apg=apg, layer=tag))
 
     def condition(self, node: object, x: Value, binding: str, tag: str = "") -> Value:
         """Resolve `by`: a condition, `self` (the layer's input) or concat(...) of them (mix-wise).

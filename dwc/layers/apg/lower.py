@@ -5,8 +5,6 @@ parameters never depend on `-O`."""
 
 from __future__ import annotations
 
-from dwc.ir import ops as ir
-from dwc.ir.types import VecType
 from dwc.layers.apg.op import ApgKnobs
 from dwc.parse import ast
 from dwc.sema.params import Signature, param
@@ -45,26 +43,11 @@ def make_fc(el, mod, sig, layer: DynamicLayer):
         knobs = ApgKnobs(rank=k, share=share, overparam=_overparam(el, overparam, k, sig),
                          decompose=decompose)
         tag = "" if single else str(i)
-        z = el.condition(layer.by, h, binding, tag=tag)
-        layer.deps.update(z.deps)
-        w = ir.Slot("w", 0, (n_in, n_out))
-        b = ir.Slot("b", w.end, (n_out,)) if bias_mode == "generated" else None
-        gen = el.ssa(f"{binding}.generated{tag}")
-        el.emit(ir.Generator(result=gen, inputs=(z.ssa,), type=VecType((b or w).end),
-                             in_features=z.type.width, hidden=layer.generator["hidden"],
-                             act=layer.generator["act"], init=layer.init,
-                             slots=(w, b) if b else (w,), span=mod.span,
-                             module=el.module(f"{binding}_generator{tag}"), binding=binding))
         # The full-rank layer the spec's apg(...) re-parameterises; the lowrank, share and
         # overparam passes (passes.py) carry the knobs out. A static bias lives in the
         # layer's module, which the share pass fills with U and V: it is named after the layer.
-        module = None
-        if bias_mode == "static":
-            module = el.module(f"{binding}_fc{tag}")
-        el.emit(ir.DynamicLinear(
-            result=ssa, inputs=(h.ssa, gen), type=VecType(n_out), in_features=n_in,
-            out_features=n_out, weight=w, bias=bias_mode, bias_slot=b, span=layer.call.span,
-            module=module, binding=binding, apg=knobs, layer=tag))
+        bias_module = f"{binding}_fc{tag}" if bias_mode == "static" else None
+        el.own_generator_layer(layer, tag, h, n_in, n_out, ssa, mod.span, bias_module, apg=knobs)
     return fc
 
 
