@@ -47,10 +47,10 @@ class _DwcHmoe(nn.Module):
         self.act = act
         self.gates = _DwcExperts(heads, [n_in, *gate], act)  # every gate's hidden layers on x
         self.gate_out = _dwc_uniform(gate[-1], heads, gate[-1], experts)
-        towers = list(zip([expert_dim, *tower], tower))
+        towers = list(zip([expert_dim, *tower], tower, strict=False))
         self.tower_weights = nn.ParameterList(_dwc_uniform(a, heads, a, b) for a, b in towers)
         self.tower_biases = nn.ParameterList(_dwc_uniform(a, heads, b) for a, b in towers)
-        fusions = list(zip([n_in, *fusion], fusion))
+        fusions = list(zip([n_in, *fusion], fusion, strict=False))
         self.fusion_weights = nn.ParameterList(_dwc_uniform(a, heads, a, b) for a, b in fusions)
         self.fusion_biases = nn.ParameterList(_dwc_uniform(a, heads, b) for a, b in fusions)
         self.fusion_out = _dwc_uniform(fusion[-1], heads, fusion[-1], heads)
@@ -68,10 +68,10 @@ class _DwcHmoe(nn.Module):
         scores = torch.einsum("btg,tge->bte", self.gates(x), self.gate_out)
         mixing = _dwc_softmax_experts(scores.reshape(batch * heads, count))
         h = torch.bmm(mixing.reshape(batch, heads, count), experts)  # B x T x expert width
-        for weight, bias in zip(self.tower_weights, self.tower_biases):
+        for weight, bias in zip(self.tower_weights, self.tower_biases, strict=True):
             h = _dwc_activation(torch.einsum("bti,tio->bto", h, weight) + bias, self.act)
         a = x
-        for weight, bias in zip(self.fusion_weights, self.fusion_biases):
+        for weight, bias in zip(self.fusion_weights, self.fusion_biases, strict=True):
             a = _dwc_activation(_dwc_per_domain_linear(a, domain, rows, weight, bias), self.act)
         a = _dwc_softmax_experts(_dwc_per_domain_linear(a, domain, rows, self.fusion_out, None))
         own = None
