@@ -6,17 +6,15 @@ from __future__ import annotations
 from dwc.diagnostics import Label
 from dwc.layers.hmoe.op import Hmoe, mlp_flops
 from dwc.lint.rules.base import Rule, calls
-from dwc.parse import ast
 
 
 def _hmoe_calls(ctx):
     """(op, its call in the spec) for every hmoe layer."""
     found = {}
     for stmt in ctx.spec.statements:
-        if isinstance(stmt, ast.LetDecl | ast.OutputDecl):
-            for call in calls(stmt.value):
-                if call.func.text == "hmoe":
-                    found[call.span] = call
+        for call in calls(getattr(stmt, "value", None)):
+            if call.func.text == "hmoe":
+                found[call.span] = call
     for op in ctx.graph.ops:
         if isinstance(op, Hmoe):
             yield op, found[op.span]
