@@ -106,7 +106,7 @@ class ScenarioPruner(Op):
 
     def flops(self):
         n = self.type.width
-        return (2 * n * n + n if self.folded.reads_hidden else 0) + n
+        return (2 * n * n if self.folded.reads_hidden else 0) + n
 
     def attrs(self):
         return {"cells": self.cells, "condition": self.generator, "pruner": self.folded.pruner,
