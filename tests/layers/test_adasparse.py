@@ -70,9 +70,9 @@ class EquationAdaSparse(nn.Module):
                                      for a, b in zip((D_Z + D_X, *WIDTHS), WIDTHS, strict=False))
         self.norms = nn.ModuleList(nn.BatchNorm1d(n) for n in WIDTHS)
 
-    def factors(self, l, e, v):
-        s = self.scorers[l](torch.cat([e, v], dim=1) if self.hidden else e)
-        alpha = self.alphas[l]
+    def factors(self, layer, e, v):
+        s = self.scorers[layer](torch.cat([e, v], dim=1) if self.hidden else e)
+        alpha = self.alphas[layer]
         if self.form == "binarization":
             return (torch.sigmoid(alpha * s) > self.eps).to(s.dtype)
         q = self.beta * torch.sigmoid(s if self.form == "scaling" else alpha * s)
@@ -80,23 +80,23 @@ class EquationAdaSparse(nn.Module):
 
     def forward(self, x, e):
         h = torch.cat([e, self.factors(0, e, x) * x], dim=1)
-        for l, (linear, norm) in enumerate(zip(self.linears, self.norms, strict=True)):
+        for i, (linear, norm) in enumerate(zip(self.linears, self.norms, strict=True)):
             a = torch.relu(norm(linear(h)))
-            h = self.factors(l + 1, e, a) * a
+            h = self.factors(i + 1, e, a) * a
         return h
 
 
 def _reference(model, form, reads):
     ref = EquationAdaSparse(form, EPS[form], reads == "domain_and_hidden").double().eval()
     with torch.no_grad():
-        for l, scorer in enumerate(ref.scorers):
-            pruner = getattr(model, f"h_pruner{l}")
+        for i, scorer in enumerate(ref.scorers):
+            pruner = getattr(model, f"h_pruner{i}")
             parts = [pruner.domain_weight] + ([pruner.hidden_weight] if ref.hidden else [])
             scorer.weight.copy_(torch.cat(parts).T)
-            ref.alphas[l] = pruner.alpha.item()
-        for l, (linear, norm) in enumerate(zip(ref.linears, ref.norms, strict=True)):
-            linear.load_state_dict(getattr(model, f"h_fc{l}").state_dict())
-            norm.load_state_dict(getattr(model, f"h_norm{l}").state_dict())
+            ref.alphas[i] = pruner.alpha.item()
+        for i, (linear, norm) in enumerate(zip(ref.linears, ref.norms, strict=True)):
+            linear.load_state_dict(getattr(model, f"h_fc{i}").state_dict())
+            norm.load_state_dict(getattr(model, f"h_norm{i}").state_dict())
     return ref
 
 
@@ -204,35 +204,44 @@ def test_alpha_is_saved_and_advanced_by_training_forwards_only():
     assert fresh.h_pruner2.alpha.item() == pytest.approx(start[2] + 2e-4)
 
 
-def _auxiliary(model) -> torch.Tensor | None:
-    terms = [m.dwc_auxiliary_loss() for m in model.modules() if hasattr(m, "dwc_auxiliary_loss")]
-    terms = [t for t in terms if t is not None]
-    return sum(terms) if terms else None
+def _auxiliary(model) -> torch.Tensor:
+    return sum(m.dwc_auxiliary_loss() for m in model.modules() if hasattr(m, "dwc_auxiliary_loss"))
 
 
-def test_the_regulariser_is_the_soft_pruned_fraction_against_the_target():
-    """sparsity_weight * sum_l |(1 - mean sigmoid(m_l)) - sparsity| over the batch's units, at
-    the alpha the forward used; None in eval and when the weight is 0."""
+def test_the_regulariser_is_the_soft_pruned_fraction_against_the_target_in_loss():
+    """loss() = BCE + sparsity_weight * sum_l |(1 - mean sigmoid(m_l)) - sparsity| over the
+    batch's units, at the alpha the forward used; 0 in eval, and no term without a weight."""
     _, model = _model("fusion", "domain", ", sparsity = 0.6, sparsity_weight = 0.25")
     inputs, _, e = _inputs(model, 64, 5)
-    alphas = [getattr(model, f"h_pruner{i}").alpha.item() for i in range(3)]
+    targets = {k: v.double() for k, v in model.example_targets(64).items()}
+    alphas = [getattr(model, f"h_pruner{i}").alpha.clone() for i in range(3)]
     model.train()
-    model(inputs)
+    torch.manual_seed(7)
+    loss = model.loss(inputs, targets)
     threshold = torch.logit(torch.tensor(0.5 / 2.0, dtype=torch.float64))
     expected = 0.0
     for i, alpha in enumerate(alphas):
         s = e.detach() @ getattr(model, f"h_pruner{i}").domain_weight.detach()
         expected += 0.25 * abs(1 - torch.sigmoid(alpha * s - threshold).mean() - 0.6)
-    loss = _auxiliary(model)
-    torch.testing.assert_close(loss.detach(), torch.as_tensor(expected, dtype=torch.float64))
+    torch.testing.assert_close(_auxiliary(model).detach(), expected)
+    for i, alpha in enumerate(alphas):  # the same forward again (dropout masks too): its BCE
+        getattr(model, f"h_pruner{i}").alpha = alpha
+    torch.manual_seed(7)
+    _, logits = model._forward(inputs)
+    bce = nn.functional.binary_cross_entropy_with_logits(logits["y"], targets["y"])
+    torch.testing.assert_close(loss, bce + expected)
     loss.backward()
     assert torch.count_nonzero(model.h_pruner1.domain_weight.grad) > 0
     model.eval()
-    assert _auxiliary(model) is None
+    assert _auxiliary(model).item() == 0.0
     _, plain = _model("fusion", "domain")
+    with_term, without = (compile_text(SPEC.format(options=o))[0].files["model.py"] for o in (
+        "sparsity_weight = 0.1", "dropout = 0.0"))
+    assert "total = total + self.h_pruner2.dwc_auxiliary_loss()" in with_term
+    assert "dwc_auxiliary_loss()" not in without.split("def for_inference")[0]
     plain.train()
     plain(_inputs(plain, 8, 6)[0])
-    assert _auxiliary(plain) is None
+    assert _auxiliary(plain).item() == 0.0
 
 
 def test_training_on_the_regulariser_reaches_the_target_sparsity():
@@ -309,8 +318,8 @@ def test_costs_follow_the_closed_forms(reads, d_x, d_z, widths):
     _, train, inference, _ = optimize(check_source(source_of(text)), level=2)
     n = [d_x, *widths]
     pruners = sum((d_z + (k if hidden else 0)) * k for k in n)
-    backbone = ((d_z + d_x) * widths[0] + sum(a * b for a, b in zip(widths, widths[1:]))
-                + 3 * sum(widths) + widths[-1] + 1)
+    chain = sum(a * b for a, b in zip(widths, widths[1:], strict=False))  # sum_{l>=2} h_{l-1} h_l
+    backbone = (d_z + d_x) * widths[0] + chain + 3 * sum(widths) + widths[-1] + 1
 
     def cost(graph, metric):
         return sum(getattr(c.cost, metric) for c in explain(graph) if c.name in ("h", "y"))
@@ -318,9 +327,82 @@ def test_costs_follow_the_closed_forms(reads, d_x, d_z, widths):
     assert cost(train, "params") == pruners + backbone
     served = sum(cells * k + (k * k if hidden else 0) for k in n)
     assert cost(inference, "params") == served + backbone
-    macs = pruners + (d_z + d_x) * widths[0] + sum(a * b for a, b in zip(widths, widths[1:])) \
-        + widths[-1]
+    macs = pruners + (d_z + d_x) * widths[0] + chain + widths[-1]
     elementwise = sum(n) + 5 * sum(widths) + 1
     assert cost(train, "flops_per_sample") == 2 * macs + elementwise
     served_macs = macs - pruners + (sum(k * k for k in n) if hidden else 0)
     assert cost(inference, "flops_per_sample") == 2 * served_macs + elementwise
+
+
+_HEAD = """model m
+feature a : categorical(vocab = 100, dim = 8)
+feature d : categorical(vocab = 4, dim = 4) scenario
+scenarios d
+condition e = concat(d)
+"""
+_OUT = "output y = sigmoid(linear(h, 1)) loss = bce\n"
+
+
+@pytest.mark.parametrize(("options", "code", "message", "label"), [
+    ("eps = 2.5", "DW324", "eps = 2.5 must lie in (0, beta = 2) for pruner = fusion",
+     "prunes every unit"),
+    ("pruner = binarization, eps = 1.0", "DW324", "(0, 1 (sigmoid's range))", "prunes every unit"),
+    ("pruner = scaling, beta = 0.005", "DW324", "eps = 0.01 must lie in (0, beta = 0.005)",
+     "prunes every unit"),
+    ("eps = 0", "DW324", "eps = 0 must lie", "prunes nothing"),
+    ("beta = 0", "DW324", "'beta' of fusion must be > 0", "every factor would be 0"),
+    ("pruner = binarization, beta = 3.0", "DW326", "'beta' has no effect with pruner = "
+     "binarization", "binarization does not read it"),
+    ("pruner = scaling, alpha_step = 0.01", "DW326", "'alpha_step' has no effect with pruner = "
+     "scaling", "scaling does not read it"),
+    ("sparsity = 0.3", "DW326", "'sparsity' has no effect without 'sparsity_weight'",
+     "the regulariser is off"),
+])
+def test_misused_options_are_coded_errors(options, code, message, label):
+    from tests.conftest import diagnostics_of
+
+    text = _HEAD + f"h = adasparse(a, [8], by = e, {options})\n" + _OUT
+    (diagnostic,) = diagnostics_of(text)
+    assert diagnostic.code == code and message in diagnostic.message and diagnostic.help
+    if label is not None:
+        assert diagnostic.primary.message == label
+
+
+def test_scaling_with_a_small_beta_is_fine_when_eps_is_below_it():
+    from tests.conftest import diagnostics_of
+
+    assert diagnostics_of(_HEAD + "h = adasparse(a, [8], by = e, pruner = scaling, beta = 0.5, "
+                          "eps = 0.1)\n" + _OUT) == []
+
+
+@pytest.mark.parametrize("by", ["self", "concat(self, e)"])
+def test_by_names_the_domain_condition_not_self(by):
+    from tests.conftest import diagnostics_of
+
+    (diagnostic,) = diagnostics_of(_HEAD + f"h = adasparse(a, [8], by = {by})\n" + _OUT)
+    assert diagnostic.code == "DW325" and "reads = domain_and_hidden" in diagnostic.help
+
+
+LINT_CASES = {
+    # code -> (failing spec, (line, column) of the finding, passing spec)
+    "DW518": (_HEAD.replace("concat(d)", "concat(d, a)") + "h = adasparse(a, [8], by = e)\n"
+              + _OUT, (6, 28), _HEAD + "h = adasparse(a, [8], by = e)\n" + _OUT),
+    "DW519": (_HEAD + "h = adasparse(a, [8], by = e, reads = domain_and_hidden)\n" + _OUT,
+              (6, 31), _HEAD + "h = adasparse(a, [8], by = e)\n" + _OUT),
+}
+"""AdaSparse's lint rules, run by tests/lint/test_rules.py."""
+
+
+def test_lint_messages_give_the_costs():
+    from dwc.lint import LintConfig, lint_source
+    from dwc.source import SourceFile
+
+    found = {d.code: d for d in lint_source(SourceFile("m.dw", LINT_CASES["DW518"][0]),
+                                            LintConfig(select={"DW518"}))}
+    assert found["DW518"].message == (
+        "the pruners of 'h' read 'a', which is not a scenario feature: every sample gets its own "
+        f"sparse structure and serving scores every pruner for every sample ({2 * 12 * 16 + 16:,}"
+        " FLOPs)")
+    found = {d.code: d for d in lint_source(SourceFile("m.dw", LINT_CASES["DW519"][0]),
+                                            LintConfig(select={"DW519"}))}
+    assert "with reads = domain)" in found["DW519"].help

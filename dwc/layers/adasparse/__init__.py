@@ -11,6 +11,8 @@ ScenarioPruner (the op type is the marker): a per-cell table of its factors, or,
 also reads the activations, of the condition's share of its scores.
 """
 
+from dwc.layers.adasparse.codes import CODES
+from dwc.layers.adasparse.lint import AdasparseConditionNotPerDomain, AdasparsePrunerReadsActivations
 from dwc.layers.adasparse.lower import SIGNATURE, lower
 from dwc.layers.adasparse.op import AdaSparsePruner, ScenarioPruner
 from dwc.layers.adasparse.torch import emit_pruner, emit_scenario_pruner, fold_scenario_pruner
@@ -24,4 +26,6 @@ KIND = Kind(
     torch={AdaSparsePruner: emit_pruner, ScenarioPruner: emit_scenario_pruner},
     folds={ScenarioPruner: fold_scenario_pruner},
     helpers={"adasparse": "dwc.layers.adasparse.runtime"},
+    codes=CODES,
+    lint_rules=(AdasparseConditionNotPerDomain, AdasparsePrunerReadsActivations),
 )

@@ -29,9 +29,8 @@ SIGNATURE = Signature("adasparse", "network", (
           "public port)", "domain", choices=("domain", "domain_and_hidden")),
     param("sparsity", "float", "target pruned fraction of the sparsity regulariser", 0.0,
           min=0.0, max=1.0, max_exclusive=True),
-    param("sparsity_weight", "float", "weight of the sparsity regulariser "
-          "|soft pruned fraction - sparsity|, a training loss term per pruner (0: off)", 0.0,
-          min=0.0),
+    param("sparsity_weight", "float", "weight w of the sparsity regulariser, the training loss "
+          "term w abs(soft pruned fraction - sparsity) per pruner (0: off)", 0.0, min=0.0),
     param("act", "enum", "activation after each layer", "relu", choices=ACTIVATIONS),
     param("norm", "enum", "normalisation after each linear (before the activation)", "batch",
           choices=("none", "batch", "layer")),

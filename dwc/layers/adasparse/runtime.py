@@ -23,7 +23,8 @@ class _DwcAdaSparsePruner(nn.Module):
 
     With `sparsity_weight` > 0 a training forward records the auxiliary loss
     sparsity_weight * |(1 - mean(sigmoid(m))) - sparsity|: the soft pruned fraction of the batch's
-    units against the target, returned by `dwc_auxiliary_loss()`.
+    units against the target, which `dwc_auxiliary_loss()` returns (and the model's `loss()`
+    adds); it is 0 in eval.
     """
 
     def __init__(
@@ -77,7 +78,9 @@ class _DwcAdaSparsePruner(nn.Module):
             return keep, soft
         return self.beta * torch.sigmoid(a) * keep, soft
 
-    def forward(self, x: torch.Tensor, z: torch.Tensor, v: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, z: torch.Tensor, v: torch.Tensor | None = None
+    ) -> torch.Tensor:
         pi, soft = self._factors(self.domain_scores(z), v)
         if self.training:
             if self.sparsity_weight > 0:
@@ -87,9 +90,11 @@ class _DwcAdaSparsePruner(nn.Module):
                 self.alpha = self.alpha + self.alpha_step
         return x * pi
 
-    def dwc_auxiliary_loss(self) -> torch.Tensor | None:
-        """The sparsity regulariser of the last training forward (None in eval or when off)."""
-        return self._auxiliary if self.training else None
+    def dwc_auxiliary_loss(self) -> torch.Tensor:
+        """The sparsity regulariser of the last training forward (0 in eval or when off)."""
+        if self.training and self._auxiliary is not None:
+            return self._auxiliary
+        return self.alpha.new_zeros(())
 
 
 class _DwcAdaSparseCellPruner(_DwcAdaSparsePruner):

@@ -27,6 +27,8 @@ def emit_pruner(b, op: AdaSparsePruner) -> None:
     if op.sparsity_weight:
         args += [f"sparsity={op.sparsity!r}", f"sparsity_weight={op.sparsity_weight!r}"]
     attr = b.module_line(op, "adasparse", "_DwcAdaSparsePruner", args)
+    if op.sparsity_weight:
+        b.auxiliary_loss(op, attr)
     b.fwd(op, f"self.{attr}", [b.var(i) for i in op.inputs])
 
 
