@@ -66,14 +66,16 @@ class _DwcAdaSparsePruner(nn.Module):
         self, scores: torch.Tensor, v: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(pi, sigmoid(m) when a gradient or the regulariser needs it) for the domain scores."""
-        s = scores if v is None else scores + v @ self.hidden_weight
-        a = s if self.pruner == "scaling" else self.alpha * s
+        s = scores if v is None else torch.addmm(scores, v, self.hidden_weight)
+        a = s if self.pruner == "scaling" else s * self.alpha
+        if not (torch.is_grad_enabled() or (self.training and self.sparsity_weight > 0)):
+            kept = a > self.threshold  # serving: no soft step, fresh tensors updated in place
+            if self.pruner == "binarization":
+                return kept.to(s.dtype), None
+            return torch.sigmoid(a).mul_(self.beta).mul_(kept), None
         margin = a - self.threshold
-        keep = (margin > 0).to(s.dtype)
-        soft = None
-        if torch.is_grad_enabled() or (self.training and self.sparsity_weight > 0):
-            soft = torch.sigmoid(margin)
-            keep = soft + (keep - soft).detach()  # exactly 0 or 1; the gradient of sigmoid(m)
+        soft = torch.sigmoid(margin)
+        keep = soft + ((margin > 0).to(s.dtype) - soft).detach()  # exactly 0 or 1; sigmoid' back
         if self.pruner == "binarization":
             return keep, soft
         return self.beta * torch.sigmoid(a) * keep, soft
@@ -88,7 +90,7 @@ class _DwcAdaSparsePruner(nn.Module):
                 self._auxiliary = self.sparsity_weight * (pruned - self.sparsity).abs()
             with torch.no_grad():  # a new tensor, not in place: autograd saved the old alpha
                 self.alpha = self.alpha + self.alpha_step
-        return x * pi
+        return x * pi if torch.is_grad_enabled() else pi.mul_(x)
 
     def dwc_auxiliary_loss(self) -> torch.Tensor:
         """The sparsity regulariser of the last training forward (0 in eval or when off)."""
