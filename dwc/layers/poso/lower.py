@@ -49,6 +49,12 @@ def _reads_self(node: object) -> bool:
 def _code(el, args, sig, x: Value, binding: str) -> Value:
     """The personalisation code: a declared condition, never the layer's own input."""
     node = args["by"]
+    if isinstance(node, ast.Ref) and (node.name == "scenario" or node.name in el.s.features):
+        what = "the scenario cell id" if node.name == "scenario" else f"feature '{node.name}'"
+        el.fail("DW336", f"'{sig.name}' gates on a personalisation code (a condition), not on "
+                f"{what}", node.span, "not a condition",
+                help="declare the code from user-group features, e.g. 'condition pc = "
+                "concat(user_group, activity)', and write 'by = pc'")
     if _reads_self(node):
         el.fail("DW338", f"'{sig.name}' gates on a personalisation code, not on its own input",
                 node.span, "reads the layer input",

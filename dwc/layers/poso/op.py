@@ -1,15 +1,18 @@
-"""POSO's own ops: the per-expert gates of `poso_experts` (ExpertGates) and their per-cell table
-form (ScenarioExpertGates, fold-scenario-table's output; its type is the marker). A `poso` stack
-needs no op of its own: its layers are Linear ops and its gates PEPNet's Gate NUs
-(dwc/layers/gate/op.py), which compute the same `gamma * sigmoid(W2 relu(W1 z + b1) + b2)`."""
+"""POSO's own ops: the per-expert gates of `poso_experts` (ExpertGates), their per-cell table
+form (ScenarioExpertGates, fold-scenario-table's output), and a per-cell gate table folded into
+the per-cell linear layer it feeds (GatedIndexedLinear, fold-scenario-gates' output); the types
+of the folded forms are their markers. A `poso` stack needs no op of its own: its layers are
+Linear ops and its gates PEPNet's Gate NUs (dwc/layers/gate/op.py), which compute the same
+`gamma * sigmoid(W2 relu(W1 z + b1) + b2)`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
 
-from dwc.ir.ops import Op
+from dwc.ir.ops import IndexedLinear, Op
 from dwc.ir.types import ExpertsType, IdsType
+from dwc.layers.gate.op import ScenarioGate
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,3 +99,21 @@ class ScenarioExpertGates(Op):
 
     def tabulated(self):
         return self.generator
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatedIndexedLinear(IndexedLinear):
+    """fold-scenario-gates' form of a per-cell gate table feeding a per-cell linear layer on the
+    same cell index: `(x * G[c]) W_c + b_c = x (diag(G[c]) W_c) + b_c`, the gate values multiplied
+    into each cell's weight rows once by `for_inference()` (the op type is the fold's marker). It
+    runs and prints as the IndexedLinear it is. `gate` is the table it absorbed, `layer` the
+    per-cell linear it replaced (whose own fold, if any, runs first)."""
+
+    gate: ScenarioGate
+    layer: IndexedLinear
+
+    def verify(self, ins, producers):
+        super().verify(ins, producers)
+        if self.gate.type.width != self.in_features or self.gate.cells != self.domains:
+            self.invalid(f"absorbs a table of {self.gate.cells} x {self.gate.type.width} gates "
+                         f"into {self.domains} x {self.in_features} weight rows")

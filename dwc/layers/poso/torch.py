@@ -1,10 +1,11 @@
 """What POSO's ops add to the generated torch module: an `_DwcExpertGates` (runtime.py) per
-`poso_experts`, a per-cell table for its folded form; and how `for_inference()` computes that
-table from the training gates."""
+`poso_experts`, a per-cell table for its folded form, the per-cell linear a gate table folded
+into; and how `for_inference()` computes the folded forms from the training module."""
 
 from __future__ import annotations
 
-from dwc.layers.poso.op import ExpertGates, ScenarioExpertGates
+from dwc import layers
+from dwc.layers.poso.op import ExpertGates, GatedIndexedLinear, ScenarioExpertGates
 
 
 def emit_expert_gates(b, op: ExpertGates) -> None:
@@ -27,3 +28,21 @@ def fold_scenario_expert_gates(ctx, op: ScenarioExpertGates) -> None:
     gates on the condition's per-cell table (`ctx`: the backend's FoldContext)."""
     a, gates, z = ctx.attr(op.module), ctx.attr(op.folded.module), ctx.table(op.generator)
     ctx.copy(f"{a}.weight", f"self.{gates}.gates({z}).reshape({op.cells}, -1)")
+
+
+def emit_gated_indexed_linear(b, op: GatedIndexedLinear) -> None:
+    """The folded form runs as the IndexedLinear it is."""
+    b.op_indexed_linear(op)
+
+
+def fold_gated_indexed_linear(ctx, op: GatedIndexedLinear) -> None:
+    """Each cell's weight rows times that cell's gate values, diag(G[c]) W_c: the replaced
+    layer's weights (after its own fold, e.g. STAR's merge), then the training gate on every
+    cell of its condition's table."""
+    inner = layers.torch_folds().get(type(op.layer))
+    if inner is not None:
+        inner(ctx, op.layer)
+    a, gate = ctx.attr(op.module), ctx.attr(op.gate.folded.module)
+    z, cells, width = ctx.table(op.gate.generator), op.domains, op.in_features
+    ctx.call("gates = self." + gate, [f"{z}.new_ones({cells}, {width})", z])
+    ctx.copy(f"{a}.weight", f"model.{a}.weight * gates.unsqueeze(2)")
