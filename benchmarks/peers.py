@@ -1,6 +1,7 @@
 """dwc's generated modules against hand-written references in the peers' style, same weights.
 
-    python benchmarks/peers.py        # writes the "peers" section of docs/benchmarks.md
+    python benchmarks/peers.py              # writes the "peers" section of docs/benchmarks.md
+    python benchmarks/peers.py --only star  # one case's rows, printed only
 
 References (written here from the equations in docs/models.md, not from dwc's templates):
 - FuxiCTR-style APG MLP: over-parameterised factors U_l U_r, V_l V_r multiplied on every forward
@@ -16,6 +17,8 @@ a user would.
 """
 
 from __future__ import annotations
+
+import argparse
 
 import torch
 from common import (
@@ -184,15 +187,28 @@ def compare(label, spec, reference_cls):
     return rows, error
 
 
+CASES = [("apg", APG, FuxiAPG), ("ppnet", PPNET, FuxiPPNet), ("star", STAR, MaskAllStar)]
+"""(label, spec, reference class): one block of rows each, in this order."""
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=[c[0] for c in CASES], metavar="CASE",
+                        help="run these cases only and print their rows (docs/benchmarks.md "
+                        f"is left as it is); cases: {', '.join(c[0] for c in CASES)}")
+    args = parser.parse_args()
     torch.manual_seed(0)
     rows, errors = [], {}
-    for label, spec, ref in (("apg", APG, FuxiAPG), ("ppnet", PPNET, FuxiPPNet),
-                             ("star", STAR, MaskAllStar)):
+    for label, spec, ref in CASES:
+        if args.only and label not in args.only:
+            continue
         r, errors[label] = compare(label, spec, ref)
         rows += r
         for row in r:
             print(" | ".join(row), flush=True)
+    if args.only:
+        print("agreement: " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items()))
+        return
     md = [
         "## Against the peers (`python benchmarks/peers.py`)", "",
         f"Machine: {machine()}.", "",

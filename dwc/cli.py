@@ -129,6 +129,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="stop after this many epochs without a better validation metric")
     p.add_argument("--max-steps", type=int, default=None,
                    help="stop after this many steps in all (default: no limit)")
+    p.add_argument("--two-stage", type=int, default=None, metavar="N",
+                   help="train N epochs with the scenario parts (e.g. mlora's per-domain "
+                   "factors) frozen, then only the scenario parts from the best checkpoint")
 
     p = sub.add_parser("lint", help="check specs for likely mistakes (exit 1 on findings)")
     p.add_argument("files", nargs="+")
@@ -429,7 +432,8 @@ def cmd_train(args) -> int:
     from dwc.train import TrainConfig, train
 
     for flag, value, low in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
-                             ("--patience", args.patience, 1), ("--max-steps", args.max_steps, 1)):
+                             ("--patience", args.patience, 1), ("--max-steps", args.max_steps, 1),
+                             ("--two-stage", args.two_stage, 1)):
         if value is not None and value < low:
             raise _UsageError(f"{flag} must be at least {low}")
     if not args.lr > 0 or not math.isfinite(args.lr):
@@ -442,8 +446,14 @@ def cmd_train(args) -> int:
         rank, _ = launch_env()
     except LaunchError as error:
         raise _UsageError(str(error)) from None
+    if args.two_stage is not None and args.two_stage >= args.epochs:
+        raise _UsageError(f"--two-stage {args.two_stage} leaves no epoch of --epochs "
+                          f"{args.epochs} for stage 2")
     source = _load(args.file)
     result = compile_source(source)
+    if args.two_stage is not None and not _has_scenario_parts(result.files["model.py"]):
+        raise _UsageError(f"--two-stage: {args.file} has no scenario parts to train in stage 2 "
+                          "(a layer such as mlora has them)")
     data_file = SourceFile(args.data, "")
     try:
         data = load_training_data(args.data, result.graph)
@@ -458,13 +468,21 @@ def cmd_train(args) -> int:
         return _report(error, SourceFile(args.out, ""))
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          optimizer=args.optimizer, weight_decay=args.weight_decay,
-                         seed=args.seed, patience=args.patience, max_steps=args.max_steps)
+                         seed=args.seed, patience=args.patience, max_steps=args.max_steps,
+                         two_stage=args.two_stage)
     outcome = train(result.files["model.py"], data, args.out, config, result.graph)
     if rank == 0:
         metric = outcome.selection["metric"]
         print(f"dwc: best epoch {outcome.best_epoch} (valid {metric} "
               f"{outcome.best_metric:.4f}); weights in {args.out}/best.pt", file=sys.stderr)
     return EXIT_OK
+
+
+def _has_scenario_parts(model_py: str) -> bool:
+    from dwc.backends.export import load_generated
+    from dwc.train import scenario_parameters
+
+    return bool(scenario_parameters(load_generated(model_py, "train")(validate_inputs=False)))
 
 
 def _export(args, options_cls):

@@ -10,7 +10,10 @@ logloss for bce outputs, MSE, Poisson NLL or accuracy for the others — keeps t
 (`best.pt`, a plain state_dict that `dwc compile --weights` accepts) and stops early after
 `patience` epochs without improvement. The selection metric is the loss-weighted mean AUC of the
 bce outputs (`weight =` in the spec), or the weighted validation loss when no output is binary.
-The best checkpoint is evaluated on the test split when the file has one. Under torchrun (RANK /
+The best checkpoint is evaluated on the test split when the file has one. `two_stage = N`
+(`--two-stage N`) is the schedule of methods with scenario parts over a shared model (MLoRA):
+N epochs (fewer if stage 1 stops improving) with the scenario parts frozen at their start, then,
+from the best checkpoint, only the scenario parts train. Under torchrun (RANK /
 WORLD_SIZE set) the module is wrapped in DistributedDataParallel with the gloo backend; each
 process reads its shard of every epoch; rank 0 evaluates and writes.
 """
@@ -49,6 +52,9 @@ class TrainConfig:
     seed: int = 0
     patience: int = 2
     max_steps: int | None = None
+    two_stage: int | None = None
+    """Epochs of stage 1 (scenario parts frozen at their start) before stage 2 trains only the
+    scenario parts from the best stage-1 checkpoint; None: one stage, everything trained."""
     progress: bool = True
 
 
@@ -180,6 +186,26 @@ def _better(metric: float, best: float, higher: bool) -> bool:
     return metric > best if higher else metric < best
 
 
+def scenario_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters that are scenario parts: those named by a runtime module's
+    `dwc_scenario_parameters` (MLoRA's per-domain factors, ...), in module order."""
+    found: dict[int, nn.Parameter] = {}
+    for module in model.modules():
+        for name in getattr(module, "dwc_scenario_parameters", ()):
+            param = getattr(module, name)
+            found[id(param)] = param
+    return list(found.values())
+
+
+def _stage_parameters(model: nn.Module, stage: int, scenario: list[nn.Parameter]) -> list:
+    """Mark what stage `stage` trains (1: everything but the scenario parts, 2: only them; 0: one
+    stage, everything) and return it for the optimizer."""
+    parts = {id(p) for p in scenario}
+    for param in model.parameters():
+        param.requires_grad_(stage == 0 or (id(param) in parts) == (stage == 2))
+    return [p for p in model.parameters() if p.requires_grad]
+
+
 class LaunchError(ValueError):
     """The process environment does not describe a valid launch (a usage error)."""
 
@@ -220,10 +246,15 @@ def train(model_py: str, data: str | TrainingData, out: str | Path, config: Trai
     cls = load_generated(model_py, "train")
     model = cls(validate_inputs=False)  # the data was checked whole by load_training_data
     x_train, y_train = _torch(data.splits["train"].inputs), _torch(data.splits["train"].targets)
+    scenario = scenario_parameters(model)
+    if config.two_stage is not None and not scenario:
+        raise ValueError("two-stage training needs scenario parts (a layer such as mlora "
+                         "whose runtime names its `dwc_scenario_parameters`); this model has none")
+    stage = 0 if config.two_stage is None else 1
+    stage_one_ends = config.two_stage  # earlier when stage 1 stops improving
     objective = _Loss(model)
+    optimizer = _optimizer(config, _stage_parameters(model, stage, scenario))
     wrapped = nn.parallel.DistributedDataParallel(objective) if distributed else objective
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = _optimizer(config, params)
     out = Path(out)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -238,6 +269,20 @@ def train(model_py: str, data: str | TrainingData, out: str | Path, config: Trai
     steps_done = 0
     stale = 0
     for epoch in range(1, config.epochs + 1):
+        if stage == 1 and epoch > stage_one_ends:
+            # stage 2: from the best shared model, only the scenario parts train
+            stage, stale = 2, 0
+            if result.best_epoch > 0 and rank == 0:
+                model.load_state_dict(torch.load(out / "best.pt", weights_only=True))
+            if distributed:  # every rank starts stage 2 from rank 0's weights
+                for tensor in model.state_dict().values():
+                    torch.distributed.broadcast(tensor, 0)
+            optimizer = _optimizer(config, _stage_parameters(model, stage, scenario))
+            if distributed:
+                wrapped = nn.parallel.DistributedDataParallel(objective)
+            if rank == 0:
+                print(f"dwc: stage 2 from epoch {epoch}: training the scenario parts only "
+                      f"({sum(p.numel() for p in scenario):,} parameters)", file=sys.stderr)
         order = torch.randperm(n, generator=generator)  # the same order on every rank
         shard = order[rank::world]
         steps = math.ceil(len(shard) / config.batch_size)
@@ -267,6 +312,8 @@ def train(model_py: str, data: str | TrainingData, out: str | Path, config: Trai
             report = evaluate(model, data.splits["valid"], graph, rule=rule)
             entry = {"epoch": epoch, "steps": steps, "train_loss": train_loss,
                      "valid": report, "seconds": time.perf_counter() - started}
+            if stage:
+                entry["stage"] = stage
             result.history.append(entry)
             improved = _better(report["metric"], result.best_metric, higher)
             if improved:
@@ -283,6 +330,8 @@ def train(model_py: str, data: str | TrainingData, out: str | Path, config: Trai
             stop = bool(flag.item())
         else:
             stop = stale >= config.patience
+        if stop and stage == 1:  # stage 1 has converged: go on with stage 2 at once
+            stage_one_ends, stop = epoch, False
         if stop or (config.max_steps is not None and steps_done >= config.max_steps):
             break
     if rank == 0:

@@ -1,14 +1,16 @@
 """The registry of diagnostic codes: the single source of truth for every code dwc emits.
 
 Codes are grouped by stage: DW1xx syntax, DW2xx names, DW3xx types, widths and options, DW4xx files
-and backends, DW5xx lint rules, DW6xx training data, DW9xx internal errors. A code is never reused;
-docs/diagnostics.md is generated from this table (`python -m dwc.docgen`) and a test checks that
-every emitted code is registered here.
+and backends, DW5xx lint rules, DW6xx training data, DW9xx internal errors. A layer kind keeps
+its own codes in its folder (`Kind.codes`, `dwc/layers/<kind>/codes.py`); `CODES` merges them. A
+code is never reused; docs/diagnostics.md is generated from `CODES` (`python -m dwc.docgen`) and a
+test checks that every emitted code is registered.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 
@@ -214,5 +216,48 @@ _TABLE = [
          "Please file an issue with the spec and the command; rerun with DWC_DEBUG=1 for a traceback."),
 ]
 
-CODES: dict[str, Code] = {c.code: c for c in _TABLE}
-assert len(CODES) == len(_TABLE), "duplicate diagnostic code in the registry"
+_CORE: dict[str, Code] = {c.code: c for c in _TABLE}
+assert len(_CORE) == len(_TABLE), "duplicate diagnostic code in the registry"
+
+
+class _Registry(Mapping[str, Code]):
+    """The table above plus every layer kind's own codes (`Kind.codes`, in
+    `dwc/layers/<kind>/codes.py`), merged in code order on first use: the kinds import the
+    compiler, which imports this module, so they cannot be read at import time."""
+
+    def __init__(self, core: dict[str, Code]) -> None:
+        self._core = core
+        self._merged: dict[str, Code] | None = None
+        self._loading = False
+
+    def _codes(self) -> dict[str, Code]:
+        if self._merged is not None:
+            return self._merged
+        if self._loading:  # a kind's module reads a code while the kinds are being imported
+            return self._core
+        self._loading = True
+        try:
+            from dwc.layers import kinds
+
+            merged = dict(self._core)
+            for kind in kinds().values():
+                for c in kind.codes:
+                    assert c.code not in merged, f"{kind.name} re-registers {c.code}"
+                    merged[c.code] = c
+            self._merged = dict(sorted(merged.items()))
+        finally:
+            self._loading = False
+        return self._merged
+
+    def __getitem__(self, code: str) -> Code:
+        return self._codes()[code]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._codes())
+
+    def __len__(self) -> int:
+        return len(self._codes())
+
+
+CODES: Mapping[str, Code] = _Registry(_CORE)
+"""Every registered code (core and the layer kinds'), in code order."""

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from dwc.diagnostics.codes import Code
     from dwc.ir.ops import Op
+    from dwc.lint.rules.base import Rule
     from dwc.sema.params import Signature
 
 
@@ -30,7 +32,11 @@ class Kind:
       parameters of an op an inference fold produced from the training module's (the op's type
       is the marker);
     - `helpers`: runtime helper name -> the module holding it as real Python (importable and
-      unit-testable), whose source the torch backend inlines into model.py.
+      unit-testable), whose source the torch backend inlines into model.py;
+    - `codes`: the kind's own diagnostic codes (`codes.py`), merged into `dwc.diagnostics.CODES`
+      and docs/diagnostics.md;
+    - `lint_rules`: the kind's lint rules (`lint.py`, `Rule` subclasses documented like
+      dwc/lint/rules/*.py), run by `dwc lint` and documented in docs/lint.md.
     """
 
     name: str
@@ -41,3 +47,5 @@ class Kind:
     torch: Mapping[type[Op], Callable] = field(default_factory=dict)
     folds: Mapping[type[Op], Callable] = field(default_factory=dict)
     helpers: Mapping[str, str] = field(default_factory=dict)
+    codes: tuple[Code, ...] = ()
+    lint_rules: tuple[type[Rule], ...] = ()

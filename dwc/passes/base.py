@@ -131,11 +131,15 @@ def rewrite_ops(graph: Graph, rewrite: Callable[[Op], Op | None]) -> PassResult:
 
 @dataclass(frozen=True)
 class Pass:
-    """Base class. Subclasses set `name`, `stage` and `summary`, and implement `run`."""
+    """Base class. Subclasses set `name`, `stage` and `summary`, and implement `run`.
+
+    A layer kind's pass may set `after` to the -O2 pass it runs right after: it then joins that
+    pipeline when it is registered, without an entry in `PIPELINES`."""
 
     name: ClassVar[str] = ""
     stage: ClassVar[str] = "train"
     summary: ClassVar[str] = ""
+    after: ClassVar[str | None] = None
 
     def run(self, graph: Graph) -> PassResult:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -153,7 +157,21 @@ PASSES: dict[str, type[Pass]] = {}
 def register(cls: type[Pass]) -> type[Pass]:
     assert cls.name and cls.name not in PASSES, cls
     PASSES[cls.name] = cls
+    if cls.after is not None:
+        _place(cls)
     return cls
+
+
+def _place(cls: type[Pass]) -> None:
+    """Insert a pass into -O2 right after `cls.after` (after passes placed there before it, so
+    the order follows registration: kinds are imported in name order)."""
+    names = PIPELINES[2].split(",")
+    assert cls.after in names, f"{cls.name}: 'after = {cls.after}' is not an -O2 pass"
+    i = names.index(cls.after) + 1
+    while i < len(names) and getattr(PASSES.get(names[i]), "after", None) == cls.after:
+        i += 1
+    names.insert(i, cls.name)
+    PIPELINES[2] = ",".join(names)
 
 
 _ITEM = re.compile(r"\s*([a-z][a-z0-9-]*)\s*(?:\{([^}]*)\})?\s*(?:,|$)")
@@ -214,10 +232,11 @@ class Pipeline:
 PIPELINES: dict[int, str] = {
     0: "",
     1: "decompose,dce,strip-training,dce",
-    2: "decompose,dce,fuse-generators,fold-overparam,fold-star,fold-scenario-table,"
-       "fold-scenario-layers,fuse-gates,strip-training,dce",
+    2: "decompose,dce,fuse-generators,fold-overparam,fold-scenario-table,fold-scenario-layers,"
+       "strip-training,dce",
 }
-"""Optimisation levels (after the model passes, which always run)."""
+"""Optimisation levels (after the model passes, which always run). A kind's pass that sets
+`after` is inserted into -O2 when it is registered (fold-star, fuse-gates, ...)."""
 
 MODEL_PASSES = "lowrank,share,overparam"
 

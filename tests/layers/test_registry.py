@@ -34,6 +34,34 @@ def test_a_kind_is_complete(name):
         compile(code, f"<{helper}>", "exec")
         known = {*layers.helper_modules().values(), *CORE.values()}
         assert all(n in known for n in needs), needs
+    from dwc.diagnostics import CODES
+    from dwc.lint import RULES
+
+    for code in kind.codes:  # a kind's own codes and rules are in the registries
+        assert CODES[code.code] is code
+    for rule in kind.lint_rules:
+        assert type(RULES[rule.code]) is rule
+
+
+def test_kind_passes_place_themselves_in_the_pipeline(monkeypatch):
+    """A pass with `after` joins -O2 right after that pass, behind passes placed there before
+    it; fold-star and fuse-gates (kinds' passes) are placed that way."""
+    from dataclasses import dataclass
+
+    from dwc.passes import base
+
+    names = base.PIPELINES[2].split(",")
+    assert names.index("fold-star") == names.index("fold-overparam") + 1
+    assert names.index("fuse-gates") == names.index("fold-scenario-layers") + 1
+    monkeypatch.setitem(base.PIPELINES, 2, "a,b,c")
+    monkeypatch.setattr(base, "PASSES", dict(base.PASSES))
+    for name in ("first-after-a", "second-after-a"):
+        base.register(dataclass(frozen=True)(type(name, (base.Pass,), {
+            "name": name, "stage": "inference", "after": "a",
+            "run": lambda self, graph: None})))
+    assert base.PIPELINES[2] == "a,first-after-a,second-after-a,b,c"
+    with pytest.raises(AssertionError, match="not an -O2 pass"):
+        base.register(type("Lost", (base.Pass,), {"name": "lost", "after": "nowhere"}))
 
 
 def test_a_helper_module_is_real_python_and_inlines_without_its_imports():

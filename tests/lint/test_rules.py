@@ -78,6 +78,22 @@ def findings(text: str, code: str | None = None, **config):
     return source, [d for d in found if code is None or d.code == code]
 
 
+
+def _kind_cases() -> dict:
+    """A layer kind's lint rules keep their cases beside the kind's tests: `LINT_CASES` (same
+    shape as CASES) in tests/layers/test_<kind>.py."""
+    import importlib
+    from pathlib import Path
+
+    found = {}
+    for path in sorted((Path(__file__).parent.parent / "layers").glob("test_*.py")):
+        found.update(getattr(importlib.import_module(f"tests.layers.{path.stem}"), "LINT_CASES", {}))
+    return found
+
+
+CASES.update(_kind_cases())
+
+
 @pytest.mark.parametrize("code", sorted(CASES))
 def test_rule_fires_at_location(code, golden):
     text, location, _ = CASES[code]
@@ -154,14 +170,19 @@ def test_a_statement_lowered_to_several_generators_reports_a_finding_once():
 def test_the_registry_is_one_module_per_rule_with_its_docs():
     """ruff's layout: dwc/lint/rules/<name>.py holds the rule's check and its docs; RULES is found
     from the modules (a new rule is one new file), in code order."""
+    from dwc.layers import kinds
     from dwc.lint import rules
     from tests.conftest import ROOT
 
     modules = {p.stem for p in (ROOT / "dwc" / "lint" / "rules").glob("*.py")} - {"__init__", "base"}
-    assert {CODES[c].name.replace("-", "_") for c in RULES} == modules
+    kind_rules = {cls.code: name for name, kind in kinds().items() for cls in kind.lint_rules}
+    core = [c for c in RULES if c not in kind_rules]
+    assert {CODES[c].name.replace("-", "_") for c in core} == modules
     assert list(RULES) == sorted(RULES)
     for code, rule in RULES.items():
-        assert type(rule).__module__ == f"dwc.lint.rules.{CODES[code].name.replace('-', '_')}"
+        home = (f"dwc.layers.{kind_rules[code]}.lint" if code in kind_rules
+                else f"dwc.lint.rules.{CODES[code].name.replace('-', '_')}")
+        assert type(rule).__module__ == home, code
         assert rule.what and rule.why and rule.example and rule.use_instead, code
     with pytest.raises(TypeError, match="'## Why is this bad[?]'"):
         class Undocumented(rules.Rule):

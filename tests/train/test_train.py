@@ -87,3 +87,39 @@ def test_ddp_two_processes(data, tmp_path):
     assert metrics["world_size"] == 2
     assert metrics["history"][0]["valid"]["outputs"]["ctr"]["rows"] == 600
     torch.load(out / "best.pt", weights_only=True)
+
+
+def test_two_stage_trains_the_shared_model_then_only_the_scenario_parts(data, tmp_path):
+    """`--two-stage 1`: epoch 1 trains the shared weights and leaves STAR's domain factors at
+    their start (ones, zeros); epoch 2 starts from the best epoch-1 weights and changes only the
+    domain factors. The same run stopped after epoch 1 (`--max-steps`) shows stage 1's end."""
+    spec = str(ROOT / "experiments" / "star.dw")
+    argv = ["train", spec, "--data", str(data), "--batch-size", "256", "--patience", "5",
+            "--epochs", "2", "--two-stage", "1"]
+    assert main([*argv, "--out", str(tmp_path / "full")]) == 0
+    metrics = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    assert [e["stage"] for e in metrics["history"]] == [1, 2]
+    assert metrics["config"]["two_stage"] == 1
+    steps = str(metrics["history"][0]["steps"])
+    assert main([*argv, "--out", str(tmp_path / "one"), "--max-steps", steps]) == 0
+    stage_one = torch.load(tmp_path / "one" / "last.pt", weights_only=True)
+    final = torch.load(tmp_path / "full" / "last.pt", weights_only=True)
+    factors = [k for k in final if k.endswith(("domain_weight", "domain_bias"))]
+    assert factors and len(factors) < len(final)
+    for key, value in final.items():
+        if key in factors:
+            start = torch.ones_like(value) if key.endswith("weight") else torch.zeros_like(value)
+            assert torch.equal(stage_one[key], start), key  # frozen in stage 1
+            assert not torch.equal(value, start), key  # trained in stage 2
+        elif value.dtype.is_floating_point and "running" not in key:
+            assert torch.equal(value, stage_one[key]), key  # shared weights: stage 1's
+
+
+def test_two_stage_needs_scenario_parts_and_a_second_stage(data, tmp_path, capsys):
+    base = ["train", "--data", str(data), "--out", str(tmp_path / "x"), "--epochs", "2"]
+    assert main([*base[:1], SPEC, *base[1:], "--two-stage", "1"]) == 2  # apg: no scenario parts
+    assert "no scenario parts" in capsys.readouterr().err
+    star = str(ROOT / "experiments" / "star.dw")
+    assert main([*base[:1], star, *base[1:], "--two-stage", "2"]) == 2
+    assert "leaves no epoch" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

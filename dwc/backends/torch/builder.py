@@ -78,6 +78,8 @@ class Builder:
         """Locals already holding a domain's grouped rows in the forward being emitted."""
         self.slot_index: dict[str, dict[str, int]] = {}
         """generator SSA -> slot name -> index into its `torch.split` pieces."""
+        self.loss_terms: dict[str, str] = {}
+        """Auxiliary training losses `loss()` adds: attribute -> the spec line's comment."""
         self.ungroup: str | None = None
         """The local holding the batch order to restore at the end (see group_batch)."""
 
@@ -156,6 +158,11 @@ class Builder:
         self.init_line(op, f"self.{attr} = nn.Embedding({t.vocab}, {t.dim})")
         if op.frozen:
             self.init_line(op, f"self.{attr}.weight.requires_grad_(False)")
+
+    def auxiliary_loss(self, op: ir.Op, attr: str) -> None:
+        """`loss()` adds `self.<attr>.dwc_auxiliary_loss()`: the extra training loss (a
+        regulariser, already weighted) that the module computed in its last forward."""
+        self.loss_terms.setdefault(attr, self.comment(op))
 
     def module_line(self, op: ir.Op, helper: str, cls: str, args: list[Arg]) -> str:
         """Declare `self.<attr> = cls(...)` (a runtime helper's class) and return the attribute

@@ -84,6 +84,8 @@ class ClassView:
     """The training class's `_scenario_table_*()` methods, one per tabulated value."""
     ungroup: str | None = None
     """The local holding the order that restores the caller's rows (a grouped batch), if any."""
+    auxiliary_losses: bool = False
+    """`loss()` also adds layers' auxiliary training losses (regularisers)."""
 
 
 @dataclass
@@ -203,6 +205,9 @@ def build_view(model: Graph, train: Graph, inference: Graph, source: SourceFile 
     for op in train.ops:
         tb.lower(op)
     t_outputs, loss_lines = _outputs(train, tb)
+    for attr, comment in tb.loss_terms.items():
+        loss_lines += [f"# {comment}: its auxiliary training loss",
+                       f"total = total + self.{attr}.dwc_auxiliary_loss()"]
 
     ib = Builder(inference, source, attrs, helpers)
     ib.in_place = True
@@ -215,7 +220,8 @@ def build_view(model: Graph, train: Graph, inference: Graph, source: SourceFile 
                          _groups(model, attrs), loss_lines,
                          for_inference=for_inference_view(name, inference, attrs),
                          scenario_tables=scenario_table_views(before_table or train, inference,
-                                                          source, attrs, helpers))
+                                                          source, attrs, helpers),
+                         auxiliary_losses=bool(tb.loss_terms))
     folded = ClassView(f"{name}Inference", "inference", _summary(inference), ib.init, ib.forward,
                        i_outputs, _groups(inference, attrs), [], ungroup=ib.ungroup)
     return FileView(

@@ -25,6 +25,7 @@ from dwc.passes.base import Pass, PassResult, Rewriter, register
 @dataclass(frozen=True)
 class FuseGates(Pass):
     name = "fuse-gates"
+    after = "fold-scenario-layers"
     stage = "inference"
     summary = "Gate NUs on the same condition -> one GEMM for their hidden layers"
 

@@ -13,6 +13,7 @@ from dwc.passes.base import Pass, PassResult, Rewriter, register
 @dataclass(frozen=True)
 class FoldStar(Pass):
     name = "fold-star"
+    after = "fold-overparam"
     stage = "inference"
     summary = "STAR's shared * per-domain weights merged per domain (a gather, no product)"
 

@@ -15,6 +15,8 @@ class _DwcStarLinear(nn.Module):
     a mask, and never a per-sample copy of the weights.
     """
 
+    dwc_scenario_parameters = ("domain_weight", "domain_bias")  # `dwc train --two-stage`
+
     def __init__(self, n_in: int, n_out: int, domains: int) -> None:
         super().__init__()
         shared = nn.Linear(n_in, n_out)

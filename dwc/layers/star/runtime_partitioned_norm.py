@@ -12,6 +12,8 @@ class _DwcPartitionedNorm(nn.Module):
     output never depends on the rest of its batch.
     """
 
+    dwc_scenario_parameters = ("domain_weight", "domain_bias")  # `dwc train --two-stage`
+
     def __init__(self, width: int, domains: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
         self.domains, self.momentum, self.eps = domains, momentum, eps

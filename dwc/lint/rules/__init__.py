@@ -8,7 +8,8 @@ knows APG ranks), and the settings (`[tool.dwc]` in pyproject.toml, CLI flags).
 
 `RULES` (code -> rule, in code order) is found by importing every module here: a new rule is one
 new module, named after its code's registered name (dwc/diagnostics/codes.py, dashes as
-underscores), holding one `Rule` subclass.
+underscores), holding one `Rule` subclass. A layer kind's own rules live in its folder
+(`dwc/layers/<kind>/lint.py`, listed in its `Kind.lint_rules`) and join `RULES` too.
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ def _discover() -> dict[str, Rule]:
         expected = CODES[rule.code].name.replace("-", "_")
         assert info.name == expected, f"{rule.code}'s module is {expected}.py, not {info.name}.py"
         found.append(rule)
+    from dwc.layers import kinds
+
+    for kind in kinds().values():  # a layer kind's own rules (`Kind.lint_rules`, its lint.py)
+        for cls in kind.lint_rules:
+            rule = cls()
+            assert rule.code in CODES, f"{kind.name}: {rule.code} is not a registered code"
+            found.append(rule)
     rules = {rule.code: rule for rule in sorted(found, key=lambda r: r.code)}
     assert len(rules) == len(found), "two lint rules with the same code"
     return rules

@@ -383,6 +383,8 @@ class _DwcPartitionedNorm(nn.Module):
     output never depends on the rest of its batch.
     """
 
+    dwc_scenario_parameters = ("domain_weight", "domain_bias")  # `dwc train --two-stage`
+
     def __init__(self, width: int, domains: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
         self.domains, self.momentum, self.eps = domains, momentum, eps
@@ -527,6 +529,8 @@ class _DwcStarLinear(nn.Module):
     (grouped in eager mode, one side-by-side matmul when traced); never all domains' towers with
     a mask, and never a per-sample copy of the weights.
     """
+
+    dwc_scenario_parameters = ("domain_weight", "domain_bias")  # `dwc train --two-stage`
 
     def __init__(self, n_in: int, n_out: int, domains: int) -> None:
         super().__init__()
