@@ -14,6 +14,8 @@ the markers of their `for_inference()` folds.
 """
 
 from dwc.layers.kind import Kind
+from dwc.layers.poso.codes import CODES
+from dwc.layers.poso.lint import PosoCodeOnHugeVocabulary, PosoGateCannotAmplify
 from dwc.layers.poso.lower import POSO, POSO_EXPERTS, lower_poso, lower_poso_experts
 from dwc.layers.poso.op import ExpertGates, GatedIndexedLinear, ScenarioExpertGates
 from dwc.layers.poso.torch import (
@@ -34,4 +36,6 @@ KIND = Kind(
     folds={ScenarioExpertGates: fold_scenario_expert_gates,
            GatedIndexedLinear: fold_gated_indexed_linear},
     helpers={"poso": "dwc.layers.poso.runtime"},
+    codes=CODES,
+    lint_rules=(PosoCodeOnHugeVocabulary, PosoGateCannotAmplify),
 )
