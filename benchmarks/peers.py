@@ -8,6 +8,9 @@ References (written here from the equations in docs/models.md, not from dwc's te
   (also at inference), hypernet per layer, bmm with the K x K core.
 - FuxiCTR-style PPNet: Linear -> ReLU, times a GateNU on [sg(x), priors] per layer.
 - STAR as the public ports run it: all D domain towers on every sample, then a mask picks one.
+- NextRec-style POSO: a loop over separately built expert MLPs, and every expert's and every
+  layer's gate MLP recomputed on each sample's personalisation code (dwc serves the gates of a
+  discrete code from per-group tables).
 Each reference gets dwc's weights copied in and is checked to agree (max abs error printed).
 Forward latency (eval, no autograd) at B in {1, 64, 1024, 8192}; one training step (forward +
 backward + Adam) at B = 1024. Reference and dwc run alternately, call by call, and the speed-up is
@@ -60,6 +63,17 @@ feature x : numeric(width = 256)
 feature d : categorical(vocab = {D}, dim = 8) scenario
 h = star(x, [256, 128], by = d)
 output y = sigmoid(star(h, [1], by = d, last_act = false)) loss = bce
+"""
+
+POSO = f"""
+model poso_bench
+feature x : numeric(width = 256)
+feature group : categorical(vocab = {D}, dim = 8) scenario
+scenarios group
+condition pc = concat(group)
+e = poso_experts(x, 4, [128, 64], by = pc)
+h = poso(mix(e, x), [128, 64], by = pc)
+output y = sigmoid(linear(h, 1)) loss = bce
 """
 
 
@@ -137,6 +151,49 @@ class MaskAllStar(nn.Module):
         return {"y": torch.sigmoid(out)}
 
 
+def _linear(weight_in_out, bias):
+    """An nn.Linear holding a copy of (in x out) weights."""
+    layer = nn.Linear(*weight_in_out.shape)
+    with torch.no_grad():
+        layer.weight.copy_(weight_in_out.T)
+        layer.bias.copy_(bias)
+    return layer
+
+
+class NextRecPOSO(nn.Module):
+    """POSO(MMoE) experts and a POSO-MLP tower as NextRec's port computes them: one MLP per
+    expert, called in a loop, each expert's and each layer's gate C sigmoid(W2 relu(W1 pc + b1)
+    + b2) run on every sample's code."""
+
+    def __init__(self, dwc_model):
+        super().__init__()
+        m = dwc_model
+        self.emb = m.group_embedding
+        w, b = m.e_experts.weights, m.e_experts.biases
+        g = m.e_gates
+        self.experts = nn.ModuleList(
+            nn.Sequential(_linear(w[0][k], b[0][k]), nn.ReLU(), _linear(w[1][k], b[1][k]),
+                          nn.ReLU()) for k in range(4))
+        self.expert_gates = nn.ModuleList(
+            nn.Sequential(_linear(g.hidden_weight[k], g.hidden_bias[k]), nn.ReLU(),
+                          _linear(g.out_weight[k], g.out_bias[k])) for k in range(4))
+        self.task_gate = m.h_gate.gate
+        self.linears = nn.ModuleList([m.h_fc0, m.h_fc1])
+        self.gates = nn.ModuleList(nn.Sequential(gate.hidden, nn.ReLU(), gate.out)
+                                   for gate in (m.h_gate0, m.h_gate1))
+        self.head = m.y
+
+    def forward(self, inputs):
+        x, pc = inputs["x"], self.emb(inputs["group"])
+        outs = [2.0 * torch.sigmoid(gate(pc)) * expert(x)
+                for expert, gate in zip(self.experts, self.expert_gates, strict=True)]
+        weights = torch.softmax(self.task_gate(x), dim=1).unsqueeze(-1)
+        h = torch.sum(weights * torch.stack(outs, dim=1), dim=1)
+        for linear, gate in zip(self.linears, self.gates, strict=True):
+            h = 2.0 * torch.sigmoid(gate(pc)) * torch.relu(linear(h))
+        return {"y": torch.sigmoid(self.head(h))}
+
+
 def serve_fn(model, cls, batch):
     return forward_fn(model, cls.example_inputs(batch, torch.Generator().manual_seed(batch)))
 
@@ -187,7 +244,8 @@ def compare(label, spec, reference_cls):
     return rows, error
 
 
-CASES = [("apg", APG, FuxiAPG), ("ppnet", PPNET, FuxiPPNet), ("star", STAR, MaskAllStar)]
+CASES = [("apg", APG, FuxiAPG), ("ppnet", PPNET, FuxiPPNet), ("star", STAR, MaskAllStar),
+         ("poso", POSO, NextRecPOSO)]
 """(label, spec, reference class): one block of rows each, in this order."""
 
 
