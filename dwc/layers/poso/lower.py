@@ -69,10 +69,13 @@ def _checked(el, call, sig, binding):
     args = el.bind_args(call, sig)
     x = el.value_of(args["input"], binding)
     if isinstance(x.type, ExpertsType):
-        other = "poso_experts(x, count, [widths], by = pc)" if sig.name == "poso" else \
-            "mix(e, x) to combine them first"
+        name = args["input"].name if isinstance(args["input"], ast.Ref) else "e"
+        fix = ("gate MMoE's experts with 'poso_experts(x, count, [widths], by = pc)' on their "
+               f"input, or mix them first: 'poso(mix({name}, x), ...)'") if sig.name == "poso" \
+            else ("'poso_experts' makes its own experts: give it their shared input, or mix "
+                  f"these first: 'mix({name}, x)'")
         el.fail("DW339", f"'{sig.name}' reads a vector, and this is an experts value",
-                args["input"].span, f"is {x.type}", help=f"gate experts with {other}")
+                args["input"].span, f"is {x.type}", help=fix)
     lits = el.literals(args, sig)
     if lits["gamma"] <= 0:
         el.fail("DW337", f"'gamma' of '{sig.name}' must be positive: the gates lie in (0, gamma)",
