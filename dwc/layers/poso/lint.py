@@ -107,4 +107,4 @@ class PosoGateCannotAmplify(Rule):
                 f"gates of '{call.func.text}' lie in (0, {gates[0].gamma:g}): they can only damp",
                 Label(kw.span, "cannot amplify"),
                 f"write gamma = 2 (POSO's C; gates start at about 1); here the output starts "
-                f"scaled by about {start:.3g}", )
+                f"scaled by about {start:.3g}")
