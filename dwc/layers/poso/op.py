@@ -106,11 +106,15 @@ class GatedIndexedLinear(IndexedLinear):
     """fold-scenario-gates' form of a per-cell gate table feeding a per-cell linear layer on the
     same cell index: `(x * G[c]) W_c + b_c = x (diag(G[c]) W_c) + b_c`, the gate values multiplied
     into each cell's weight rows once by `for_inference()` (the op type is the fold's marker). It
-    runs and prints as the IndexedLinear it is. `gate` is the table it absorbed, `layer` the
-    per-cell linear it replaced (whose own fold, if any, runs first)."""
+    runs as the IndexedLinear it is (and prints as one, naming the gate it absorbed). `gate` is the
+    table it absorbed, `layer` the per-cell linear it replaced (whose own fold, if any, runs
+    first)."""
 
     gate: ScenarioGate
     layer: IndexedLinear
+
+    def attrs(self):
+        return {**super().attrs(), "gated_by": self.gate.folded.module}
 
     def verify(self, ins, producers):
         super().verify(ins, producers)

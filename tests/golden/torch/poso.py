@@ -319,7 +319,8 @@ class PosoInference(PosoBase):
         click.fc1: linear(in=16, out=8, bias=True) -> vec[8]; params 136
         like.mix: mix -> vec[16]; params 164
         like.fc0: linear(in=16, out=8, bias=True) -> vec[8]; params 136
-        ctr.linear: indexed_linear(in=8, out=1, domains=8) -> vec[1]; params 72
+        ctr.linear: indexed_linear(in=8, out=1, domains=8, gated_by=click_gate1) -> vec[1]; params
+            72
         ltr.linear: linear(in=8, out=1, bias=True) -> vec[1]; params 9
     """
 
