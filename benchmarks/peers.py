@@ -14,6 +14,9 @@ References (written here from the equations in docs/models.md, not from dwc's te
   (`adasparse_hidden`, the condition's share of the scores tabulated).
 - HMoE as MMLRec runs it: expert, gate, tower, fusion net and head modules in Python loops, every
   scenario's fused head on the whole batch ([B, T]), then each sample's own column picked.
+- NextRec-style POSO: a loop over separately built expert MLPs, and every expert's and every
+  layer's gate MLP recomputed on each sample's personalisation code (dwc serves the gates of a
+  discrete code from per-group tables).
 Each reference gets dwc's weights copied in and is checked to agree (max abs error printed).
 Forward latency (eval, no autograd) at B in {1, 64, 1024, 8192}; one training step (forward +
 backward + Adam) at B = 1024. Reference and dwc run alternately, call by call, and the speed-up is
@@ -88,6 +91,17 @@ feature x : numeric(width = 64)
 feature d : categorical(vocab = {T}, dim = 8) scenario
 h = hmoe(concat(x, d), by = d, fuse = tower)
 output y = sigmoid(h) loss = bce
+"""
+
+POSO = f"""
+model poso_bench
+feature x : numeric(width = 256)
+feature group : categorical(vocab = {D}, dim = 8) scenario
+scenarios group
+condition pc = concat(group)
+e = poso_experts(x, 4, [128, 64], by = pc)
+h = poso(mix(e, x), [128, 64], by = pc)
+output y = sigmoid(linear(h, 1)) loss = bce
 """
 
 
@@ -253,6 +267,40 @@ class PortHmoe(nn.Module):
         return {"y": torch.cat(heads, dim=1).gather(1, d.unsqueeze(1))}
 
 
+class NextRecPOSO(nn.Module):
+    """POSO(MMoE) experts and a POSO-MLP tower as NextRec's port computes them: one MLP per
+    expert, called in a loop, each expert's and each layer's gate C sigmoid(W2 relu(W1 pc + b1)
+    + b2) run on every sample's code."""
+
+    def __init__(self, dwc_model):
+        super().__init__()
+        m = dwc_model
+        self.emb = m.group_embedding
+        w, b = m.e_experts.weights, m.e_experts.biases
+        g = m.e_gates
+        self.experts = nn.ModuleList(
+            nn.Sequential(_linear(w[0][k], b[0][k]), nn.ReLU(), _linear(w[1][k], b[1][k]),
+                          nn.ReLU()) for k in range(4))
+        self.expert_gates = nn.ModuleList(
+            nn.Sequential(_linear(g.hidden_weight[k], g.hidden_bias[k]), nn.ReLU(),
+                          _linear(g.out_weight[k], g.out_bias[k])) for k in range(4))
+        self.task_gate = m.h_gate.gate
+        self.linears = nn.ModuleList([m.h_fc0, m.h_fc1])
+        self.gates = nn.ModuleList(nn.Sequential(gate.hidden, nn.ReLU(), gate.out)
+                                   for gate in (m.h_gate0, m.h_gate1))
+        self.head = m.y
+
+    def forward(self, inputs):
+        x, pc = inputs["x"], self.emb(inputs["group"])
+        outs = [2.0 * torch.sigmoid(gate(pc)) * expert(x)
+                for expert, gate in zip(self.experts, self.expert_gates, strict=True)]
+        weights = torch.softmax(self.task_gate(x), dim=1).unsqueeze(-1)
+        h = torch.sum(weights * torch.stack(outs, dim=1), dim=1)
+        for linear, gate in zip(self.linears, self.gates, strict=True):
+            h = 2.0 * torch.sigmoid(gate(pc)) * torch.relu(linear(h))
+        return {"y": torch.sigmoid(self.head(h))}
+
+
 def serve_fn(model, cls, batch):
     return forward_fn(model, cls.example_inputs(batch, torch.Generator().manual_seed(batch)))
 
@@ -309,7 +357,8 @@ def compare(label, spec, reference_cls):
 CASES = [("apg", APG, FuxiAPG), ("ppnet", PPNET, FuxiPPNet), ("star", STAR, MaskAllStar),
          ("adasparse", ADASPARSE.format(reads="reads = domain"), PortAdaSparse),
          ("adasparse_hidden", ADASPARSE.format(reads="reads = domain_and_hidden"), PortAdaSparse),
-         ("hmoe", HMOE, PortHmoe)]
+         ("hmoe", HMOE, PortHmoe),
+         ("poso", POSO, NextRecPOSO)]
 """(label, spec, reference class): one block of rows each, in this order."""
 
 
