@@ -50,10 +50,10 @@ class HamurRankNotLow(Rule):
         for op, hyper, n, m, k in _cells(ctx):
             if min(n, m) <= k and k * k < n * m:
                 yield self.diag(
-                    f"rank {k} does not bound the rank of the {n} -> {m} down map (at most "
-                    f"min(N, M) = {min(n, m)} anyway)", Label(op.span, f"{n} -> {m} -> {n} cell"),
+                    f"rank {k} >= min({n}, {m}): the {n} -> {m} down map U H V is not low-rank",
+                    Label(op.span, f"{n} -> {m} -> {n} cell"),
                     f"use a rank below {min(n, m)} for a low-rank adapter; K = {k} only shrinks "
-                    f"what is generated per sample ({k * k} numbers instead of {n * m})",
+                    f"what is generated per sample ({k * k:,} numbers instead of {n * m:,})",
                     *_where(op, hyper, k))
 
 
@@ -84,7 +84,7 @@ class HamurCoreLargerThanMap(Rule):
             if k * k >= n * m:
                 below = math.isqrt(n * m - 1)
                 yield self.diag(
-                    f"the {k} x {k} core holds {k * k} numbers, the {n} -> {m} down map "
-                    f"{n * m}", Label(op.span, f"{n} -> {m} -> {n} cell"),
-                    f"use a rank of at most {below} (below min(N, M) = {min(n, m)} for a "
-                    "low-rank adapter)", *_where(op, hyper, k))
+                    f"the {k} x {k} core holds {k * k:,} numbers, the {n} -> {m} down map "
+                    f"{n * m:,}", Label(op.span, f"{n} -> {m} -> {n} cell"),
+                    f"use a rank of at most {below}, or below {min(n, m)} for a low-rank "
+                    "adapter", *_where(op, hyper, k))

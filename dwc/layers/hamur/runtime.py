@@ -16,7 +16,7 @@ class _DwcHamurHyperNetwork(nn.Module):
     def __init__(self, n_in: int, hidden: list[int], rank: int, norm: bool = True) -> None:
         super().__init__()
         widths = [n_in, *hidden, rank * rank]
-        pairs = list(zip(widths, widths[1:]))
+        pairs = list(zip(widths, widths[1:], strict=False))
         self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in pairs)
         self.norms = nn.ModuleList(nn.BatchNorm1d(b) for _, b in pairs) if norm else None
 
