@@ -224,6 +224,7 @@ def test_all_ones_factors_keep_the_bottleneck_units_identical_copies():
     assert (s - s[:, :1]).abs().amax(0)[1:].min() > 1e-3  # every unit differs from the first
 
 
+@pytest.mark.filterwarnings("ignore:var\\(\\)")  # the variance of one sample: the point
 def test_whole_batch_norm_is_nan_at_batch_one_and_dwc_is_batch_independent():
     """The public code's norm takes the unbiased variance of the batch even at inference: one
     sample gives NaN. dwc's eval norm uses each domain's running statistics."""
@@ -350,6 +351,7 @@ def test_costs_follow_the_closed_forms_at_ali_ccp_sizes():
     assert train["a1"].params + train["a2"].params == 2 * (2 * k * (n + m) + m + 3 * n) == 25_408
     assert train["core"].generated_per_sample == k * k
     assert train["core"].flops_per_sample == 2 * (dx * 64 + 64 * k * k) + 5 * (64 + k * k)
+    assert train["core"].generator_flops_per_sample == train["core"].flops_per_sample
     maps = 4 * (n * k + k * k + k * m)
     assert maps == 2 * 20_930
     assert train["a1"].flops_per_sample == maps + m + 5 * n
@@ -383,6 +385,23 @@ def test_a_scenario_only_core_folds_per_cell_when_that_is_cheaper(k, folded):
     assert costs["h"].generated_per_sample == 0
 
 
+def test_the_full_model_in_the_docs_checks_and_costs_what_it_says():
+    """docs/models.md's seven-layer Ali-CCP model: it checks, its hyper-network and cells have the
+    closed-form parameters, and lint reports its K² >= N M on both cells (DW521)."""
+    import re
+
+    from dwc.lint import LintConfig, lint_source
+    from tests.conftest import ROOT
+
+    docs = (ROOT / "docs" / "models.md").read_text(encoding="utf-8")
+    text = re.search(r"```\n(model hamur_ali_ccp\n.*?)```", docs, re.S).group(1)
+    train, _, _ = _costs(text)
+    assert train["core"].params == 64 * 48 + 283_267
+    assert train["a6"].params + train["a7"].params == 25_408
+    found = lint_source(SourceFile("ali.dw", text), LintConfig())
+    assert [d.code for d in found] == ["DW521", "DW521"]
+
+
 # ---------------------------------------------------------------- diagnostics and lint
 
 HEADER = """model m
@@ -405,6 +424,8 @@ OUT = "output y = sigmoid(linear(h, 1)) loss = bce\n"
     ("h = hamur(a, by = z, domain = d)\n", "DW302", "missing argument"),
     ("h = hamur(a, by = a, domain = d, rank = 2)\n", "DW309", "a feature"),
     ("h = hamur(a, by = core, domain = a)\n", "DW307", "not a scenario id"),
+    ("e = experts(a, 2, [4])\nh = hamur(e, by = core, domain = d)\n", "DW307",
+     "is experts[2; 4]"),
 ])
 def test_misuse_is_a_coded_diagnostic(line, code, label):
     (diagnostic,) = diagnostics_of(HEADER + line + OUT)

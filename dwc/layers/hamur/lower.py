@@ -8,7 +8,7 @@ a `hamur_hypernet(...)`, whose core H(z) the cell then shares with every other c
 from __future__ import annotations
 
 from dwc.ir.ops import Slot
-from dwc.ir.types import VecType
+from dwc.ir.types import FieldsType, VecType
 from dwc.layers.hamur.op import HamurAdapter, HamurHyperNetwork
 from dwc.parse import ast
 from dwc.sema.params import Signature, param
@@ -95,6 +95,9 @@ def lower_hamur(el, call, sig, binding) -> Value:
     el.no_modifiers(call, sig)
     args = el.bind_args(call, sig)
     x = el.value_of(args["input"], binding)
+    if not isinstance(x.type, VecType | FieldsType):
+        el.fail("DW307", "'hamur' adapts a vector value", args["input"].span, f"is {x.type}",
+                help="mix the experts into one vector first, e.g. with mix(e, x)")
     lits = el.literals(args, sig)
     hyper = _shared(el, args["by"])
     if hyper is not None:
