@@ -54,8 +54,8 @@ def _discover() -> dict[str, Rule]:
 
 
 class _Rules(Mapping[str, Rule]):
-    """`_discover()`'s rules, found on first use: a layer kind's lint.py imports `Rule` from
-    here, so the kinds cannot be read while this package is being imported."""
+    """RULES, discovered on first use: a layer kind's lint.py imports `Rule` from here while the
+    kinds are being imported, before their rules can be read."""
 
     def __init__(self) -> None:
         self._rules: dict[str, Rule] | None = None
@@ -76,4 +76,3 @@ class _Rules(Mapping[str, Rule]):
 
 
 RULES: Mapping[str, Rule] = _Rules()
-"""Every lint rule (the core's and the layer kinds'), code -> rule, in code order."""

@@ -78,8 +78,7 @@ class LintContext:
 
     def recheck(self, text: str) -> tuple[ast.Spec, Graph] | Diagnostic:
         """Parse and check an edited copy of the spec: its AST and graph, or its first error."""
-        # imported here: sema reads the layer kinds, whose lint rules import this module
-        from dwc.sema.elaborate import elaborate
+        from dwc.sema.elaborate import elaborate  # here: a layer kind's lint.py imports this module
 
         source = SourceFile(self.source.name, text)
         try:
