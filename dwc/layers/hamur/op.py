@@ -92,6 +92,9 @@ class FoldedHamurHyperNetwork(HamurHyperNetwork):
     def flops(self):
         return sum(2 * a * b + b for a, b in self._layers())
 
+    def attrs(self):
+        return {**super().attrs(), "norm": "folded"}
+
 
 def _map_flops(n: int, k: int, m: int) -> int:
     """((x U) H) V for x of width n, U: n x k, H: k x k, V: k x m, never forming U H V."""

@@ -255,7 +255,8 @@ class HamurInference(HamurBase):
         h1.partitioned_norm: partitioned_norm(domains=3) -> vec[32]; params 256
         h2.linear: indexed_linear(in=32, out=16, domains=3) -> vec[16]; params 1,584
         h2.partitioned_norm: partitioned_norm(domains=3) -> vec[16]; params 128
-        core: hamur_hypernet(hidden=[16], rank=6) -> vec[36]; params 1,012, generated/sample 36
+        core: hamur_hypernet(hidden=[16], rank=6, norm=folded) -> vec[36]; params 1,012,
+            generated/sample 36
         a: hamur_adapter(bottleneck=8, rank=6, domains=3, core=core) -> vec[16]; params 344
         ctr.linear: indexed_linear(in=16, out=1, domains=3) -> vec[1]; params 51
     """
