@@ -43,6 +43,7 @@ HAMUR = Signature("hamur", "network", (
 
 def emit_hypernet(el, ssa: str, module: str, binding: str, z: Value, rank: int,
                   hidden: tuple[int, ...], span) -> HamurHyperNetwork:
+    """Emit a hyper-network on the condition `z` whose output is one (rank, rank) core slot."""
     k = rank
     return el.emit(HamurHyperNetwork(
         result=ssa, inputs=(z.ssa,), type=VecType(k * k), in_features=z.type.width,
