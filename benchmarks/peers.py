@@ -12,6 +12,8 @@ References (written here from the equations in docs/models.md, not from dwc's te
   (d_z + n) x n product per layer), sign()-thresholded; dwc's pruners read the domain alone
   (`adasparse`, folded into per-domain factor tables) or [e ; v] like the port
   (`adasparse_hidden`, the condition's share of the scores tabulated).
+- HMoE as MMLRec runs it: expert, gate, tower, fusion net and head modules in Python loops, every
+  scenario's fused head on the whole batch ([B, T]), then each sample's own column picked.
 - HAMUR as its public code runs it: every domain's backbone and the hyper-network on the whole
   batch for each domain, the adapter's W_down, W_up materialised per sample (einsum), then
   `where(domain == d)`.
@@ -41,6 +43,7 @@ from torch import nn
 
 BATCHES = (1, 64, 1024, 8192)
 D = 8  # STAR domains
+T = 3  # HMoE scenarios
 
 APG = """
 model apg_bench
@@ -94,6 +97,14 @@ h2 = activation(partitioned_norm(linear(h1, 128, per = d), by = d), relu)
 core = hamur_hypernet(by = z, rank = 35, hidden = [64])
 a = hamur(h2, by = core, domain = d, bottleneck = 32)
 output y = sigmoid(linear(a, 1, per = d)) loss = bce
+"""
+
+HMOE = f"""
+model hmoe_bench
+feature x : numeric(width = 64)
+feature d : categorical(vocab = {T}, dim = 8) scenario
+h = hmoe(concat(x, d), by = d, fuse = tower)
+output y = sigmoid(h) loss = bce
 """
 
 
@@ -205,6 +216,60 @@ class PortAdaSparse(nn.Module):
         return {"y": torch.sigmoid(self.head(h))}
 
 
+def _linear(weight, bias=None):
+    """An nn.Linear holding a copy of dwc's in x out `weight` (and `bias`)."""
+    layer = nn.Linear(weight.shape[0], weight.shape[1], bias=bias is not None)
+    with torch.no_grad():
+        layer.weight.copy_(weight.t())
+        if bias is not None:
+            layer.bias.copy_(bias)
+    return layer
+
+
+def _mlp(weights, biases, k, last=None):
+    """Sub-network k of dwc's stacked MLP (Linear -> ReLU per layer), then a bias-free `last`."""
+    layers = []
+    for weight, bias in zip(weights, biases, strict=True):
+        layers += [_linear(weight[k], bias[k]), nn.ReLU()]
+    if last is not None:
+        layers.append(_linear(last[k]))
+    return nn.Sequential(*layers)
+
+
+class PortHmoe(nn.Module):
+    """HMoE as MMLRec's forward computes it: one module per expert, gate, tower, fusion net and
+    head, looped over in Python; every scenario's fused head on the whole batch, the other
+    towers behind detach() in training; then each sample's own head picked from the B x T."""
+
+    def __init__(self, dwc_model):
+        super().__init__()
+        self.emb = dwc_model.d_embedding
+        e, h = dwc_model.h_experts, dwc_model.h_hmoe
+        self.experts = nn.ModuleList(_mlp(e.weights, e.biases, k)
+                                     for k in range(e.weights[0].shape[0]))
+        self.gates = nn.ModuleList(_mlp(h.gates.weights, h.gates.biases, t, h.gate_out)
+                                   for t in range(T))
+        self.towers = nn.ModuleList(_mlp(h.tower_weights, h.tower_biases, t) for t in range(T))
+        self.fusions = nn.ModuleList(_mlp(h.fusion_weights, h.fusion_biases, t, h.fusion_out)
+                                     for t in range(T))
+        self.heads = nn.ModuleList(_linear(h.head_weight[t].unsqueeze(1), h.head_bias[t:t + 1])
+                                   for t in range(T))
+
+    def forward(self, inputs):
+        d = inputs["d"]
+        x = torch.cat([inputs["x"], self.emb(d)], dim=1)
+        experts = torch.stack([expert(x) for expert in self.experts], dim=1)
+        towers = [tower((torch.softmax(gate(x), dim=1).unsqueeze(2) * experts).sum(dim=1))
+                  for gate, tower in zip(self.gates, self.towers, strict=True)]
+        heads = []
+        for t, (fusion, head) in enumerate(zip(self.fusions, self.heads, strict=True)):
+            a = torch.softmax(fusion(x), dim=1)
+            fused = sum(a[:, j:j + 1] * (h if j == t or not self.training else h.detach())
+                        for j, h in enumerate(towers))
+            heads.append(torch.sigmoid(head(fused)))
+        return {"y": torch.cat(heads, dim=1).gather(1, d.unsqueeze(1))}
+
+
 class PortHamur(nn.Module):
     """HAMUR's public `MLP_adap_2_layer_1_adp` forward: for every domain d, the hyper-network on
     the whole batch, backbone d (Linear -> norm -> ReLU) on the whole batch, the adapter with
@@ -278,6 +343,9 @@ def compare(label, spec, reference_cls):
             for layer in (model.h_fc0, model.h_fc1, model.y_fc0):
                 layer.domain_weight.uniform_(0.5, 1.5)
                 layer.domain_bias.normal_(0, 0.1)
+    if label == "hmoe":  # move the heads' biases off their zero start
+        with torch.no_grad():
+            model.h_hmoe.head_bias.normal_(0, 1)
     if label == "hamur":  # move the running statistics off their start
         with torch.no_grad():
             for seed in range(3):
@@ -306,6 +374,7 @@ def compare(label, spec, reference_cls):
 CASES = [("apg", APG, FuxiAPG), ("ppnet", PPNET, FuxiPPNet), ("star", STAR, MaskAllStar),
          ("adasparse", ADASPARSE.format(reads="reads = domain"), PortAdaSparse),
          ("adasparse_hidden", ADASPARSE.format(reads="reads = domain_and_hidden"), PortAdaSparse),
+         ("hmoe", HMOE, PortHmoe),
          ("hamur", HAMUR, PortHamur)]
 """(label, spec, reference class): one block of rows each, in this order."""
 
@@ -335,7 +404,7 @@ def main() -> None:
         + ", ".join(f"{k} {v:.1e}" for k, v in errors.items()) + " max abs error). Forward: "
         "eval, no autograd, median; dwc serves its folded inference form. Training step: forward "
         "+ backward + Adam at B = 1024, dwc's training form. Speed-up = reference / dwc (higher "
-        f"is better). STAR runs D = {D} domains.", "",
+        f"is better). STAR runs D = {D} domains, HMoE T = {T} scenarios (MMLRec's widths).", "",
         table(["case", "reference (ms)", "dwc (ms)", "speed-up"], rows), "",
         "Targets (issue 8): >= 1.0x everywhere, >= 1.5x at inference where folds apply (APG with "
         "over-parameterisation, STAR), >= 3x against mask-all STAR at D >= 8. Their GEMMs' "
