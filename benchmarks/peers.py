@@ -17,6 +17,9 @@ References (written here from the equations in docs/models.md, not from dwc's te
 - NextRec-style POSO: a loop over separately built expert MLPs, and every expert's and every
   layer's gate MLP recomputed on each sample's personalisation code (dwc serves the gates of a
   discrete code from per-group tables).
+- HAMUR as its public code runs it: every domain's backbone and the hyper-network on the whole
+  batch for each domain, the adapter's W_down, W_up materialised per sample (einsum), then
+  `where(domain == d)`.
 Each reference gets dwc's weights copied in and is checked to agree (max abs error printed).
 Forward latency (eval, no autograd) at B in {1, 64, 1024, 8192}; one training step (forward +
 backward + Adam) at B = 1024. Reference and dwc run alternately, call by call, and the speed-up is
@@ -84,6 +87,20 @@ output y = sigmoid(linear(h, 1)) loss = bce
 """The public Ali-CCP script's widths, domain embedding and fusion pruner; eps = 0.5 so that
 units are pruned at the start (the script's 0.01 prunes none of them before training)."""
 
+HAMUR_D = 3  # HAMUR domains (Ali-CCP's)
+HAMUR = f"""
+model hamur_bench
+feature x : numeric(width = 64)
+feature d : categorical(vocab = {HAMUR_D}, dim = 16) scenario
+scenarios d
+e = concat(x, d)
+condition z = e
+h1 = activation(partitioned_norm(linear(e, 256, per = d), by = d), relu)
+h2 = activation(partitioned_norm(linear(h1, 128, per = d), by = d), relu)
+core = hamur_hypernet(by = z, rank = 35, hidden = [64])
+a = hamur(h2, by = core, domain = d, bottleneck = 32)
+output y = sigmoid(linear(a, 1, per = d)) loss = bce
+"""
 
 HMOE = f"""
 model hmoe_bench
@@ -299,6 +316,48 @@ class NextRecPOSO(nn.Module):
         for linear, gate in zip(self.linears, self.gates, strict=True):
             h = 2.0 * torch.sigmoid(gate(pc)) * torch.relu(linear(h))
         return {"y": torch.sigmoid(self.head(h))}
+class PortHamur(nn.Module):
+    """HAMUR's public `MLP_adap_2_layer_1_adp` forward: for every domain d, the hyper-network on
+    the whole batch, backbone d (Linear -> norm -> ReLU) on the whole batch, the adapter with
+    W_down = U1 H V1 and W_up = U2 H V2 materialised per sample by einsum, the domain norm and
+    backbone d's head; then each sample keeps its domain's output. Its norms use domain d's
+    statistics: running ones in eval (where the public code's whole-batch statistics would
+    disagree with dwc, and are NaN at B = 1), whole-batch ones in training, as the public code."""
+
+    def __init__(self, dwc_model):
+        super().__init__()
+        self.emb, self.hyper, self.cell = dwc_model.d_embedding, dwc_model.core_hypernet, \
+            dwc_model.a_adapter
+        self.linears = [dwc_model.h1, dwc_model.h2]
+        self.norms = [dwc_model.h1_norm, dwc_model.h2_norm]
+        self.head = dwc_model.y
+        self.k = self.cell.u_down.shape[1]
+
+    def norm(self, x, mean, var, weight, bias):
+        if self.training:
+            mean, var = x.mean(0), x.var(0, unbiased=False)
+        return (x - mean) * torch.rsqrt(var + 1e-5) * weight + bias
+
+    def forward(self, inputs):
+        domain = inputs["d"]
+        e = torch.cat([inputs["x"], self.emb(domain)], dim=1)
+        out = torch.zeros(e.shape[0], 1)
+        c = self.cell
+        for d in range(HAMUR_D):
+            core = self.hyper(e).reshape(-1, self.k, self.k)  # recomputed per domain
+            h = e
+            for linear, pn in zip(self.linears, self.norms, strict=True):
+                h = h @ linear.weight[d] + linear.bias[d]
+                scale, shift = pn.weight * pn.domain_weight[d], pn.bias + pn.domain_bias[d]
+                h = torch.relu(self.norm(h, pn.running_mean[d], pn.running_var[d], scale, shift))
+            w1 = torch.einsum("mi,bij,jn->bmn", c.u_down, core, c.v_down)
+            s = torch.sigmoid(torch.einsum("bf,bfj->bj", h, w1) + c.bias_down)
+            w2 = torch.einsum("mi,bij,jn->bmn", c.u_up, core, c.v_up)
+            u = torch.einsum("bf,bfj->bj", s, w2) + c.bias_up
+            h = h + self.norm(u, c.running_mean[d], c.running_var[d], c.norm_weight, c.norm_bias)
+            logit = h @ self.head.weight[d] + self.head.bias[d]
+            out = torch.where((domain == d).unsqueeze(1), logit, out)
+        return {"y": torch.sigmoid(out)}
 
 
 def serve_fn(model, cls, batch):
@@ -333,6 +392,10 @@ def compare(label, spec, reference_cls):
     if label == "hmoe":  # move the heads' biases off their zero start
         with torch.no_grad():
             model.h_hmoe.head_bias.normal_(0, 1)
+    if label == "hamur":  # move the running statistics off their start
+        with torch.no_grad():
+            for seed in range(3):
+                model(cls.example_inputs(256, torch.Generator().manual_seed(seed)))
     model.eval()
     served = model.for_inference()
     reference = reference_cls(model).eval()
@@ -358,7 +421,8 @@ CASES = [("apg", APG, FuxiAPG), ("ppnet", PPNET, FuxiPPNet), ("star", STAR, Mask
          ("adasparse", ADASPARSE.format(reads="reads = domain"), PortAdaSparse),
          ("adasparse_hidden", ADASPARSE.format(reads="reads = domain_and_hidden"), PortAdaSparse),
          ("hmoe", HMOE, PortHmoe),
-         ("poso", POSO, NextRecPOSO)]
+         ("poso", POSO, NextRecPOSO),
+         ("hamur", HAMUR, PortHamur)]
 """(label, spec, reference class): one block of rows each, in this order."""
 
 

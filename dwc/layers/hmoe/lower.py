@@ -10,7 +10,6 @@ from dwc.parse import ast
 from dwc.sema.params import ACTIVATIONS, Signature, param
 from dwc.sema.values import Value
 
-
 SIGNATURE = Signature("hmoe", "network", (
     param("input", "value", "the shared input, read by the experts, the gates and the fusion "
           "nets", positional=True),
