@@ -372,3 +372,38 @@ LINT_CASES = {
     "DW522": (spec("[16]", options=", rank = 12"), (5, 5), spec("[16]", options=", rank = 4")),
     "DW523": (spec(domains=1), (5, 5), spec(domains=2)),
 }
+
+
+def test_two_stage_training_of_the_example(tmp_path):
+    """`dwc train --two-stage 1` on examples/mlora.dw: epoch 1 trains the shared layers with
+    every A[d], B[d], c[d] at its start; epoch 2 (from the best epoch-1 weights) changes only
+    them. The same run stopped after epoch 1 (`--max-steps`) shows stage 1's end."""
+    import json
+
+    from dwc.cli import main
+    from tests.conftest import compile_example
+
+    data = tmp_path / "d.npz"
+    assert main(["data", "generate", str(data), "--rows", "3000"]) == 0
+    example = ROOT / "examples" / "mlora.dw"
+    argv = ["train", str(example), "--data", str(data), "--batch-size", "256", "--patience", "5",
+            "--epochs", "2", "--two-stage", "1"]
+    assert main([*argv, "--out", str(tmp_path / "full")]) == 0
+    metrics = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    assert [e["stage"] for e in metrics["history"]] == [1, 2]
+    steps = str(metrics["history"][0]["steps"])
+    assert main([*argv, "--out", str(tmp_path / "one"), "--max-steps", steps]) == 0
+    _, cls = compile_example(example)
+    torch.manual_seed(0)  # TrainConfig's seed: the model dwc train starts from
+    start = cls(validate_inputs=False).state_dict()
+    stage_one = torch.load(tmp_path / "one" / "last.pt", weights_only=True)
+    final = torch.load(tmp_path / "full" / "last.pt", weights_only=True)
+    adapters = [k for k in final if k.endswith(("domain_a", "domain_b", "domain_bias"))]
+    assert len(adapters) == 9
+    for key, value in final.items():
+        if key in adapters:
+            assert torch.equal(stage_one[key], start[key]), key  # frozen in stage 1
+            assert not torch.equal(value, start[key]), key  # trained in stage 2
+        else:
+            assert not torch.equal(stage_one[key], start[key]), key  # trained in stage 1
+            assert torch.equal(value, stage_one[key]), key  # frozen in stage 2
