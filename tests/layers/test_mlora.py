@@ -55,7 +55,7 @@ def adapted(model):
     torch.manual_seed(5)
     with torch.no_grad():
         for layer in model.modules():
-            if isinstance(layer, nn.Module) and hasattr(layer, "domain_b"):
+            if hasattr(layer, "domain_b"):
                 layer.domain_b.normal_(0, 0.3)
                 layer.domain_bias.normal_(0, 0.3)
                 layer.bias.normal_(0, 0.1)
