@@ -83,21 +83,34 @@ def _hand_set_layer():
     return layer, w, a, b, c
 
 
+@pytest.mark.parametrize("side_by_side", [False, True])
 @pytest.mark.parametrize("grouped", [False, True])
-def test_mlora_linear_is_the_shared_linear_plus_each_samples_own_adapter(grouped):
+def test_mlora_linear_is_the_shared_linear_plus_each_samples_own_adapter(grouped, side_by_side):
+    """Per domain present (grouped in eager mode, side by side when traced) or every domain's
+    adapter side by side with a mask; one domain alone takes its factors directly."""
     layer, w, a, b, c = _hand_set_layer()
-    rows = _dwc_domain_rows(DOMAIN) if grouped else None
+    layer.side_by_side = side_by_side
     expected = torch.stack([X[i] @ w + torch.tensor([0.1, 0.2]) + (X[i] @ a[d]) @ b[d] + c[d]
                             for i, d in enumerate(DOMAIN)])
-    torch.testing.assert_close(layer(X, DOMAIN, rows), expected)
+    for take in (slice(None), DOMAIN == 1):
+        rows = _dwc_domain_rows(DOMAIN[take]) if grouped else None
+        torch.testing.assert_close(layer(X[take], DOMAIN[take], rows), expected[take])
 
 
-def test_dropout_is_on_the_shared_path_only():
+def test_side_by_side_when_every_adapter_costs_no_more_than_the_shared_product():
+    assert _DwcMloraLinear(256, 256, domains=8, rank=16, dropout=0.5).side_by_side
+    assert not _DwcMloraLinear(256, 256, domains=9, rank=16, dropout=0.5).side_by_side
+
+
+@pytest.mark.parametrize("side_by_side", [False, True])
+def test_dropout_is_on_the_shared_path_only(side_by_side):
     layer, *_ = _hand_set_layer()
+    layer.side_by_side = side_by_side
     layer.train()
     with torch.no_grad():
         adapter_only = _DwcMloraLinear(3, 2, domains=3, rank=1, dropout=0.5)
         adapter_only.load_state_dict(layer.state_dict())
+        adapter_only.side_by_side = side_by_side
         adapter_only.weight.zero_()
         adapter_only.bias.zero_()
     eval_out = adapter_only.eval()(X, DOMAIN, None)
