@@ -305,6 +305,32 @@ def test_fold_mlora_merges_within_the_ceiling_and_keeps_the_factors_beyond():
     assert merges(layer(24, 16, 2, 16), 0)  # merged no larger than the factors
 
 
+def test_the_merged_layer_is_an_indexed_linear_marked_by_its_type():
+    from dwc import layers
+    from dwc.ir import ops as ir
+
+    assert issubclass(MergedMloraLinear, ir.IndexedLinear) and MergedMloraLinear.kind == \
+        "indexed_linear"
+    assert MergedMloraLinear in layers.torch_folds() and ir.IndexedLinear not in layers.torch_folds()
+
+
+def test_mlora_linear_verifies_its_inputs_rank_and_dropout():
+    from dataclasses import replace
+
+    from dwc.ir.ops import VerificationError
+    from dwc.ir.types import IdsType, VecType
+
+    op = MloraLinear(result="h", inputs=("x", "d"), type=VecType(3), in_features=2,
+                     out_features=3, domains=4, rank=2, dropout=0.5)
+    op.verify((VecType(2), IdsType(4)), {})
+    for bad, ins in ((op, (VecType(2), IdsType(3))), (op, (VecType(5), IdsType(4))),
+                     (replace(op, rank=3), (VecType(2), IdsType(4))),
+                     (replace(op, rank=0), (VecType(2), IdsType(4))),
+                     (replace(op, dropout=1.0), (VecType(2), IdsType(4)))):
+        with pytest.raises(VerificationError):
+            bad.verify(ins, {})
+
+
 def test_two_stage_marks_the_adapters_as_scenario_parts():
     from dwc.train import scenario_parameters
 
