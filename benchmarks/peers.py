@@ -8,6 +8,12 @@ References (written here from the equations in docs/models.md, not from dwc's te
   (also at inference), hypernet per layer, bmm with the K x K core.
 - FuxiCTR-style PPNet: Linear -> ReLU, times a GateNU on [sg(x), priors] per layer.
 - STAR as the public ports run it: all D domain towers on every sample, then a mask picks one.
+- AdaSparse as the public port runs it: every pruner scored per sample from [e ; v] (one
+  (d_z + n) x n product per layer), sign()-thresholded; dwc's pruners read the domain alone
+  (`adasparse`, folded into per-domain factor tables) or [e ; v] like the port
+  (`adasparse_hidden`, the condition's share of the scores tabulated).
+- HMoE as MMLRec runs it: expert, gate, tower, fusion net and head modules in Python loops, every
+  scenario's fused head on the whole batch ([B, T]), then each sample's own column picked.
 - MLoRA as its TF port computes a layer (shared x W + b, then a domain's (x A) B + c), for mixed
   batches: every domain's adapter on the whole batch, a mask keeping each sample's own (the port
   looks up sample 0's domain for the whole batch, which a mixed batch cannot; gathering each
@@ -38,6 +44,7 @@ from torch import nn
 
 BATCHES = (1, 64, 1024, 8192)
 D = 8  # STAR domains
+T = 3  # HMoE scenarios
 
 APG = """
 model apg_bench
@@ -64,6 +71,27 @@ feature x : numeric(width = 256)
 feature d : categorical(vocab = {D}, dim = 8) scenario
 h = star(x, [256, 128], by = d)
 output y = sigmoid(star(h, [1], by = d, last_act = false)) loss = bce
+"""
+
+ADASPARSE = f"""
+model adasparse_bench
+feature x : numeric(width = 256)
+feature d : categorical(vocab = {D}, dim = 16) scenario
+scenarios d
+condition e = concat(d)
+h = adasparse(x, [256, 128, 64, 32, 16, 8], by = e, eps = 0.5, {{reads}})
+output y = sigmoid(linear(h, 1)) loss = bce
+"""
+"""The public Ali-CCP script's widths, domain embedding and fusion pruner; eps = 0.5 so that
+units are pruned at the start (the script's 0.01 prunes none of them before training)."""
+
+
+HMOE = f"""
+model hmoe_bench
+feature x : numeric(width = 64)
+feature d : categorical(vocab = {T}, dim = 8) scenario
+h = hmoe(concat(x, d), by = d, fuse = tower)
+output y = sigmoid(h) loss = bce
 """
 
 
@@ -141,6 +169,94 @@ class MaskAllStar(nn.Module):
         return {"y": torch.sigmoid(out)}
 
 
+class PortAdaSparse(nn.Module):
+    """AdaSparse's forward as the public port writes it: h_0 = [e ; P_0 x], a_l = ReLU(BN(h W_l
+    + b_l)), h_l = P_l a_l, each pruner scoring s = [e ; v] W_p per sample and thresholding with
+    sign(). The port's q * sign(q - eps) negates a pruned unit; (sign(q - eps) + 1) / 2 keeps its
+    cost and gives the paper's zero, so dwc's weights copied in (W_v = 0 for dwc's domain-only
+    pruners) compute the same function."""
+
+    def __init__(self, dwc_model):
+        super().__init__()
+        self.emb, self.head = dwc_model.d_embedding, dwc_model.y
+        self.linears = nn.ModuleList(getattr(dwc_model, f"h_fc{i}") for i in range(6))
+        self.norms = nn.ModuleList(getattr(dwc_model, f"h_norm{i}") for i in range(6))
+        self.pruners = nn.ParameterList()
+        for i in range(7):
+            pruner = getattr(dwc_model, f"h_pruner{i}")
+            w_e = pruner.domain_weight.detach()
+            w_v = (pruner.hidden_weight.detach() if pruner.hidden_weight is not None
+                   else torch.zeros(w_e.shape[1], w_e.shape[1]))
+            self.pruners.append(nn.Parameter(torch.cat([w_e, w_v])))
+        self.alpha, self.eps, self.beta = dwc_model.h_pruner0.alpha.item(), 0.5, 2.0
+
+    def prune(self, i, e, v):
+        q = self.beta * torch.sigmoid(self.alpha * (torch.cat([e, v], dim=1) @ self.pruners[i]))
+        return q * (torch.sign(q - self.eps) + 1) / 2
+
+    def forward(self, inputs):
+        x, e = inputs["x"], self.emb(inputs["d"])
+        h = torch.cat([e, self.prune(0, e, x) * x], dim=1)
+        for i, (linear, norm) in enumerate(zip(self.linears, self.norms, strict=True)):
+            a = torch.relu(norm(linear(h)))
+            h = self.prune(i + 1, e, a) * a
+        return {"y": torch.sigmoid(self.head(h))}
+
+
+def _linear(weight, bias=None):
+    """An nn.Linear holding a copy of dwc's in x out `weight` (and `bias`)."""
+    layer = nn.Linear(weight.shape[0], weight.shape[1], bias=bias is not None)
+    with torch.no_grad():
+        layer.weight.copy_(weight.t())
+        if bias is not None:
+            layer.bias.copy_(bias)
+    return layer
+
+
+def _mlp(weights, biases, k, last=None):
+    """Sub-network k of dwc's stacked MLP (Linear -> ReLU per layer), then a bias-free `last`."""
+    layers = []
+    for weight, bias in zip(weights, biases, strict=True):
+        layers += [_linear(weight[k], bias[k]), nn.ReLU()]
+    if last is not None:
+        layers.append(_linear(last[k]))
+    return nn.Sequential(*layers)
+
+
+class PortHmoe(nn.Module):
+    """HMoE as MMLRec's forward computes it: one module per expert, gate, tower, fusion net and
+    head, looped over in Python; every scenario's fused head on the whole batch, the other
+    towers behind detach() in training; then each sample's own head picked from the B x T."""
+
+    def __init__(self, dwc_model):
+        super().__init__()
+        self.emb = dwc_model.d_embedding
+        e, h = dwc_model.h_experts, dwc_model.h_hmoe
+        self.experts = nn.ModuleList(_mlp(e.weights, e.biases, k)
+                                     for k in range(e.weights[0].shape[0]))
+        self.gates = nn.ModuleList(_mlp(h.gates.weights, h.gates.biases, t, h.gate_out)
+                                   for t in range(T))
+        self.towers = nn.ModuleList(_mlp(h.tower_weights, h.tower_biases, t) for t in range(T))
+        self.fusions = nn.ModuleList(_mlp(h.fusion_weights, h.fusion_biases, t, h.fusion_out)
+                                     for t in range(T))
+        self.heads = nn.ModuleList(_linear(h.head_weight[t].unsqueeze(1), h.head_bias[t:t + 1])
+                                   for t in range(T))
+
+    def forward(self, inputs):
+        d = inputs["d"]
+        x = torch.cat([inputs["x"], self.emb(d)], dim=1)
+        experts = torch.stack([expert(x) for expert in self.experts], dim=1)
+        towers = [tower((torch.softmax(gate(x), dim=1).unsqueeze(2) * experts).sum(dim=1))
+                  for gate, tower in zip(self.gates, self.towers, strict=True)]
+        heads = []
+        for t, (fusion, head) in enumerate(zip(self.fusions, self.heads, strict=True)):
+            a = torch.softmax(fusion(x), dim=1)
+            fused = sum(a[:, j:j + 1] * (h if j == t or not self.training else h.detach())
+                        for j, h in enumerate(towers))
+            heads.append(torch.sigmoid(head(fused)))
+        return {"y": torch.cat(heads, dim=1).gather(1, d.unsqueeze(1))}
+
+
 MLORA = f"""
 model mlora_bench
 feature x : numeric(width = 256)
@@ -206,6 +322,9 @@ def compare(label, spec, reference_cls):
             for layer in (model.h_fc0, model.h_fc1, model.y_fc0):
                 layer.domain_weight.uniform_(0.5, 1.5)
                 layer.domain_bias.normal_(0, 0.1)
+    if label == "hmoe":  # move the heads' biases off their zero start
+        with torch.no_grad():
+            model.h_hmoe.head_bias.normal_(0, 1)
     if label == "mlora":  # move the adapters off their zero start (B, c)
         with torch.no_grad():
             for layer in (model.h_fc0, model.h_fc1, model.h_fc2):
@@ -233,6 +352,9 @@ def compare(label, spec, reference_cls):
 
 
 CASES = [("apg", APG, FuxiAPG), ("ppnet", PPNET, FuxiPPNet), ("star", STAR, MaskAllStar),
+         ("adasparse", ADASPARSE.format(reads="reads = domain"), PortAdaSparse),
+         ("adasparse_hidden", ADASPARSE.format(reads="reads = domain_and_hidden"), PortAdaSparse),
+         ("hmoe", HMOE, PortHmoe),
          ("mlora", MLORA, PortMlora)]
 """(label, spec, reference class): one block of rows each, in this order."""
 
@@ -262,7 +384,7 @@ def main() -> None:
         + ", ".join(f"{k} {v:.1e}" for k, v in errors.items()) + " max abs error). Forward: "
         "eval, no autograd, median; dwc serves its folded inference form. Training step: forward "
         "+ backward + Adam at B = 1024, dwc's training form. Speed-up = reference / dwc (higher "
-        f"is better). STAR and MLoRA run D = {D} domains.", "",
+        f"is better). STAR and MLoRA run D = {D} domains, HMoE T = {T} scenarios (MMLRec's widths).", "",
         table(["case", "reference (ms)", "dwc (ms)", "speed-up"], rows), "",
         "Targets (issue 8): >= 1.0x everywhere, >= 1.5x at inference where folds apply (APG with "
         "over-parameterisation, STAR), >= 3x against mask-all STAR at D >= 8. Their GEMMs' "
