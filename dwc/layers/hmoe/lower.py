@@ -10,8 +10,6 @@ from dwc.parse import ast
 from dwc.sema.params import ACTIVATIONS, Signature, param
 from dwc.sema.values import Value
 
-_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a not in ("prelu", "none"))
-"""The activations the runtime helpers compute (PReLU would need parameters of its own)."""
 
 SIGNATURE = Signature("hmoe", "network", (
     param("input", "value", "the shared input, read by the experts, the gates and the fusion "
@@ -28,7 +26,7 @@ SIGNATURE = Signature("hmoe", "network", (
     param("fuse", "enum", "what the fusion mixes: `label` the heads' logits (the paper's label "
           "space), `tower` the towers' outputs before the head (the public ports)", "label",
           choices=FUSIONS),
-    param("act", "enum", "activation after every hidden layer", "relu", choices=_ACTIVATIONS),
+    param("act", "enum", "activation after every hidden layer", "relu", choices=ACTIVATIONS[:-1]),
 ), "HMoE: MMoE experts with a gate, tower and head per scenario, the heads fused by weights "
    "read from the input, the other scenarios' paths behind a stop-gradient; the logit of the "
    "sample's own scenario head (width 1).",
