@@ -20,6 +20,10 @@ References (written here from the equations in docs/models.md, not from dwc's te
 - HAMUR as its public code runs it: every domain's backbone and the hyper-network on the whole
   batch for each domain, the adapter's W_down, W_up materialised per sample (einsum), then
   `where(domain == d)`.
+- MLoRA as its TF port computes a layer (shared x W + b, then a domain's (x A) B + c), for mixed
+  batches: every domain's adapter on the whole batch, a mask keeping each sample's own (the port
+  looks up sample 0's domain for the whole batch, which a mixed batch cannot; gathering each
+  sample's A, B, c instead measured 2.4x slower at B >= 1024).
 Each reference gets dwc's weights copied in and is checked to agree (max abs error printed).
 Forward latency (eval, no autograd) at B in {1, 64, 1024, 8192}; one training step (forward +
 backward + Adam) at B = 1024. Reference and dwc run alternately, call by call, and the speed-up is
@@ -358,6 +362,40 @@ class PortHamur(nn.Module):
             logit = h @ self.head.weight[d] + self.head.bias[d]
             out = torch.where((domain == d).unsqueeze(1), logit, out)
         return {"y": torch.sigmoid(out)}
+MLORA = f"""
+model mlora_bench
+feature x : numeric(width = 256)
+feature d : categorical(vocab = {D}, dim = 8) scenario
+h = mlora(x, [256, 128, 64], by = d)
+output y = sigmoid(linear(h, 1)) loss = bce
+"""
+
+
+class PortMlora(nn.Module):
+    """MLoRA's MLoRAFCN layer as the TF port computes it, Dropout(x W + b) + (x A) B + c, with
+    each domain's adapter run on the whole batch and masked to that domain's samples; ReLU; a
+    shared Dense(1) on top."""
+
+    def __init__(self, dwc_model):
+        super().__init__()
+        self.layers = nn.ModuleList()
+        for i in range(3):
+            fc, layer = getattr(dwc_model, f"h_fc{i}"), nn.Module()
+            for name in ("weight", "bias", "domain_a", "domain_b", "domain_bias"):
+                setattr(layer, name, nn.Parameter(getattr(fc, name).detach().clone()))
+            self.layers.append(layer)
+        self.head = nn.Linear(64, 1)
+        self.head.load_state_dict(dwc_model.y.state_dict())
+
+    def forward(self, inputs):
+        h, d = inputs["x"], inputs["d"]
+        for layer in self.layers:
+            out = nn.functional.dropout(h @ layer.weight + layer.bias, 0.5, self.training)
+            for domain in range(D):
+                adapted = (h @ layer.domain_a[domain]) @ layer.domain_b[domain]
+                out = out + (d == domain).unsqueeze(1) * (adapted + layer.domain_bias[domain])
+            h = torch.relu(out)
+        return {"y": torch.sigmoid(self.head(h))}
 
 
 def serve_fn(model, cls, batch):
@@ -396,6 +434,11 @@ def compare(label, spec, reference_cls):
         with torch.no_grad():
             for seed in range(3):
                 model(cls.example_inputs(256, torch.Generator().manual_seed(seed)))
+    if label == "mlora":  # move the adapters off their zero start (B, c)
+        with torch.no_grad():
+            for layer in (model.h_fc0, model.h_fc1, model.h_fc2):
+                layer.domain_b.normal_(0, 0.1)
+                layer.domain_bias.normal_(0, 0.1)
     model.eval()
     served = model.for_inference()
     reference = reference_cls(model).eval()
@@ -422,7 +465,8 @@ CASES = [("apg", APG, FuxiAPG), ("ppnet", PPNET, FuxiPPNet), ("star", STAR, Mask
          ("adasparse_hidden", ADASPARSE.format(reads="reads = domain_and_hidden"), PortAdaSparse),
          ("hmoe", HMOE, PortHmoe),
          ("poso", POSO, NextRecPOSO),
-         ("hamur", HAMUR, PortHamur)]
+         ("hamur", HAMUR, PortHamur),
+         ("mlora", MLORA, PortMlora)]
 """(label, spec, reference class): one block of rows each, in this order."""
 
 
@@ -451,7 +495,7 @@ def main() -> None:
         + ", ".join(f"{k} {v:.1e}" for k, v in errors.items()) + " max abs error). Forward: "
         "eval, no autograd, median; dwc serves its folded inference form. Training step: forward "
         "+ backward + Adam at B = 1024, dwc's training form. Speed-up = reference / dwc (higher "
-        f"is better). STAR runs D = {D} domains, HMoE T = {T} scenarios (MMLRec's widths).", "",
+        f"is better). STAR and MLoRA run D = {D} domains, HMoE T = {T} scenarios (MMLRec's widths).", "",
         table(["case", "reference (ms)", "dwc (ms)", "speed-up"], rows), "",
         "Targets (issue 8): >= 1.0x everywhere, >= 1.5x at inference where folds apply (APG with "
         "over-parameterisation, STAR), >= 3x against mask-all STAR at D >= 8. Their GEMMs' "
