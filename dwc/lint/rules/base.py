@@ -45,7 +45,6 @@ from dwc.diagnostics import Diagnostic, DiagnosticError, Label
 from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
 from dwc.parse import ast, parse
-from dwc.sema.elaborate import elaborate
 from dwc.source import SourceFile, Span
 
 
@@ -79,6 +78,8 @@ class LintContext:
 
     def recheck(self, text: str) -> tuple[ast.Spec, Graph] | Diagnostic:
         """Parse and check an edited copy of the spec: its AST and graph, or its first error."""
+        from dwc.sema.elaborate import elaborate  # here: a layer kind's lint.py imports this module
+
         source = SourceFile(self.source.name, text)
         try:
             spec = parse(source)
