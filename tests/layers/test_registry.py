@@ -45,7 +45,8 @@ def test_a_kind_is_complete(name):
 
 def test_kind_passes_place_themselves_in_the_pipeline(monkeypatch):
     """A pass with `after` joins -O2 right after that pass, behind passes placed there before
-    it; fold-star and fuse-gates (kinds' passes) are placed that way."""
+    it; fold-star and fuse-gates (kinds' passes) are placed that way. A pass following one not
+    registered yet (fold-mlora, imported before fold-star) waits for it."""
     from dataclasses import dataclass
 
     from dwc.passes import base
@@ -55,13 +56,20 @@ def test_kind_passes_place_themselves_in_the_pipeline(monkeypatch):
     assert names.index("fuse-gates") == names.index("fold-scenario-layers") + 1
     monkeypatch.setitem(base.PIPELINES, 2, "a,b,c")
     monkeypatch.setattr(base, "PASSES", dict(base.PASSES))
-    for name in ("first-after-a", "second-after-a"):
+    monkeypatch.setattr(base, "_WAITING", [])
+
+    def register(name, after):
         base.register(dataclass(frozen=True)(type(name, (base.Pass,), {
-            "name": name, "stage": "inference", "after": "a",
+            "name": name, "stage": "inference", "after": after,
             "run": lambda self, graph: None})))
-    assert base.PIPELINES[2] == "a,first-after-a,second-after-a,b,c"
-    with pytest.raises(AssertionError, match="not an -O2 pass"):
-        base.register(type("Lost", (base.Pass,), {"name": "lost", "after": "nowhere"}))
+
+    register("after-second", "second-after-a")  # waits for its pass
+    for name in ("first-after-a", "second-after-a"):
+        register(name, "a")
+    assert base.PIPELINES[2] == "a,first-after-a,second-after-a,after-second,b,c"
+    register("lost", "nowhere")
+    with pytest.raises(AssertionError, match="lost: 'after = nowhere' is not an -O2 pass"):
+        base.pipeline_for(2)
 
 
 def test_a_helper_module_is_real_python_and_inlines_without_its_imports():
