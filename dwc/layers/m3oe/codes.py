@@ -12,8 +12,8 @@ CODES = (
          "or a layer's output), not an experts value."),
     Code("DW526", "m3oe-single-task", Severity.WARNING, "an `m3oe` with one task",
          "With `tasks = 1` the task expert has no other task to balance against: it is one more "
-         "shared expert behind a scalar weight, and the task-level fusion learns nothing."),
+         "shared expert behind a scalar weight, and the task level of the fusion balances nothing."),
     Code("DW527", "m3oe-single-domain", Severity.WARNING, "an `m3oe` whose domain has one id",
          "With one domain the STAR slot is a linear layer with two factors, the domain expert "
-         "is one more shared expert and the domain-level fusion learns nothing."),
+         "is one more shared expert and the domain level of the fusion balances nothing."),
 )

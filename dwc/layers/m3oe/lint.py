@@ -10,14 +10,14 @@ from dwc.source import Span
 
 
 def _option_span(ctx, op: M3oEFusion, name: str) -> Span:
-    """The span of option `name` of the m3oe call `op` was lowered from (the call's own when
-    the option is not written)."""
+    """The span of the value of option `name` in the m3oe call `op` was lowered from (the
+    call's own span when the option is not written)."""
     for stmt in ctx.spec.statements:
         for call in calls(getattr(stmt, "value", None)):
             if call.span == op.span:
                 for kw in call.kwargs:
                     if kw.name.text == name:
-                        return kw.span
+                        return kw.value.span
     return op.span
 
 
@@ -32,8 +32,8 @@ class M3oESingleTask(Rule):
     ## Why is this bad?
     M3oE balances each task's own expert against the mean of the other tasks' experts. With one
     task there are no others: the task expert is one more shared expert behind a scalar weight,
-    and its balance weight gets no gradient. A single-task model has M3oE's domain structure
-    without the task level (or use `star` with per-domain towers).
+    the task level balances nothing, and its parameters and FLOPs buy no structure. A
+    single-task model over domains is `star` with a per-domain head.
 
     ## Example
     ```
@@ -54,8 +54,8 @@ class M3oESingleTask(Rule):
                 yield self.diag(f"'{op.binding}' is an m3oe with one task: its task expert "
                                 "has no other task to balance against",
                                 Label(_option_span(ctx, op, "tasks"), "one task"),
-                                "give it two or more tasks (one output each, slice(m, t)), or "
-                                "model one task without the task experts")
+                                "give it two or more tasks, one output each (slice(m, 0), "
+                                "slice(m, 1)); for one task, star(...) with a per-domain head")
 
 
 class M3oESingleDomain(Rule):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import dwc.layers.star.passes  # noqa: F401  (registers fold-star, which fold-m3oe follows)
 from dwc.ir.graph import Graph
 from dwc.layers.m3oe.op import FoldedM3oEFusion, M3oEFusion
 from dwc.passes.base import Pass, PassResult, Rewriter, register

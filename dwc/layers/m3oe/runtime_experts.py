@@ -12,6 +12,7 @@ class _DwcNormExperts(nn.Module):
 
     def __init__(self, count: int, dims: list[int]) -> None:
         super().__init__()
+        self.widths = dims[1:]  # static widths for the norms (a traced shape is a tensor)
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         self.norm_weights = nn.ParameterList()
@@ -27,10 +28,11 @@ class _DwcNormExperts(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x
-        layers = zip(self.weights, self.biases, self.norm_weights, self.norm_biases, strict=True)
-        for i, (weight, bias, norm_weight, norm_bias) in enumerate(layers):
+        layers = zip(self.widths, self.weights, self.biases, self.norm_weights, self.norm_biases,
+                     strict=True)
+        for i, (width, weight, bias, norm_weight, norm_bias) in enumerate(layers):
             # the first layer reads the shared B x in input, the others each expert's own rows
             equation = "bi,eio->beo" if i == 0 else "bei,eio->beo"
             h = torch.einsum(equation, h, weight) + bias
-            h = torch.relu(F.layer_norm(h, h.shape[-1:]) * norm_weight + norm_bias)
+            h = torch.relu(F.layer_norm(h, [width]) * norm_weight + norm_bias)
         return h

@@ -21,6 +21,7 @@ class _DwcM3oETowers(nn.Module):
 
     def __init__(self, domains: int, tasks: int, width: int) -> None:
         super().__init__()
+        self.width = width  # static, for the norm (a traced shape is a tensor)
         bound = width**-0.5
 
         def uniform(*shape: int) -> nn.Parameter:
@@ -42,11 +43,10 @@ class _DwcM3oETowers(nn.Module):
             return [t[index] for t in tensors]
         return [t.index_select(0, index) for t in tensors]
 
-    @staticmethod
-    def _towers(x: torch.Tensor, layer: str, logit: str, tensors: list[torch.Tensor]):
+    def _towers(self, x: torch.Tensor, layer: str, logit: str, tensors: list[torch.Tensor]):
         weight, bias, norm_weight, norm_bias, out_weight, out_bias = tensors
         h = torch.einsum(layer, x, weight) + bias
-        h = torch.relu(F.layer_norm(h, h.shape[-1:]) * norm_weight + norm_bias)
+        h = torch.relu(F.layer_norm(h, [self.width]) * norm_weight + norm_bias)
         return torch.einsum(logit, h, out_weight) + out_bias
 
     def forward(
@@ -61,8 +61,8 @@ class _DwcM3oETowers(nn.Module):
         one_domain = ("btf,tfg->btg", "btg,tg->bt")
         if len(present) == 1:
             return self._towers(fused, *one_domain, self._parameters_at(present[0]))
-        tasks, width = fused.shape[1], fused.shape[2]
-        if _dwc_gathers(fused.shape[0], tasks * width * width, len(present)):
+        tasks = fused.shape[1]
+        if _dwc_gathers(fused.shape[0], tasks * self.width * self.width, len(present)):
             return self._towers(fused, "btf,btfg->btg", "btg,btg->bt",
                                 self._parameters_at(domain))
         parts = (fused if order is None else fused.index_select(0, order)).split(counts)
