@@ -66,7 +66,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compile", help="compile a spec to a target")
     p.add_argument("file")
-    p.add_argument("--target", default="torch", help="torch (default), onnx or tvm")
+    p.add_argument("--target", default="torch",
+                   help="torch (default), onnx, tvm or aoti (an AOTInductor .pt2 package)")
     p.add_argument("-o", "--output", default=None,
                    help="output directory (default: ./<model name>)")
     _pipeline_options(p)
@@ -146,7 +147,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        "(exit 3 above tolerance)")
     p.add_argument("file")
     p.add_argument("--targets", default="torch,onnx,tvm",
-                   help="comma-separated: torch (the inference form), onnx, tvm")
+                   help="comma-separated: torch (the inference form), onnx, tvm, aoti")
     p.add_argument("--batches", default="1,33", help="batch sizes to run (default 1,33)")
     p.add_argument("--tolerance", type=float, default=1e-4, help="max abs error (default 1e-4)")
     _pipeline_options(p)
@@ -502,7 +503,9 @@ def cmd_verify(args) -> int:
     except ValueError:
         raise _UsageError(f"--batches must be integers, got {args.batches!r}") from None
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    unknown = sorted(set(targets) - {"torch", "onnx", "tvm"})
+    from dwc.driver import TARGETS
+
+    unknown = sorted(set(targets) - set(TARGETS))
     if unknown:
         raise _UsageError(f"unknown verify target(s): {', '.join(unknown)}")
     source = _load(args.file)

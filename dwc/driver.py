@@ -25,12 +25,12 @@ from dwc.passes import PassManager, PassRecord, pipeline_for
 from dwc.sema.elaborate import elaborate
 from dwc.source import SourceFile
 
-TARGETS = ("torch", "onnx", "tvm")
+TARGETS = ("torch", "onnx", "tvm", "aoti")
 
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """Options of the deployable targets (onnx, tvm)."""
+    """Options of the deployable targets (onnx, tvm, aoti)."""
 
     weights: str | None = None
     opset: int = 17

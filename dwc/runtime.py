@@ -1,4 +1,5 @@
-"""Load and run dwc artifacts (ONNX or TVM) from their directory, without the compiler.
+"""Load and run dwc artifacts (ONNX, TVM or AOTInductor) from their directory, without the
+compiler.
 
     from dwc.runtime import load
     model = load("out/apg_onnx")          # reads manifest.json
@@ -114,6 +115,26 @@ class TvmArtifact(Artifact):
         return [v.numpy() for v in values]
 
 
+class AotiArtifact(Artifact):
+    """An AOTInductor package (needs the torch that built it, manifest `target.torch`)."""
+
+    def __init__(self, directory: str | Path) -> None:
+        super().__init__(directory)
+        import torch
+
+        built = self.manifest["target"].get("torch")
+        if built and built != torch.__version__:
+            raise ArtifactError(f"this AOTInductor package was built with torch {built}; it "
+                                f"cannot run under torch {torch.__version__}")
+        self._torch = torch
+        self.runner = torch._inductor.aoti_load_package(str(self.directory / "model.pt2"))
+
+    def _run(self, arrays):
+        args = [self._torch.from_numpy(arrays[i["name"]]) for i in self.inputs]
+        with self._torch.no_grad():
+            return [v.numpy() for v in self.runner(*args)]
+
+
 def load(directory: str | Path) -> Artifact:
     """Load the artifact in `directory` (kind read from its manifest)."""
     kind = Artifact(directory).kind
@@ -121,4 +142,6 @@ def load(directory: str | Path) -> Artifact:
         return OnnxArtifact(directory)
     if kind in ("llvm", "cuda"):
         return TvmArtifact(directory)
+    if kind == "aoti":
+        return AotiArtifact(directory)
     raise ArtifactError(f"unknown artifact kind {kind!r}")

@@ -1,5 +1,5 @@
-"""Deployable artifacts: the files of an ONNX or TVM export (model, weights, manifest, spec copy,
-optionally a Triton repository), built from the folded inference module."""
+"""Deployable artifacts: the files of an ONNX, TVM or AOTInductor export (model, weights,
+manifest, spec copy, optionally a Triton repository), built from the folded inference module."""
 
 from __future__ import annotations
 
@@ -22,10 +22,18 @@ def _require(package: str) -> None:
                     "(pip install 'dwc[export]' where dwc came from a wheel)")
 
 
+def torch_version() -> str:
+    """The torch that built an AOTInductor package: the package loads only under the same one."""
+    import torch
+
+    return torch.__version__
+
+
 def export_artifact(result, target: str, options) -> dict[str, str | bytes]:
-    """Build the artifact files for `target` ("onnx" or "tvm")."""
+    """Build the artifact files for `target` ("onnx", "tvm" or "aoti")."""
     _require("torch")
-    _require("onnx" if target == "onnx" else "tvm")
+    if target != "aoti":  # AOTInductor is part of torch
+        _require("onnx" if target == "onnx" else "tvm")
     from dwc.backends.export import inference_model
 
     model_py = result.files["model.py"]
@@ -47,6 +55,14 @@ def export_artifact(result, target: str, options) -> dict[str, str | bytes]:
                 files[f"triton/{name}/1/model.onnx"] = data
                 files[f"triton/{name}/config.pbtxt"] = triton_config(json.loads(text),
                                                                      options.max_batch)
+        elif target == "aoti":
+            from dwc.backends.aoti_export import build_aoti
+
+            files["model.pt2"] = build_aoti(im, options.max_batch)
+            files["manifest.json"] = manifest(
+                result.inference, result.records,
+                {"kind": "aoti", "torch": torch_version()},
+                {"package": "model.pt2", "spec": "spec.dw"}, options.max_batch, im.weights)
         else:
             from dwc.backends.tvm_export import build_tvm, target_for
 

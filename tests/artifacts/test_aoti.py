@@ -1,0 +1,106 @@
+"""`--target aoti`: an AOTInductor package of the folded inference module, with trained weights,
+a dynamic batch up to --max-batch, loadable by torch alone and through dwc.runtime, verified
+against the torch reference. (Each build compiles C++: ~30-60 s, so these tests build twice.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from dwc.cli import main
+from dwc.runtime import ArtifactError, load
+from tests.artifacts.test_artifacts import _train_and_save
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]
+
+CAN = ROOT / "examples" / "can.dw"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """can.dw trained a few steps, compiled with its weights and --max-batch 64."""
+    tmp = tmp_path_factory.mktemp("aoti")
+    model, cls, weights = _train_and_save(CAN, tmp)
+    out = tmp / "out"
+    assert main(["compile", str(CAN), "--target", "aoti", "--weights", str(weights),
+                 "--max-batch", "64", "-o", str(out)]) == 0
+    return model, cls, out
+
+
+def test_the_package_computes_what_the_trained_module_computes(trained):
+    model, cls, out = trained
+    artifact = load(out)
+    for batch in (1, 7, 64):
+        inputs = cls.example_inputs(batch, torch.Generator().manual_seed(batch))
+        with torch.no_grad():
+            expected = model(inputs)
+        got = artifact(inputs)
+        for key, value in expected.items():
+            assert got[key].shape == tuple(value.shape)
+            assert np.abs(got[key] - value.numpy()).max() <= 1e-4, (batch, key)
+    with pytest.raises(ArtifactError, match="outside 1 .. 64"):
+        artifact(cls.example_inputs(65))
+
+
+def test_the_package_and_its_manifest(trained):
+    _, cls, out = trained
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.pt2", "spec.dw"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["target"] == {"kind": "aoti", "torch": torch.__version__}
+    assert manifest["files"] == {"package": "model.pt2", "spec": "spec.dw"}
+    assert manifest["signature"]["max_batch"] == 64
+    assert [i["name"] for i in manifest["signature"]["inputs"]] == list(cls.INPUTS)
+    assert manifest["weights"].startswith("state.pt (sha256 ")
+    assert (out / "spec.dw").read_text() == CAN.read_text()
+
+
+LOAD_WITH_TORCH_ALONE = """
+import json, sys
+import torch
+directory = sys.argv[1]
+manifest = json.load(open(directory + "/manifest.json"))
+runner = torch._inductor.aoti_load_package(directory + "/model.pt2")
+args = []
+for spec in manifest["signature"]["inputs"]:
+    shape = [3, *spec["shape"][1:]]
+    if spec["dtype"] == "int64":
+        args.append(torch.randint(0, spec["vocab"] or 2, shape))
+    else:
+        args.append(torch.randn(shape))
+print(json.dumps([list(t.shape) for t in runner(*args)]))
+assert "dwc" not in sys.modules
+"""
+
+
+def test_the_package_loads_with_torch_alone(trained):
+    _, _, out = trained
+    proc = subprocess.run([sys.executable, "-c", LOAD_WITH_TORCH_ALONE, str(out)],
+                          capture_output=True, text=True, cwd=out)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [[3, 1]]
+
+
+def test_a_package_from_another_torch_is_refused(trained, tmp_path):
+    _, _, out = trained
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for path in out.iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["target"]["torch"] = "1.0.0"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="built with torch 1.0.0"):
+        load(copy)
+
+
+def test_verify_runs_the_aoti_target(capsys):
+    assert main(["verify", str(ROOT / "examples" / "star.dw"), "--targets", "torch,aoti",
+                 "--batches", "1,33"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("aoti")]
+    assert len(lines) == 2 and all(line.endswith("ok") for line in lines)
