@@ -8,6 +8,9 @@ References (written here from the equations in docs/models.md, not from dwc's te
   (also at inference), hypernet per layer, bmm with the K x K core.
 - FuxiCTR-style PPNet: Linear -> ReLU, times a GateNU on [sg(x), priors] per layer.
 - STAR as the public ports run it: all D domain towers on every sample, then a mask picks one.
+- M3oE as its public code runs it: every domain's STAR slot on the whole batch (W_d * W_s formed
+  on every forward, the sample's picked by a mask), each expert its own Linear -> LayerNorm ->
+  ReLU module, every (domain, task) gate and tower on every sample, then a mask.
 Each reference gets dwc's weights copied in and is checked to agree (max abs error printed).
 Forward latency (eval, no autograd) at B in {1, 64, 1024, 8192}; one training step (forward +
 backward + Adam) at B = 1024. Reference and dwc run alternately, call by call, and the speed-up is
@@ -60,6 +63,16 @@ feature x : numeric(width = 256)
 feature d : categorical(vocab = {D}, dim = 8) scenario
 h = star(x, [256, 128], by = d)
 output y = sigmoid(star(h, [1], by = d, last_act = false)) loss = bce
+"""
+
+M3OE_D = 3  # M3oE domains (two tasks, the public code's widths and experts)
+M3OE = f"""
+model m3oe_bench
+feature x : numeric(width = 100)
+feature d : categorical(vocab = {M3OE_D}, dim = 8) scenario
+m = m3oe(x, by = d, tasks = 2, widths = [512, 256, 256, 64], experts = 4)
+output y = sigmoid(slice(m, 0)) loss = bce
+output y2 = sigmoid(slice(m, 1)) loss = bce
 """
 
 
@@ -137,6 +150,81 @@ class MaskAllStar(nn.Module):
         return {"y": torch.sigmoid(out)}
 
 
+def _norm_mlp(weights, biases, norm_weights, norm_biases, k):
+    """Expert k of dwc's _DwcNormExperts as the public code builds each: its own modules."""
+    layers = []
+    for w, b, nw, nb in zip(weights, biases, norm_weights, norm_biases, strict=True):
+        linear, norm = nn.Linear(w.shape[1], w.shape[2]), nn.LayerNorm(w.shape[2])
+        with torch.no_grad():
+            linear.weight.copy_(w[k].T)
+            linear.bias.copy_(b[k])
+            norm.weight.copy_(nw[k])
+            norm.bias.copy_(nb[k])
+        layers += [linear, norm, nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+class PortM3oE(nn.Module):
+    """M3oE as its public code runs the forward (D domains, T tasks, E shared experts)."""
+
+    def __init__(self, dwc_model, tasks=2, shared=4):
+        super().__init__()
+        self.dwc, self.tasks, self.shared = dwc_model, tasks, shared
+        self.star = nn.Sequential(dwc_model.m_star_fc, dwc_model.m_star_norm, nn.ReLU())
+        self.skip = nn.Sequential(dwc_model.m_skip_fc, dwc_model.m_skip_norm, nn.ReLU())
+        e = dwc_model.m_experts
+        self.experts = nn.ModuleList(
+            _norm_mlp(e.weights, e.biases, e.norm_weights, e.norm_biases, k)
+            for k in range(shared + M3OE_D + tasks))
+        g, t = dwc_model.m_gates, dwc_model.m_towers
+        self.gates, self.towers = nn.ModuleList(), nn.ModuleList()
+        width = t.weight.shape[-1]
+        for d in range(M3OE_D):
+            for task in range(tasks):
+                cols = slice(task * shared, (task + 1) * shared)
+                gate = nn.Linear(g.weight.shape[1], shared)
+                tower = nn.Sequential(nn.Linear(width, width), nn.LayerNorm(width), nn.ReLU(),
+                                      nn.Linear(width, 1))
+                with torch.no_grad():
+                    gate.weight.copy_(g.weight[d][:, cols].T)
+                    gate.bias.copy_(g.bias[d][cols])
+                    tower[0].weight.copy_(t.weight[d, task].T)
+                    tower[0].bias.copy_(t.bias[d, task])
+                    tower[1].weight.copy_(t.norm_weight[d, task])
+                    tower[1].bias.copy_(t.norm_bias[d, task])
+                    tower[3].weight.copy_(t.out_weight[d, task].unsqueeze(0))
+                    tower[3].bias.copy_(t.out_bias[d, task].unsqueeze(0))
+                self.gates.append(gate)
+                self.towers.append(tower)
+
+    def forward(self, inputs):
+        x, d = inputs["x"], inputs["d"]
+        slot, fusion = self.dwc.m_slot, self.dwc.m_fusion
+        masks = [(d == domain).unsqueeze(1).to(x.dtype) for domain in range(M3OE_D)]
+        s = 0
+        for domain, mask in enumerate(masks):  # every domain's slot, W_d * W_s each forward
+            w = slot.domain_weight[domain] * slot.weight
+            s = s + mask * (x @ w + slot.domain_bias[domain] + slot.bias)
+        h = self.star(s) + self.skip(x)
+        out = [expert(h) for expert in self.experts]
+        shared = torch.stack(out[:self.shared], dim=1)
+        dom, task = out[self.shared:self.shared + M3OE_D], out[self.shared + M3OE_D:]
+        a_d, a_t = torch.sigmoid(fusion.alpha_domain), torch.sigmoid(fusion.alpha_task)
+        b_d, b_t = torch.sigmoid(fusion.beta_domain), torch.sigmoid(fusion.beta_task)
+        y = x.new_zeros(x.shape[0], self.tasks)
+        for domain, mask in enumerate(masks):
+            u = b_d * dom[domain] + (1 - b_d) / (M3OE_D - 1) * sum(
+                dom[j] for j in range(M3OE_D) if j != domain)
+            for t in range(self.tasks):
+                v = b_t * task[t] + (1 - b_t) / (self.tasks - 1) * sum(
+                    task[j] for j in range(self.tasks) if j != t)
+                i = domain * self.tasks + t
+                gate = torch.softmax(self.gates[i](h.detach()), dim=1)
+                f = torch.einsum("be,beh->bh", gate, shared) + a_d * u + a_t * v
+                y[:, t:t + 1] += mask * self.towers[i](f)
+        return {"y": torch.sigmoid(y[:, :1]), "y2": torch.sigmoid(y[:, 1:])}
+
+
 def serve_fn(model, cls, batch):
     return forward_fn(model, cls.example_inputs(batch, torch.Generator().manual_seed(batch)))
 
@@ -187,7 +275,8 @@ def compare(label, spec, reference_cls):
     return rows, error
 
 
-CASES = [("apg", APG, FuxiAPG), ("ppnet", PPNET, FuxiPPNet), ("star", STAR, MaskAllStar)]
+CASES = [("apg", APG, FuxiAPG), ("ppnet", PPNET, FuxiPPNet), ("star", STAR, MaskAllStar),
+         ("m3oe", M3OE, PortM3oE)]
 """(label, spec, reference class): one block of rows each, in this order."""
 
 

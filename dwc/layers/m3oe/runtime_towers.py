@@ -46,7 +46,7 @@ class _DwcM3oETowers(nn.Module):
     def _towers(self, x: torch.Tensor, layer: str, logit: str, tensors: list[torch.Tensor]):
         weight, bias, norm_weight, norm_bias, out_weight, out_bias = tensors
         h = torch.einsum(layer, x, weight) + bias
-        h = torch.relu(F.layer_norm(h, [self.width]) * norm_weight + norm_bias)
+        h = torch.addcmul(norm_bias, F.layer_norm(h, [self.width]), norm_weight).relu_()
         return torch.einsum(logit, h, out_weight) + out_bias
 
     def forward(
