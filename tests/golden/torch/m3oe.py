@@ -523,6 +523,7 @@ class _DwcM3oETowers(nn.Module):
         self.out_bias = uniform(domains, tasks)
 
     def _parameters_at(self, index: int | torch.Tensor | None) -> list[torch.Tensor]:
+        """The towers' tensors: every domain's (None), one domain's, or each sample's."""
         tensors = [self.weight, self.bias, self.norm_weight, self.norm_bias, self.out_weight,
                    self.out_bias]
         if index is None:
@@ -532,6 +533,8 @@ class _DwcM3oETowers(nn.Module):
         return [t.index_select(0, index) for t in tensors]
 
     def _towers(self, x: torch.Tensor, layer: str, logit: str, tensors: list[torch.Tensor]):
+        """The towers on `x` (rows x T x H) with `tensors`; `layer` and `logit` are the einsum
+        equations that pair the rows with those towers (one domain's, each row's, or all)."""
         weight, bias, norm_weight, norm_bias, out_weight, out_bias = tensors
         h = torch.einsum(layer, x, weight) + bias
         h = torch.addcmul(norm_bias, F.layer_norm(h, [self.width]), norm_weight).relu_()
