@@ -8,6 +8,10 @@ References (written here from the equations in docs/models.md, not from dwc's te
   (also at inference), hypernet per layer, bmm with the K x K core.
 - FuxiCTR-style PPNet: Linear -> ReLU, times a GateNU on [sg(x), priors] per layer.
 - STAR as the public ports run it: all D domain towers on every sample, then a mask picks one.
+- AdaSparse as the public port runs it: every pruner scored per sample from [e ; v] (one
+  (d_z + n) x n product per layer), sign()-thresholded; dwc's pruners read the domain alone
+  (`adasparse`, folded into per-domain factor tables) or [e ; v] like the port
+  (`adasparse_hidden`, the condition's share of the scores tabulated).
 - M3oE as its public code runs it: every domain's STAR slot on the whole batch (W_d * W_s formed
   on every forward, the sample's picked by a mask), each expert its own Linear -> LayerNorm ->
   ReLU module, every (domain, task) gate and tower on every sample, then a mask.
@@ -64,6 +68,18 @@ feature d : categorical(vocab = {D}, dim = 8) scenario
 h = star(x, [256, 128], by = d)
 output y = sigmoid(star(h, [1], by = d, last_act = false)) loss = bce
 """
+
+ADASPARSE = f"""
+model adasparse_bench
+feature x : numeric(width = 256)
+feature d : categorical(vocab = {D}, dim = 16) scenario
+scenarios d
+condition e = concat(d)
+h = adasparse(x, [256, 128, 64, 32, 16, 8], by = e, eps = 0.5, {{reads}})
+output y = sigmoid(linear(h, 1)) loss = bce
+"""
+"""The public Ali-CCP script's widths, domain embedding and fusion pruner; eps = 0.5 so that
+units are pruned at the start (the script's 0.01 prunes none of them before training)."""
 
 M3OE_D = 3  # M3oE domains (two tasks, the public code's widths and experts)
 M3OE = f"""
@@ -148,6 +164,40 @@ class MaskAllStar(nn.Module):
                     h = torch.relu(h)
             out = out + h * (d == domain).unsqueeze(1)
         return {"y": torch.sigmoid(out)}
+
+
+class PortAdaSparse(nn.Module):
+    """AdaSparse's forward as the public port writes it: h_0 = [e ; P_0 x], a_l = ReLU(BN(h W_l
+    + b_l)), h_l = P_l a_l, each pruner scoring s = [e ; v] W_p per sample and thresholding with
+    sign(). The port's q * sign(q - eps) negates a pruned unit; (sign(q - eps) + 1) / 2 keeps its
+    cost and gives the paper's zero, so dwc's weights copied in (W_v = 0 for dwc's domain-only
+    pruners) compute the same function."""
+
+    def __init__(self, dwc_model):
+        super().__init__()
+        self.emb, self.head = dwc_model.d_embedding, dwc_model.y
+        self.linears = nn.ModuleList(getattr(dwc_model, f"h_fc{i}") for i in range(6))
+        self.norms = nn.ModuleList(getattr(dwc_model, f"h_norm{i}") for i in range(6))
+        self.pruners = nn.ParameterList()
+        for i in range(7):
+            pruner = getattr(dwc_model, f"h_pruner{i}")
+            w_e = pruner.domain_weight.detach()
+            w_v = (pruner.hidden_weight.detach() if pruner.hidden_weight is not None
+                   else torch.zeros(w_e.shape[1], w_e.shape[1]))
+            self.pruners.append(nn.Parameter(torch.cat([w_e, w_v])))
+        self.alpha, self.eps, self.beta = dwc_model.h_pruner0.alpha.item(), 0.5, 2.0
+
+    def prune(self, i, e, v):
+        q = self.beta * torch.sigmoid(self.alpha * (torch.cat([e, v], dim=1) @ self.pruners[i]))
+        return q * (torch.sign(q - self.eps) + 1) / 2
+
+    def forward(self, inputs):
+        x, e = inputs["x"], self.emb(inputs["d"])
+        h = torch.cat([e, self.prune(0, e, x) * x], dim=1)
+        for i, (linear, norm) in enumerate(zip(self.linears, self.norms, strict=True)):
+            a = torch.relu(norm(linear(h)))
+            h = self.prune(i + 1, e, a) * a
+        return {"y": torch.sigmoid(self.head(h))}
 
 
 def _norm_mlp(weights, biases, norm_weights, norm_biases, k):
@@ -276,6 +326,8 @@ def compare(label, spec, reference_cls):
 
 
 CASES = [("apg", APG, FuxiAPG), ("ppnet", PPNET, FuxiPPNet), ("star", STAR, MaskAllStar),
+         ("adasparse", ADASPARSE.format(reads="reads = domain"), PortAdaSparse),
+         ("adasparse_hidden", ADASPARSE.format(reads="reads = domain_and_hidden"), PortAdaSparse),
          ("m3oe", M3OE, PortM3oE)]
 """(label, spec, reference class): one block of rows each, in this order."""
 

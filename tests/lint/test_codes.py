@@ -16,7 +16,7 @@ def test_known_codes_and_prefixes_pass(codes):
 
 
 @pytest.mark.parametrize(("code", "hint"), [
-    ("DW999", "did you mean 'DW509'?"),
+    ("DW5009", "did you mean 'DW509'?"),        # a digit too many
     ("DW5O2", "did you mean 'DW502'?"),          # letter O for zero
     ("dw513", "did you mean 'DW513'?"),
     ("unused-value", "'unused-value' is the name of DW513: write 'DW513'"),

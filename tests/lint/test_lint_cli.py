@@ -88,9 +88,9 @@ def test_lint_never_imports_torch(findings_file):
 
 @pytest.mark.parametrize("option", ["--select", "--ignore"])
 def test_unknown_codes_are_usage_errors(findings_file, option, capsys):
-    assert main(["lint", str(findings_file), option, "DW501,DW999"]) == 2
+    assert main(["lint", str(findings_file), option, "DW501,DW5009"]) == 2
     err = capsys.readouterr().err
-    assert f"{option}: unknown code 'DW999'" in err and "did you mean 'DW509'?" in err
+    assert f"{option}: unknown code 'DW5009'" in err and "did you mean 'DW509'?" in err
     assert main(["lint", str(findings_file), option, "DW50"]) == 1  # a prefix is fine
 
 
