@@ -12,6 +12,14 @@ References (written here from the equations in docs/models.md, not from dwc's te
   (d_z + n) x n product per layer), sign()-thresholded; dwc's pruners read the domain alone
   (`adasparse`, folded into per-domain factor tables) or [e ; v] like the port
   (`adasparse_hidden`, the condition's share of the scores tabulated).
+- HMoE as MMLRec runs it: expert, gate, tower, fusion net and head modules in Python loops, every
+  scenario's fused head on the whole batch ([B, T]), then each sample's own column picked.
+- NextRec-style POSO: a loop over separately built expert MLPs, and every expert's and every
+  layer's gate MLP recomputed on each sample's personalisation code (dwc serves the gates of a
+  discrete code from per-group tables).
+- HAMUR as its public code runs it: every domain's backbone and the hyper-network on the whole
+  batch for each domain, the adapter's W_down, W_up materialised per sample (einsum), then
+  `where(domain == d)`.
 - M3oE as its public code runs it: every domain's STAR slot on the whole batch (W_d * W_s formed
   on every forward, the sample's picked by a mask), each expert its own Linear -> LayerNorm ->
   ReLU module, every (domain, task) gate and tower on every sample, then a mask.
@@ -41,6 +49,7 @@ from torch import nn
 
 BATCHES = (1, 64, 1024, 8192)
 D = 8  # STAR domains
+T = 3  # HMoE scenarios
 
 APG = """
 model apg_bench
@@ -80,6 +89,40 @@ output y = sigmoid(linear(h, 1)) loss = bce
 """
 """The public Ali-CCP script's widths, domain embedding and fusion pruner; eps = 0.5 so that
 units are pruned at the start (the script's 0.01 prunes none of them before training)."""
+
+HAMUR_D = 3  # HAMUR domains (Ali-CCP's)
+HAMUR = f"""
+model hamur_bench
+feature x : numeric(width = 64)
+feature d : categorical(vocab = {HAMUR_D}, dim = 16) scenario
+scenarios d
+e = concat(x, d)
+condition z = e
+h1 = activation(partitioned_norm(linear(e, 256, per = d), by = d), relu)
+h2 = activation(partitioned_norm(linear(h1, 128, per = d), by = d), relu)
+core = hamur_hypernet(by = z, rank = 35, hidden = [64])
+a = hamur(h2, by = core, domain = d, bottleneck = 32)
+output y = sigmoid(linear(a, 1, per = d)) loss = bce
+"""
+
+HMOE = f"""
+model hmoe_bench
+feature x : numeric(width = 64)
+feature d : categorical(vocab = {T}, dim = 8) scenario
+h = hmoe(concat(x, d), by = d, fuse = tower)
+output y = sigmoid(h) loss = bce
+"""
+
+POSO = f"""
+model poso_bench
+feature x : numeric(width = 256)
+feature group : categorical(vocab = {D}, dim = 8) scenario
+scenarios group
+condition pc = concat(group)
+e = poso_experts(x, 4, [128, 64], by = pc)
+h = poso(mix(e, x), [128, 64], by = pc)
+output y = sigmoid(linear(h, 1)) loss = bce
+"""
 
 M3OE_D = 3  # M3oE domains (two tasks, the public code's widths and experts)
 M3OE = f"""
@@ -200,6 +243,136 @@ class PortAdaSparse(nn.Module):
         return {"y": torch.sigmoid(self.head(h))}
 
 
+def _linear(weight, bias=None):
+    """An nn.Linear holding a copy of dwc's in x out `weight` (and `bias`)."""
+    layer = nn.Linear(weight.shape[0], weight.shape[1], bias=bias is not None)
+    with torch.no_grad():
+        layer.weight.copy_(weight.t())
+        if bias is not None:
+            layer.bias.copy_(bias)
+    return layer
+
+
+def _mlp(weights, biases, k, last=None):
+    """Sub-network k of dwc's stacked MLP (Linear -> ReLU per layer), then a bias-free `last`."""
+    layers = []
+    for weight, bias in zip(weights, biases, strict=True):
+        layers += [_linear(weight[k], bias[k]), nn.ReLU()]
+    if last is not None:
+        layers.append(_linear(last[k]))
+    return nn.Sequential(*layers)
+
+
+class PortHmoe(nn.Module):
+    """HMoE as MMLRec's forward computes it: one module per expert, gate, tower, fusion net and
+    head, looped over in Python; every scenario's fused head on the whole batch, the other
+    towers behind detach() in training; then each sample's own head picked from the B x T."""
+
+    def __init__(self, dwc_model):
+        super().__init__()
+        self.emb = dwc_model.d_embedding
+        e, h = dwc_model.h_experts, dwc_model.h_hmoe
+        self.experts = nn.ModuleList(_mlp(e.weights, e.biases, k)
+                                     for k in range(e.weights[0].shape[0]))
+        self.gates = nn.ModuleList(_mlp(h.gates.weights, h.gates.biases, t, h.gate_out)
+                                   for t in range(T))
+        self.towers = nn.ModuleList(_mlp(h.tower_weights, h.tower_biases, t) for t in range(T))
+        self.fusions = nn.ModuleList(_mlp(h.fusion_weights, h.fusion_biases, t, h.fusion_out)
+                                     for t in range(T))
+        self.heads = nn.ModuleList(_linear(h.head_weight[t].unsqueeze(1), h.head_bias[t:t + 1])
+                                   for t in range(T))
+
+    def forward(self, inputs):
+        d = inputs["d"]
+        x = torch.cat([inputs["x"], self.emb(d)], dim=1)
+        experts = torch.stack([expert(x) for expert in self.experts], dim=1)
+        towers = [tower((torch.softmax(gate(x), dim=1).unsqueeze(2) * experts).sum(dim=1))
+                  for gate, tower in zip(self.gates, self.towers, strict=True)]
+        heads = []
+        for t, (fusion, head) in enumerate(zip(self.fusions, self.heads, strict=True)):
+            a = torch.softmax(fusion(x), dim=1)
+            fused = sum(a[:, j:j + 1] * (h if j == t or not self.training else h.detach())
+                        for j, h in enumerate(towers))
+            heads.append(torch.sigmoid(head(fused)))
+        return {"y": torch.cat(heads, dim=1).gather(1, d.unsqueeze(1))}
+
+
+class NextRecPOSO(nn.Module):
+    """POSO(MMoE) experts and a POSO-MLP tower as NextRec's port computes them: one MLP per
+    expert, called in a loop, each expert's and each layer's gate C sigmoid(W2 relu(W1 pc + b1)
+    + b2) run on every sample's code."""
+
+    def __init__(self, dwc_model):
+        super().__init__()
+        m = dwc_model
+        self.emb = m.group_embedding
+        w, b = m.e_experts.weights, m.e_experts.biases
+        g = m.e_gates
+        self.experts = nn.ModuleList(
+            nn.Sequential(_linear(w[0][k], b[0][k]), nn.ReLU(), _linear(w[1][k], b[1][k]),
+                          nn.ReLU()) for k in range(4))
+        self.expert_gates = nn.ModuleList(
+            nn.Sequential(_linear(g.hidden_weight[k], g.hidden_bias[k]), nn.ReLU(),
+                          _linear(g.out_weight[k], g.out_bias[k])) for k in range(4))
+        self.task_gate = m.h_gate.gate
+        self.linears = nn.ModuleList([m.h_fc0, m.h_fc1])
+        self.gates = nn.ModuleList(nn.Sequential(gate.hidden, nn.ReLU(), gate.out)
+                                   for gate in (m.h_gate0, m.h_gate1))
+        self.head = m.y
+
+    def forward(self, inputs):
+        x, pc = inputs["x"], self.emb(inputs["group"])
+        outs = [2.0 * torch.sigmoid(gate(pc)) * expert(x)
+                for expert, gate in zip(self.experts, self.expert_gates, strict=True)]
+        weights = torch.softmax(self.task_gate(x), dim=1).unsqueeze(-1)
+        h = torch.sum(weights * torch.stack(outs, dim=1), dim=1)
+        for linear, gate in zip(self.linears, self.gates, strict=True):
+            h = 2.0 * torch.sigmoid(gate(pc)) * torch.relu(linear(h))
+        return {"y": torch.sigmoid(self.head(h))}
+class PortHamur(nn.Module):
+    """HAMUR's public `MLP_adap_2_layer_1_adp` forward: for every domain d, the hyper-network on
+    the whole batch, backbone d (Linear -> norm -> ReLU) on the whole batch, the adapter with
+    W_down = U1 H V1 and W_up = U2 H V2 materialised per sample by einsum, the domain norm and
+    backbone d's head; then each sample keeps its domain's output. Its norms use domain d's
+    statistics: running ones in eval (where the public code's whole-batch statistics would
+    disagree with dwc, and are NaN at B = 1), whole-batch ones in training, as the public code."""
+
+    def __init__(self, dwc_model):
+        super().__init__()
+        self.emb, self.hyper, self.cell = dwc_model.d_embedding, dwc_model.core_hypernet, \
+            dwc_model.a_adapter
+        self.linears = [dwc_model.h1, dwc_model.h2]
+        self.norms = [dwc_model.h1_norm, dwc_model.h2_norm]
+        self.head = dwc_model.y
+        self.k = self.cell.u_down.shape[1]
+
+    def norm(self, x, mean, var, weight, bias):
+        if self.training:
+            mean, var = x.mean(0), x.var(0, unbiased=False)
+        return (x - mean) * torch.rsqrt(var + 1e-5) * weight + bias
+
+    def forward(self, inputs):
+        domain = inputs["d"]
+        e = torch.cat([inputs["x"], self.emb(domain)], dim=1)
+        out = torch.zeros(e.shape[0], 1)
+        c = self.cell
+        for d in range(HAMUR_D):
+            core = self.hyper(e).reshape(-1, self.k, self.k)  # recomputed per domain
+            h = e
+            for linear, pn in zip(self.linears, self.norms, strict=True):
+                h = h @ linear.weight[d] + linear.bias[d]
+                scale, shift = pn.weight * pn.domain_weight[d], pn.bias + pn.domain_bias[d]
+                h = torch.relu(self.norm(h, pn.running_mean[d], pn.running_var[d], scale, shift))
+            w1 = torch.einsum("mi,bij,jn->bmn", c.u_down, core, c.v_down)
+            s = torch.sigmoid(torch.einsum("bf,bfj->bj", h, w1) + c.bias_down)
+            w2 = torch.einsum("mi,bij,jn->bmn", c.u_up, core, c.v_up)
+            u = torch.einsum("bf,bfj->bj", s, w2) + c.bias_up
+            h = h + self.norm(u, c.running_mean[d], c.running_var[d], c.norm_weight, c.norm_bias)
+            logit = h @ self.head.weight[d] + self.head.bias[d]
+            out = torch.where((domain == d).unsqueeze(1), logit, out)
+        return {"y": torch.sigmoid(out)}
+
+
 def _norm_mlp(weights, biases, norm_weights, norm_biases, k):
     """Expert k of dwc's _DwcNormExperts as the public code builds each: its own modules."""
     layers = []
@@ -304,6 +477,13 @@ def compare(label, spec, reference_cls):
             for layer in (model.h_fc0, model.h_fc1, model.y_fc0):
                 layer.domain_weight.uniform_(0.5, 1.5)
                 layer.domain_bias.normal_(0, 0.1)
+    if label == "hmoe":  # move the heads' biases off their zero start
+        with torch.no_grad():
+            model.h_hmoe.head_bias.normal_(0, 1)
+    if label == "hamur":  # move the running statistics off their start
+        with torch.no_grad():
+            for seed in range(3):
+                model(cls.example_inputs(256, torch.Generator().manual_seed(seed)))
     model.eval()
     served = model.for_inference()
     reference = reference_cls(model).eval()
@@ -328,6 +508,9 @@ def compare(label, spec, reference_cls):
 CASES = [("apg", APG, FuxiAPG), ("ppnet", PPNET, FuxiPPNet), ("star", STAR, MaskAllStar),
          ("adasparse", ADASPARSE.format(reads="reads = domain"), PortAdaSparse),
          ("adasparse_hidden", ADASPARSE.format(reads="reads = domain_and_hidden"), PortAdaSparse),
+         ("hmoe", HMOE, PortHmoe),
+         ("poso", POSO, NextRecPOSO),
+         ("hamur", HAMUR, PortHamur),
          ("m3oe", M3OE, PortM3oE)]
 """(label, spec, reference class): one block of rows each, in this order."""
 
@@ -357,7 +540,7 @@ def main() -> None:
         + ", ".join(f"{k} {v:.1e}" for k, v in errors.items()) + " max abs error). Forward: "
         "eval, no autograd, median; dwc serves its folded inference form. Training step: forward "
         "+ backward + Adam at B = 1024, dwc's training form. Speed-up = reference / dwc (higher "
-        f"is better). STAR runs D = {D} domains.", "",
+        f"is better). STAR runs D = {D} domains, HMoE T = {T} scenarios (MMLRec's widths).", "",
         table(["case", "reference (ms)", "dwc (ms)", "speed-up"], rows), "",
         "Targets (issue 8): >= 1.0x everywhere, >= 1.5x at inference where folds apply (APG with "
         "over-parameterisation, STAR), >= 3x against mask-all STAR at D >= 8. Their GEMMs' "

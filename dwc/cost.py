@@ -31,7 +31,7 @@ class Cost:
         self.params += op.params()
         self.generated_per_sample += op.generated()
         self.flops_per_sample += op.flops()
-        if isinstance(op, ir.Generator | ir.FusedGenerator):
+        if op.generates():  # a generator, fused or a layer kind's (a table costs no FLOPs)
             self.generator_flops_per_sample += op.flops()
         if not isinstance(op.type, TableType | IdsType):
             self.activation_floats_per_sample += op.activations()

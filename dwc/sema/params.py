@@ -9,7 +9,7 @@ from dataclasses import dataclass
 REQUIRED = object()
 """Marks an option without a default."""
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "leaky_relu", "prelu", "silu", "none")
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "leaky_relu", "silu", "none")
 
 
 @dataclass(frozen=True)

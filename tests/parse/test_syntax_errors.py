@@ -39,6 +39,8 @@ CASES = [
     ("out-of-range", "model m\nfeature a : categorical(vocab = 0, dim = 4)" + VALID_TAIL, "DW304", 2, 33),
     ("dropout-range", HEADER + "h = mlp(a, [4], dropout = 1.0)" + VALID_TAIL, "DW304", 3, 27),
     ("invalid-choice", HEADER + "h = mlp(a, [4], act = rleu)" + VALID_TAIL, "DW305", 3, 23),
+    # prelu needs a learned slope no runtime helper has: it once ran silently as the identity
+    ("no-prelu", HEADER + "h = mlp(a, [4], act = prelu)" + VALID_TAIL, "DW305", 3, 23),
     ("width-mismatch", HEADER + "h = add(a, linear(a, 3))" + VALID_TAIL, "DW306", 3, 12),
     ("slice-past-the-end", HEADER + "output y = sigmoid(slice(linear(a, 2), 2)) loss = bce\n",
      "DW304", 3, 40),

@@ -1,0 +1,34 @@
+"""fold-hamur-hypernet: HAMUR's hyper-network with each batch norm merged into the linear before
+it, for inference (registered by dwc/passes/__init__.py, which imports this module).
+
+In eval mode a batch norm is an affine map per feature, BN(y) = y s + (beta - mean s) with
+s = gamma / sqrt(var + eps), so Linear -> BN -> ReLU is Linear' -> ReLU with W' = s W and
+b' = (b - mean) s + beta. Runs after fold-scenario-table: a hyper-network reading scenario
+features only is a per-cell table by then (computed in eval mode, so its norms are folded there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dwc.ir import ops as ir
+from dwc.ir.graph import Graph
+from dwc.layers.hamur.op import FoldedHamurHyperNetwork, HamurHyperNetwork
+from dwc.passes.base import Pass, PassResult, register, rewrite_ops
+
+
+@register
+@dataclass(frozen=True)
+class FoldHamurHypernet(Pass):
+    name = "fold-hamur-hypernet"
+    stage = "inference"
+    summary = "HAMUR's hyper-network: batch norms merged into its linears (inference)"
+    after = "fold-scenario-table"
+
+    def run(self, graph: Graph) -> PassResult:
+        def rewrite(op: ir.Op) -> ir.Op | None:
+            if type(op) is HamurHyperNetwork:
+                return FoldedHamurHyperNetwork.of(op)
+            return None
+
+        return rewrite_ops(graph, rewrite)
