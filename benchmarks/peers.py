@@ -3,27 +3,7 @@
     python benchmarks/peers.py              # writes the "peers" section of docs/benchmarks.md
     python benchmarks/peers.py --only star  # one case's rows, printed only
 
-References (written here from the equations in docs/models.md, not from dwc's templates):
-- FuxiCTR-style APG MLP: over-parameterised factors U_l U_r, V_l V_r multiplied on every forward
-  (also at inference), hypernet per layer, bmm with the K x K core.
-- FuxiCTR-style PPNet: Linear -> ReLU, times a GateNU on [sg(x), priors] per layer.
-- STAR as the public ports run it: all D domain towers on every sample, then a mask picks one.
-- AdaSparse as the public port runs it: every pruner scored per sample from [e ; v] (one
-  (d_z + n) x n product per layer), sign()-thresholded; dwc's pruners read the domain alone
-  (`adasparse`, folded into per-domain factor tables) or [e ; v] like the port
-  (`adasparse_hidden`, the condition's share of the scores tabulated).
-- HMoE as MMLRec runs it: expert, gate, tower, fusion net and head modules in Python loops, every
-  scenario's fused head on the whole batch ([B, T]), then each sample's own column picked.
-- NextRec-style POSO: a loop over separately built expert MLPs, and every expert's and every
-  layer's gate MLP recomputed on each sample's personalisation code (dwc serves the gates of a
-  discrete code from per-group tables).
-- HAMUR as its public code runs it: every domain's backbone and the hyper-network on the whole
-  batch for each domain, the adapter's W_down, W_up materialised per sample (einsum), then
-  `where(domain == d)`.
-- MLoRA as its TF port computes a layer (shared x W + b, then a domain's (x A) B + c), for mixed
-  batches: every domain's adapter on the whole batch, a mask keeping each sample's own (the port
-  looks up sample 0's domain for the whole batch, which a mixed batch cannot; gathering each
-  sample's A, B, c instead measured 2.4x slower at B >= 1024).
+References: benchmarks/peer_cases.py (one per case, with the spec dwc compiles).
 Each reference gets dwc's weights copied in and is checked to agree (max abs error printed).
 Forward latency (eval, no autograd) at B in {1, 64, 1024, 8192}; one training step (forward +
 backward + Adam) at B = 1024. Reference and dwc run alternately, call by call, and the speed-up is
@@ -46,356 +26,10 @@ from common import (
     table,
     write_section,
 )
+from peer_cases import CASES, HAMUR_D, M3OE_D, D, T
 from torch import nn
 
 BATCHES = (1, 64, 1024, 8192)
-D = 8  # STAR domains
-T = 3  # HMoE scenarios
-
-APG = """
-model apg_bench
-feature x : numeric(width = 256)
-feature s : categorical(vocab = 16, dim = 16) scenario
-scenarios s
-condition z = concat(s)
-h = mlp(x, [256, 256]) dynamic(by = z) apg(rank = 32, overparam = 4x)
-output y = sigmoid(linear(h, 1)) loss = bce
-"""
-
-PPNET = """
-model ppnet_bench
-feature x : numeric(width = 256)
-feature p : categorical(vocab = 1000, dim = 32) scenario
-condition prior = concat(stop_gradient(x), p)
-h = ppnet(x, [256, 128, 64], by = prior, gate_hidden = 64, placement = post_activation)
-output y = sigmoid(linear(h, 1)) loss = bce
-"""
-
-STAR = f"""
-model star_bench
-feature x : numeric(width = 256)
-feature d : categorical(vocab = {D}, dim = 8) scenario
-h = star(x, [256, 128], by = d)
-output y = sigmoid(star(h, [1], by = d, last_act = false)) loss = bce
-"""
-
-ADASPARSE = f"""
-model adasparse_bench
-feature x : numeric(width = 256)
-feature d : categorical(vocab = {D}, dim = 16) scenario
-scenarios d
-condition e = concat(d)
-h = adasparse(x, [256, 128, 64, 32, 16, 8], by = e, eps = 0.5, {{reads}})
-output y = sigmoid(linear(h, 1)) loss = bce
-"""
-"""The public Ali-CCP script's widths, domain embedding and fusion pruner; eps = 0.5 so that
-units are pruned at the start (the script's 0.01 prunes none of them before training)."""
-
-HAMUR_D = 3  # HAMUR domains (Ali-CCP's)
-HAMUR = f"""
-model hamur_bench
-feature x : numeric(width = 64)
-feature d : categorical(vocab = {HAMUR_D}, dim = 16) scenario
-scenarios d
-e = concat(x, d)
-condition z = e
-h1 = activation(partitioned_norm(linear(e, 256, per = d), by = d), relu)
-h2 = activation(partitioned_norm(linear(h1, 128, per = d), by = d), relu)
-core = hamur_hypernet(by = z, rank = 35, hidden = [64])
-a = hamur(h2, by = core, domain = d, bottleneck = 32)
-output y = sigmoid(linear(a, 1, per = d)) loss = bce
-"""
-
-HMOE = f"""
-model hmoe_bench
-feature x : numeric(width = 64)
-feature d : categorical(vocab = {T}, dim = 8) scenario
-h = hmoe(concat(x, d), by = d, fuse = tower)
-output y = sigmoid(h) loss = bce
-"""
-
-POSO = f"""
-model poso_bench
-feature x : numeric(width = 256)
-feature group : categorical(vocab = {D}, dim = 8) scenario
-scenarios group
-condition pc = concat(group)
-e = poso_experts(x, 4, [128, 64], by = pc)
-h = poso(mix(e, x), [128, 64], by = pc)
-output y = sigmoid(linear(h, 1)) loss = bce
-"""
-
-
-class FuxiAPG(nn.Module):
-    """FuxiCTR's APG_MLP structure (group-wise, over-parameterised, generated bias first)."""
-
-    def __init__(self, dwc_model):
-        super().__init__()
-        self.emb = dwc_model.s_embedding
-        self.layers = nn.ModuleList()
-        for i in range(2):
-            f, g = getattr(dwc_model, f"h_fc{i}"), getattr(dwc_model, f"h_generator{i}")
-            layer = nn.Module()
-            layer.u_l, layer.u_r = nn.Parameter(f.u_left.detach().clone()), \
-                nn.Parameter(f.u_right.detach().clone())
-            layer.v_l, layer.v_r = nn.Parameter(f.v_left.detach().clone()), \
-                nn.Parameter(f.v_right.detach().clone())
-            k = f.u_right.shape[1]
-            order = torch.cat([torch.arange(k * k, g[0].out_features), torch.arange(0, k * k)])
-            layer.hyper = nn.Linear(g[0].in_features, g[0].out_features)
-            with torch.no_grad():
-                layer.hyper.weight.copy_(g[0].weight[order])
-                layer.hyper.bias.copy_(g[0].bias[order])
-            layer.k, layer.m = k, f.v_right.shape[1]
-            self.layers.append(layer)
-        self.head = dwc_model.y
-
-    def forward(self, inputs):
-        h, z = inputs["x"], self.emb(inputs["s"])
-        for layer in self.layers:
-            w = layer.hyper(z)
-            bias, s = w[:, : layer.m], w[:, layer.m:].reshape(-1, layer.k, layer.k)
-            u, v = layer.u_l @ layer.u_r, layer.v_l @ layer.v_r  # every forward, as FuxiCTR
-            h = torch.relu(torch.bmm((h @ u).unsqueeze(1), s).squeeze(1) @ v + bias)
-        return {"y": torch.sigmoid(self.head(h))}
-
-
-class FuxiPPNet(nn.Module):
-    def __init__(self, dwc_model):
-        super().__init__()
-        self.emb = dwc_model.p_embedding
-        self.linears = nn.ModuleList(getattr(dwc_model, f"h_fc{i}") for i in range(3))
-        self.gates = nn.ModuleList(nn.Sequential(g.hidden, nn.ReLU(), g.out) for g in (
-            getattr(dwc_model, f"h_gate{i}") for i in range(3)))
-        self.head = dwc_model.y
-
-    def forward(self, inputs):
-        x = inputs["x"]
-        u = torch.cat([x.detach(), self.emb(inputs["p"])], dim=1)
-        h = x
-        for linear, gate in zip(self.linears, self.gates, strict=True):
-            h = torch.relu(linear(h)) * (2 * torch.sigmoid(gate(u)))
-        return {"y": torch.sigmoid(self.head(h))}
-
-
-class MaskAllStar(nn.Module):
-    """STAR as the public ports run it: every domain's tower on every sample, then a mask."""
-
-    def __init__(self, dwc_model):
-        super().__init__()
-        self.layers = [dwc_model.h_fc0, dwc_model.h_fc1, dwc_model.y_fc0]
-        self.model = dwc_model
-
-    def forward(self, inputs):
-        x, d = inputs["x"], inputs["d"]
-        out = torch.zeros(x.shape[0], 1)
-        for domain in range(D):
-            h = x
-            for i, layer in enumerate(self.layers):
-                w = layer.weight * layer.domain_weight[domain]
-                h = h @ w + layer.bias + layer.domain_bias[domain]
-                if i < 2:
-                    h = torch.relu(h)
-            out = out + h * (d == domain).unsqueeze(1)
-        return {"y": torch.sigmoid(out)}
-
-
-class PortAdaSparse(nn.Module):
-    """AdaSparse's forward as the public port writes it: h_0 = [e ; P_0 x], a_l = ReLU(BN(h W_l
-    + b_l)), h_l = P_l a_l, each pruner scoring s = [e ; v] W_p per sample and thresholding with
-    sign(). The port's q * sign(q - eps) negates a pruned unit; (sign(q - eps) + 1) / 2 keeps its
-    cost and gives the paper's zero, so dwc's weights copied in (W_v = 0 for dwc's domain-only
-    pruners) compute the same function."""
-
-    def __init__(self, dwc_model):
-        super().__init__()
-        self.emb, self.head = dwc_model.d_embedding, dwc_model.y
-        self.linears = nn.ModuleList(getattr(dwc_model, f"h_fc{i}") for i in range(6))
-        self.norms = nn.ModuleList(getattr(dwc_model, f"h_norm{i}") for i in range(6))
-        self.pruners = nn.ParameterList()
-        for i in range(7):
-            pruner = getattr(dwc_model, f"h_pruner{i}")
-            w_e = pruner.domain_weight.detach()
-            w_v = (pruner.hidden_weight.detach() if pruner.hidden_weight is not None
-                   else torch.zeros(w_e.shape[1], w_e.shape[1]))
-            self.pruners.append(nn.Parameter(torch.cat([w_e, w_v])))
-        self.alpha, self.eps, self.beta = dwc_model.h_pruner0.alpha.item(), 0.5, 2.0
-
-    def prune(self, i, e, v):
-        q = self.beta * torch.sigmoid(self.alpha * (torch.cat([e, v], dim=1) @ self.pruners[i]))
-        return q * (torch.sign(q - self.eps) + 1) / 2
-
-    def forward(self, inputs):
-        x, e = inputs["x"], self.emb(inputs["d"])
-        h = torch.cat([e, self.prune(0, e, x) * x], dim=1)
-        for i, (linear, norm) in enumerate(zip(self.linears, self.norms, strict=True)):
-            a = torch.relu(norm(linear(h)))
-            h = self.prune(i + 1, e, a) * a
-        return {"y": torch.sigmoid(self.head(h))}
-
-
-def _linear(weight, bias=None):
-    """An nn.Linear holding a copy of dwc's in x out `weight` (and `bias`)."""
-    layer = nn.Linear(weight.shape[0], weight.shape[1], bias=bias is not None)
-    with torch.no_grad():
-        layer.weight.copy_(weight.t())
-        if bias is not None:
-            layer.bias.copy_(bias)
-    return layer
-
-
-def _mlp(weights, biases, k, last=None):
-    """Sub-network k of dwc's stacked MLP (Linear -> ReLU per layer), then a bias-free `last`."""
-    layers = []
-    for weight, bias in zip(weights, biases, strict=True):
-        layers += [_linear(weight[k], bias[k]), nn.ReLU()]
-    if last is not None:
-        layers.append(_linear(last[k]))
-    return nn.Sequential(*layers)
-
-
-class PortHmoe(nn.Module):
-    """HMoE as MMLRec's forward computes it: one module per expert, gate, tower, fusion net and
-    head, looped over in Python; every scenario's fused head on the whole batch, the other
-    towers behind detach() in training; then each sample's own head picked from the B x T."""
-
-    def __init__(self, dwc_model):
-        super().__init__()
-        self.emb = dwc_model.d_embedding
-        e, h = dwc_model.h_experts, dwc_model.h_hmoe
-        self.experts = nn.ModuleList(_mlp(e.weights, e.biases, k)
-                                     for k in range(e.weights[0].shape[0]))
-        self.gates = nn.ModuleList(_mlp(h.gates.weights, h.gates.biases, t, h.gate_out)
-                                   for t in range(T))
-        self.towers = nn.ModuleList(_mlp(h.tower_weights, h.tower_biases, t) for t in range(T))
-        self.fusions = nn.ModuleList(_mlp(h.fusion_weights, h.fusion_biases, t, h.fusion_out)
-                                     for t in range(T))
-        self.heads = nn.ModuleList(_linear(h.head_weight[t].unsqueeze(1), h.head_bias[t:t + 1])
-                                   for t in range(T))
-
-    def forward(self, inputs):
-        d = inputs["d"]
-        x = torch.cat([inputs["x"], self.emb(d)], dim=1)
-        experts = torch.stack([expert(x) for expert in self.experts], dim=1)
-        towers = [tower((torch.softmax(gate(x), dim=1).unsqueeze(2) * experts).sum(dim=1))
-                  for gate, tower in zip(self.gates, self.towers, strict=True)]
-        heads = []
-        for t, (fusion, head) in enumerate(zip(self.fusions, self.heads, strict=True)):
-            a = torch.softmax(fusion(x), dim=1)
-            fused = sum(a[:, j:j + 1] * (h if j == t or not self.training else h.detach())
-                        for j, h in enumerate(towers))
-            heads.append(torch.sigmoid(head(fused)))
-        return {"y": torch.cat(heads, dim=1).gather(1, d.unsqueeze(1))}
-
-
-class NextRecPOSO(nn.Module):
-    """POSO(MMoE) experts and a POSO-MLP tower as NextRec's port computes them: one MLP per
-    expert, called in a loop, each expert's and each layer's gate C sigmoid(W2 relu(W1 pc + b1)
-    + b2) run on every sample's code."""
-
-    def __init__(self, dwc_model):
-        super().__init__()
-        m = dwc_model
-        self.emb = m.group_embedding
-        w, b = m.e_experts.weights, m.e_experts.biases
-        g = m.e_gates
-        self.experts = nn.ModuleList(
-            nn.Sequential(_linear(w[0][k], b[0][k]), nn.ReLU(), _linear(w[1][k], b[1][k]),
-                          nn.ReLU()) for k in range(4))
-        self.expert_gates = nn.ModuleList(
-            nn.Sequential(_linear(g.hidden_weight[k], g.hidden_bias[k]), nn.ReLU(),
-                          _linear(g.out_weight[k], g.out_bias[k])) for k in range(4))
-        self.task_gate = m.h_gate.gate
-        self.linears = nn.ModuleList([m.h_fc0, m.h_fc1])
-        self.gates = nn.ModuleList(nn.Sequential(gate.hidden, nn.ReLU(), gate.out)
-                                   for gate in (m.h_gate0, m.h_gate1))
-        self.head = m.y
-
-    def forward(self, inputs):
-        x, pc = inputs["x"], self.emb(inputs["group"])
-        outs = [2.0 * torch.sigmoid(gate(pc)) * expert(x)
-                for expert, gate in zip(self.experts, self.expert_gates, strict=True)]
-        weights = torch.softmax(self.task_gate(x), dim=1).unsqueeze(-1)
-        h = torch.sum(weights * torch.stack(outs, dim=1), dim=1)
-        for linear, gate in zip(self.linears, self.gates, strict=True):
-            h = 2.0 * torch.sigmoid(gate(pc)) * torch.relu(linear(h))
-        return {"y": torch.sigmoid(self.head(h))}
-class PortHamur(nn.Module):
-    """HAMUR's public `MLP_adap_2_layer_1_adp` forward: for every domain d, the hyper-network on
-    the whole batch, backbone d (Linear -> norm -> ReLU) on the whole batch, the adapter with
-    W_down = U1 H V1 and W_up = U2 H V2 materialised per sample by einsum, the domain norm and
-    backbone d's head; then each sample keeps its domain's output. Its norms use domain d's
-    statistics: running ones in eval (where the public code's whole-batch statistics would
-    disagree with dwc, and are NaN at B = 1), whole-batch ones in training, as the public code."""
-
-    def __init__(self, dwc_model):
-        super().__init__()
-        self.emb, self.hyper, self.cell = dwc_model.d_embedding, dwc_model.core_hypernet, \
-            dwc_model.a_adapter
-        self.linears = [dwc_model.h1, dwc_model.h2]
-        self.norms = [dwc_model.h1_norm, dwc_model.h2_norm]
-        self.head = dwc_model.y
-        self.k = self.cell.u_down.shape[1]
-
-    def norm(self, x, mean, var, weight, bias):
-        if self.training:
-            mean, var = x.mean(0), x.var(0, unbiased=False)
-        return (x - mean) * torch.rsqrt(var + 1e-5) * weight + bias
-
-    def forward(self, inputs):
-        domain = inputs["d"]
-        e = torch.cat([inputs["x"], self.emb(domain)], dim=1)
-        out = torch.zeros(e.shape[0], 1)
-        c = self.cell
-        for d in range(HAMUR_D):
-            core = self.hyper(e).reshape(-1, self.k, self.k)  # recomputed per domain
-            h = e
-            for linear, pn in zip(self.linears, self.norms, strict=True):
-                h = h @ linear.weight[d] + linear.bias[d]
-                scale, shift = pn.weight * pn.domain_weight[d], pn.bias + pn.domain_bias[d]
-                h = torch.relu(self.norm(h, pn.running_mean[d], pn.running_var[d], scale, shift))
-            w1 = torch.einsum("mi,bij,jn->bmn", c.u_down, core, c.v_down)
-            s = torch.sigmoid(torch.einsum("bf,bfj->bj", h, w1) + c.bias_down)
-            w2 = torch.einsum("mi,bij,jn->bmn", c.u_up, core, c.v_up)
-            u = torch.einsum("bf,bfj->bj", s, w2) + c.bias_up
-            h = h + self.norm(u, c.running_mean[d], c.running_var[d], c.norm_weight, c.norm_bias)
-            logit = h @ self.head.weight[d] + self.head.bias[d]
-            out = torch.where((domain == d).unsqueeze(1), logit, out)
-        return {"y": torch.sigmoid(out)}
-MLORA = f"""
-model mlora_bench
-feature x : numeric(width = 256)
-feature d : categorical(vocab = {D}, dim = 8) scenario
-h = mlora(x, [256, 128, 64], by = d)
-output y = sigmoid(linear(h, 1)) loss = bce
-"""
-
-
-class PortMlora(nn.Module):
-    """MLoRA's MLoRAFCN layer as the TF port computes it, Dropout(x W + b) + (x A) B + c, with
-    each domain's adapter run on the whole batch and masked to that domain's samples; ReLU; a
-    shared Dense(1) on top."""
-
-    def __init__(self, dwc_model):
-        super().__init__()
-        self.layers = nn.ModuleList()
-        for i in range(3):
-            fc, layer = getattr(dwc_model, f"h_fc{i}"), nn.Module()
-            for name in ("weight", "bias", "domain_a", "domain_b", "domain_bias"):
-                setattr(layer, name, nn.Parameter(getattr(fc, name).detach().clone()))
-            self.layers.append(layer)
-        self.head = nn.Linear(64, 1)
-        self.head.load_state_dict(dwc_model.y.state_dict())
-
-    def forward(self, inputs):
-        h, d = inputs["x"], inputs["d"]
-        for layer in self.layers:
-            out = nn.functional.dropout(h @ layer.weight + layer.bias, 0.5, self.training)
-            for domain in range(D):
-                adapted = (h @ layer.domain_a[domain]) @ layer.domain_b[domain]
-                out = out + (d == domain).unsqueeze(1) * (adapted + layer.domain_bias[domain])
-            h = torch.relu(out)
-        return {"y": torch.sigmoid(self.head(h))}
 
 
 def serve_fn(model, cls, batch):
@@ -418,27 +52,13 @@ def train_fn(model, cls, batch=1024):
     return step
 
 
-def compare(label, spec, reference_cls):
+def compare(label, spec, reference_cls, prepare=None):
     cls = load_model(spec, label)
     torch.manual_seed(0)
     model = cls(validate_inputs=False)
-    if label == "star":  # move the domain factors off their neutral start
+    if prepare is not None:  # move parameters off their neutral start
         with torch.no_grad():
-            for layer in (model.h_fc0, model.h_fc1, model.y_fc0):
-                layer.domain_weight.uniform_(0.5, 1.5)
-                layer.domain_bias.normal_(0, 0.1)
-    if label == "hmoe":  # move the heads' biases off their zero start
-        with torch.no_grad():
-            model.h_hmoe.head_bias.normal_(0, 1)
-    if label == "hamur":  # move the running statistics off their start
-        with torch.no_grad():
-            for seed in range(3):
-                model(cls.example_inputs(256, torch.Generator().manual_seed(seed)))
-    if label == "mlora":  # move the adapters off their zero start (B, c)
-        with torch.no_grad():
-            for layer in (model.h_fc0, model.h_fc1, model.h_fc2):
-                layer.domain_b.normal_(0, 0.1)
-                layer.domain_bias.normal_(0, 0.1)
+            prepare(model, cls)
     model.eval()
     served = model.for_inference()
     reference = reference_cls(model).eval()
@@ -460,15 +80,6 @@ def compare(label, spec, reference_cls):
     return rows, error
 
 
-CASES = [("apg", APG, FuxiAPG), ("ppnet", PPNET, FuxiPPNet), ("star", STAR, MaskAllStar),
-         ("adasparse", ADASPARSE.format(reads="reads = domain"), PortAdaSparse),
-         ("adasparse_hidden", ADASPARSE.format(reads="reads = domain_and_hidden"), PortAdaSparse),
-         ("hmoe", HMOE, PortHmoe),
-         ("poso", POSO, NextRecPOSO),
-         ("hamur", HAMUR, PortHamur),
-         ("mlora", MLORA, PortMlora)]
-"""(label, spec, reference class): one block of rows each, in this order."""
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -478,10 +89,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     rows, errors = [], {}
-    for label, spec, ref in CASES:
+    for label, spec, ref, prepare in CASES:
         if args.only and label not in args.only:
             continue
-        r, errors[label] = compare(label, spec, ref)
+        r, errors[label] = compare(label, spec, ref, prepare)
         rows += r
         for row in r:
             print(" | ".join(row), flush=True)
@@ -495,11 +106,14 @@ def main() -> None:
         + ", ".join(f"{k} {v:.1e}" for k, v in errors.items()) + " max abs error). Forward: "
         "eval, no autograd, median; dwc serves its folded inference form. Training step: forward "
         "+ backward + Adam at B = 1024, dwc's training form. Speed-up = reference / dwc (higher "
-        f"is better). STAR and MLoRA run D = {D} domains, HMoE T = {T} scenarios (MMLRec's widths).", "",
+        f"is better). STAR and MLoRA run D = {D} domains, HMoE T = {T} scenarios (MMLRec's widths), "
+        f"HAMUR {HAMUR_D} domains, M3oE {M3OE_D} domains and two tasks.", "",
         table(["case", "reference (ms)", "dwc (ms)", "speed-up"], rows), "",
-        "Targets (issue 8): >= 1.0x everywhere, >= 1.5x at inference where folds apply (APG with "
-        "over-parameterisation, STAR), >= 3x against mask-all STAR at D >= 8. Their GEMMs' "
-        "share of the machine's peak: `benchmarks/efficiency.py` (rows `peers:`).",
+        "Targets: >= 1.0x everywhere; >= 1.5x at inference where folds apply (APG with "
+        "over-parameterisation, STAR) and, for the newer kinds, at B >= 1024 where a fold applies "
+        "(AdaSparse's domain-only pruners, POSO's gate tables, MLoRA's merged weights, M3oE's "
+        "STAR slot); >= 3x against mask-all STAR at D >= 8. Their GEMMs' share of the machine's "
+        "peak: `benchmarks/efficiency.py` (rows `peers:`).",
     ]
     write_section("peers", "\n".join(md))
     print("\n".join(md))

@@ -150,6 +150,26 @@ class Concat(Op):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Slice(Op):
+    """Columns `start` .. `start + width - 1` of its input, `width` being its own; a view (one
+    task's logit of a multi-task layer)."""
+
+    kind: ClassVar[str] = "slice"
+    start: int
+
+    def attrs(self):
+        return {"start": self.start, "width": self.type.width}
+
+    def activations(self):
+        return 0  # a view of its input
+
+    def verify(self, ins, producers):
+        end = self.start + self.type.width
+        if not isinstance(self.type, VecType) or self.start < 0 or end > ins[0].width:
+            self.invalid(f"columns {self.start}..{end - 1} of a width-{ins[0].width} input")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Linear(Op):
     """`y = x W + b`, W: in x out."""
 
@@ -337,6 +357,7 @@ __all__ = [
     "DynamicLinear", "DynamicWeights", "FieldsType", "FusedGenerator", "Generator",
     "GeneratorPart", "Head", "IdsType", "IndexedLinear", "Input", "Linear", "Lookup", "Norm",
     "Normalize", "Op",
-    "ScenarioIndex", "ScenarioLinear", "ScenarioTable", "SeqPool", "Slot", "StopGradient", "Table",
+    "ScenarioIndex", "ScenarioLinear", "ScenarioTable", "SeqPool", "Slice", "Slot", "StopGradient",
+    "Table",
     "TableType", "ValueType", "VecType", "VerificationError", "verify_slot_layout",
 ]

@@ -208,6 +208,23 @@ class _Elaborator(Arguments, Features, Layers):
                             span=call.span, binding=binding))
         return Value(ssa, VecType(width), frozenset().union(*(x.deps for x in xs)), call.span)
 
+    def op_slice(self, call, sig, binding):
+        self.no_modifiers(call, sig)
+        args = self.bind_args(call, sig)
+        x = self.value_of(args["input"], binding)
+        lits = self.literals(args, sig)
+        start, width = lits["start"], lits["width"]
+        if isinstance(x.type, ExpertsType):
+            self.fail("DW307", "'slice' takes columns of a flat value", args["input"].span,
+                      f"is {x.type}", help="mix the experts first, e.g. mix(e, x)")
+        if start + width > x.type.width:
+            node = args["start"] if start >= x.type.width else args["width"]
+            self.fail("DW304", f"'slice' of a width-{x.type.width} value ends at column "
+                      f"{x.type.width - 1}", node.span,  # type: ignore[attr-defined]
+                      f"columns {start}..{start + width - 1}",
+                      help=f"take columns within 0..{x.type.width - 1}")
+        return self.unary(ir.Slice, call, x, binding, type_=VecType(width), start=start)
+
     def op_fields(self, call, sig, binding):
         self.no_modifiers(call, sig)
         xs = self.inputs(self.bind_args(call, sig), "inputs", binding)

@@ -49,6 +49,12 @@ SIGNATURES: dict[str, Signature] = {
         Signature("concat", "network", (
             _p("inputs", "values", "features or values", positional=True),
         ), "Concatenation into one flat vector.", "z = concat(country, page)"),
+        Signature("slice", "network", (
+            _p("input", "value", "the value to take columns from", positional=True),
+            _p("start", "int", "the first column (0-based)", positional=True, min=0),
+            _p("width", "int", "the number of columns", 1, min=1),
+        ), "Columns `start` .. `start + width - 1` of a value, e.g. one task's logit of a "
+           "multi-task layer.", "click = slice(m, 0)"),
         Signature("linear", "network", (
             _p("input", "value", "the input value", positional=True),
             _p("out", "int", "output width", positional=True, min=1),

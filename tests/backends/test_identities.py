@@ -347,3 +347,27 @@ def test_softmax_over_experts_is_a_row_softmax(experts):
     scores = torch.randn(300, experts) * 4
     expected = torch.exp(scores) / torch.exp(scores).sum(dim=1, keepdim=True)
     torch.testing.assert_close(softmax(scores), expected)
+
+
+def test_slice_takes_the_columns_it_names():
+    spec = ("model s\nfeature a : categorical(vocab = 9, dim = 4)\nh = linear(a, 5)\n"
+            "output y = identity(slice(h, 1, width = 3)) loss = mse\n"
+            "output z = identity(slice(h, 4)) loss = mse\n")
+    _, cls = compile_text(spec)
+    model = cls().eval()
+    inputs = cls.example_inputs(6)
+    with torch.no_grad():
+        h = model.h(model.a_embedding(inputs["a"]))
+        out = model(inputs)
+    torch.testing.assert_close(out["y"], h[:, 1:4])
+    torch.testing.assert_close(out["z"], h[:, 4:5])
+
+
+def test_slice_verifies_its_columns_lie_in_the_input():
+    from dwc.ir import ops as ir
+
+    op = ir.Slice(result="y", inputs=("h",), type=ir.VecType(2), start=3)
+    op.verify((ir.VecType(5),), {})
+    for width in (4, 2):
+        with pytest.raises(ir.VerificationError):
+            op.verify((ir.VecType(width),), {})

@@ -42,6 +42,8 @@ CASES = [
     # prelu needs a learned slope no runtime helper has: it once ran silently as the identity
     ("no-prelu", HEADER + "h = mlp(a, [4], act = prelu)" + VALID_TAIL, "DW305", 3, 23),
     ("width-mismatch", HEADER + "h = add(a, linear(a, 3))" + VALID_TAIL, "DW306", 3, 12),
+    ("slice-past-the-end", HEADER + "output y = sigmoid(slice(linear(a, 2), 2)) loss = bce\n",
+     "DW304", 3, 40),
     ("softmax-one", HEADER + "output y = softmax(linear(a, 1)) loss = ce\n", "DW306", 3, 20),
     ("sequence-of-numeric", "model m\nfeature n : numeric\nfeature s : sequence(n, max_len = 3)"
      + VALID_TAIL.replace("(a", "(n"), "DW313", 3, 22),

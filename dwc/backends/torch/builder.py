@@ -224,6 +224,9 @@ class Builder:
         else:
             self.fwd(op, "torch.cat", [xs, "dim=1"])
 
+    def op_slice(self, op: ir.Slice) -> None:
+        self.fwd(op, f"{self.var(op.inputs[0])}[:, {op.start}:{op.start + op.type.width}]")
+
     def op_linear(self, op: ir.Linear) -> None:
         attr = self.attr(op)
         bias = "" if op.bias else ", bias=False"
