@@ -173,3 +173,15 @@ def test_the_specs_the_readme_trains_train_on_generated_data(tmp_path, capsys):
                      "--epochs", "1", "--max-steps", "2"])
         assert code == 0, (spec, capsys.readouterr().err)
         assert (out / "best.pt").exists() and (out / "metrics.json").exists(), spec
+
+
+def test_the_passes_page_shows_the_assembled_pipeline():
+    """-O2 is assembled from the core passes and the kinds' own (`after`): docs/passes.md must
+    show the order `dwc passes` prints, and describe every pass."""
+    from dwc.passes import PASSES, PIPELINES
+
+    text = (ROOT / "docs" / "passes.md").read_text()
+    shown = re.search(r"-O2: (.*?)\s+\(default\)", text, re.S).group(1)
+    assert re.sub(r"\s+", "", shown) == PIPELINES[2]
+    for name in PASSES:
+        assert f"- **{name}** —" in text, name
