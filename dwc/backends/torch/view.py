@@ -122,6 +122,11 @@ class FileView:
         return [i for i in self.inputs if i.max_len is not None]
 
     @property
+    def ranged(self) -> bool:
+        """Whether any input has a range to check (ids, sequence lengths)."""
+        return any(i.vocab or i.max_len is not None for i in self.inputs)
+
+    @property
     def numeric(self) -> bool:
         """Whether any input is floats (checked against the module's float dtype)."""
         return any(i.role == "numeric" for i in self.inputs)

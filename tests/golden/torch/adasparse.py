@@ -55,9 +55,21 @@ class AdasparseBase(nn.Module):
                     f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
                     f"got {list(value.shape)}"
                 )
-            vocab = self.VOCABULARIES.get(name)
-            if vocab is not None and value.numel() and (value.min() < 0 or value.max() >= vocab):
-                raise ValueError(f"input {name!r} has ids outside [0, {vocab})")
+        self._check_ranges(inputs)
+
+    def _check_ranges(self, inputs: dict[str, torch.Tensor]) -> None:
+        """Ids within their vocabulary: one min/max reduction per
+        input and a single host synchronisation for all of them."""
+        highest = {name: vocab - 1 for name, vocab in self.VOCABULARIES.items()}
+        names = [name for name in highest if inputs[name].numel()]
+        if not names:
+            return
+        extremes = torch.stack([torch.stack(torch.aminmax(inputs[name])) for name in names])
+        limits = torch.tensor([highest[name] for name in names], device=extremes.device)
+        outside = (extremes[:, 0] < 0) | (extremes[:, 1] > limits)
+        if bool(outside.any()):
+            name = names[int(outside.nonzero()[0, 0])]
+            raise ValueError(f"input {name!r} has ids outside [0, {self.VOCABULARIES[name]})")
 
     @staticmethod
     def example_inputs(
