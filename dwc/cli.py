@@ -87,6 +87,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+")
     p.add_argument("--check", action="store_true",
                    help="report unformatted files instead of rewriting them (exit 1)")
+    p.add_argument("--resolved", action="store_true",
+                   help="print each spec with every option its calls leave to a default written "
+                   "out (the values dwc uses), instead of rewriting it")
 
     p = sub.add_parser("explain", help="per-layer parameters, generated numbers and FLOPs, "
                        "and what every pass changed")
@@ -299,9 +302,12 @@ def _load_or_none(path: str, fmt: str, findings: list) -> SourceFile | None:
 
 
 def cmd_fmt(args) -> int:
-    from dwc.driver import write_artifacts
-    from dwc.fmt import format_spec
+    from dwc.driver import check_source, write_artifacts
+    from dwc.fmt import format_spec, resolve
     from dwc.parse import parse
+
+    if args.resolved and args.check:
+        raise _UsageError("--resolved prints the specs; it cannot be combined with --check")
 
     status = EXIT_OK
     for path in args.files:
@@ -310,6 +316,10 @@ def cmd_fmt(args) -> int:
             status = max(status, EXIT_USAGE)
             continue
         try:
+            if args.resolved:
+                check_source(source)  # resolve only a spec that checks
+                print(format_spec(resolve(parse(source)), source), end="")
+                continue
             formatted = format_spec(parse(source), source)
         except DiagnosticError as error:
             status = max(status, _report(error, source))

@@ -127,3 +127,76 @@ def _blank_between(text: str, start: int, end: int) -> bool:
     gap = text[start:end]
     lines = gap.split("\n")
     return any(not ln.strip() for ln in lines[1:-1])
+
+
+def _literal(value: object, span: Span) -> ast.Expr | None:
+    """A default as spec text (None where the option has no written form: 'unset')."""
+    if isinstance(value, bool):
+        return ast.Ref("true" if value else "false", span)
+    if isinstance(value, int | float):
+        return ast.Number(value, repr(value), span)
+    if isinstance(value, str):
+        return ast.Ref(value, span)
+    if isinstance(value, tuple) and all(isinstance(v, int) for v in value):
+        return ast.ListExpr(tuple(ast.Number(v, str(v), span) for v in value), span)
+    return None
+
+
+def _filled(name: str, args, kwargs, span: Span, given: dict[str, ast.Kwarg] | None = None
+            ) -> tuple[ast.Kwarg, ...]:
+    """`kwargs` plus every option the call leaves to its default (or to a `defaults` line)."""
+    from dwc.sema.signatures import SIGNATURES
+
+    sig = SIGNATURES.get(name)
+    if sig is None:
+        return tuple(kwargs)
+    bound = {p.name for p in sig.positional[:len(args)]} | {k.name.text for k in kwargs}
+    if sig.positional and sig.positional[-1].kind == "values":
+        bound |= {p.name for p in sig.positional}
+    out = list(kwargs)
+    for param in sig.params:
+        if param.name in bound or param.required:
+            continue
+        if given and param.name in given:
+            out.append(ast.Kwarg(ast.Name(param.name, span), given[param.name].value, span))
+            continue
+        value = _literal(param.default, span)
+        if value is not None:
+            out.append(ast.Kwarg(ast.Name(param.name, span), value, span))
+    return tuple(out)
+
+
+def resolve(spec: ast.Spec) -> ast.Spec:
+    """The spec with every option a call leaves to its default written out (`dwc fmt
+    --resolved`): the values dwc uses, including those a `defaults` line sets. Options that
+    default to 'unset' (e.g. a gate's hidden width, which then follows the gated width) stay
+    unwritten. The result checks and compiles to the same model."""
+    from dataclasses import replace
+
+    defaults: dict[str, dict[str, ast.Kwarg]] = {}
+    for s in spec.statements:
+        if isinstance(s, ast.DefaultsDecl):
+            for m in s.modifiers:
+                defaults.setdefault(m.name.text, {}).update({k.name.text: k for k in m.kwargs})
+
+    def walk(e: ast.Expr) -> ast.Expr:
+        if isinstance(e, ast.ListExpr):
+            return replace(e, items=tuple(walk(i) for i in e.items))
+        if not isinstance(e, ast.Call):
+            return e
+        args = tuple(walk(a) for a in e.args)
+        kwargs = tuple(replace(k, value=walk(k.value)) for k in e.kwargs)
+        modifiers = tuple(replace(m, kwargs=_filled(m.name.text, m.args, m.kwargs, m.span,
+                                                    defaults.get(m.name.text)))
+                          for m in e.modifiers)
+        return replace(e, args=args, kwargs=_filled(e.func.text, args, kwargs, e.span),
+                       modifiers=modifiers)
+
+    statements = []
+    for s in spec.statements:
+        if isinstance(s, ast.ConditionDecl | ast.LetDecl | ast.OutputDecl):
+            s = replace(s, value=walk(s.value))
+        elif isinstance(s, ast.FeatureDecl):
+            s = replace(s, kind=walk(s.kind))
+        statements.append(s)
+    return replace(spec, statements=tuple(statements))

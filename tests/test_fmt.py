@@ -60,3 +60,41 @@ def test_every_comment_survives():
     out = fmt(text)
     for mark in "abcde":
         assert f"# {mark}" in out
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())
+def test_resolved_spec_compiles_to_the_same_model(path):
+    """`dwc fmt --resolved` writes out every default: the result checks, is formatted, and
+    compiles to the same code (one statement per line, so the line comments agree; only the
+    header's spec hash differs)."""
+    from dwc.driver import compile_source
+    from dwc.fmt import resolve
+    from dwc.source import SourceFile
+
+    source = source_of(path.read_text(), path.name)
+    resolved = format_spec(resolve(parse(source)), source)
+    again = SourceFile(source.name, resolved)
+    assert format_spec(parse(again), again) == resolved
+    def code(src):  # the header names the spec's own hash, which differs by construction
+        text = compile_source(src).files["model.py"]
+        return [line for line in text.splitlines() if "sha256" not in line.lower()]
+
+    assert code(again) == code(source)
+    if path.stem == "apg":
+        assert "act = relu, last_act = true, norm = none, dropout = 0.0" in resolved
+        assert "apg(rank = [32, 16, 8], overparam = 4x, share = true" in resolved
+
+
+def test_resolved_uses_the_defaults_line_and_refuses_check(tmp_path, capsys):
+    from dwc.cli import main
+
+    spec = tmp_path / "m.dw"
+    spec.write_text("model m\nfeature a : categorical(vocab = 10, dim = 4)\n"
+                    "feature s : categorical(vocab = 3, dim = 2) scenario\n"
+                    "condition z = concat(s)\ndefaults dynamic(hidden = [8])\n"
+                    "h = linear(a, 4) dynamic(by = z)\noutput y = sigmoid(linear(h, 1)) loss = bce\n")
+    assert main(["fmt", "--resolved", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert "h = linear(a, 4, bias = true) dynamic(by = z, hidden = [8], act = relu" in out
+    assert spec.read_text().count("bias") == 0  # printed, never rewritten
+    assert main(["fmt", "--resolved", "--check", str(spec)]) == 2

@@ -4,11 +4,13 @@ value (with the activation helper it imports)."""
 import torch
 from torch import nn
 
-from dwc.backends.torch.helpers.activation import _dwc_activation
+from dwc.backends.torch.helpers.activation import _dwc_activation_
 
 
 class _DwcExperts(nn.Module):
-    """`count` expert MLPs on one input, computed as batched matmuls: B x in -> B x count x out."""
+    """`count` expert MLPs on one input: B x in -> B x count x out. The first layer is one GEMM
+    over all experts' weights side by side, each further layer one batched GEMM (measured 1.2-1.6x
+    faster than einsum plus a separate bias and activation, `benchmarks/peers.py`)."""
 
     def __init__(self, count: int, dims: list[int], act: str) -> None:
         super().__init__()
@@ -23,8 +25,15 @@ class _DwcExperts(nn.Module):
             self.biases.append(nn.Parameter(torch.empty(count, n_out).uniform_(-bound, bound)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = torch.einsum("bi,eio->beo", x, self.weights[0]) + self.biases[0]
-        h = _dwc_activation(h, self.act)
+        # the first layer of every expert in one GEMM, its bias fused in (E x in x out side by
+        # side), the activation in place on that fresh output
+        w0, b0 = self.weights[0], self.biases[0]
+        count, n_in, n_out = w0.shape
+        h = torch.addmm(b0.reshape(-1), x, w0.transpose(0, 1).reshape(n_in, count * n_out))
+        h = _dwc_activation_(h, self.act).view(-1, count, n_out)
+        if len(self.weights) == 1:
+            return h
+        h = h.transpose(0, 1)  # E x B x H: each further layer one batched GEMM with its bias
         for weight, bias in zip(self.weights[1:], self.biases[1:], strict=True):
-            h = _dwc_activation(torch.einsum("bei,eio->beo", h, weight) + bias, self.act)
-        return h
+            h = _dwc_activation_(torch.baddbmm(bias.unsqueeze(1), h, weight), self.act)
+        return h.transpose(0, 1)

@@ -34,7 +34,7 @@ HAMUR = Signature("hamur", "network", (
     param("bottleneck", "int", "M: width of the bottleneck s", 32, min=1),
     param("rank", "int", "K of the cell's own hyper-network (with `by = z` only)", None, min=1),
     param("hidden", "int_list", "hidden widths of the cell's own hyper-network (with `by = z` "
-          "only)", _HIDDEN, min=1),
+          "only; default [64])", None, min=1),
 ), "HAMUR's adapter cell: h + DN_d(((s U2) H) V2 + b2) with the bottleneck s = sigmoid(((h U1) H) "
    "V1 + b1), H the hyper-network's K x K core, applied factor by factor; DN normalises by "
    "per-domain statistics (docs/models.md, 'HAMUR').",
@@ -114,8 +114,9 @@ def lower_hamur(el, call, sig, binding) -> Value:
         if lits["rank"] is None:
             el.fail("DW302", "'hamur' needs 'rank' for its own hyper-network", call.span,
                     "missing argument", help=f"e.g. 'rank = 16', or share one: {sig.example}")
+        hidden = _HIDDEN if lits["hidden"] is None else lits["hidden"]
         hyper = emit_hypernet(el, el.ssa(f"{binding}.hypernet"), f"{binding}_hypernet",
-                              binding, z, lits["rank"], lits["hidden"], call.span)
+                              binding, z, lits["rank"], hidden, call.span)
         deps = z.deps
     ids, domains = el.domain(args["domain"], sig)
     ssa = el.final(binding, "hamur")
