@@ -3,7 +3,8 @@ way the public code computes its forward (from the equations in docs/models.md, 
 runtime), and how its parameters are moved off their neutral start before timing.
 
 - FuxiCTR-style APG MLP: over-parameterised factors U_l U_r, V_l V_r multiplied on every forward
-  (also at inference), hypernet per layer, bmm with the K x K core.
+  (also at inference), hypernet per layer, bmm with the K x K core; `apg_user` with a condition
+  that reads a user id (no scenario fold: every sample generates its cores).
 - FuxiCTR-style PPNet: Linear -> ReLU, times a GateNU on [sg(x), priors] per layer.
 - STAR as the public ports run it: all D domain towers on every sample, then a mask picks one.
 - AdaSparse as the public port runs it: every pruner scored per sample from [e ; v] (one
@@ -44,6 +45,20 @@ condition z = concat(s)
 h = mlp(x, [256, 256]) dynamic(by = z) apg(rank = 32, overparam = 4x)
 output y = sigmoid(linear(h, 1)) loss = bce
 """
+
+APG_USER = """
+model apg_user_bench
+feature x       : numeric(width = 64)
+feature country : categorical(vocab = 16, dim = 8) scenario
+feature page    : categorical(vocab = 4, dim = 4) scenario
+feature user_id : categorical(vocab = 10_000, dim = 16)
+scenarios country * page
+condition z = concat(country, page, user_id)
+h = mlp(x, [256, 128, 64]) dynamic(by = z) apg(rank = [32, 16, 8], overparam = 4x)
+output y = sigmoid(linear(h, 1)) loss = bce
+"""
+"""APG whose condition reads a user feature: no scenario fold applies, every sample generates its
+cores (issue 17's regression case against FuxiCTR's APG_MLP, B = 8192 above all)."""
 
 PPNET = """
 model ppnet_bench
@@ -122,11 +137,15 @@ output y2 = sigmoid(slice(m, 1)) loss = bce
 class FuxiAPG(nn.Module):
     """FuxiCTR's APG_MLP structure (group-wise, over-parameterised, generated bias first)."""
 
+    CONDITION = ("s",)
+    """The features the condition concatenates, in its order."""
+
     def __init__(self, dwc_model):
         super().__init__()
-        self.emb = dwc_model.s_embedding
+        self.condition = nn.ModuleList(getattr(dwc_model, f"{f}_embedding") for f in self.CONDITION)
         self.layers = nn.ModuleList()
-        for i in range(2):
+        i = 0
+        while hasattr(dwc_model, f"h_fc{i}"):
             f, g = getattr(dwc_model, f"h_fc{i}"), getattr(dwc_model, f"h_generator{i}")
             layer = nn.Module()
             layer.u_l, layer.u_r = nn.Parameter(f.u_left.detach().clone()), \
@@ -141,16 +160,25 @@ class FuxiAPG(nn.Module):
                 layer.hyper.bias.copy_(g[0].bias[order])
             layer.k, layer.m = k, f.v_right.shape[1]
             self.layers.append(layer)
+            i += 1
         self.head = dwc_model.y
 
     def forward(self, inputs):
-        h, z = inputs["x"], self.emb(inputs["s"])
+        h = inputs["x"]
+        z = torch.cat([e(inputs[f]) for e, f in zip(self.condition, self.CONDITION, strict=True)],
+                      dim=1)
         for layer in self.layers:
             w = layer.hyper(z)
             bias, s = w[:, : layer.m], w[:, layer.m:].reshape(-1, layer.k, layer.k)
             u, v = layer.u_l @ layer.u_r, layer.v_l @ layer.v_r  # every forward, as FuxiCTR
             h = torch.relu(torch.bmm((h @ u).unsqueeze(1), s).squeeze(1) @ v + bias)
         return {"y": torch.sigmoid(self.head(h))}
+
+
+class FuxiAPGUser(FuxiAPG):
+    """FuxiAPG with the condition concat(country, page, user_id)."""
+
+    CONDITION = ("country", "page", "user_id")
 
 
 class FuxiPPNet(nn.Module):
@@ -489,6 +517,7 @@ def _prepare_mlora(model, cls):  # B and c start at zero
 
 CASES = [
     ("apg", APG, FuxiAPG, None),
+    ("apg_user", APG_USER, FuxiAPGUser, None),
     ("ppnet", PPNET, FuxiPPNet, None),
     ("star", STAR, MaskAllStar, _prepare_star),
     ("adasparse", ADASPARSE.format(reads="reads = domain"), PortAdaSparse, None),

@@ -490,12 +490,15 @@ class _DwcAdaSparsePruner(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(pi, sigmoid(m) when a gradient or the regulariser needs it) for the domain scores."""
         s = scores if v is None else torch.addmm(scores, v, self.hidden_weight)
-        a = s if self.pruner == "scaling" else s * self.alpha
         if not (torch.is_grad_enabled() or (self.training and self.sparsity_weight > 0)):
-            kept = a > self.threshold  # serving: no soft step, fresh tensors updated in place
+            # serving: no soft step; the scores are fresh, so everything is updated in place
+            # and the pruned units are filled with 0 (no bool -> float conversion of a mask)
+            a = s if self.pruner == "scaling" else s.mul_(self.alpha)
+            pruned = a <= self.threshold
             if self.pruner == "binarization":
-                return kept.to(s.dtype), None
-            return torch.sigmoid(a).mul_(self.beta).mul_(kept), None
+                return torch.ones_like(a).masked_fill_(pruned, 0.0), None
+            return torch.sigmoid(a).mul_(self.beta).masked_fill_(pruned, 0.0), None
+        a = s if self.pruner == "scaling" else s * self.alpha
         margin = a - self.threshold
         soft = torch.sigmoid(margin)
         keep = soft + ((margin > 0).to(s.dtype) - soft).detach()  # exactly 0 or 1; sigmoid' back
