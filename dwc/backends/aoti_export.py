@@ -11,36 +11,19 @@ needs a C++ compiler (g++); it takes ~20-60 s per model on two cores.
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-from dwc.backends.export import InferenceModel, Positional, example_args
-
-
-@contextlib.contextmanager
-def expected_warnings() -> Iterator[None]:
-    """Drops the Python warnings every build triggers inside torch, by category and message."""
-    with warnings.catch_warnings():
-        # the exported program's pytree specs, deep-copied inside torch's own export: internal
-        warnings.filterwarnings("ignore", category=FutureWarning,
-                                message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-        yield
+from dwc.backends.export import InferenceModel, export_program, export_warnings
 
 
 def build_aoti(im: InferenceModel, max_batch: int) -> bytes:
     """The .pt2 package's bytes: inputs positionally in `im.input_names` order (every input,
     used or not), outputs as a tuple in `im.output_names` order, batch 1 .. max_batch."""
-    wrapper = Positional(im.module, im.input_names, im.output_names).eval()
-    batch = torch.export.Dim("batch", min=1, max=max_batch)
-    with expected_warnings(), torch.no_grad():
-        program = torch.export.export(
-            wrapper, example_args(im, 2),
-            dynamic_shapes=(tuple({0: batch} for _ in im.input_names),), strict=False)
+    with export_warnings(), torch.no_grad():
+        program = export_program(im, max_batch)
         with tempfile.TemporaryDirectory() as tmp:
             path = torch._inductor.aoti_compile_and_package(
                 program, package_path=str(Path(tmp) / "model.pt2"))

@@ -7,10 +7,13 @@ TVM compute exactly what the torch inference form computes (one source of semant
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import io
 import sys
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,3 +119,23 @@ def to_bytes(write) -> bytes:
     buffer = io.BytesIO()
     write(buffer)
     return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def export_warnings() -> Iterator[None]:
+    """Drops the Python warning every torch.export of a dwc model triggers inside torch."""
+    with warnings.catch_warnings():
+        # torch.export's run_decompositions deep-copies torch's own pytree specs and so trips
+        # torch's deprecation of LeafSpec: internal to torch, nothing a spec can change.
+        warnings.filterwarnings("ignore", category=FutureWarning,
+                                message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+        yield
+
+
+def export_program(im: InferenceModel, max_batch: int):
+    """torch.export of the positional wrapper with a dynamic batch 1 .. max_batch (what the TVM
+    and AOTInductor backends compile)."""
+    wrapper = Positional(im.module, im.input_names, im.output_names).eval()
+    batch = torch.export.Dim("batch", min=1, max=max_batch)
+    return torch.export.export(wrapper, example_args(im, 2),
+                               dynamic_shapes=(tuple({0: batch} for _ in im.input_names),))

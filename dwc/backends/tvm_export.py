@@ -5,7 +5,8 @@ kept out of the library and shipped as a parameter file.
 
 A build prints only what is unexpected: TVM's C++ log lines and torch's warnings that every dwc
 build triggers, and that nothing in a spec can change, are dropped by exact message (see
-`EXPECTED_NATIVE_LINES` and `expected_warnings`); everything else still reaches stderr."""
+`EXPECTED_NATIVE_LINES` and `dwc.backends.export.export_warnings`); everything else still
+reaches stderr."""
 
 from __future__ import annotations
 
@@ -15,13 +16,10 @@ import re
 import sys
 import tempfile
 import threading
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-import torch
-
-from dwc.backends.export import InferenceModel, Positional, example_args
+from dwc.backends.export import InferenceModel, export_program, export_warnings
 
 
 def target_for(device: str, arch: str | None) -> dict[str, object]:
@@ -85,17 +83,6 @@ def drop_native_lines(expected: tuple[re.Pattern[bytes], ...]) -> Iterator[None]
         os.close(saved)
 
 
-@contextlib.contextmanager
-def expected_warnings() -> Iterator[None]:
-    """Drops the Python warnings every build triggers inside torch, by category and message."""
-    with warnings.catch_warnings():
-        # TVM's importer calls torch.export's run_decompositions, which deep-copies torch's own
-        # pytree specs and so trips torch's deprecation of LeafSpec: internal to torch.
-        warnings.filterwarnings("ignore", category=FutureWarning,
-                                message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-        yield
-
-
 def _module_kinds(module) -> list[str]:
     kinds = [module.kind]
     for imported in module.imports:
@@ -110,16 +97,12 @@ def build_tvm(im: InferenceModel, target: dict[str, object], max_batch: int
     from tvm import relax
     from tvm.relax.frontend.torch import from_exported_program
 
-    wrapper = Positional(im.module, im.input_names, im.output_names).eval()
-    batch = torch.export.Dim("batch", min=1, max=max_batch)
-    program = torch.export.export(
-        wrapper, example_args(im, 2),
-        dynamic_shapes=(tuple({0: batch} for _ in im.input_names),))
+    program = export_program(im, max_batch)
     if target["kind"] == "cuda":
         tvm_target = tvm.target.Target(target, host={"kind": "llvm"})
     else:
         tvm_target = tvm.target.Target(target)
-    with expected_warnings(), drop_native_lines(EXPECTED_NATIVE_LINES):
+    with export_warnings(), drop_native_lines(EXPECTED_NATIVE_LINES):
         mod = from_exported_program(program, keep_params_as_input=True)
         mod, params = relax.frontend.detach_params(mod)
         executable = relax.build(mod, target=tvm_target)

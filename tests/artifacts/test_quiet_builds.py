@@ -112,7 +112,7 @@ def caught(context, emit) -> list[str]:
 
 def test_tvm_filter_drops_only_the_leafspec_deprecation():
     pytest.importorskip("tvm")
-    from dwc.backends.tvm_export import expected_warnings
+    from dwc.backends.export import export_warnings as expected_warnings
 
     def emit():
         warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use `isinstance(treespec, "
