@@ -9,6 +9,17 @@ from dwc.ir.ops import Op
 from dwc.ir.types import ExpertsType, VecType
 
 
+def verify_expert_stack(op: Op, ins) -> None:
+    """What every op of parallel expert MLPs checks (its `in_features`, `widths` and an experts
+    type of the last width): MMoE's experts here, M3oE's layer-normed ones."""
+    if ins[0].width != op.in_features:
+        op.invalid(f"input width {ins[0].width} != in_features {op.in_features}")
+    if not op.widths:
+        op.invalid("an expert needs at least one layer")
+    if not isinstance(op.type, ExpertsType) or op.type.dim != op.widths[-1]:
+        op.invalid(f"type {op.type} != experts[E; {op.widths[-1]}]")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Experts(Op):
     """E parallel expert MLPs on the same input (MMoE / M2M): output B x E x H."""
@@ -32,12 +43,7 @@ class Experts(Op):
         return {"widths": list(self.widths), "act": self.act}
 
     def verify(self, ins, producers):
-        if ins[0].width != self.in_features:
-            self.invalid(f"input width {ins[0].width} != in_features {self.in_features}")
-        if not self.widths:
-            self.invalid("an expert needs at least one layer")
-        if not isinstance(self.type, ExpertsType) or self.type.dim != self.widths[-1]:
-            self.invalid(f"type {self.type} != experts[E; {self.widths[-1]}]")
+        verify_expert_stack(self, ins)
 
 
 @dataclass(frozen=True, kw_only=True)

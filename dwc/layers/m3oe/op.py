@@ -19,6 +19,7 @@ from typing import ClassVar
 
 from dwc.ir.ops import CellWeights, Op
 from dwc.ir.types import ExpertsType, IdsType, VecType
+from dwc.layers.experts.op import verify_expert_stack
 from dwc.layers.star.op import StarLinear
 
 
@@ -60,12 +61,7 @@ class NormExperts(Op):
         return {"count": self.count, "widths": list(self.widths)}
 
     def verify(self, ins, producers):
-        if ins[0].width != self.in_features:
-            self.invalid(f"input width {ins[0].width} != in_features {self.in_features}")
-        if not self.widths:
-            self.invalid("an expert needs at least one layer")
-        if not isinstance(self.type, ExpertsType) or self.type.dim != self.widths[-1]:
-            self.invalid(f"type {self.type} != experts[count; {self.widths[-1]}]")
+        verify_expert_stack(self, ins)
 
 
 @dataclass(frozen=True, kw_only=True)
