@@ -10,8 +10,10 @@ test checks that every emitted code is registered.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from dwc.layers import MergedOnFirstUse
 
 
 class Severity(enum.Enum):
@@ -220,44 +222,18 @@ _CORE: dict[str, Code] = {c.code: c for c in _TABLE}
 assert len(_CORE) == len(_TABLE), "duplicate diagnostic code in the registry"
 
 
-class _Registry(Mapping[str, Code]):
+def _with_the_kinds_codes() -> dict[str, Code]:
     """The table above plus every layer kind's own codes (`Kind.codes`, in
-    `dwc/layers/<kind>/codes.py`), merged in code order on first use: the kinds import the
-    compiler, which imports this module, so they cannot be read at import time."""
+    `dwc/layers/<kind>/codes.py`), in code order."""
+    from dwc.layers import kinds
 
-    def __init__(self, core: dict[str, Code]) -> None:
-        self._core = core
-        self._merged: dict[str, Code] | None = None
-        self._loading = False
-
-    def _codes(self) -> dict[str, Code]:
-        if self._merged is not None:
-            return self._merged
-        if self._loading:  # a kind's module reads a code while the kinds are being imported
-            return self._core
-        self._loading = True
-        try:
-            from dwc.layers import kinds
-
-            merged = dict(self._core)
-            for kind in kinds().values():
-                for c in kind.codes:
-                    assert c.code not in merged, f"{kind.name} re-registers {c.code}"
-                    merged[c.code] = c
-            self._merged = dict(sorted(merged.items()))
-        finally:
-            self._loading = False
-        return self._merged
-
-    def __getitem__(self, code: str) -> Code:
-        return self._codes()[code]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._codes())
-
-    def __len__(self) -> int:
-        return len(self._codes())
+    merged = dict(_CORE)
+    for kind in kinds().values():
+        for c in kind.codes:
+            assert c.code not in merged, f"{kind.name} re-registers {c.code}"
+            merged[c.code] = c
+    return dict(sorted(merged.items()))
 
 
-CODES: Mapping[str, Code] = _Registry(_CORE)
-"""Every registered code (core and the layer kinds'), in code order."""
+CODES: Mapping[str, Code] = MergedOnFirstUse(_with_the_kinds_codes, partial=_CORE)
+"""Every registered code (core and the layer kinds'), in code order, merged on first use."""

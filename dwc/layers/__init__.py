@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from dwc.layers.kind import Kind
 
@@ -20,8 +20,45 @@ if TYPE_CHECKING:
     from dwc.ir.ops import Op
     from dwc.sema.params import Signature
 
-__all__ = ["Kind", "helper_modules", "kinds", "layer_modifiers", "lowerings", "signatures",
-           "torch_emitters", "torch_folds"]
+__all__ = ["Kind", "MergedOnFirstUse", "helper_modules", "kinds", "layer_modifiers", "lowerings",
+           "signatures", "torch_emitters", "torch_folds"]
+
+V = TypeVar("V")
+
+
+class MergedOnFirstUse(Mapping[str, V]):
+    """A registry the kinds extend (diagnostic codes, lint rules), built by `load()` on first
+    access: the kinds import the compiler, which imports the registries, so a registry cannot
+    read the kinds when its own module is imported. While `load()` runs (a kind's module may read
+    the registry as it is imported) the registry answers from `partial`."""
+
+    def __init__(self, load: Callable[[], dict[str, V]], partial: Mapping[str, V] | None = None
+                 ) -> None:
+        self._load = load
+        self._partial: Mapping[str, V] = partial or {}
+        self._table: dict[str, V] | None = None
+        self._loading = False
+
+    def _entries(self) -> Mapping[str, V]:
+        if self._table is not None:
+            return self._table
+        if self._loading:
+            return self._partial
+        self._loading = True
+        try:
+            self._table = self._load()
+        finally:
+            self._loading = False
+        return self._table
+
+    def __getitem__(self, key: str) -> V:
+        return self._entries()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries())
+
+    def __len__(self) -> int:
+        return len(self._entries())
 
 
 @cache

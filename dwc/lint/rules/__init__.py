@@ -17,9 +17,10 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 from dwc.diagnostics.codes import CODES
+from dwc.layers import MergedOnFirstUse
 from dwc.lint.rules.base import LintContext, Rule
 
 __all__ = ["RULES", "LintContext", "Rule"]
@@ -53,26 +54,6 @@ def _discover() -> dict[str, Rule]:
     return rules
 
 
-class _Rules(Mapping[str, Rule]):
-    """RULES, discovered on first use: a layer kind's lint.py imports `Rule` from here while the
-    kinds are being imported, before their rules can be read."""
-
-    def __init__(self) -> None:
-        self._rules: dict[str, Rule] | None = None
-
-    def _found(self) -> dict[str, Rule]:
-        if self._rules is None:
-            self._rules = _discover()
-        return self._rules
-
-    def __getitem__(self, code: str) -> Rule:
-        return self._found()[code]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._found())
-
-    def __len__(self) -> int:
-        return len(self._found())
-
-
-RULES: Mapping[str, Rule] = _Rules()
+RULES: Mapping[str, Rule] = MergedOnFirstUse(_discover)
+"""Every lint rule by code, discovered on first use: a layer kind's lint.py imports `Rule` from
+here while the kinds are being imported, before their rules can be read."""
