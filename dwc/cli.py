@@ -490,10 +490,15 @@ def cmd_train(args) -> int:
 
 
 def _has_scenario_parts(model_py: str) -> bool:
-    from dwc.backends.export import load_generated
-    from dwc.train import scenario_parameters
+    """Whether a runtime helper of the generated module names scenario parts (checked on the
+    classes, without building the model: train() builds it once)."""
+    import sys
 
-    return bool(scenario_parameters(load_generated(model_py, "train")(validate_inputs=False)))
+    from dwc.backends.export import load_generated
+
+    module = vars(sys.modules[load_generated(model_py, "train").__module__])
+    return any(getattr(v, "dwc_scenario_parameters", ()) for v in module.values()
+               if isinstance(v, type))
 
 
 def _export(args, options_cls):
