@@ -38,6 +38,11 @@ class M2mBase(nn.Module):
     MAX_LENGTHS: dict[str, int] = {
         "history_len": 10,
     }
+    _HIGHEST: dict[str, int] = {
+        **{name: vocab - 1 for name, vocab in VOCABULARIES.items()},
+        **MAX_LENGTHS,
+    }
+    """The largest valid value of every ranged input (ids, lengths), derived once."""
     OUTPUTS: tuple[str, ...] = ("spend_next", "clicks_next")
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -74,14 +79,12 @@ class M2mBase(nn.Module):
         """Ids within their vocabulary, lengths within 0 .. max_len: one min/max reduction per
         input and a single host synchronisation for all of them (one device round trip on a GPU,
         where a check per input waited for the device once per input)."""
-        highest = {name: vocab - 1 for name, vocab in self.VOCABULARIES.items()}
-        highest.update(self.MAX_LENGTHS)
-        names = [name for name in highest if inputs[name].numel()]
+        names = [name for name in self._HIGHEST if inputs[name].numel()]
         if not names:
             return
         extremes = torch.stack([m for name in names for m in torch.aminmax(inputs[name])])
         extremes = extremes.view(-1, 2)  # (min, max) per input
-        limits = torch.tensor([highest[name] for name in names], device=extremes.device)
+        limits = torch.tensor([self._HIGHEST[name] for name in names], device=extremes.device)
         outside = (extremes[:, 0] < 0) | (extremes[:, 1] > limits)
         if bool(outside.any()):
             name = names[int(outside.nonzero()[0, 0])]
