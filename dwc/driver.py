@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from dwc.diagnostics import Diagnostic, DiagnosticError
 from dwc.ir.graph import Graph
@@ -24,6 +24,9 @@ from dwc.parse import parse
 from dwc.passes import PassManager, PassRecord, pipeline_for
 from dwc.sema.elaborate import elaborate
 from dwc.source import SourceFile
+
+if TYPE_CHECKING:
+    from dwc.backends.tvm_tune import TuneOptions
 
 TARGETS = ("torch", "onnx", "tvm", "aoti")
 
@@ -38,6 +41,8 @@ class ExportOptions:
     device: str = "cpu"
     arch: str | None = None
     max_batch: int = 8192
+    tune: TuneOptions | None = None
+    """tvm cpu: MetaSchedule tuning of bucketed batch sizes (`--tune`)."""
 
 
 @dataclass(frozen=True)

@@ -106,11 +106,19 @@ class TvmArtifact(Artifact):
         params = tvm.runtime.load_param_dict_from_file(str(self.directory / "model.params"))
         self.params = [params[k].copyto(self.device) if self.kind == "cuda" else params[k]
                        for k in sorted(params)]
+        target = self.manifest["target"]
+        transform = target.get("transform_params")
+        if transform:  # the weights' layout changes, lifted out of main: run once, here
+            self.params = list(self.vm[transform](self.params))
+        self.buckets = {int(b): self.vm[name] for b, name in target.get("buckets", {}).items()}
+        """Batch size -> the function tuned for exactly that batch; other sizes run `main`."""
+        self.main = self.vm["main"]
         self._tensor = tvm.runtime.tensor
 
     def _run(self, arrays):
         args = [self._tensor(arrays[i["name"]], self.device) for i in self.inputs]
-        result = self.vm["main"](*args, *self.params)
+        function = self.buckets.get(args[0].shape[0], self.main) if args else self.main
+        result = function(*args, *self.params)
         values = list(result) if len(self.outputs) > 1 or hasattr(result, "__len__") else [result]
         return [v.numpy() for v in values]
 
