@@ -5,9 +5,11 @@ symbolic batch), with a tuning database cached per (workload, target).
 The database is a MetaSchedule JSON database in `cache/<target digest>/` (default
 `$XDG_CACHE_HOME/dwc/tvm-tuning`, else `~/.cache/dwc/tvm-tuning`). A kernel that already has a
 tuning record there is not tuned again, so rebuilding a model, or building another model with
-the same kernel shapes, reuses the records without a single trial. Tuning uses MetaSchedule's
-random cost model (xgboost is not a dependency); TRIALS is the total number of measured
-candidates, spread over the kernels still to tune, at least one each.
+the same kernel shapes, reuses the records without a single trial. Without xgboost (not a
+dependency) MetaSchedule's cost model is random, so the search is MetaSchedule's replay-trace
+strategy: candidates sampled from each kernel's design space and measured, the fastest kept.
+TRIALS is the total number of measured candidates, spread over the kernels still to tune, at
+least one each.
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ def bucket_kernels(mod, target, buckets: list[int]) -> list[tuple[str, object]]:
     """Legalises and fuses `mod` as the build does and returns the distinct (by structure)
     statically shaped kernels the bucket functions call, as (name, PrimFunc)."""
     import tvm
+    import tvm_ffi
 
     from dwc.backends.tvm_export import bucket_name
     from dwc.backends.tvm_schedule import fusion_passes
@@ -115,7 +118,7 @@ def bucket_kernels(mod, target, buckets: list[int]) -> list[tuple[str, object]]:
     for batch in buckets:
         for gv in _called(fused[bucket_name(batch)]):
             func = fused[gv]
-            digest = tvm.ir.structural_hash(func)
+            digest = tvm_ffi.structural_hash(func)
             if digest not in hashes:
                 hashes.add(digest)
                 kernels.append((gv.name_hint, func))
@@ -124,7 +127,7 @@ def bucket_kernels(mod, target, buckets: list[int]) -> list[tuple[str, object]]:
 
 def _progress_callback(bar):
     from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
-    from tvm.s_tir.meta_schedule.utils import derived_object
+    from tvm.ir.utils import derived_object
 
     @derived_object
     class Progress(PyMeasureCallback):
@@ -164,7 +167,7 @@ def tune(mod, target, options: TuneOptions):
             loggers = ms.logging.get_loggers_from_work_dir(work, [n for n, _ in todo])
             contexts = [ms.TuneContext(mod=workload, target=target,
                                        space_generator="post-order-apply",
-                                       search_strategy="evolutionary", task_name=name,
+                                       search_strategy="replay-trace", task_name=name,
                                        logger=logger, num_threads="physical").clone()
                         for (name, workload), logger in zip(todo, loggers)]
             before = _record_count(directory)
