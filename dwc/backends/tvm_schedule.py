@@ -435,7 +435,8 @@ def cpu_pipeline(target: Target, rules: list[CpuRule] | None = None,
     from tvm import relax
     from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
     schedule = ApplyCpuSchedules(rules if rules is not None else default_rules())
-    tuned = [] if database is None else [relax.transform.MetaScheduleApplyDatabase()]
+    with target:  # the pass reads the target when it is made
+        tuned = [] if database is None else [relax.transform.MetaScheduleApplyDatabase()]
 
     @tvm.transform.module_pass(opt_level=0, name="DwcCpuPipeline")
     def _pipeline(mod: IRModule, _ctx: tvm.transform.PassContext) -> IRModule:

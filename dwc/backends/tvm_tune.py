@@ -27,6 +27,10 @@ from pathlib import Path
 from dwc.diagnostics import Diagnostic, DiagnosticError
 
 
+WORKER_TIMEOUT = 300
+"""Seconds a MetaSchedule worker may take to build or to run one candidate."""
+
+
 def default_cache() -> Path:
     """`$XDG_CACHE_HOME/dwc/tvm-tuning`, or `~/.cache/dwc/tvm-tuning`."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -161,7 +165,7 @@ def tune(mod, target, options: TuneOptions):
         per_iter = max(1, min(16, options.trials // len(todo)))
         total = max(options.trials, per_iter * len(todo))
         show = sys.stderr.isatty() if options.progress is None else options.progress
-        with tempfile.TemporaryDirectory(prefix="dwc-tune-") as work, \
+        with _work_dir() as work, \
                 tqdm(total=total, desc="tuning", unit="trial", disable=not show,
                      file=sys.stderr) as bar:
             loggers = ms.logging.get_loggers_from_work_dir(work, [n for n, _ in todo])
@@ -175,6 +179,10 @@ def tune(mod, target, options: TuneOptions):
                 tasks=contexts, task_weights=[1.0] * len(contexts), work_dir=work,
                 max_trials_global=total, max_trials_per_task=math.ceil(total / len(todo)),
                 num_trials_per_iter=per_iter, database=database, cost_model="random",
+                # a worker process imports TVM before it builds or runs a candidate: on a small
+                # busy machine that alone can pass MetaSchedule's default 30 s limit
+                builder=ms.builder.LocalBuilder(timeout_sec=WORKER_TIMEOUT),
+                runner=ms.runner.LocalRunner(timeout_sec=WORKER_TIMEOUT),
                 measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
                                    _progress_callback(bar)])
             trials = _record_count(directory) - before
@@ -186,6 +194,17 @@ def tune(mod, target, options: TuneOptions):
           f"{seconds:.1f} s); {len(kernels) - len(todo)} from the cache {directory}",
           file=sys.stderr)
     return database, info
+
+
+def _work_dir():
+    """MetaSchedule's logs: a temporary directory, or DWC_TUNE_LOGS to keep them."""
+    import contextlib
+
+    kept = os.environ.get("DWC_TUNE_LOGS")
+    if kept:
+        Path(kept).mkdir(parents=True, exist_ok=True)
+        return contextlib.nullcontext(kept)
+    return tempfile.TemporaryDirectory(prefix="dwc-tune-")
 
 
 def _record_count(directory: Path) -> int:
