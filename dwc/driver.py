@@ -22,7 +22,8 @@ from dwc.ir.verify import verify
 from dwc.manifest import manifest
 from dwc.parse import parse
 from dwc.passes import PassManager, PassRecord, pipeline_for
-from dwc.sema.elaborate import elaborate
+from dwc.sema.data import DataSpec
+from dwc.sema.elaborate import elaborate, elaborate_with_data
 from dwc.source import SourceFile
 
 TARGETS = ("torch", "onnx", "tvm", "aoti")
@@ -72,6 +73,14 @@ def check_source(source: SourceFile) -> Graph:
     graph = elaborate(parse(source), source)
     verify(graph)
     return graph
+
+
+def check_data_source(source: SourceFile) -> tuple[Graph, DataSpec]:
+    """`check_source`, and the spec's data options (dwc.sema.data: how `dwc data prepare`
+    reads each input and target from a raw log)."""
+    graph, data = elaborate_with_data(parse(source), source)
+    verify(graph)
+    return graph, data
 
 
 def tabulated_graph(train: Graph, records: list[PassRecord]) -> Graph:

@@ -52,7 +52,7 @@ _TABLE = [
     Code("DW105", "missing-equals", _E, "a binding or option without `=`",
          "Values are bound with `name = expression`; options are written `key = value`."),
     Code("DW106", "reserved-word", _E, "a reserved word used as a name",
-         "`model feature scenario condition output defaults dynamic apg loss weight` are keywords "
+         "`model feature scenario condition output defaults dynamic apg loss weight column` are keywords "
          "of the language and cannot name features, values or outputs."),
     Code("DW107", "statement-expected", _E, "a line that does not start a statement",
          "A statement starts with `model`, `feature`, `scenario`, `condition`, `output`, "
@@ -112,6 +112,24 @@ _TABLE = [
     Code("DW314", "condition-without-scenario", _E, "a condition that reads no scenario-sensitive feature",
          "Mark the features that define scenarios with `scenario` after their kind, or use them "
          "in the condition."),
+    # --- DW342-DW349: data options of features and outputs (`dwc data prepare`, docs/data.md) ---
+    Code("DW342", "empty-data-string", _E, "an empty `column` name or `splitter`",
+         "`column = \"...\"` names the raw-data column a feature or target is read from, and "
+         "`splitter = \"...\"` the separator of a joined sequence string: neither can be empty. "
+         "Leave `column` out to read the column named like the feature."),
+    Code("DW343", "data-option-of-shared-table", _E,
+         "`encoding` or `min_count` on a feature that shares another feature's table",
+         "A vocabulary belongs to the embedding table: features with `share = f` and sequences of "
+         "`f` map their values through `f`'s vocabulary. Write the option on `f`."),
+    Code("DW344", "hash-vocab-too-small", _E, "`encoding = hash` with `vocab` below 2",
+         "Id 0 is reserved for null values, so hashing needs at least one more id: values hash "
+         "into 1 .. vocab - 1."),
+    Code("DW345", "min-count-with-hash", _E, "`min_count` on a feature with `encoding = hash`",
+         "Hashing keeps every value (it has no vocabulary to prune); remove `min_count`, or use "
+         "`encoding = vocabulary`."),
+    Code("DW346", "target-column-is-input", _E, "an output reads its target from a feature's column",
+         "The label would be an input of the model (target leakage). Name the target's own "
+         "column with `column = \"...\"` on the output or on the feature."),
     # --- DW4xx: files and backends --------------------------------------------------------------
     Code("DW401", "cannot-read-file", _E, "the spec file cannot be read",
          "Check the path and its permissions; specs are UTF-8 text."),
@@ -213,6 +231,51 @@ _TABLE = [
          "float64 numerics and targets (the pandas default) are read as float32 with this note. "
          "Lossless conversions are silent: integer ids of any width to int64, integer or boolean "
          "numerics and targets to float32."),
+    # --- DW610-DW639: raw logs (`dwc data prepare`, `dwc compile --vocab`; docs/data.md) -------
+    Code("DW610", "unreadable-log", _E, "a raw log file cannot be read as CSV or Parquet",
+         "The message names the file and what went wrong (no such file, a directory, not "
+         "Parquet, a malformed CSV line). The format comes from the extension (`.csv`, "
+         "`.parquet`, `.pq`); `--format` forces it."),
+    Code("DW611", "log-missing-column", _E, "a log file lacks a column the spec reads",
+         "Every feature reads the column named like it (or its `column = \"...\"`), every output "
+         "its target's column. The help line names the closest column the file has."),
+    Code("DW612", "not-a-number", _E, "a numeric or target value that does not parse as a number",
+         "The message names the file, column and row. Numerics and targets are numbers; nulls "
+         "of numerics are filled (`fill`), nulls of targets are errors (DW613)."),
+    Code("DW613", "label-out-of-range", _E, "a target its loss cannot take, or a missing target",
+         "bce targets are 0/1 or probabilities in [0, 1], poisson targets counts >= 0, ce targets "
+         "integer class ids in [0, classes), mse targets finite; a row without a target is an "
+         "error (drop such rows first)."),
+    Code("DW614", "list-where-scalar", _E, "a list column where one value per row is expected, "
+         "or the reverse",
+         "Categorical features, width-1 numerics and width-1 targets read one value per row; "
+         "sequences read a list column or a joined string; numerics and targets of width w > 1 "
+         "read a list column of w numbers."),
+    Code("DW615", "bad-split", _E, "a `--split` that cannot be used, or a split left without rows",
+         "`--split` is TRAIN/VALID/TEST percentages summing to 100 (e.g. 80/10/10, or 90/10 "
+         "without a test split), given only when no `--valid` files are; train and valid need "
+         "at least one row."),
+    Code("DW616", "non-finite-value", _E, "a numeric value that is infinite",
+         "Nulls and NaN are filled with the feature's `fill`; infinities are errors (rescale or "
+         "clip the column)."),
+    Code("DW617", "not-an-id", _E, "a categorical value that cannot be a token",
+         "Categorical and sequence values are strings, integers or booleans (a float column is "
+         "read when every value is integral, as pandas writes integer columns with nulls); "
+         "1.5 is no id."),
+    Code("DW618", "wrong-list-width", _E, "a list of numbers whose length is not the width",
+         "A numeric of width w (or a target of an output of width w) reads lists of exactly w "
+         "numbers; a null row is filled whole."),
+    Code("DW619", "cannot-write-prepared", _E, "the prepared directory cannot be written",
+         "`--out DIR` must be a new path or a directory `dwc data prepare` wrote before (it is "
+         "replaced); the message says why it cannot be written. Nothing was written."),
+    Code("DW620", "bad-vocabulary", _E, "`--vocab` names no vocabularies that fit the spec",
+         "`dwc compile --vocab DIR` takes a prepared directory (or its vocab/ folder) written "
+         "for a spec with the same categorical features: each vocabulary's size and encoding "
+         "must match the feature's `vocab` and `encoding`."),
+    Code("DW621", "vocab-from-other-spec", Severity.WARNING,
+         "the prepared directory of `--vocab` was written for another spec",
+         "Its manifest's spec_sha256 differs from the compiled spec's; the vocabularies fit its "
+         "features (checked) but were counted for the other spec's data options."),
     # --- DW9xx: internal ------------------------------------------------------------------------
     Code("DW900", "internal-error", _E, "dwc itself failed: this is a bug",
          "Please file an issue with the spec and the command; rerun with DWC_DEBUG=1 for a traceback."),
