@@ -76,6 +76,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="onnx: also write a Triton model repository under triton/")
     p.add_argument("--dump-ir", action="store_true",
                    help="print the final training and inference IR to stdout")
+    p.add_argument("--vocab", default=None, metavar="DIR",
+                   help="copy the vocabularies of a prepared directory (or its vocab/ folder) "
+                   "into the artifact, so dwc.runtime serves raw values")
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="diagnostic format")
 
@@ -101,18 +104,62 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("passes", help="list the passes and the -O pipelines")
 
     p = sub.add_parser(
-        "data", help="synthetic multi-scenario CTR data (dwc.data)",
+        "data", help="prepare raw logs (CSV, Parquet) for dwc train; synthetic data",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="dwc data generate FILE: write synthetic, unbalanced multi-scenario CTR data "
+        description="dwc data prepare SPEC --train FILE... --out DIR: encode raw logs (CSV or "
+        "Parquet) into the\nprepared directory dwc train reads (docs/data.md, 'Preparing raw "
+        "logs').\ndwc data movielens --out FILE.parquet: MovieLens-100K as a raw log "
+        "(experiments/movielens/).\n\n"
+        "dwc data generate FILE: write synthetic, unbalanced multi-scenario CTR data "
         "as a .npz\nin the training-data contract of docs/data.md (train/valid/test = 80/10/10 %)."
         "\n\nColumns of every split (SPLIT/NAME keys):\n" + "\n".join(
             f"  {name:<12} {kind}" for name, kind in _DATA_COLUMNS) +
         "\n\nSpecs that train on it: experiments/*.dw (e.g. experiments/apg.dw).")
-    p.add_argument("action", choices=("generate",))
-    p.add_argument("output", help="the .npz file to write (replaced atomically)")
-    p.add_argument("--rows", type=int, default=200_000,
+    actions = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    g = actions.add_parser("generate", help="synthetic multi-scenario CTR data as a .npz")
+    g.add_argument("output", help="the .npz file to write (replaced atomically)")
+    g.add_argument("--rows", type=int, default=200_000,
                    help="rows in all splits together (default 200000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g = actions.add_parser(
+        "prepare", formatter_class=_DefaultsFormatter,
+        help="encode raw logs (CSV, Parquet) into a prepared directory for dwc train",
+        description="Encode raw logs into DIR: vocabularies counted on the train split, "
+        "Parquet shards per split, a manifest (docs/data.md, 'Preparing raw logs').")
+    g.add_argument("file", help="the .dw spec (its features and outputs name the columns)")
+    g.add_argument("--train", nargs="+", required=True, metavar="FILE",
+                   help="log files of the train split (divided by --split unless --valid is "
+                   "given)")
+    g.add_argument("--valid", nargs="+", default=(), metavar="FILE",
+                   help="log files of the validation split")
+    g.add_argument("--test", nargs="+", default=(), metavar="FILE",
+                   help="log files of the test split")
+    g.add_argument("--split", default=None, metavar="TRAIN/VALID[/TEST]",
+                   help="percentages of the --train rows (default: 80/10/10, or 90/10 with "
+                   "--test; not with --valid)")
+    g.add_argument("--split-by", choices=("hash", "order"), default="hash",
+                   help="hash: each row by a hash of its position and --seed; order: in file "
+                   "order (the first rows train, the last test: a time-ordered split of a log "
+                   "sorted by time)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the hash split")
+    g.add_argument("--format", choices=("csv", "parquet"), default=None,
+                   help="the logs' format (default: from each file's extension)")
+    g.add_argument("--shard-rows", type=int, default=1_000_000,
+                   help="rows per Parquet shard at most")
+    g.add_argument("--out", required=True, metavar="DIR",
+                   help="the prepared directory (new, or one prepare wrote: it is replaced)")
+    g = actions.add_parser(
+        "movielens", formatter_class=_DefaultsFormatter,
+        help="MovieLens-100K (from the recbole wheel) as a raw log",
+        description="Write MovieLens-100K as a raw log for experiments/movielens/*.dw: one row "
+        "per rating, sorted by time. The data is read from the recbole 1.2.1 wheel (downloaded "
+        "with pip into the cache); its licence forbids redistribution, so it is never committed.")
+    g.add_argument("--out", required=True, metavar="FILE",
+                   help="the .parquet (or .csv) file to write (replaced atomically)")
+    g.add_argument("--history", type=int, default=20,
+                   help="at most this many of the user's previous movies in 'history'")
+    g.add_argument("--cache", default=None, metavar="DIR",
+                   help="where the wheel is kept (default: ~/.cache/dwc)")
 
     p = sub.add_parser("train", help="train a spec's module on a .npz data set",
                        formatter_class=_DefaultsFormatter,
@@ -252,6 +299,8 @@ def cmd_compile(args) -> int:
             "initialisation", help="pass --weights state.pt (a state_dict of the trained module)"),
             source),
             file=sys.stderr)
+    if args.vocab is not None:
+        _attach_vocabularies(args.vocab, source, result.files)
     out = args.output or result.graph.model
     path = write_artifacts(result.files, out)
     if args.dump_ir:
@@ -262,6 +311,18 @@ def cmd_compile(args) -> int:
     names = ", ".join(sorted(result.files))
     print(f"dwc: compiled {source.name} -> {path}/ ({names})", file=sys.stderr)
     return EXIT_OK
+
+
+def _attach_vocabularies(directory: str, source: SourceFile, files: dict) -> None:
+    """`--vocab DIR`: the checked vocabularies into the artifact (DW620; DW621 printed)."""
+    from dwc import vocab
+    from dwc.driver import check_data_source
+
+    _, data = check_data_source(source)
+    vocabularies, notes = vocab.load_vocabularies(directory, data, source)
+    for note in notes:
+        print(render_text(note, SourceFile(directory, "")), file=sys.stderr)
+    vocab.attach(files, vocabularies, data)
 
 
 def cmd_check(args) -> int:
@@ -420,6 +481,10 @@ def cmd_lint(args) -> int:
 
 
 def cmd_data(args) -> int:
+    if args.action == "prepare":
+        return _data_prepare(args)
+    if args.action == "movielens":
+        return _data_movielens(args)
     from dwc.data import save
 
     if args.rows < 10:
@@ -434,6 +499,42 @@ def cmd_data(args) -> int:
         return _report(error, SourceFile(args.output, ""))
     print(f"dwc: wrote {args.rows:,} rows (train/valid/test 80/10/10) to {args.output}",
           file=sys.stderr)
+    return EXIT_OK
+
+
+def _data_prepare(args) -> int:
+    from dwc.driver import check_data_source
+    from dwc.prepare import LogError, Options, prepare
+
+    source = _load(args.file)
+    graph, data = check_data_source(source)
+    options = Options(train=tuple(args.train), valid=tuple(args.valid), test=tuple(args.test),
+                      split=args.split, split_by=args.split_by, seed=args.seed,
+                      format=args.format, shard_rows=args.shard_rows, out=args.out)
+    try:
+        report = prepare(source, graph, data, options)
+    except LogError as error:
+        return _report(error, SourceFile(error.path, ""))
+    except DiagnosticError as error:
+        return _report(error, SourceFile(args.out, ""))
+    rows = ", ".join(f"{s} {n:,}" for s, n in report.rows.items() if n)
+    print(f"dwc: prepared {report.total:,} rows ({rows}) from {report.files} "
+          f"file{'s' if report.files != 1 else ''} in {report.seconds:.1f} s "
+          f"({report.total / max(report.seconds, 1e-9):,.0f} rows/s) -> {report.out}/",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def _data_movielens(args) -> int:
+    from dwc.movielens import write_log
+
+    if args.history < 1:
+        raise _UsageError("--history must be at least 1")
+    try:
+        rows = write_log(args.out, args.history, args.cache)
+    except DiagnosticError as error:
+        return _report(error, SourceFile(args.out, ""))
+    print(f"dwc: wrote {rows:,} MovieLens-100K ratings to {args.out}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -8,6 +8,16 @@ compiler.
 Inputs are checked against the manifest's signature (names, dtypes, per-sample shapes, ids within
 their vocabulary, sequence lengths within 0 .. max_len, and the declared maximum batch); inputs the
 artifact does not use are accepted and ignored.
+
+An artifact compiled with `--vocab DIR` also takes raw values, encoded exactly as `dwc data
+prepare` encoded the training data (dwc.encoding, shared by both):
+
+    model({"user_id": ["u17", None], "history": ["i3^i9", ""], "price": [12.5, None], ...})
+
+Strings, Python lists and numpy object arrays are raw values; integer arrays stay ids, float32
+[N, w] arrays stay numerics, and a sequence given with its `NAME_len` stays ids. `model(inputs,
+raw=True)` (or `model.encode(inputs, raw=True)`) treats every value as raw, so integer tokens (a
+user id column of ints) are looked up in the vocabulary too.
 """
 
 from __future__ import annotations
@@ -41,6 +51,55 @@ class Artifact:
         self.max_lengths = {i["name"]: int(shapes[i["feature"]][1]) for i in self.inputs
                             if i.get("role") == "lengths"}
         """A sequence's lengths input -> the sequence's padded length (lengths lie in 0 .. T)."""
+        self.raw_inputs: dict[str, dict] = self.manifest.get("raw_inputs") or {}
+        """Feature -> how its raw values are encoded (artifacts compiled with --vocab)."""
+        self._vocabularies: dict[str, object] = {}
+
+    def vocabulary(self, path: str):
+        """The dwc.encoding.Vocabulary of a vocab/FEATURE.json in the artifact (read once)."""
+        from dwc.encoding import Vocabulary
+
+        if path not in self._vocabularies:
+            try:
+                body = json.loads((self.directory / path).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as error:
+                raise ArtifactError(f"cannot read the vocabulary {path}: {error}") from None
+            self._vocabularies[path] = Vocabulary.from_json(body)
+        return self._vocabularies[path]
+
+    def encode(self, inputs: dict, raw: bool = False) -> dict:
+        """The inputs with raw values encoded as prepare did (see the module docstring); other
+        values pass through unchanged."""
+        if not self.raw_inputs:
+            if raw:
+                raise ArtifactError("this artifact has no vocabularies: compile it with "
+                                    "--vocab DIR to serve raw values")
+            return inputs
+        from dwc import encoding
+
+        out = dict(inputs)
+        for name, entry in self.raw_inputs.items():
+            if name not in inputs:
+                continue
+            value, kind = inputs[name], entry["kind"]
+            if not raw and _prepared(value, kind, f"{name}_len" in inputs):
+                continue
+            try:
+                values = encoding.as_arrow(value)
+                if kind == "numeric":
+                    out[name] = encoding.encode_numeric(values, entry["width"], entry["fill"])
+                elif kind == "sequence":
+                    out[name], out[f"{name}_len"] = encoding.encode_sequence(
+                        values, self.vocabulary(entry["vocabulary"]), entry["max_len"],
+                        entry["splitter"])
+                else:
+                    out[name] = self.vocabulary(entry["vocabulary"]).encode(values)
+            except encoding.EncodingError as error:
+                raise ArtifactError(f"input {name!r} row {error.row}: {error.message}") from None
+            except (TypeError, ValueError) as error:  # pyarrow cannot make an array of it
+                raise ArtifactError(f"input {name!r}: cannot read its raw values ({error})") \
+                    from None
+        return out
 
     def _arrays(self, inputs: dict) -> tuple[dict[str, np.ndarray], int]:
         arrays: dict[str, np.ndarray] = {}
@@ -74,12 +133,26 @@ class Artifact:
                                 "declared maximum)")
         return arrays, batch
 
-    def __call__(self, inputs: dict) -> dict[str, np.ndarray]:
-        arrays, _ = self._arrays(inputs)
+    def __call__(self, inputs: dict, raw: bool = False) -> dict[str, np.ndarray]:
+        arrays, _ = self._arrays(self.encode(inputs, raw))
         return dict(zip(self.outputs, self._run(arrays), strict=True))
 
     def _run(self, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
         raise NotImplementedError
+
+
+def _prepared(value, kind: str, with_lengths: bool) -> bool:
+    """Whether a value is already what the model reads (ids, float32 numerics), not raw."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or not hasattr(value, "shape"):
+        return False  # a Python list: raw
+    kind_char = np.dtype(str(dtype).replace("torch.", "")).kind if "torch" in str(dtype) \
+        else np.dtype(dtype).kind
+    if kind == "numeric":
+        return str(dtype).endswith("float32") and len(value.shape) == 2
+    if kind == "sequence":
+        return with_lengths and kind_char in "iu"
+    return kind_char in "iu"
 
 
 class OnnxArtifact(Artifact):
