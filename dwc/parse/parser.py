@@ -22,7 +22,8 @@ _ESCAPES = {"\\\\": "\\", '\\"': '"', "\\t": "\t", "\\n": "\n"}
 _TOKEN_WORDS = {
     "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "EQUAL": "'='",
     "COLON": "':'", "STAR": "'*'", "NAME": "a name", "NUMBER": "a number", "FACTOR": "a factor like 4x",
-    "FRACTION": "a fraction like 1/4", "STRING": 'a string like "uid"', "MODIFIER": "a modifier", "$END": "the end of the file",
+    "FRACTION": "a fraction like 1/4", "STRING": 'a string like "uid"', "MODIFIER": "a modifier",
+    "$END": "the end of the file",
 }
 
 
