@@ -344,7 +344,8 @@ class Preparer:
         bounds = np.floor(np.cumsum(self.fractions)[:-1] * self.total_rows).astype(np.int64)
         return np.searchsorted(bounds, rows, side="right").astype(np.int8)
 
-    def batches(self, sources: list[_Source], what: str, only_train: bool = False
+    def batches(self, sources: list[_Source], what: str, columns: list[str],
+                only_train: bool = False
                 ) -> Iterator[tuple[_Source, int, pa.RecordBatch, np.ndarray]]:
         known = [s.log.rows for s in sources]
         total = sum(known) if all(r is not None for r in known) else None
@@ -354,7 +355,7 @@ class Preparer:
                 if only_train and source.split not in (None, 0):
                     continue
                 start = 0
-                for batch in source.log.batches(self.columns):
+                for batch in source.log.batches(columns):
                     splits = self.assign(source, start, batch.num_rows)
                     yield source, start, batch, splits
                     start += batch.num_rows
@@ -368,7 +369,9 @@ class Preparer:
         readers = [f for f in self.data.features if f.kind != "numeric" and f.vocabulary in
                    self.counts]
         if readers:
-            for source, start, batch, splits in self.batches(sources, "vocabularies", True):
+            columns = sorted({f.column for f in readers})
+            for source, start, batch, splits in self.batches(sources, "vocabularies", columns,
+                                                             only_train=True):
                 train = batch.filter(pa.array(splits == 0)) if not (splits == 0).all() else batch
                 for f in readers:
                     self.guard(source, start, f.column, lambda f=f, train=train: self.tally(
@@ -448,7 +451,7 @@ class Preparer:
     def write(self, sources: list[_Source], staging: Path) -> dict[str, _Shards]:
         shards = {s: _Shards(staging, s, self.schema, self.options.shard_rows) for s in SPLITS}
         try:
-            for source, start, batch, splits in self.batches(sources, "encoding"):
+            for source, start, batch, splits in self.batches(sources, "encoding", self.columns):
                 encoded = self.encode(source, start, batch)
                 for index, split in enumerate(SPLITS):
                     mask = splits == index
