@@ -131,9 +131,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="log files of the train split (divided by --split unless --valid is "
                    "given)")
     g.add_argument("--valid", nargs="+", default=(), metavar="FILE",
-                   help="log files of the validation split")
+                   help="log files of the validation split (default: none)")
     g.add_argument("--test", nargs="+", default=(), metavar="FILE",
-                   help="log files of the test split")
+                   help="log files of the test split (default: none)")
     g.add_argument("--split", default=None, metavar="TRAIN/VALID[/TEST]",
                    help="percentages of the --train rows (default: 80/10/10, or 90/10 with "
                    "--test; not with --valid)")

@@ -36,7 +36,7 @@ SPLITS = ("train", "valid", "test")
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 BATCH_ROWS = 65_536
 """Rows per record batch read from Parquet (CSV batches are `_CSV_BLOCK` bytes)."""
-_CSV_BLOCK = 8 << 20
+_CSV_BLOCK = 4 << 20
 
 
 class LogError(DiagnosticError):
@@ -103,7 +103,8 @@ class LogFile:
             if os.path.isdir(path):
                 raise IsADirectoryError(21, "it is a directory", path)
             if self.format == "parquet":
-                self._parquet = pq.ParquetFile(path)
+                # no pre-buffering: it keeps whole row groups' column chunks in memory
+                self._parquet = pq.ParquetFile(path, pre_buffer=False)
                 self.columns = list(self._parquet.schema_arrow.names)
                 self.rows: int | None = self._parquet.metadata.num_rows
             else:
@@ -124,7 +125,8 @@ class LogFile:
         ids keep their spelling: `007` stays `007`)."""
         try:
             if self.format == "parquet":
-                yield from self._parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns)
+                yield from self._parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns,
+                                                      use_threads=False)
                 return
             convert = pacsv.ConvertOptions(include_columns=columns, strings_can_be_null=True,
                                            column_types={c: pa.string() for c in columns})
