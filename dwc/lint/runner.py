@@ -111,10 +111,15 @@ def check_codes(codes: set[str] | None, option: str, empty_ok: bool = True) -> N
 
 
 def _suppressions(source: SourceFile) -> tuple[dict[int, set[str] | None], set[str]]:
+    from dwc.parse.parser import comments
+
     per_line: dict[int, set[str] | None] = {}
     whole_file: set[str] = set()
-    for match in _SUPPRESS.finditer(source.text):
-        line = source.location(match.start())[0]
+    for comment in comments(source.text):  # not a '#' inside a string literal
+        match = _SUPPRESS.search(comment.group(0))
+        if match is None:
+            continue
+        line = source.location(comment.start())[0]
         codes = {c.strip() for c in (match.group(2) or "").split(",") if c.strip()}
         if match.group(1):
             whole_file |= codes

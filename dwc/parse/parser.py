@@ -4,6 +4,7 @@ the translation of Lark's exceptions into coded syntax diagnostics (DW1xx)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import cache
 
 from lark import Lark, Token, Transformer, v_args
@@ -174,6 +175,11 @@ def _split(children):
     return tuple(args), tuple(kwargs), tuple(modifiers)
 
 
+def comments(text: str) -> Iterator[re.Match]:
+    """The `#` comments of a spec's text (a `#` inside a string literal starts none)."""
+    return (m for m in _STRING_OR_COMMENT.finditer(text) if m.group(0).startswith("#"))
+
+
 def parse(source: SourceFile) -> ast.Spec:
     """Parse a spec into its AST.
 
@@ -188,11 +194,8 @@ def parse(source: SourceFile) -> ast.Spec:
     reserved = _reserved_names(statements)
     if reserved:
         raise DiagnosticError(reserved)
-    comments = tuple(
-        ast.Comment(m.group(0), Span(m.start(), m.end()))
-        for m in _STRING_OR_COMMENT.finditer(source.text) if m.group(0).startswith("#")
-    )
-    return ast.Spec(statements, comments)
+    found = tuple(ast.Comment(m.group(0), Span(m.start(), m.end())) for m in comments(source.text))
+    return ast.Spec(statements, found)
 
 
 def _gap(text: str, offset: int) -> int:

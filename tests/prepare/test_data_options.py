@@ -126,3 +126,16 @@ def test_column_is_a_reserved_word():
         parse(SourceFile("m.dw", PLAIN.replace("h = mlp", "column = mlp").replace(
             "linear(h,", "linear(column,")))
     assert caught.value.diagnostics[0].code == "DW106"
+
+
+def test_a_suppression_inside_a_string_suppresses_nothing():
+    from dwc.lint import lint_source
+    from dwc.lint.runner import LintConfig
+
+    unused = PLAIN.replace("feature price", 'feature spare   : numeric(column = "# dwc: ignore")\n'
+                           "feature price")
+    codes = [d.code for d in lint_source(SourceFile("m.dw", unused), LintConfig())]
+    assert "DW501" in codes  # 'spare' is unused, and the '#' is part of its column's name
+    quiet = unused.replace('"# dwc: ignore")', '")  # dwc: ignore[DW501]').replace(
+        'column = ")', 'column = "x")')
+    assert "DW501" not in [d.code for d in lint_source(SourceFile("m.dw", quiet), LintConfig())]
