@@ -40,11 +40,15 @@ _CSV_BLOCK = 4 << 20
 
 
 class LogError(DiagnosticError):
-    """A problem in one raw log file (reported against that file)."""
+    """Problems of raw log files, reported against `path` (the first file with a problem)."""
 
-    def __init__(self, path: str, code: str, message: str, help: str) -> None:
-        super().__init__([Diagnostic.file_level(code, message, help=help)])
+    def __init__(self, path: str, diagnostics: list[Diagnostic]) -> None:
+        super().__init__(diagnostics)
         self.path = path
+
+
+def _log_error(path: str, code: str, message: str, help: str) -> LogError:
+    return LogError(path, [Diagnostic.file_level(code, message, help=help)])
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ class LogFile:
         suffix = Path(path).suffix.lower()
         self.format = forced or FORMATS.get(suffix)
         if self.format is None:
-            raise LogError(path, "DW610", f"cannot tell the format of '{path}' from its "
+            raise _log_error(path, "DW610", f"cannot tell the format of '{path}' from its "
                            f"extension '{suffix}'",
                            "name it .csv or .parquet, or pass --format csv|parquet")
         try:
@@ -113,10 +117,10 @@ class LogFile:
                     self.columns = list(reader.schema.names)
                 self.rows = None
         except OSError as error:
-            raise LogError(path, "DW610", f"cannot read '{path}': {error.strerror or error}",
+            raise _log_error(path, "DW610", f"cannot read '{path}': {error.strerror or error}",
                            "check the path and its permissions") from None
         except (pa.ArrowException, ValueError) as error:
-            raise LogError(path, "DW610", f"'{path}' is not a readable {self.format} file "
+            raise _log_error(path, "DW610", f"'{path}' is not a readable {self.format} file "
                            f"({_reason(error)})",
                            "check the file, or pass --format if its extension is wrong") from None
 
@@ -130,11 +134,13 @@ class LogFile:
                 return
             convert = pacsv.ConvertOptions(include_columns=columns, strings_can_be_null=True,
                                            column_types={c: pa.string() for c in columns})
-            with pacsv.open_csv(self.path, read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK),
-                                convert_options=convert) as reader:
+            # one thread: a threaded streaming reader reads ahead of the encoder without bound
+            options = pacsv.ReadOptions(block_size=_CSV_BLOCK, use_threads=False)
+            with pacsv.open_csv(self.path, read_options=options, convert_options=convert) \
+                    as reader:
                 yield from reader
         except (pa.ArrowException, OSError) as error:
-            raise LogError(self.path, "DW610", f"cannot read '{self.path}': {_reason(error)}",
+            raise _log_error(self.path, "DW610", f"cannot read '{self.path}': {_reason(error)}",
                            "fix the file (every CSV line has the header's fields)") from None
 
     def count_rows(self) -> int:
@@ -299,7 +305,7 @@ class Preparer:
             raise _fail("DW615", "--split divides the --train files, but --valid files are given",
                         "drop --split (the splits are the files), or drop --valid")
         logs = {path: LogFile(path, o.format) for path in (*o.train, *o.valid, *o.test)}
-        problems = []
+        problems, first = [], ""
         for log in logs.values():
             missing = [c for c in self.columns if c not in log.columns]
             for column in missing:
@@ -310,8 +316,9 @@ class Preparer:
                     help=(hint + "; " if hint else f"its columns: {', '.join(log.columns[:12])}"
                           f"{' ...' if len(log.columns) > 12 else ''}; ") +
                     "name the column with column = \"...\" in the spec"))
+            first = first or (log.path if missing else "")
         if problems:
-            raise DiagnosticError(problems)
+            raise LogError(first, problems)
         if o.valid:
             self.fractions: tuple[float, ...] | None = None
             return [_Source(logs[p], 0) for p in o.train] + \
@@ -400,7 +407,7 @@ class Preparer:
             return work()
         except encoding.EncodingError as error:
             row = error.row if rows is None else int(rows[error.row])
-            raise LogError(source.log.path, error.code, f"row {start + row:,}, column "
+            raise _log_error(source.log.path, error.code, f"row {start + row:,}, column "
                            f"'{column}' ({self.readers(column)[8:]}): {error.message}",
                            error.help) from None
 
