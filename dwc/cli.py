@@ -155,6 +155,23 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=1e-4, help="max abs error (default 1e-4)")
     _pipeline_options(p)
     _export_options(p)
+
+    p = sub.add_parser("graph", help="draw the model as a dataflow picture (DOT, SVG or HTML)",
+                       description="Draw a spec as a dataflow picture: features (scenario ones "
+                       "marked), conditions, layers with their output shape, parameters and FLOPs "
+                       "per sample, and the edges by which conditions generate dynamic weights "
+                       "(docs/graph.md).")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", required=True,
+                   help="the file to write, replaced atomically (- for stdout); its extension "
+                   "(.dot/.gv, .svg, .html/.htm) gives the format unless --format does")
+    p.add_argument("--format", default=None, metavar="FORMAT",
+                   help="dot, svg (laid out by graphviz-pure) or html (the SVG beside the "
+                   "`dwc explain` table, one self-contained file)")
+    p.add_argument("--inference", action="store_true",
+                   help="draw the folded inference form (scenario tables, per-cell layers) "
+                   "instead of the training form")
+    _pipeline_options(p)
     return parser
 
 
@@ -558,6 +575,47 @@ class _UsageError(Exception):
 COMMANDS = {"compile": cmd_compile, "check": cmd_check, "fmt": cmd_fmt, "explain": cmd_explain,
             "passes": cmd_passes, "verify": cmd_verify, "lint": cmd_lint, "data": cmd_data,
             "train": cmd_train}
+
+
+_GRAPH_EXTENSIONS = {".dot": "dot", ".gv": "dot", ".svg": "svg", ".html": "html", ".htm": "html"}
+
+
+def cmd_graph(args) -> int:
+    """`dwc graph`: the picture is rendered whole before anything is written (DW420-DW423)."""
+    from dwc.driver import atomic_file
+    from dwc.graph import build
+    from dwc.graph_render import FORMATS, render
+
+    suffix = os.path.splitext(args.output)[1].lower() if args.output != "-" else ""
+    implied = _GRAPH_EXTENSIONS.get(suffix)
+    fmt = args.format.lower() if args.format is not None else implied
+    if fmt not in FORMATS:
+        what = f"unknown --format '{args.format}'" if args.format is not None else (
+            f"cannot tell the picture format of '{args.output}'")
+        raise DiagnosticError([Diagnostic.file_level(
+            "DW420", what, help="use --format dot, svg or html, or an -o ending in .dot, .gv, "
+            ".svg, .html or .htm; nothing was written")])
+    if implied is not None and implied != fmt:
+        raise DiagnosticError([Diagnostic.file_level(
+            "DW423", f"--format {fmt} does not match '{args.output}' (a .{implied} name)",
+            help=f"drop --format, or write to a name ending in .{fmt}; nothing was written")])
+    source = _load(args.file)
+    on_pass, report = _pass_hooks(args)
+    picture = _with_pass_errors(lambda: build(source, args.level, args.passes, args.inference,
+                                              args.verify_each, on_pass))
+    report()
+    text = render(picture, fmt)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        with atomic_file(args.output, "output file with -o") as handle:
+            handle.write(text.encode("utf-8"))
+    print(f"dwc: drew {picture.model} ({picture.form} form, {len(picture.nodes)} nodes, "
+          f"{len(picture.edges)} edges) -> {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+COMMANDS["graph"] = cmd_graph
 
 
 def main(argv: Sequence[str] | None = None) -> int:
