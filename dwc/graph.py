@@ -41,7 +41,7 @@ class Node:
     """One spec binding in the picture."""
 
     id: str
-    """`node-K`, K its place in graph order: an identifier no spec text reaches."""
+    """`node_K`, K its place in graph order: an identifier no spec text reaches."""
     name: str
     role: str
     """One of ROLES."""
@@ -154,7 +154,7 @@ def _nodes_and_edges(graph: Graph, spec: ast.Spec, source: SourceFile, report: d
     costs = {layer["name"]: layer[form] for layer in report["layers"]}
     scenario_inputs = {spec_.name for spec_ in graph.inputs if spec_.scenario}
     producers = graph.producers()
-    ids = {name: f"node-{k}" for k, name in enumerate(groups)}
+    ids = {name: f"node_{k}" for k, name in enumerate(groups)}
     nodes = []
     for name, ops in groups.items():
         stmt = declared.get(name)

@@ -3,7 +3,7 @@ page.
 
 DOT is written here: every label is an HTML-like label whose text goes through `_html` (entities
 for `&<>"'` and for anything outside printable ASCII), every quoted attribute through `_quoted`.
-Node names in DOT are the view model's `node-K` ids, never spec text. SVG is laid out by
+Node names in DOT are the view model's `node_K` ids, never spec text. SVG is laid out by
 graphviz-pure, a self-contained build of Graphviz's `dot` that the `graphviz-pure` wheel (a
 dependency of dwc) installs beside the interpreter: no system Graphviz is needed, and it writes
 the same bytes on every platform, so the pictures in docs/ regenerate identically. The HTML page
@@ -99,7 +99,7 @@ def to_dot(graph: ModelGraph) -> str:
         f"digraph {_quoted(graph.model)} {{",
         f'  graph [rankdir=TB, nodesep=0.25, ranksep=0.4, fontname="Arimo", fontsize=10, '
         f'labelloc=b, label=<{_html(title(graph))}<br/><font point-size="8" color="#555555">'
-        f'{_html(_CAPTION_LEGEND)}</font>>, id="dwc-graph"];',
+        f'{_html(_CAPTION_LEGEND)}</font>>, id="dwc_graph"];',
         '  node [shape=box, style="rounded,filled", fontname="Arimo", fontsize=10, '
         'color="#555555", margin="0.10,0.05"];',
         '  edge [fontname="Arimo", fontsize=8, arrowsize=0.7];',
@@ -115,7 +115,7 @@ def to_dot(graph: ModelGraph) -> str:
             fill, extra = _DYNAMIC_FILL, ', color="#d95f02", penwidth=1.6'
         if node.role in ("layer", "condition"):
             extra += ', style="filled"'
-        classes = " ".join(["dwc-node", node.role] + (["scenario"] if node.scenario else [])
+        classes = " ".join(["dwc_node", node.role] + (["scenario"] if node.scenario else [])
                            + (["dynamic"] if node.dynamic else []))
         lines.append(f'  "{node.id}" [id="{node.id}", class="{classes}", label={_label(node)}, '
                      f'fillcolor="{fill}", tooltip={_quoted(tooltip(node))}{extra}];')
@@ -124,8 +124,8 @@ def to_dot(graph: ModelGraph) -> str:
         if members:
             lines.append(f"  {{ rank={rank}; {members} }}")
     for k, edge in enumerate(graph.edges):
-        lines.append(f'  "{edge.source}" -> "{edge.target}" [id="edge-{k}", '
-                     f'class="dwc-edge {edge.kind}", {_EDGE_STYLE[edge.kind]}];')
+        lines.append(f'  "{edge.source}" -> "{edge.target}" [id="edge_{k}", '
+                     f'class="dwc_edge {edge.kind}", {_EDGE_STYLE[edge.kind]}];')
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -170,7 +170,7 @@ def _engine_failed(engine: str, reason: str) -> DiagnosticError:
 
 def to_html(graph: ModelGraph) -> str:
     """One self-contained page: the inline SVG beside the `dwc explain` table (rows and nodes
-    highlight each other on hover and click; `#node-K` in the address selects a node)."""
+    highlight each other on hover and click; `#node_K` in the address selects a node)."""
     import jinja2
     from markupsafe import Markup
 
