@@ -591,6 +591,7 @@ def cmd_graph(args) -> int:
     fmt = args.format.lower() if args.format is not None else implied
     if fmt not in FORMATS:
         what = f"unknown --format '{args.format}'" if args.format is not None else (
+            "-o - (stdout) needs --format" if args.output == "-" else
             f"cannot tell the picture format of '{args.output}'")
         raise DiagnosticError([Diagnostic.file_level(
             "DW420", what, help="use --format dot, svg or html, or an -o ending in .dot, .gv, "
@@ -611,7 +612,8 @@ def cmd_graph(args) -> int:
         with atomic_file(args.output, "output file with -o") as handle:
             handle.write(text.encode("utf-8"))
     print(f"dwc: drew {picture.model} ({picture.form} form, {len(picture.nodes)} nodes, "
-          f"{len(picture.edges)} edges) -> {args.output}", file=sys.stderr)
+          f"{len(picture.edges)} edges) -> {'stdout' if args.output == '-' else args.output}",
+          file=sys.stderr)
     return EXIT_OK
 
 

@@ -163,9 +163,11 @@ def _nodes_and_edges(graph: Graph, spec: ast.Spec, source: SourceFile, report: d
         value = next((op for op in ops if op.result == name), None) or next(
             (op for op in reversed(ops) if not isinstance(op.type, TableType)), ops[-1])
         numbers = costs.get(name, {})
-        dynamic = any(op.slots_read() or op.dynamic_weights() is not None or
-                      any(not isinstance(producers[c].type, IdsType)
-                          for c in op.conditioning_inputs()) for op in ops)
+        # reads generated numbers, or is adapted by a vector (a gate's scales); a generator
+        # itself is not: its own weights are trained
+        dynamic = any(op.slots_read() or op.dynamic_weights() is not None or (
+            not op.generates() and any(not isinstance(producers[c].type, IdsType)
+                                       for c in op.conditioning_inputs())) for op in ops)
         line = source.location(stmt.span.start)[0] if stmt is not None else 0
         nodes.append(Node(
             id=ids[name], name=name, role=role, kind=kind, shape=str(value.type),
