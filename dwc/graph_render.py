@@ -26,9 +26,9 @@ from dwc.graph import ModelGraph, Node
 FORMATS = ("dot", "svg", "html")
 LAYOUT_ENGINE = "graphviz-pure"
 
-_FILL = {"feature": "#e3edfb", "scenario": "#ffd98a", "condition": "#efe1fa", "layer": "#f4f4f4",
+FILLS = {"feature": "#e3edfb", "scenario": "#ffd98a", "condition": "#efe1fa", "layer": "#f4f4f4",
          "output": "#e2f4e2"}
-_SCENARIO_FILL, _DYNAMIC_FILL = "#ffe9b3", "#fde8d6"
+SCENARIO_FILL, DYNAMIC_FILL = "#ffe9b3", "#fde8d6"
 _EDGE_STYLE = {
     "data": 'color="#444444"',
     "generates": 'style=dashed, color="#d95f02", fontcolor="#d95f02", penwidth=1.6, '
@@ -105,14 +105,14 @@ def to_dot(graph: ModelGraph) -> str:
         '  edge [fontname="Arimo", fontsize=8, arrowsize=0.7];',
     ]
     for node in graph.nodes:
-        fill = _FILL[node.role]
+        fill = FILLS[node.role]
         extra = ""
         if node.role == "feature" and node.scenario:
-            fill, extra = _SCENARIO_FILL, ', color="#b7791f", penwidth=2'
+            fill, extra = SCENARIO_FILL, ', color="#b7791f", penwidth=2'
         elif node.role == "scenario":
             extra = ', color="#b7791f", penwidth=2'
         elif node.dynamic:
-            fill, extra = _DYNAMIC_FILL, ', color="#d95f02", penwidth=1.6'
+            fill, extra = DYNAMIC_FILL, ', color="#d95f02", penwidth=1.6'
         if node.role in ("layer", "condition"):
             extra += ', style="filled"'
         classes = " ".join(["dwc_node", node.role] + (["scenario"] if node.scenario else [])

@@ -16,7 +16,7 @@ from collections import Counter
 import pytest
 
 from dwc.cli import main
-from dwc.graph_render import _FILL, _SCENARIO_FILL
+from dwc.graph_render import FILLS, SCENARIO_FILL
 from tests.conftest import ROOT
 
 # A root user needs --no-sandbox; the network flags keep chromium off a closed network.
@@ -77,8 +77,8 @@ def test_the_screenshot_shows_the_graph(page, tmp_path):
     assert busy > 0.05 * sum(graph.values())  # not blank: nodes, edges and text cover the area
     # every kind of node the inference form has is drawn with its own fill (no condition is
     # left: m2m's folds tabulated it)
-    fills = {role: _FILL[role] for role in ("feature", "scenario", "layer", "output")}
-    for role, fill in {**fills, "scenario feature": _SCENARIO_FILL}.items():
+    fills = {role: FILLS[role] for role in ("feature", "scenario", "layer", "output")}
+    for role, fill in {**fills, "scenario feature": SCENARIO_FILL}.items():
         rgb = tuple(int(fill[k:k + 2], 16) for k in (1, 3, 5))
         assert graph[rgb] > 300, (role, fill, graph[rgb])
     assert graph[HIGHLIGHT] > 100  # the selected node's outline: the script ran

@@ -62,6 +62,19 @@ def test_every_example_draws_in_every_format(path, pictures):
             n.name not in {row["name"] for row in picture.report["layers"]} for n in picture.nodes)
 
 
+@pytest.mark.parametrize("level", [0, 1])
+def test_every_example_draws_at_every_level(level):
+    for path in EXAMPLES:
+        source = load_source(path)
+        train, inference = (build(source, level, inference=f) for f in (False, True))
+        for picture in (train, inference):
+            assert picture.level == f"-O{level}" and all(n.name for n in picture.nodes)
+            assert to_dot(picture).count('[id="node_') == len(picture.nodes)
+        if level == 0:  # no inference pass runs at -O0: both forms are the same graph
+            assert [n.name for n in inference.nodes] == [n.name for n in train.nodes]
+            assert inference.folded_away == ()
+
+
 def _lowered(path: Path):
     source = load_source(path)
     return source, parse(source), elaborate(parse(source), source)
