@@ -97,12 +97,12 @@ def to_dot(graph: ModelGraph) -> str:
     """The picture as Graphviz DOT (top to bottom: features first, outputs last)."""
     lines = [
         f"digraph {_quoted(graph.model)} {{",
-        f'  graph [rankdir=TB, nodesep=0.25, ranksep=0.4, fontname="Arimo", fontsize=10, '
+        f'  graph [rankdir=TB, nodesep=0.25, ranksep=0.4, fontname="Helvetica", fontsize=10, '
         f'labelloc=b, label=<{_html(title(graph))}<br/><font point-size="8" color="#555555">'
         f'{_html(_CAPTION_LEGEND)}</font>>, id="dwc_graph"];',
-        '  node [shape=box, style="rounded,filled", fontname="Arimo", fontsize=10, '
+        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10, '
         'color="#555555", margin="0.10,0.05"];',
-        '  edge [fontname="Arimo", fontsize=8, arrowsize=0.7];',
+        '  edge [fontname="Helvetica", fontsize=8, arrowsize=0.7];',
     ]
     for node in graph.nodes:
         fill = FILLS[node.role]
@@ -134,7 +134,10 @@ def layout_engine() -> str | None:
     """The graphviz-pure executable: beside this interpreter (a virtual environment's bin/, also
     when it is not activated), else on PATH."""
     names = [LAYOUT_ENGINE + (".exe" if os.name == "nt" else "")]
-    for folder in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
+    folders = [sysconfig.get_path("scripts"), os.path.dirname(sys.executable)]
+    if f"{os.name}_user" in sysconfig.get_scheme_names():  # pip install --user
+        folders.append(sysconfig.get_path("scripts", f"{os.name}_user"))
+    for folder in folders:
         for name in names:
             candidate = Path(folder) / name
             if candidate.is_file() and os.access(candidate, os.X_OK):
