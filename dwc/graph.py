@@ -120,8 +120,12 @@ def _declarations(spec: ast.Spec) -> dict[str, ast.Statement]:
             if isinstance(stmt, ast.FeatureDecl | ast.ConditionDecl | ast.LetDecl | ast.OutputDecl)}
 
 
-def _kind(stmt: ast.Statement | None, graph: Graph) -> tuple[str, str]:
-    """(role, kind) of a binding from its declaration."""
+def _kind(name: str, stmt: ast.Statement | None, graph: Graph) -> tuple[str, str]:
+    """(role, kind) of a binding, from its declaration."""
+    if stmt is None:  # the cell index, or a binding a pass made
+        if name == SCENARIO_BINDING and graph.scenario:
+            return "scenario", "scenarios " + " * ".join(graph.scenario)
+        return "layer", ""
     if isinstance(stmt, ast.FeatureDecl):
         return "feature", stmt.kind.func.text
     if isinstance(stmt, ast.OutputDecl):
@@ -129,8 +133,6 @@ def _kind(stmt: ast.Statement | None, graph: Graph) -> tuple[str, str]:
     if isinstance(stmt, ast.ConditionDecl | ast.LetDecl):
         role = "condition" if isinstance(stmt, ast.ConditionDecl) else "layer"
         return role, stmt.value.func.text if isinstance(stmt.value, ast.Call) else "alias"
-    if stmt is None and graph.scenario:
-        return "scenario", "scenarios " + " * ".join(graph.scenario)
     return "layer", ""
 
 
@@ -158,8 +160,7 @@ def _nodes_and_edges(graph: Graph, spec: ast.Spec, source: SourceFile, report: d
     nodes = []
     for name, ops in groups.items():
         stmt = declared.get(name)
-        role, kind = _kind(stmt, graph) if name in declared or name == SCENARIO_BINDING \
-            else ("layer", "")
+        role, kind = _kind(name, stmt, graph)
         value = next((op for op in ops if op.result == name), None) or next(
             (op for op in reversed(ops) if not isinstance(op.type, TableType)), ops[-1])
         numbers = costs.get(name, {})
