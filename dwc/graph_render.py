@@ -62,6 +62,7 @@ def _quoted(text: str) -> str:
 
 
 def title(graph: ModelGraph) -> str:
+    """The picture's caption: model, form, level and what the folds removed."""
     text = f"{graph.model}: {graph.form} form at {graph.level}"
     if graph.folded_away:
         text += f"; folded away: {', '.join(graph.folded_away)}"
@@ -69,6 +70,7 @@ def title(graph: ModelGraph) -> str:
 
 
 def _label(node: Node) -> str:
+    """A node's HTML-like label: name (and scenario mark), kind and type, ops, notes, costs."""
     head = {"condition": "condition ", "output": "output "}.get(node.role, "")
     lines = [f"<b>{_html(head + node.name)}</b>"
              + (' <font color="#9a6700">[scenario]</font>' if node.scenario and node.role == "feature"
@@ -84,6 +86,7 @@ def _label(node: Node) -> str:
 
 
 def tooltip(node: Node) -> str:
+    """What hovering over a node shows (the SVG's link title)."""
     parts = [f"{node.role} {node.name}"]
     if node.line:
         parts.append(f"line {node.line}")
@@ -133,15 +136,14 @@ def to_dot(graph: ModelGraph) -> str:
 def layout_engine() -> str | None:
     """The graphviz-pure executable: beside this interpreter (a virtual environment's bin/, also
     when it is not activated), else on PATH."""
-    names = [LAYOUT_ENGINE + (".exe" if os.name == "nt" else "")]
+    name = LAYOUT_ENGINE + (".exe" if os.name == "nt" else "")
     folders = [sysconfig.get_path("scripts"), os.path.dirname(sys.executable)]
     if f"{os.name}_user" in sysconfig.get_scheme_names():  # pip install --user
         folders.append(sysconfig.get_path("scripts", f"{os.name}_user"))
     for folder in folders:
-        for name in names:
-            candidate = Path(folder) / name
-            if candidate.is_file() and os.access(candidate, os.X_OK):
-                return str(candidate)
+        candidate = Path(folder) / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
     return shutil.which(LAYOUT_ENGINE)
 
 
