@@ -1,0 +1,80 @@
+"""dwc/lsp/analysis.py without the protocol: the same findings as `dwc check` + `dwc lint`,
+the token scan a broken spec falls back to, and no exception for any half-typed text."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from dwc.diagnostics import CODES, DiagnosticError
+from dwc.driver import check_source
+from dwc.lint import LintConfig, lint_source
+from dwc.lsp.analysis import DEFAULT_DOCS_URL, analyse, completions, docs_link, hover
+from dwc.lsp.text import Lines
+from dwc.source import SourceFile
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("*.dw"))
+
+
+def test_every_code_links_to_its_section_of_the_docs():
+    """The codeDescription anchors are GitHub's slugs of docs/diagnostics.md's headings."""
+    headings = re.findall(r"^## (DW[0-9]{3}) `([a-z0-9-]+)`$",
+                          (ROOT / "docs" / "diagnostics.md").read_text(), re.M)
+    slugs = {f"{code.lower()}-{name}" for code, name in headings}
+    for code in CODES:
+        assert docs_link(code).split("#")[1] in slugs, code
+    assert docs_link("DW201").startswith(DEFAULT_DOCS_URL + "diagnostics.md#")
+
+
+@pytest.mark.parametrize("text", [
+    "model m\nfeature x : categorical(vocab = 3, dim = 2) scenario\nfeature y : numeric\n"
+    "h = mlp(y, [4])\noutput o = sigmoid(linear(h, 1))\n",  # lint: DW502, DW501-free
+    "model m\nfeature y : numeric\nh = mlp(yy, [4])\noutput o = sigmoid(linear(h, 1))\n",
+    "model m\nfeature y : numeric\nh = mlp(y, [4]\n",
+])
+def test_diagnostics_are_check_then_lint(text):
+    source = SourceFile("t.dw", text)
+    try:
+        check_source(source)
+        expected = lint_source(source, LintConfig())
+    except DiagnosticError as error:
+        expected = error.diagnostics
+    assert analyse(source).diagnostics == expected
+    assert expected  # each case has a finding
+
+
+def test_a_broken_spec_keeps_symbols_and_references():
+    text = (ROOT / "examples" / "m2m.dw").read_text()
+    good = analyse(SourceFile("m2m.dw", text))
+    broken = analyse(SourceFile("m2m.dw", text.replace("[16])\n\n# task 1", "[16]\n\n# task 1")))
+    assert broken.spec is None and broken.diagnostics[0].code.startswith("DW1")
+    assert [(s.name, s.kind) for s in broken.symbols] == [(s.name, s.kind) for s in good.symbols]
+    assert [s.name for s in broken.symbols if s.scenario] == ["channel", "region"]
+    assert [n for n, _ in broken.references if n == "s"] == ["s"] * 4
+    # hover facts come from the last version that checked
+    offset = text.index("r1 = meta")
+    markdown, _ = hover(broken, good, offset)
+    assert "42,368" in markdown
+
+
+def test_positions_count_utf16_units():
+    lines = Lines("# é 😀 x\nab")
+    assert lines.position(6) == (0, 7)  # the emoji is two UTF-16 units
+    assert lines.offset(0, 7) == 6 and lines.offset(1, 1) == 9
+    assert lines.offset(5, 0) == 10  # past the end: clamped
+
+
+@pytest.mark.parametrize("path", EXAMPLES[::6], ids=lambda p: p.stem)
+def test_no_exception_on_any_prefix(path):
+    """Typing an example from scratch: every 13th prefix analysed, with hover and completion at
+    its end and in its middle."""
+    text = path.read_text()
+    good = analyse(SourceFile(path.name, text))
+    for end in range(0, len(text), 13):
+        now = analyse(SourceFile(path.name, text[:end]))
+        for offset in (end, end // 2):
+            completions(now, offset)
+            hover(now, good, offset)
