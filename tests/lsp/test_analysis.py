@@ -78,3 +78,34 @@ def test_no_exception_on_any_prefix(path):
         for offset in (end, end // 2):
             completions(now, offset)
             hover(now, good, offset)
+
+
+_BASE = ("model m\nfeature c : categorical(vocab = 3, dim = 2) scenario\n"
+         "feature p : categorical(vocab = 2, dim = 2) scenario\nfeature y : numeric\n"
+         "scenarios c\ncondition z = concat(c, p)\nh = mlp(y, [4]) dynamic(by = z)\n"
+         "output o = sigmoid(linear(h, 1))\n")
+
+
+def _apply(text, fix):
+    for e in sorted(fix.edits, key=lambda e: -e.span.start):
+        text = text[:e.span.start] + e.text + text[e.span.end:]
+    return text
+
+
+@pytest.mark.parametrize("text, code, fixes", [
+    (_BASE, "DW514", 2),  # add 'p' to the cells; or drop its mark
+    (_BASE.replace("concat(c, p)", "concat(c)"), "DW502", 1),  # 'p' conditions nothing: drop
+    # its mark (reading it in z would need a second edit, to the cells: not offered as one)
+    (_BASE.replace("scenarios c\n", "scenarios c * p\nfeature q : numeric\n"), "DW501", 1),
+    (_BASE.replace("dynamic(by = z)", "dynamic(by = z, hiden = [2])"), "DW206", 1),
+    (_BASE.replace(" scenario\nfeature p", "\nfeature p"), "DW308", 1),
+])
+def test_every_offered_fix_resolves_its_finding(text, code, fixes):
+    now = analyse(SourceFile("t.dw", text))
+    (finding,) = [d for d in now.diagnostics if d.code == code]
+    offered = finding.suggestions()
+    assert len(offered) == fixes
+    for fix in offered:
+        fixed = analyse(SourceFile("t.dw", _apply(text, fix)))
+        assert code not in [d.code for d in fixed.diagnostics], (fix.title, fixed.diagnostics)
+        assert not [d for d in fixed.diagnostics if d.level.value == "error"], fix.title
