@@ -179,10 +179,10 @@ def analyse(source: SourceFile, config: LintConfig | None = None) -> Analysis:
     except DiagnosticError as error:
         return Analysis(source, None, None, list(error.diagnostics))
     try:
-        graph = check_source(source)
+        graph = check_source(source, spec)
     except DiagnosticError as error:
         return Analysis(source, spec, None, list(error.diagnostics))
-    return Analysis(source, spec, graph, lint_source(source, config or LintConfig()))
+    return Analysis(source, spec, graph, lint_source(source, config or LintConfig(), (spec, graph)))
 
 
 # --- hover ------------------------------------------------------------------------------------
