@@ -103,6 +103,16 @@ def _safe(default: T) -> Callable:
     return wrap
 
 
+def _open_document(fn):
+    """A request handler on an open document: `fn(ls, params, doc)`, answered with nothing for a
+    document the server was not sent."""
+    @wraps(fn)
+    def run(ls: DwcServer, params):
+        doc = ls.documents.get(params.text_document.uri)
+        return None if doc is None else fn(ls, params, doc)
+    return run
+
+
 def _config(path: str | None) -> LintConfig:
     """The `[tool.dwc]` lint settings above the document (defaults when unreadable)."""
     if not path:
@@ -194,10 +204,8 @@ def build(docs_url: str = DEFAULT_DOCS_URL) -> DwcServer:
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     @_safe(None)
-    def hover(ls: DwcServer, params: types.HoverParams) -> types.Hover | None:
-        doc = ls.documents.get(params.text_document.uri)
-        if doc is None:
-            return None
+    @_open_document
+    def hover(ls: DwcServer, params: types.HoverParams, doc: Document) -> types.Hover | None:
         found = analysis.hover(doc.now, doc.good, doc.offset(params.position), ls.docs_url)
         if found is None:
             return None
@@ -208,10 +216,9 @@ def build(docs_url: str = DEFAULT_DOCS_URL) -> DwcServer:
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(
         trigger_characters=["(", ",", "=", ":", " ", "*"]))
     @_safe(None)
-    def completion(ls: DwcServer, params: types.CompletionParams) -> types.CompletionList | None:
-        doc = ls.documents.get(params.text_document.uri)
-        if doc is None:
-            return None
+    @_open_document
+    def completion(ls: DwcServer, params: types.CompletionParams, doc: Document
+                   ) -> types.CompletionList | None:
         items = []
         for c in analysis.completions(doc.now, doc.offset(params.position)):
             items.append(types.CompletionItem(
@@ -228,19 +235,16 @@ def build(docs_url: str = DEFAULT_DOCS_URL) -> DwcServer:
 
     @server.feature(types.TEXT_DOCUMENT_DEFINITION)
     @_safe(None)
-    def definition(ls: DwcServer, params: types.DefinitionParams) -> types.Location | None:
-        doc = ls.documents.get(params.text_document.uri)
-        if doc is None:
-            return None
+    @_open_document
+    def definition(ls: DwcServer, params: types.DefinitionParams, doc: Document) -> types.Location | None:
         sym = doc.now.declared(symbol_at(doc, params.position))
         return None if sym is None else types.Location(doc.uri, doc.range(sym.span))
 
     @server.feature(types.TEXT_DOCUMENT_REFERENCES)
     @_safe(None)
-    def references(ls: DwcServer, params: types.ReferenceParams) -> list[types.Location] | None:
-        doc = ls.documents.get(params.text_document.uri)
-        if doc is None:
-            return None
+    @_open_document
+    def references(ls: DwcServer, params: types.ReferenceParams, doc: Document
+                   ) -> list[types.Location] | None:
         name = symbol_at(doc, params.position)
         sym = doc.now.declared(name)
         if sym is None:
@@ -252,11 +256,9 @@ def build(docs_url: str = DEFAULT_DOCS_URL) -> DwcServer:
 
     @server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
     @_safe(None)
-    def document_symbols(ls: DwcServer, params: types.DocumentSymbolParams
+    @_open_document
+    def document_symbols(ls: DwcServer, params: types.DocumentSymbolParams, doc: Document
                          ) -> list[types.DocumentSymbol] | None:
-        doc = ls.documents.get(params.text_document.uri)
-        if doc is None:
-            return None
         return [types.DocumentSymbol(
             name=s.name, kind=_SYMBOL_KINDS[s.kind], range=doc.range(s.statement),
             selection_range=doc.range(s.span), detail=f"{s.kind}: {s.detail}"[:120])
@@ -264,10 +266,10 @@ def build(docs_url: str = DEFAULT_DOCS_URL) -> DwcServer:
 
     @server.feature(types.TEXT_DOCUMENT_FORMATTING)
     @_safe(None)
-    def formatting(ls: DwcServer, params: types.DocumentFormattingParams
+    @_open_document
+    def formatting(ls: DwcServer, params: types.DocumentFormattingParams, doc: Document
                    ) -> list[types.TextEdit] | None:
-        doc = ls.documents.get(params.text_document.uri)
-        if doc is None or doc.now.spec is None:
+        if doc.now.spec is None:
             return None  # a spec that does not parse is left as it is (its DW1xx is shown)
         source = doc.now.source
         formatted = format_spec(doc.now.spec, source)
@@ -278,11 +280,9 @@ def build(docs_url: str = DEFAULT_DOCS_URL) -> DwcServer:
     @server.feature(types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(
         code_action_kinds=[types.CodeActionKind.QuickFix]))
     @_safe(None)
-    def code_action(ls: DwcServer, params: types.CodeActionParams
+    @_open_document
+    def code_action(ls: DwcServer, params: types.CodeActionParams, doc: Document
                     ) -> list[types.CodeAction] | None:
-        doc = ls.documents.get(params.text_document.uri)
-        if doc is None:
-            return None
         start, end = doc.offset(params.range.start), doc.offset(params.range.end)
         text = doc.now.source.text
         actions = []
