@@ -94,8 +94,8 @@ def _apply(text, fix):
 
 @pytest.mark.parametrize("text, code, fixes", [
     (_BASE, "DW514", 2),  # add 'p' to the cells; or drop its mark
-    (_BASE.replace("concat(c, p)", "concat(c)"), "DW502", 1),  # 'p' conditions nothing: drop
-    # its mark (reading it in z would need a second edit, to the cells: not offered as one)
+    (_BASE.replace("concat(c, p)", "concat(c)"), "DW502", 2),  # 'p' conditions nothing: read
+    # it in z and add it to the cells (one fix of two edits), or drop its mark
     (_BASE.replace("scenarios c\n", "scenarios c * p\nfeature q : numeric\n"), "DW501", 1),
     (_BASE.replace("dynamic(by = z)", "dynamic(by = z, hiden = [2])"), "DW206", 1),
     (_BASE.replace(" scenario\nfeature p", "\nfeature p"), "DW308", 1),
@@ -109,3 +109,26 @@ def test_every_offered_fix_resolves_its_finding(text, code, fixes):
         fixed = analyse(SourceFile("t.dw", _apply(text, fix)))
         assert code not in [d.code for d in fixed.diagnostics], (fix.title, fixed.diagnostics)
         assert not [d for d in fixed.diagnostics if d.level.value == "error"], fix.title
+
+
+def test_lsp_without_pygls_is_a_coded_usage_error(monkeypatch, capsys):
+    import sys
+
+    from dwc.cli import main
+
+    monkeypatch.setitem(sys.modules, "dwc.lsp.server", None)  # as if pygls were not installed
+    assert main(["lsp"]) == 2
+    err = capsys.readouterr().err
+    assert "error[DW408]" in err and "pip install 'dwc[lsp]'" in err
+
+
+def test_conditions_offer_scenario_features_first():
+    text = (ROOT / "examples" / "m2m.dw").read_text()
+    marker = "condition s = mlp(concat("
+    offset = text.index(marker) + len(marker)
+    now = analyse(SourceFile("m2m.dw", text))
+    items = {c.label: c for c in completions(now, offset)}
+    first = sorted(items.values(), key=lambda c: (c.sort, c.label))[:2]
+    assert [c.label for c in first] == ["channel", "region"]
+    assert "advertiser" in items and "h" in items and "mlp" in items
+    assert "s" not in items  # the condition being written is not in scope yet

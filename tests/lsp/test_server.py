@@ -107,6 +107,9 @@ async def test_hover(client: LanguageClient):
         _doc(uri), _at(text + "# see DW502\n", "DW502", 2)))
     assert CODES["DW502"].summary in code.contents.value
     assert f"{DOCS}diagnostics.md#dw502-" in code.contents.value
+    option = await client.text_document_hover_async(types.HoverParams(
+        _doc(uri), _at(text, "max_len = 10", 2)))
+    assert "`max_len` of **sequence**" in option.contents.value
     # a broken version keeps the last good costs
     await _change(client, uri, text.replace("output clicks_next", "output clicks_next = ("))
     stale = await client.text_document_hover_async(types.HoverParams(

@@ -89,6 +89,10 @@ def _mark_advice(ctx: LintContext, decl: ast.FeatureDecl) -> tuple[str, tuple[Fi
             option += (f" and add {'them' if plural else 'it'} to the cells: '{fix.line}'"
                        f"{fix.where} (without it '{stmt.name.text}' cannot fold per "
                        "cell: DW514)")
+            if all(e.span.end <= read.span.start for e in fix.edits):  # valid on this text too
+                fixes.append(Fix(f"read '{name}' in condition '{stmt.name.text}' and add "
+                                 f"{'them' if plural else 'it'} to the cells",
+                                 (*fix.edits, read)))
         else:
             fixes.append(Fix(f"read '{name}' in condition '{stmt.name.text}'", (read,)))
         options.append(option)
