@@ -195,6 +195,16 @@ def build(docs_url: str = DEFAULT_DOCS_URL) -> DwcServer:
         if doc is not None:  # pyproject.toml's [tool.dwc] may have changed
             doc.config = _config(ls.workspace.get_text_document(doc.uri).path)
 
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    @_safe(None)
+    def watched_files(ls: DwcServer, params: types.DidChangeWatchedFilesParams) -> None:
+        if not any(change.uri.endswith("/pyproject.toml") for change in params.changes):
+            return
+        for doc in list(ls.documents.values()):  # [tool.dwc] changed: lint again
+            text_doc = ls.workspace.get_text_document(doc.uri)
+            doc.config = _config(text_doc.path)
+            refresh(ls, doc.uri, text_doc.version)
+
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     @_safe(None)
     def did_close(ls: DwcServer, params: types.DidCloseTextDocumentParams) -> None:

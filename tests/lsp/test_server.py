@@ -212,3 +212,23 @@ async def test_formatting_and_code_actions(client: LanguageClient):
     (removal,) = actions[0].edit.changes[uri]
     assert removal.new_text == "" and removal.range.start.line == 7 \
         and removal.range.end == types.Position(8, 0)
+
+
+async def test_lint_settings_follow_pyproject(client: LanguageClient, tmp_path):
+    spec = tmp_path / "spec.dw"
+    text = ("model m\nfeature y : numeric\nfeature spare : numeric\nh = mlp(y, [4])\n"
+            "output o = sigmoid(linear(h, 1))\n")
+    spec.write_text(text)
+    waiting = client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    client.text_document_did_open(types.DidOpenTextDocumentParams(
+        types.TextDocumentItem(uri=spec.as_uri(), language_id="dw", version=1, text=text)))
+    await waiting
+    assert [d.code for d in client.diagnostics[spec.as_uri()]] == ["DW501"]
+    (tmp_path / "pyproject.toml").write_text('[tool.dwc]\nignore = ["DW501"]\n')
+    waiting = client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams([
+        types.FileEvent(uri=(tmp_path / "pyproject.toml").as_uri(),
+                        type=types.FileChangeType.Created)]))
+    while (await waiting).uri != spec.as_uri():  # every open document is linted again
+        waiting = client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    assert list(client.diagnostics[spec.as_uri()]) == []
