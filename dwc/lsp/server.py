@@ -9,6 +9,7 @@ server never writes to stdout except the protocol: stray output goes to stderr.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import traceback
@@ -184,9 +185,17 @@ def build(docs_url: str = DEFAULT_DOCS_URL) -> DwcServer:
         refresh(ls, params.text_document.uri, params.text_document.version)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
-    @_safe(None)
-    def did_change(ls: DwcServer, params: types.DidChangeTextDocumentParams) -> None:
-        refresh(ls, params.text_document.uri, params.text_document.version)
+    async def did_change(ls: DwcServer, params: types.DidChangeTextDocumentParams) -> None:
+        # Yield first: changes that queued up while the last analysis ran are applied to the
+        # workspace meanwhile, and only the newest version is analysed (typing faster than
+        # the analysis never builds a backlog).
+        await asyncio.sleep(0)
+        uri, version = params.text_document.uri, params.text_document.version
+        try:
+            if ls.workspace.get_text_document(uri).version == version:
+                refresh(ls, uri, version)
+        except Exception:  # noqa: BLE001 - the server outlives any one change
+            log.error("did_change failed:\n%s", traceback.format_exc())
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     @_safe(None)

@@ -3,6 +3,7 @@ module, documents opened and edited in it the way an editor does."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from pathlib import Path
@@ -232,3 +233,25 @@ async def test_lint_settings_follow_pyproject(client: LanguageClient, tmp_path):
     while (await waiting).uri != spec.as_uri():  # every open document is linted again
         waiting = client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
     assert list(client.diagnostics[spec.as_uri()]) == []
+
+
+async def test_a_burst_of_changes_ends_with_the_last_version(client: LanguageClient):
+    text = M2M.read_text()
+    uri = await _open(client, "lsp_burst.dw", text)
+    for n in range(1, 6):  # typing 'advertiser' wrong, one keystroke at a time, without waiting
+        _versions[uri] += 1
+        typed = text.replace("concat(advertiser,", f"concat({'advertiser'[:10 - n]},")
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            types.VersionedTextDocumentIdentifier(uri=uri, version=_versions[uri]),
+            [types.TextDocumentContentChangeWholeDocument(text=typed)]))
+
+    def last() -> list[str]:
+        return [d.message.split("\n")[0] for d in client.diagnostics.get(uri, ())]
+
+    for _ in range(200):
+        if last() == ["unknown name 'adver'"]:
+            break
+        await asyncio.sleep(0.05)
+    # a request answered after every change was handled: nothing stale was published since
+    await client.text_document_document_symbol_async(types.DocumentSymbolParams(_doc(uri)))
+    assert last() == ["unknown name 'adver'"]
