@@ -60,3 +60,11 @@ def test_grammar_snapshots_of_every_example():
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"{len(list((ROOT / 'examples').glob('*.dw')))} examples tokenised, 0 problem" \
         in run.stdout
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
+def test_the_client_starts_dwc_lsp_from_the_settings():
+    """extension.js against stand-ins of the VS Code API (editors/vscode/test/extension.test.js)."""
+    run = subprocess.run(["node", "test/extension.test.js"], cwd=VSCODE, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0 and "extension.js: ok" in run.stdout, run.stdout + run.stderr
