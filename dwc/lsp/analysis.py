@@ -258,7 +258,7 @@ def _layer(analysis: Analysis, name: str) -> dict | None:
     return next((layer for layer in report["layers"] if layer["name"] == name), None)
 
 
-def binding_hover(name: str, now: Analysis, good: Analysis | None, base: str) -> str | None:
+def binding_hover(name: str, now: Analysis, good: Analysis | None) -> str | None:
     sym = now.declared(name)
     if sym is None or sym.kind not in ("value", "condition", "output"):
         return None
@@ -309,11 +309,11 @@ def hover(now: Analysis, good: Analysis | None, offset: int, base: str = DEFAULT
         return code_hover(word, base), span
     if in_comment(text, offset):
         return None
-    for describe in (feature_hover, lambda n, a, g: binding_hover(n, a, g, base)):
+    for describe in (feature_hover, binding_hover):
         found = describe(word, now, good)
         if found is not None:
             return found, span
-    call, option = _enclosing_call(tokens(text, start), text)
+    call, _ = _enclosing_call(tokens(text, start))
     sig = SIGNATURES.get(word)
     following = text[end:].lstrip()[:1]
     if sig is not None and (following == "(" or sig.context == "feature"):
@@ -341,7 +341,7 @@ class Completion:
     """Sorted first when lower."""
 
 
-def _enclosing_call(toks: list[Token], text: str) -> tuple[Signature | None, str | None]:
+def _enclosing_call(toks: list[Token]) -> tuple[Signature | None, str | None]:
     """The signature of the innermost call open at the end of `toks`, and the option whose value
     is being written there (`key =` just before), if any."""
     code = [t for t in toks if t.kind != "comment"]
@@ -421,7 +421,7 @@ def completions(analysis: Analysis, offset: int) -> list[Completion]:
                  Completion("weight", "keyword", "the output's loss weight", "weight = ")
                  ] if statement == "output" else []
         return [*_signature_items("modifier"), *extra]
-    sig, option = _enclosing_call(toks, text)
+    sig, option = _enclosing_call(toks)
     if sig is None:
         return _value_items(analysis, statement_start, statement == "condition")
     if option is not None:
