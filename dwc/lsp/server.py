@@ -62,14 +62,16 @@ class Document:
     now: Analysis
     good: Analysis | None = None
     """The last version that checked (its graph gives hovers their costs)."""
+    encoding: str = "utf-16"
+    """The position encoding negotiated at initialisation."""
     lines: Lines = field(init=False)
 
     def __post_init__(self) -> None:
-        self.lines = Lines(self.now.source.text)
+        self.lines = Lines(self.now.source.text, self.encoding)
 
     def update(self, now: Analysis) -> None:
         self.now = now
-        self.lines = Lines(now.source.text)
+        self.lines = Lines(now.source.text, self.encoding)
         if now.graph is not None:
             self.good = now
 
@@ -102,6 +104,13 @@ def _safe(default: T) -> Callable:
                 return default
         return run
     return wrap
+
+
+def _markup(formats, value: str) -> types.MarkupContent:
+    """Markdown when the client renders it (its capability lists it), else the same as text."""
+    if formats and types.MarkupKind.Markdown in formats:
+        return types.MarkupContent(types.MarkupKind.Markdown, value)
+    return types.MarkupContent(types.MarkupKind.PlainText, value)
 
 
 def _open_document(fn):
@@ -174,7 +183,10 @@ def build(docs_url: str = DEFAULT_DOCS_URL) -> DwcServer:
         config = doc.config if doc else _config(text_doc.path)
         now = _analyse(uri, text_doc.path or uri, text_doc.source, config)
         if doc is None:
-            doc = ls.documents[uri] = Document(uri, config, now, now if now.graph else None)
+            chosen = ls.server_capabilities.position_encoding  # an enum member or a string
+            encoding = getattr(chosen, "value", chosen) or "utf-16"
+            doc = ls.documents[uri] = Document(uri, config, now, now if now.graph else None,
+                                               encoding)
         else:
             doc.update(now)
         _publish(ls, doc, version)
@@ -229,8 +241,8 @@ def build(docs_url: str = DEFAULT_DOCS_URL) -> DwcServer:
         if found is None:
             return None
         markdown, span = found
-        return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, markdown),
-                           doc.range(span))
+        hover = ls.client_capabilities.text_document and ls.client_capabilities.text_document.hover
+        return types.Hover(_markup(hover and hover.content_format, markdown), doc.range(span))
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(
         trigger_characters=["(", ",", "=", ":", " ", "*"]))
@@ -238,14 +250,19 @@ def build(docs_url: str = DEFAULT_DOCS_URL) -> DwcServer:
     @_open_document
     def completion(ls: DwcServer, params: types.CompletionParams, doc: Document
                    ) -> types.CompletionList | None:
+        capability = ls.client_capabilities.text_document
+        item = capability and capability.completion and capability.completion.completion_item
+        snippets = bool(item and item.snippet_support)
         items = []
         for c in analysis.completions(doc.now, doc.offset(params.position)):
+            insert = c.insert if snippets or c.insert is None else c.insert.replace("$0", "")
             items.append(types.CompletionItem(
                 label=c.label, kind=_COMPLETION_KINDS[c.kind], detail=c.detail or None,
-                documentation=types.MarkupContent(types.MarkupKind.Markdown, c.documentation)
+                documentation=_markup(item and item.documentation_format, c.documentation)
                 if c.documentation else None,
-                insert_text=c.insert, sort_text=f"{c.sort}{c.label}",
-                insert_text_format=types.InsertTextFormat.Snippet if c.insert else None))
+                insert_text=insert, sort_text=f"{c.sort}{c.label}",
+                insert_text_format=types.InsertTextFormat.Snippet if snippets and c.insert
+                else None))
         return types.CompletionList(is_incomplete=False, items=items)
 
     def symbol_at(doc: Document, position: types.Position) -> str:

@@ -29,18 +29,21 @@ _WORD = re.compile(r"[A-Za-z0-9_]")
 
 
 class Lines:
-    """Offsets <-> LSP positions (UTF-16 code units) for one text."""
+    """Offsets <-> LSP positions for one text, counting characters in the encoding the client and
+    server agreed on ("utf-16", the protocol's default, "utf-8" or "utf-32")."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, encoding: str = "utf-16") -> None:
+        if encoding not in _UNITS:
+            raise ValueError(f"unknown position encoding {encoding!r}")
         self.text = text
+        self.units = _UNITS[encoding]
         self.starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
 
     def position(self, offset: int) -> tuple[int, int]:
-        """(line, UTF-16 character) of a character offset, both 0-based."""
+        """(line, character in code units) of a character offset, both 0-based."""
         offset = max(0, min(offset, len(self.text)))
         line = bisect.bisect_right(self.starts, offset) - 1
-        prefix = self.text[self.starts[line]:offset]
-        return line, len(prefix.encode("utf-16-le")) // 2
+        return line, sum(map(self.units, self.text[self.starts[line]:offset]))
 
     def offset(self, line: int, character: int) -> int:
         """The character offset of an LSP position (clamped to the text)."""
@@ -52,8 +55,13 @@ class Lines:
         for i in range(start, end):
             if units >= character:
                 return i
-            units += 2 if ord(self.text[i]) > 0xFFFF else 1
+            units += self.units(self.text[i])
         return end
+
+
+_UNITS = {"utf-16": lambda ch: 2 if ord(ch) > 0xFFFF else 1,
+          "utf-8": lambda ch: len(ch.encode("utf-8")),
+          "utf-32": lambda ch: 1}
 
 
 @dataclass(frozen=True)

@@ -132,3 +132,10 @@ def test_conditions_offer_scenario_features_first():
     assert [c.label for c in first] == ["channel", "region"]
     assert "advertiser" in items and "h" in items and "mlp" in items
     assert "s" not in items  # the condition being written is not in scope yet
+
+
+def test_positions_in_the_other_encodings():
+    text = "# é 😀 x\nab"
+    assert Lines(text, "utf-8").position(6) == (0, 10)  # é is 2 bytes, the emoji 4
+    assert Lines(text, "utf-8").offset(0, 10) == 6
+    assert Lines(text, "utf-32").position(6) == (0, 6)

@@ -28,9 +28,18 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
     server_env={**os.environ, "PYTHONPATH": str(ROOT)}))
 async def client(lsp_client: LanguageClient):
     result = await lsp_client.initialize_session(types.InitializeParams(
-        capabilities=types.ClientCapabilities(), root_uri=ROOT.as_uri(),
-        initialization_options={"docsUrl": DOCS}))
+        capabilities=types.ClientCapabilities(
+            general=types.GeneralClientCapabilities(
+                position_encodings=[types.PositionEncodingKind.Utf8]),
+            text_document=types.TextDocumentClientCapabilities(
+                hover=types.HoverClientCapabilities(content_format=[types.MarkupKind.Markdown]),
+                completion=types.CompletionClientCapabilities(
+                    completion_item=types.ClientCompletionItemOptions(
+                        snippet_support=True,
+                        documentation_format=[types.MarkupKind.Markdown])))),
+        root_uri=ROOT.as_uri(), initialization_options={"docsUrl": DOCS}))
     assert result.server_info.name == "dwc"
+    assert result.capabilities.position_encoding == types.PositionEncodingKind.Utf8
     yield
     await lsp_client.shutdown_session()
 
@@ -60,7 +69,7 @@ async def _change(client: LanguageClient, uri: str, text: str) -> list[types.Dia
 
 
 def _at(text: str, needle: str, skip: int = 0) -> types.Position:
-    line, character = Lines(text).position(text.index(needle) + skip)
+    line, character = Lines(text, "utf-8").position(text.index(needle) + skip)  # as negotiated
     return types.Position(line, character)
 
 
@@ -92,7 +101,8 @@ async def test_diagnostics_on_open_and_change(client: LanguageClient):
 
 async def test_hover(client: LanguageClient):
     text = M2M.read_text()
-    uri = await _open(client, "lsp_hover.dw", text + "# see DW502\n")
+    commented = text + "# déjà vu: DW502\n"  # positions after 'é' differ in UTF-8 and UTF-16
+    uri = await _open(client, "lsp_hover.dw", commented)
     feature = await client.text_document_hover_async(types.HoverParams(
         _doc(uri), _at(text, "feature channel", len("feature c"))))
     value = feature.contents.value
@@ -105,8 +115,9 @@ async def test_hover(client: LanguageClient):
     assert "| FLOPs | 42,368 | 4,480 |" in value  # `dwc explain examples/m2m.dw`'s r1 row
     assert "| parameters | 18,000 | 13,088 |" in value
     code = await client.text_document_hover_async(types.HoverParams(
-        _doc(uri), _at(text + "# see DW502\n", "DW502", 2)))
+        _doc(uri), _at(commented, "DW502", 2)))
     assert CODES["DW502"].summary in code.contents.value
+    assert code.range.start == _at(commented, "DW502")
     assert f"{DOCS}diagnostics.md#dw502-" in code.contents.value
     option = await client.text_document_hover_async(types.HoverParams(
         _doc(uri), _at(text, "max_len = 10", 2)))
@@ -137,6 +148,8 @@ async def test_completion(client: LanguageClient):
         _doc(uri), _at(text.replace("[64])", "[64], |)", 1), "|")))
     dropout = next(i for i in result.items if i.label == "dropout")
     assert "default 0.0" in dropout.detail
+    assert dropout.insert_text == "dropout = $0"  # the client supports snippets
+    assert dropout.insert_text_format == types.InsertTextFormat.Snippet
     cells = await _labels(client, uri, text.replace("scenarios channel * region",
                                                     "scenarios |"), "|")
     assert cells == ["channel", "region"]
