@@ -10,6 +10,7 @@ scan (dwc/lsp/text.py), and hover facts from the last version that checked.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -18,9 +19,10 @@ from dwc.diagnostics import CODES, Diagnostic, DiagnosticError
 from dwc.driver import check_source, optimize
 from dwc.ir.graph import Graph
 from dwc.lint import RULES, LintConfig, lint_source
-from dwc.lint.rules.base import feature_reads, ref_nodes
+from dwc.lint.rules.base import feature_reads
 from dwc.lsp.text import STATEMENT_KEYWORDS, Token, in_comment, tokens, word_at
 from dwc.parse import ast, parse
+from dwc.parse.ast import KEYWORDS
 from dwc.sema.params import REQUIRED, Param, Signature
 from dwc.sema.signatures import LOSSES, SIGNATURES
 from dwc.source import SourceFile, Span
@@ -113,6 +115,36 @@ def _token_symbols(text: str) -> list[Symbol]:
     return found
 
 
+def _name_refs(node) -> Iterator[ast.Ref]:
+    """The references to declared names in an AST node: every `Ref` except the choices of enum
+    options (`act = relu`, `activation(h, tanh)`), which name no declaration even when a
+    feature happens to share the word."""
+    match node:
+        case ast.Ref():
+            yield node
+        case ast.Call() | ast.Modifier():
+            name = node.func.text if isinstance(node, ast.Call) else node.name.text
+            sig = SIGNATURES.get(name)
+            positional = sig.positional if sig else ()
+            for i, arg in enumerate(node.args):
+                param = positional[min(i, len(positional) - 1)] if positional else None
+                if param is None or param.kind != "enum":
+                    yield from _name_refs(arg)
+            for kw in node.kwargs:
+                param = sig.param(kw.name.text) if sig else None
+                if param is None or param.kind != "enum":
+                    yield from _name_refs(kw.value)
+            for mod in getattr(node, "modifiers", ()):
+                yield from _name_refs(mod)
+        case ast.ListExpr():
+            for item in node.items:
+                yield from _name_refs(item)
+        case ast.FeatureDecl():
+            yield from _name_refs(node.kind)
+        case ast.LetDecl() | ast.ConditionDecl() | ast.OutputDecl():
+            yield from _name_refs(node.value)
+
+
 # --- one analysed version of a document -----------------------------------------------------
 
 @dataclass
@@ -148,9 +180,9 @@ class Analysis:
                 found += [(n.text, n.span) for n in stmt.features if n.text in names]
             elif isinstance(stmt, ast.DefaultsDecl):
                 for mod in stmt.modifiers:
-                    found += [(r.name, r.span) for r in ref_nodes(mod) if r.name in names]
+                    found += [(r.name, r.span) for r in _name_refs(mod) if r.name in names]
             else:
-                found += [(r.name, r.span) for r in ref_nodes(stmt) if r.name in names]
+                found += [(r.name, r.span) for r in _name_refs(stmt) if r.name in names]
         return sorted(found, key=lambda r: r[1].start)
 
     @cached_property
@@ -482,6 +514,19 @@ def _option_value_items(analysis: Analysis, param: Param, before: int) -> list[C
         return [Completion("scenario", "keyword", "the scenario cell"),
                 *_name_items(analysis, before, ("feature",), only_scenario=True)]
     return []
+
+
+# --- rename -----------------------------------------------------------------------------------
+
+def rename_problem(analysis: Analysis, new: str) -> str | None:
+    """Why `new` cannot be the new name of a declaration (None when it can)."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", new):
+        return f"'{new}' is not a name (ASCII letters, digits and '_', not starting with a digit)"
+    if new in KEYWORDS:
+        return f"'{new}' is a reserved word"
+    if any(s.name == new for s in analysis.symbols if s.kind != "model"):
+        return f"'{new}' is already declared"
+    return None
 
 
 # --- code actions ---------------------------------------------------------------------------

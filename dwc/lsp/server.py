@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from dwc import __version__
@@ -289,6 +290,29 @@ def build(docs_url: str = DEFAULT_DOCS_URL) -> DwcServer:
         if params.context.include_declaration:
             spans.insert(0, sym.span)
         return [types.Location(doc.uri, doc.range(s)) for s in spans]
+
+    @server.feature(types.TEXT_DOCUMENT_PREPARE_RENAME)
+    @_safe(None)
+    @_open_document
+    def prepare_rename(ls: DwcServer, params: types.PrepareRenameParams, doc: Document
+                       ) -> types.Range | None:
+        word, start, end = word_at(doc.now.source.text, doc.offset(params.position))
+        return doc.range(Span(start, end)) if doc.now.declared(word) is not None else None
+
+    @server.feature(types.TEXT_DOCUMENT_RENAME)
+    @_open_document
+    def rename(ls: DwcServer, params: types.RenameParams, doc: Document
+               ) -> types.WorkspaceEdit | None:
+        name = symbol_at(doc, params.position)
+        sym = doc.now.declared(name)
+        if sym is None:
+            return None
+        problem = analysis.rename_problem(doc.now, params.new_name)
+        if problem is not None:
+            raise JsonRpcInvalidParams(problem)  # shown to the user; nothing is changed
+        spans = [sym.span, *(span for n, span in doc.now.references if n == name)]
+        return types.WorkspaceEdit(changes={doc.uri: [
+            types.TextEdit(doc.range(span), params.new_name) for span in spans]})
 
     @server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
     @_safe(None)

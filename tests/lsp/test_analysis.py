@@ -11,7 +11,14 @@ import pytest
 from dwc.diagnostics import CODES, DiagnosticError
 from dwc.driver import check_source
 from dwc.lint import LintConfig, lint_source
-from dwc.lsp.analysis import DEFAULT_DOCS_URL, analyse, completions, docs_link, hover
+from dwc.lsp.analysis import (
+    DEFAULT_DOCS_URL,
+    analyse,
+    completions,
+    docs_link,
+    hover,
+    rename_problem,
+)
 from dwc.lsp.text import Lines
 from dwc.source import SourceFile
 
@@ -139,3 +146,16 @@ def test_positions_in_the_other_encodings():
     assert Lines(text, "utf-8").position(6) == (0, 10)  # é is 2 bytes, the emoji 4
     assert Lines(text, "utf-8").offset(0, 10) == 6
     assert Lines(text, "utf-32").position(6) == (0, 6)
+
+
+def test_references_skip_enum_choices_and_rename_checks_the_name():
+    text = ("model m\nfeature tanh : numeric\nfeature y : numeric\n"
+            "h = activation(mlp(concat(tanh, y), [4], act = tanh), tanh)\n"
+            "output o = sigmoid(linear(h, 1))\n")
+    now = analyse(SourceFile("t.dw", text))
+    spans = [span.start for name, span in now.references if name == "tanh"]
+    assert spans == [text.index("concat(tanh") + len("concat(")]  # not the two activations
+    assert rename_problem(now, "price") is None
+    assert "reserved" in rename_problem(now, "output")
+    assert "already declared" in rename_problem(now, "y")
+    assert "not a name" in rename_problem(now, "2x")

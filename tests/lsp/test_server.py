@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import pytest_lsp
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from dwc.diagnostics import CODES
@@ -179,6 +180,16 @@ async def test_navigation_and_outline(client: LanguageClient):
     assert names[:2] == [("m2m", types.SymbolKind.Module), ("advertiser", types.SymbolKind.Field)]
     assert ("s", types.SymbolKind.Event) in names and ("clicks_next", types.SymbolKind.Property) \
         in names
+    renamed = await client.text_document_rename_async(types.RenameParams(
+        text_document=_doc(uri), position=_at(text, "by = s)", len("by = ")),
+        new_name="knowledge"))
+    edits = renamed.changes[uri]
+    assert len(edits) == 5 and {e.new_text for e in edits} == {"knowledge"}
+    assert edits[0].range.start == _at(text, "condition s", len("condition "))
+    with pytest.raises(JsonRpcInvalidParams, match="already declared"):
+        await client.text_document_rename_async(types.RenameParams(
+            text_document=_doc(uri), position=_at(text, "by = s)", len("by = ")),
+            new_name="h"))
     # a text that does not parse keeps its outline and definitions (token scan)
     await _change(client, uri, text.replace("e = experts(h, 4, [16])", "e = experts(h, 4, [16"))
     broken = await client.text_document_document_symbol_async(
