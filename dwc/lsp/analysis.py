@@ -414,7 +414,7 @@ def _name_items(analysis: Analysis, before: int, kinds: tuple[str, ...], scenari
 def completions(analysis: Analysis, offset: int) -> list[Completion]:
     """What may be written at `offset`, from the token context before it."""
     text = analysis.source.text
-    word, start, _ = word_at(text, offset)
+    _, start, _ = word_at(text, offset)
     if in_comment(text, offset):
         return []
     toks = [t for t in tokens(text, start) if t.kind != "comment"]
@@ -449,8 +449,8 @@ def completions(analysis: Analysis, offset: int) -> list[Completion]:
         if previous is not None and previous.text in ("=",):
             heads = _signature_items("head") if statement == "output" else []
             return [*heads, *_value_items(analysis, statement_start, statement == "condition")]
-        extra = [Completion("loss", "keyword", "the output's loss", "loss = "),
-                 Completion("weight", "keyword", "the output's loss weight", "weight = ")
+        extra = [Completion("loss", "keyword", "the output's loss", insert="loss = $0"),
+                 Completion("weight", "keyword", "the output's loss weight", insert="weight = $0")
                  ] if statement == "output" else []
         return [*_signature_items("modifier"), *extra]
     sig, option = _enclosing_call(toks)

@@ -159,3 +159,12 @@ def test_references_skip_enum_choices_and_rename_checks_the_name():
     assert "reserved" in rename_problem(now, "output")
     assert "already declared" in rename_problem(now, "y")
     assert "not a name" in rename_problem(now, "2x")
+
+
+def test_after_an_output_call_the_clauses_and_modifiers():
+    text = "model m\nfeature y : numeric\noutput o = sigmoid(linear(y, 1)) \n"
+    now = analyse(SourceFile("t.dw", text))
+    items = {c.label: c for c in completions(now, len(text) - 1)}
+    assert items["loss"].insert == "loss = $0" and "weight" in items and "dynamic" in items
+    losses = completions(analyse(SourceFile("t.dw", text[:-1] + "loss = ")), len(text) + 6)
+    assert [c.label for c in losses] == ["bce", "ce", "mse", "poisson"]
