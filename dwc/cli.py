@@ -146,6 +146,16 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="reference batch size for memory rules (default 4096 or [tool.dwc])")
     p.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings")
 
+    p = sub.add_parser("lsp", help="run the language server over stdin/stdout (docs/editors.md)")
+    p.add_argument("--stdio", action="store_true", help="accepted for editors that pass it; "
+                   "stdio is the only transport")
+    p.add_argument("--docs-url", default=None, metavar="URL",
+                   help="base URL of the docs/ pages diagnostics link to (default: the "
+                   "repository's docs/ on GitHub)")
+    p.add_argument("--log-file", default=None, help="append the server's log here (default: "
+                   "stderr, which editors show in their output panel)")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning")
+
     p = sub.add_parser("verify", help="run backends on the same inputs and compare with torch "
                        "(exit 3 above tolerance)")
     p.add_argument("file")
@@ -618,6 +628,28 @@ def cmd_graph(args) -> int:
 
 
 COMMANDS["graph"] = cmd_graph
+
+
+def cmd_lsp(args) -> int:
+    import logging
+
+    try:
+        from dwc.lsp.server import serve
+    except ImportError as error:
+        print(render_text(Diagnostic.file_level(
+            "DW408", f"the language server needs pygls: {error}",
+            help="pip install 'dwc[lsp]'"), SourceFile("dwc lsp", "")), file=sys.stderr)
+        return EXIT_USAGE
+    from dwc.lsp.analysis import DEFAULT_DOCS_URL
+
+    handler = logging.FileHandler(args.log_file) if args.log_file else logging.StreamHandler()
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler],
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    serve(args.docs_url or DEFAULT_DOCS_URL)
+    return EXIT_OK
+
+
+COMMANDS["lsp"] = cmd_lsp
 
 
 def main(argv: Sequence[str] | None = None) -> int:
