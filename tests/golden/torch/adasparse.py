@@ -386,18 +386,18 @@ class AdasparseInference(AdasparseBase):
             self.check_inputs(inputs)
         # line 10: domain
         domain_ids = inputs["domain"]
-        domain = self.domain_embedding(domain_ids)
+        domain = F.embedding(domain_ids, self.domain_embedding.weight)
         # line 13: e
         e = domain
         # line 7: user_id
         user_id_ids = inputs["user_id"]
-        user_id = self.user_id_embedding(user_id_ids)
+        user_id = F.embedding(user_id_ids, self.user_id_embedding.weight)
         # line 8: item_id
         item_id_ids = inputs["item_id"]
-        item_id = self.item_id_embedding(item_id_ids)
+        item_id = F.embedding(item_id_ids, self.item_id_embedding.weight)
         # line 9: category
         category_ids = inputs["category"]
-        category = self.category_embedding(category_ids)
+        category = F.embedding(category_ids, self.category_embedding.weight)
         # line 15: x
         x = torch.cat([user_id, item_id, category], dim=1)
         # line 12: scenario
@@ -405,16 +405,16 @@ class AdasparseInference(AdasparseBase):
         # line 16: h
         h_pruned0 = x * self.h_pruner0_table(scenario_cell)
         h_input = torch.cat([e, h_pruned0], dim=1)
-        h_fc0 = self.h_fc0(h_input)
+        h_fc0 = F.linear(h_input, self.h_fc0.weight, self.h_fc0.bias)
         h_norm0 = self.h_norm0(h_fc0)
         h_act0 = torch.relu(h_norm0)
         h_pruned1 = h_act0 * self.h_pruner1_table(scenario_cell)
-        h_fc1 = self.h_fc1(h_pruned1)
+        h_fc1 = F.linear(h_pruned1, self.h_fc1.weight, self.h_fc1.bias)
         h_norm1 = self.h_norm1(h_fc1)
         h_act1 = torch.relu(h_norm1)
         h_pruned2 = h_act1 * self.h_pruner2_table(scenario_cell)
         # line 18: ctr
-        ctr_linear = self.ctr(h_pruned2)
+        ctr_linear = F.linear(h_pruned2, self.ctr.weight, self.ctr.bias)
         ctr = torch.sigmoid(ctr_linear)
         outputs = {
             "ctr": ctr,

@@ -436,13 +436,13 @@ class ApgCtrInference(ApgCtrBase):
         page_ids = inputs["page"]
         # line 6: user_id
         user_id_ids = inputs["user_id"]
-        user_id = self.user_id_embedding(user_id_ids)
+        user_id = F.embedding(user_id_ids, self.user_id_embedding.weight)
         # line 7: item_id
         item_id_ids = inputs["item_id"]
-        item_id = self.item_id_embedding(item_id_ids)
+        item_id = F.embedding(item_id_ids, self.item_id_embedding.weight)
         # line 8: category
         category_ids = inputs["category"]
-        category = self.category_embedding(category_ids)
+        category = F.embedding(category_ids, self.category_embedding.weight)
         # line 9: history
         history_ids = inputs["history"]
         history_len = inputs["history_len"]
@@ -459,7 +459,7 @@ class ApgCtrInference(ApgCtrBase):
         h_fc2 = self.h_fc2(h_act1, scenario_cell, scenario_cell_rows)
         h = torch.relu_(h_fc2)
         # line 20: ctr
-        ctr_linear = self.ctr(h)
+        ctr_linear = F.linear(h, self.ctr.weight, self.ctr.bias)
         ctr = torch.sigmoid(ctr_linear)
         outputs = {
             "ctr": ctr,

@@ -392,11 +392,11 @@ class CanInference(CanBase):
         cate_co = self.cate_co_co_action(category_ids, cate_history_ids, cate_history_len)
         # line 6: user_id
         user_id_ids = inputs["user_id"]
-        user_id = self.user_id_embedding(user_id_ids)
+        user_id = F.embedding(user_id_ids, self.user_id_embedding.weight)
         # line 7: item_id
-        item_id = self.item_id_embedding(item_id_ids)
+        item_id = F.embedding(item_id_ids, self.item_id_embedding.weight)
         # line 8: category
-        category = self.category_embedding(category_ids)
+        category = F.embedding(category_ids, self.category_embedding.weight)
         # line 9: item_history
         item_history = _dwc_seq_pool(
             self.item_id_embedding.weight, item_history_ids, item_history_len, "sum"
@@ -411,12 +411,12 @@ class CanInference(CanBase):
         )
         # line 16: h
         h_batch_norm = self.h_norm(x)
-        h_fc0 = self.h_fc0(h_batch_norm)
+        h_fc0 = F.linear(h_batch_norm, self.h_fc0.weight, self.h_fc0.bias)
         h_act0 = torch.relu_(h_fc0)
-        h_fc1 = self.h_fc1(h_act0)
+        h_fc1 = F.linear(h_act0, self.h_fc1.weight, self.h_fc1.bias)
         h = torch.relu_(h_fc1)
         # line 18: ctr
-        ctr_linear = self.ctr(h)
+        ctr_linear = F.linear(h, self.ctr.weight, self.ctr.bias)
         ctr = torch.sigmoid(ctr_linear)
         outputs = {
             "ctr": ctr,

@@ -306,13 +306,13 @@ class CtrMlpInference(CtrMlpBase):
             self.check_inputs(inputs)
         # line 4: user_id
         user_id_ids = inputs["user_id"]
-        user_id = self.user_id_embedding(user_id_ids)
+        user_id = F.embedding(user_id_ids, self.user_id_embedding.weight)
         # line 5: item_id
         item_id_ids = inputs["item_id"]
-        item_id = self.item_id_embedding(item_id_ids)
+        item_id = F.embedding(item_id_ids, self.item_id_embedding.weight)
         # line 6: category
         category_ids = inputs["category"]
-        category = self.category_embedding(category_ids)
+        category = F.embedding(category_ids, self.category_embedding.weight)
         # line 7: price
         price_raw = inputs["price"]
         price = torch.sign(price_raw) * torch.log1p(torch.abs(price_raw))
@@ -323,12 +323,12 @@ class CtrMlpInference(CtrMlpBase):
         # line 10: x
         x = torch.cat([user_id, item_id, category, price, clicked], dim=1)
         # line 11: h
-        h_fc0 = self.h_fc0(x)
+        h_fc0 = F.linear(x, self.h_fc0.weight, self.h_fc0.bias)
         h_act0 = torch.relu_(h_fc0)
-        h_fc1 = self.h_fc1(h_act0)
+        h_fc1 = F.linear(h_act0, self.h_fc1.weight, self.h_fc1.bias)
         h_act1 = torch.relu_(h_fc1)
         # line 12: ctr
-        ctr_linear = self.ctr(h_act1)
+        ctr_linear = F.linear(h_act1, self.ctr.weight, self.ctr.bias)
         ctr = torch.sigmoid(ctr_linear)
         outputs = {
             "ctr": ctr,

@@ -333,10 +333,10 @@ class DwMlpInference(DwMlpBase):
         page_ids = inputs["page"]
         # line 5: user_id
         user_id_ids = inputs["user_id"]
-        user_id = self.user_id_embedding(user_id_ids)
+        user_id = F.embedding(user_id_ids, self.user_id_embedding.weight)
         # line 6: item_id
         item_id_ids = inputs["item_id"]
-        item_id = self.item_id_embedding(item_id_ids)
+        item_id = F.embedding(item_id_ids, self.item_id_embedding.weight)
         # line 14: x
         x = torch.cat([user_id, item_id], dim=1)
         # line 10: scenario
@@ -346,7 +346,7 @@ class DwMlpInference(DwMlpBase):
         h_act0 = torch.relu_(h_fc0)
         h = self.h_fc1(h_act0, scenario_cell, scenario_cell_rows)
         # line 16: ctr
-        ctr_linear = self.ctr(h)
+        ctr_linear = F.linear(h, self.ctr.weight, self.ctr.bias)
         ctr = torch.sigmoid(ctr_linear)
         outputs = {
             "ctr": ctr,

@@ -302,16 +302,16 @@ class HmoeInference(HmoeBase):
         )
         # line 8: user_id
         user_id_ids = inputs["user_id"]
-        user_id = self.user_id_embedding(user_id_ids)
+        user_id = F.embedding(user_id_ids, self.user_id_embedding.weight)
         # line 9: item_id
         item_id_ids = inputs["item_id"]
-        item_id = self.item_id_embedding(item_id_ids)
+        item_id = F.embedding(item_id_ids, self.item_id_embedding.weight)
         # line 10: category
         category_ids = inputs["category"]
-        category = self.category_embedding(category_ids)
+        category = F.embedding(category_ids, self.category_embedding.weight)
         # line 11: country
         country_ids = inputs["country"]
-        country = self.country_embedding(country_ids)
+        country = F.embedding(country_ids, self.country_embedding.weight)
         # line 13: x
         x = torch.cat([user_id, item_id, category, country], dim=1)
         # line 14: y

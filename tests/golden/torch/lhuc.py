@@ -307,17 +307,17 @@ class LhucCtrInference(LhucCtrBase):
             self.check_inputs(inputs)
         # line 5: user_id
         user_id_ids = inputs["user_id"]
-        user_id = self.user_id_embedding(user_id_ids)
+        user_id = F.embedding(user_id_ids, self.user_id_embedding.weight)
         # line 6: item_id
         item_id_ids = inputs["item_id"]
-        item_id = self.item_id_embedding(item_id_ids)
+        item_id = F.embedding(item_id_ids, self.item_id_embedding.weight)
         # line 7: category
         category_ids = inputs["category"]
-        category = self.category_embedding(category_ids)
+        category = F.embedding(category_ids, self.category_embedding.weight)
         # line 13: x
         x = torch.cat([user_id, item_id, category], dim=1)
         # line 14: h1
-        h1_fc0 = self.h1_fc0(x)
+        h1_fc0 = F.linear(x, self.h1_fc0.weight, self.h1_fc0.bias)
         h1_mlp = torch.relu_(h1_fc0)
         # line 8: country
         country_ids = inputs["country"]
@@ -328,11 +328,11 @@ class LhucCtrInference(LhucCtrBase):
         # line 14: h1
         h1 = self.h1_lhuc(h1_mlp, scenario)
         # line 15: h2
-        h2_fc0 = self.h2_fc0(h1)
+        h2_fc0 = F.linear(h1, self.h2_fc0.weight, self.h2_fc0.bias)
         h2_mlp = torch.relu_(h2_fc0)
         h2 = self.h2_lhuc(h2_mlp, scenario)
         # line 17: ctr
-        ctr_linear = self.ctr(h2)
+        ctr_linear = F.linear(h2, self.ctr.weight, self.ctr.bias)
         ctr = torch.sigmoid(ctr_linear)
         outputs = {
             "ctr": ctr,

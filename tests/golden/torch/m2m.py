@@ -486,10 +486,10 @@ class M2mInference(M2mBase):
         )
         # line 6: advertiser
         advertiser_ids = inputs["advertiser"]
-        advertiser = self.advertiser_embedding(advertiser_ids)
+        advertiser = F.embedding(advertiser_ids, self.advertiser_embedding.weight)
         # line 7: industry
         industry_ids = inputs["industry"]
-        industry = self.industry_embedding(industry_ids)
+        industry = F.embedding(industry_ids, self.industry_embedding.weight)
         # line 8: spend
         spend_raw = inputs["spend"]
         spend = torch.sign(spend_raw) * torch.log1p(torch.abs(spend_raw))
@@ -499,7 +499,7 @@ class M2mInference(M2mBase):
         history = _dwc_seq_pool(self.industry_embedding.weight, history_ids, history_len, "mean")
         # line 15: h
         h_concat = torch.cat([advertiser, industry, spend, history], dim=1)
-        h_fc0 = self.h_fc0(h_concat)
+        h_fc0 = F.linear(h_concat, self.h_fc0.weight, self.h_fc0.bias)
         h = torch.relu_(h_fc0)
         # line 10: channel
         channel_ids = inputs["channel"]
@@ -522,10 +522,10 @@ class M2mInference(M2mBase):
         t2_add = r2 + t2_linear
         t2 = F.leaky_relu_(t2_add, 0.01)
         # line 26: spend_next
-        spend_next_linear = self.spend_next(t1)
+        spend_next_linear = F.linear(t1, self.spend_next.weight, self.spend_next.bias)
         spend_next = torch.exp(spend_next_linear)
         # line 27: clicks_next
-        clicks_next_linear = self.clicks_next(t2)
+        clicks_next_linear = F.linear(t2, self.clicks_next.weight, self.clicks_next.bias)
         clicks_next = torch.exp(clicks_next_linear)
         outputs = {
             "spend_next": spend_next,

@@ -352,26 +352,26 @@ class M3oeInference(M3oeBase):
         )
         # line 8: user_id
         user_id_ids = inputs["user_id"]
-        user_id = self.user_id_embedding(user_id_ids)
+        user_id = F.embedding(user_id_ids, self.user_id_embedding.weight)
         # line 9: item_id
         item_id_ids = inputs["item_id"]
-        item_id = self.item_id_embedding(item_id_ids)
+        item_id = F.embedding(item_id_ids, self.item_id_embedding.weight)
         # line 10: category
         category_ids = inputs["category"]
-        category = self.category_embedding(category_ids)
+        category = F.embedding(category_ids, self.category_embedding.weight)
         # line 11: domain
         domain_ids = inputs["domain"]
-        domain = self.domain_embedding(domain_ids)
+        domain = F.embedding(domain_ids, self.domain_embedding.weight)
         # line 15: x
         x = torch.cat([user_id, item_id, category, domain], dim=1)
         # line 13: scenario
         scenario = domain_ids
         # line 16: m
         m_slot = self.m_slot(x, scenario, scenario_rows)
-        m_star_fc = self.m_star_fc(m_slot)
+        m_star_fc = F.linear(m_slot, self.m_star_fc.weight, self.m_star_fc.bias)
         m_star_norm = self.m_star_norm(m_star_fc)
         m_star = torch.relu(m_star_norm)
-        m_skip_fc = self.m_skip_fc(x)
+        m_skip_fc = F.linear(x, self.m_skip_fc.weight, self.m_skip_fc.bias)
         m_skip_norm = self.m_skip_norm(m_skip_fc)
         m_skip = torch.relu(m_skip_norm)
         m_h = m_star + m_skip

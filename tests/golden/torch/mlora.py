@@ -287,13 +287,13 @@ class MloraInference(MloraBase):
         )
         # line 8: user_id
         user_id_ids = inputs["user_id"]
-        user_id = self.user_id_embedding(user_id_ids)
+        user_id = F.embedding(user_id_ids, self.user_id_embedding.weight)
         # line 9: item_id
         item_id_ids = inputs["item_id"]
-        item_id = self.item_id_embedding(item_id_ids)
+        item_id = F.embedding(item_id_ids, self.item_id_embedding.weight)
         # line 10: domain
         domain_ids = inputs["domain"]
-        domain = self.domain_embedding(domain_ids)
+        domain = F.embedding(domain_ids, self.domain_embedding.weight)
         # line 12: h
         h_concat = torch.cat([user_id, item_id, domain], dim=1)
         h_fc0 = self.h_fc0(h_concat, domain_ids, domain_ids_rows)
@@ -303,7 +303,7 @@ class MloraInference(MloraBase):
         h_fc2 = self.h_fc2(h_act1, domain_ids, domain_ids_rows)
         h = torch.relu_(h_fc2)
         # line 14: ctr
-        ctr_linear = self.ctr(h)
+        ctr_linear = F.linear(h, self.ctr.weight, self.ctr.bias)
         ctr = torch.sigmoid(ctr_linear)
         outputs = {
             "ctr": ctr,

@@ -445,13 +445,13 @@ class MultitaskInference(MultitaskBase):
         is_new_ids = inputs["is_new"]
         # line 5: user_id
         user_id_ids = inputs["user_id"]
-        user_id = self.user_id_embedding(user_id_ids)
+        user_id = F.embedding(user_id_ids, self.user_id_embedding.weight)
         # line 6: item_id
         item_id_ids = inputs["item_id"]
-        item_id = self.item_id_embedding(item_id_ids)
+        item_id = F.embedding(item_id_ids, self.item_id_embedding.weight)
         # line 7: author_id
         author_id_ids = inputs["author_id"]
-        author_id = self.author_id_embedding(author_id_ids)
+        author_id = F.embedding(author_id_ids, self.author_id_embedding.weight)
         # line 9: history
         history_ids = inputs["history"]
         history_len = inputs["history_len"]
@@ -462,10 +462,10 @@ class MultitaskInference(MultitaskBase):
         # line 17: x
         x = torch.cat([user_id, item_id, author_id, history, watch_time], dim=1)
         # line 18: bottom
-        bottom_fc0 = self.bottom_fc0(x)
+        bottom_fc0 = F.linear(x, self.bottom_fc0.weight, self.bottom_fc0.bias)
         bottom_norm0 = self.bottom_norm0(bottom_fc0)
         bottom_act0 = torch.relu(bottom_norm0)
-        bottom_fc1 = self.bottom_fc1(bottom_act0)
+        bottom_fc1 = F.linear(bottom_act0, self.bottom_fc1.weight, self.bottom_fc1.bias)
         bottom_norm1 = self.bottom_norm1(bottom_fc1)
         bottom = torch.relu(bottom_norm1)
         # line 13: scenario
@@ -475,13 +475,13 @@ class MultitaskInference(MultitaskBase):
         # line 20: h
         h = bottom + shared
         # line 22: click
-        click_linear = self.click(h)
+        click_linear = F.linear(h, self.click.weight, self.click.bias)
         click = torch.sigmoid(click_linear)
         # line 23: like
-        like_linear = self.like(h)
+        like_linear = F.linear(h, self.like.weight, self.like.bias)
         like = torch.sigmoid(like_linear)
         # line 24: clicks
-        clicks_linear = self.clicks(h)
+        clicks_linear = F.linear(h, self.clicks.weight, self.clicks.bias)
         clicks = torch.exp(clicks_linear)
         outputs = {
             "click": click,

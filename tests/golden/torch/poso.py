@@ -395,13 +395,13 @@ class PosoInference(PosoBase):
         activity_ids = inputs["activity"]
         # line 5: user_id
         user_id_ids = inputs["user_id"]
-        user_id = self.user_id_embedding(user_id_ids)
+        user_id = F.embedding(user_id_ids, self.user_id_embedding.weight)
         # line 6: item_id
         item_id_ids = inputs["item_id"]
-        item_id = self.item_id_embedding(item_id_ids)
+        item_id = F.embedding(item_id_ids, self.item_id_embedding.weight)
         # line 7: category
         category_ids = inputs["category"]
-        category = self.category_embedding(category_ids)
+        category = F.embedding(category_ids, self.category_embedding.weight)
         # line 16: x
         x = torch.cat([user_id, item_id, category], dim=1)
         # line 17: e
@@ -412,21 +412,21 @@ class PosoInference(PosoBase):
         e = e_experts * self.e_gates_table(scenario).view(-1, 4, 16)
         # line 18: click
         click_mix = self.click_gate(e, x)
-        click_fc0 = self.click_fc0(click_mix)
+        click_fc0 = F.linear(click_mix, self.click_fc0.weight, self.click_fc0.bias)
         click_act0 = torch.relu_(click_fc0)
         click_gated = click_act0 * self.click_gate0_table(scenario)
-        click_fc1 = self.click_fc1(click_gated)
+        click_fc1 = F.linear(click_gated, self.click_fc1.weight, self.click_fc1.bias)
         click_act1 = torch.relu_(click_fc1)
         # line 19: like
         like_mix = self.like_gate(e, x)
-        like_fc0 = self.like_fc0(like_mix)
+        like_fc0 = F.linear(like_mix, self.like_fc0.weight, self.like_fc0.bias)
         like = torch.relu_(like_fc0)
         # line 21: ctr
         scenario_rows = _dwc_domain_rows(scenario)
         ctr_linear = self.ctr(click_act1, scenario, scenario_rows)
         ctr = torch.sigmoid(ctr_linear)
         # line 22: ltr
-        ltr_linear = self.ltr(like)
+        ltr_linear = F.linear(like, self.ltr.weight, self.ltr.bias)
         ltr = torch.sigmoid(ltr_linear)
         outputs = {
             "ctr": ctr,

@@ -297,14 +297,14 @@ class PtupcdrInference(PtupcdrBase):
         )
         # line 7: src_user
         src_user_ids = inputs["src_user"]
-        src_user = self.src_user_embedding(src_user_ids)
+        src_user = F.embedding(src_user_ids, self.src_user_embedding.weight)
         # line 14: u_t
         u_t_generated = self.u_t_generator(src_history)
         u_t_generated_slots = torch.split(u_t_generated, [100], dim=1)
         u_t = _dwc_dynamic_linear(src_user, u_t_generated_slots[0].reshape(-1, 10, 10), None)
         # line 9: tgt_item
         tgt_item_ids = inputs["tgt_item"]
-        tgt_item = self.tgt_item_embedding(tgt_item_ids)
+        tgt_item = F.embedding(tgt_item_ids, self.tgt_item_embedding.weight)
         # line 16: rating
         rating_dot = (u_t * tgt_item).sum(dim=1, keepdim=True)
         rating = rating_dot

@@ -326,34 +326,34 @@ class SenetCtrInference(SenetCtrBase):
             self.check_inputs(inputs)
         # line 5: user_id
         user_id_ids = inputs["user_id"]
-        user_id = self.user_id_embedding(user_id_ids)
+        user_id = F.embedding(user_id_ids, self.user_id_embedding.weight)
         # line 6: item_id
         item_id_ids = inputs["item_id"]
-        item_id = self.item_id_embedding(item_id_ids)
+        item_id = F.embedding(item_id_ids, self.item_id_embedding.weight)
         # line 7: category
         category_ids = inputs["category"]
-        category = self.category_embedding(category_ids)
+        category = F.embedding(category_ids, self.category_embedding.weight)
         # line 8: author_id
         author_id_ids = inputs["author_id"]
-        author_id = self.author_id_embedding(author_id_ids)
+        author_id = F.embedding(author_id_ids, self.author_id_embedding.weight)
         # line 9: history
         history_ids = inputs["history"]
         history_len = inputs["history_len"]
         history = _dwc_seq_pool(self.item_id_embedding.weight, history_ids, history_len, "mean")
         # line 10: country
         country_ids = inputs["country"]
-        country = self.country_embedding(country_ids)
+        country = F.embedding(country_ids, self.country_embedding.weight)
         # line 12: e
         e = torch.cat([user_id, item_id, category, author_id, history, country], dim=1)
         # line 13: v
         v = self.v_senet(e)
         # line 14: h
-        h_fc0 = self.h_fc0(v)
+        h_fc0 = F.linear(v, self.h_fc0.weight, self.h_fc0.bias)
         h_act0 = torch.relu_(h_fc0)
-        h_fc1 = self.h_fc1(h_act0)
+        h_fc1 = F.linear(h_act0, self.h_fc1.weight, self.h_fc1.bias)
         h = torch.relu_(h_fc1)
         # line 16: ctr
-        ctr_linear = self.ctr(h)
+        ctr_linear = F.linear(h, self.ctr.weight, self.ctr.bias)
         ctr = torch.sigmoid(ctr_linear)
         outputs = {
             "ctr": ctr,

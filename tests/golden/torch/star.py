@@ -329,13 +329,13 @@ class StarInference(StarBase):
         )
         # line 6: user_id
         user_id_ids = inputs["user_id"]
-        user_id = self.user_id_embedding(user_id_ids)
+        user_id = F.embedding(user_id_ids, self.user_id_embedding.weight)
         # line 7: item_id
         item_id_ids = inputs["item_id"]
-        item_id = self.item_id_embedding(item_id_ids)
+        item_id = F.embedding(item_id_ids, self.item_id_embedding.weight)
         # line 8: category
         category_ids = inputs["category"]
-        category = self.category_embedding(category_ids)
+        category = F.embedding(category_ids, self.category_embedding.weight)
         # line 13: x
         x_concat = torch.cat([user_id, item_id, category], dim=1)
         # line 9: domain
@@ -352,12 +352,12 @@ class StarInference(StarBase):
         # line 15: main
         main = self.main_fc0(h, scenario, scenario_rows)
         # line 9: domain
-        domain = self.domain_embedding(domain_ids)
+        domain = F.embedding(domain_ids, self.domain_embedding.weight)
         # line 16: aux
         aux_concat = torch.cat([domain, x], dim=1)
-        aux_fc0 = self.aux_fc0(aux_concat)
+        aux_fc0 = F.linear(aux_concat, self.aux_fc0.weight, self.aux_fc0.bias)
         aux_mlp = torch.relu_(aux_fc0)
-        aux = self.aux(aux_mlp)
+        aux = F.linear(aux_mlp, self.aux.weight, self.aux.bias)
         # line 18: ctr
         ctr_add = main + aux
         ctr = torch.sigmoid(ctr_add)
