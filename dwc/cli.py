@@ -127,19 +127,17 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=512, help="rows per step (per process)")
     p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam",
                    help="adam, adamw or sgd (momentum 0.9)")
-    p.add_argument("--lr", type=float, default=3e-3, help="learning rate (the peak of a schedule)")
-    p.add_argument("--weight-decay", type=float, default=0.0,
-                   help="the optimizer's weight decay (decoupled with adamw, an L2 term with "
-                   "adam and sgd)")
+    p.add_argument("--lr", type=float, default=3e-3, help="learning rate")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="the optimizer's weight decay")
     p.add_argument("--lr-schedule", choices=("constant", "cosine", "step"), default="constant",
                    help="constant, cosine (to 0 at the last step of --epochs) or step (times "
                    "--gamma every --step-size epochs)")
     p.add_argument("--warmup-steps", type=int, default=0,
                    help="steps of linear warm-up to --lr before the schedule")
     p.add_argument("--step-size", type=int, default=None, metavar="EPOCHS",
-                   help="--lr-schedule step: epochs between two decays (default: none)")
+                   help="--lr-schedule step: epochs between two decays")
     p.add_argument("--gamma", type=float, default=None,
-                   help="--lr-schedule step: the decay factor (default 0.1)")
+                   help="--lr-schedule step: the decay factor (default: 0.1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and shuffling")
     p.add_argument("--patience", type=int, default=2,
                    help="stop after this many epochs without a better validation metric")
