@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -18,9 +19,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from dwc.backends.export import load_generated, load_weights
 from dwc.cli import main
 from dwc.data import make_dataset
-from dwc.driver import check_source
+from dwc.driver import check_source, compile_source
 from dwc.prepared import ParquetSplit, epoch_pieces, open_training_data
 from dwc.source import SourceFile
 from dwc.train import TrainConfig, lr_factor
@@ -29,7 +31,7 @@ from tests.train.columns import contract_columns
 from tests.train.prepared_dir import arrow_column, write_prepared
 from tests.train.test_data_contract import MULTI
 
-SPEC = ROOT / "experiments" / "apg.dw"
+SPEC = Path(__file__).parent / "tiny.dw"  # a small model of the columns of `dwc data generate`
 DOMAINS = ["feed", "search", "video"]  # id 0 is <unknown>; ids 1..3 are these
 
 
@@ -46,7 +48,7 @@ def apg_splits():
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory, apg_splits):
     """The synthetic data as a prepared directory: 3 train shards, 2 row groups per shard."""
-    root = tmp_path_factory.mktemp("prepared") / "apg"
+    root = tmp_path_factory.mktemp("prepared") / "tiny"
     return write_prepared(root, SPEC, _graph(SPEC), apg_splits, shard_rows=500,
                           row_group_rows=250, tokens={"domain": DOMAINS})
 
@@ -184,7 +186,7 @@ def test_two_stage_trains_on_a_prepared_directory(prepared, tmp_path):
     root = tmp_path / "star"
     shutil.copytree(prepared, root)  # star reads the same columns as apg
     assert main(["train", str(star), "--data", str(root), "--out", str(tmp_path / "run"),
-                 "--epochs", "2", "--two-stage", "1", "--batch-size", "256"]) == 0
+                 "--epochs", "2", "--two-stage", "1", "--batch-size", "600"]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert [e["stage"] for e in metrics["history"]] == [1, 2]
 
@@ -246,6 +248,10 @@ def test_resume_from_another_directory_with_more_epochs(prepared, tmp_path):
     assert _train(prepared, straight, "--epochs", "2") == 0
     _same(_weights(more), _weights(straight))
     assert (more / "best.pt").is_file()
+    model_py = compile_source(SourceFile(str(SPEC), SPEC.read_text())).files["model.py"]
+    model = load_generated(model_py, "resumed")(validate_inputs=False)
+    load_weights(model, more / "last.pt")  # what `dwc compile --weights last.pt` does
+    _same(model.state_dict(), _weights(straight))
 
 
 def test_resume_problems_are_coded(prepared, tmp_path, capsys):
