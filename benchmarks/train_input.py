@@ -10,7 +10,8 @@ Writes the synthetic data (`dwc.data.make_dataset`) as a prepared directory (Par
   (what dwc.prepared can feed: Parquet decoding, the shuffle buffer, tensors);
 - reader (.npz): the same from the in-memory arrays;
 - trained, fed by the reader: `--steps` training steps of experiments/apg.dw (forward, backward,
-  Adam) on batches streamed from the prepared directory, the reader on its background thread;
+  Adam) on batches streamed from the prepared directory, the reader on its background thread
+  (as `dwc train` runs it), and again with the reader in the training thread;
 - trained, batches in memory: the same steps on batches read beforehand (the model's own speed).
 
 The input pipeline is not the bottleneck when "fed by the reader" trains as fast as "batches in
@@ -99,6 +100,12 @@ def main() -> None:
             timings.setdefault("trained, fed by the reader", []).append(
                 train_steps(model, optimizer, plan.batches, args.steps))
             plan.close()
+            prepared.prefetch = False
+            plan = prepared.epoch(epoch, 0, 0, 1, args.batch_size)
+            timings.setdefault("trained, fed by the reader in the training thread", []).append(
+                train_steps(model, optimizer, plan.batches, args.steps))
+            plan.close()
+            prepared.prefetch = True
             timings.setdefault("trained, batches in memory", []).append(
                 train_steps(model, optimizer, iter(in_memory), args.steps))
     medians = {name: statistics.median(values) for name, values in timings.items()}

@@ -485,6 +485,8 @@ class ParquetSplit(Split):
         self.group_rows = [[m.row_group(g).num_rows for g in range(m.num_row_groups)]
                            for m in meta]
         self.rows = sum(self.shard_rows)
+        self.prefetch = True
+        """Decode on a background thread (False: in the consumer's thread, for comparison)."""
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -530,8 +532,8 @@ class ParquetSplit(Split):
         rows = sum(p.rows for p in pieces)
         rng = np.random.default_rng([seed, epoch, rank])
         batches = _shuffled(self._rows(pieces), batch_size, max(shuffle_buffer, batch_size), rng)
-        return Epoch(_steps(rows, batch_size), rows,
-                     _prefetch(self._split(b) for b in batches))
+        tensors = (self._split(b) for b in batches)
+        return Epoch(_steps(rows, batch_size), rows, _prefetch(tensors) if self.prefetch else tensors)
 
     def batches(self, batch_size):
         pieces = [Piece(i, 0, rows) for i, rows in enumerate(self.shard_rows)]
