@@ -89,35 +89,48 @@ def main() -> None:
                              .batches, strict=False))
         in_memory = [batch for _, batch in in_memory]
         train_steps(model, optimizer, iter(in_memory), 5)  # warm-up
+        def fed(epoch: int, prefetch: bool) -> float:
+            prepared.prefetch = prefetch
+            plan = prepared.epoch(epoch, 0, 0, 1, args.batch_size)
+            try:
+                return train_steps(model, optimizer, plan.batches, args.steps)
+            finally:
+                plan.close()
+                prepared.prefetch = True
+
+        trainers = {
+            "trained, fed by the reader (its thread, as dwc train runs)": lambda e: fed(e, True),
+            "trained, fed by the reader in the training thread": lambda e: fed(e, False),
+            "trained, batches in memory": lambda e: train_steps(model, optimizer,
+                                                                iter(in_memory), args.steps),
+        }
         timings: dict[str, list[float]] = {}
+        ratios: dict[str, list[float]] = {}
         for repeat in range(args.repeats):
             epoch = repeat + 1
             timings.setdefault("reader (prepared directory)", []).append(
                 read_epoch(prepared, args.batch_size, epoch))
             timings.setdefault("reader (.npz in memory)", []).append(
                 read_epoch(arrays, args.batch_size, epoch))
-            plan = prepared.epoch(epoch, 0, 0, 1, args.batch_size)
-            timings.setdefault("trained, fed by the reader", []).append(
-                train_steps(model, optimizer, plan.batches, args.steps))
-            plan.close()
-            prepared.prefetch = False
-            plan = prepared.epoch(epoch, 0, 0, 1, args.batch_size)
-            timings.setdefault("trained, fed by the reader in the training thread", []).append(
-                train_steps(model, optimizer, plan.batches, args.steps))
-            plan.close()
-            prepared.prefetch = True
-            timings.setdefault("trained, batches in memory", []).append(
-                train_steps(model, optimizer, iter(in_memory), args.steps))
-    medians = {name: statistics.median(values) for name, values in timings.items()}
-    memory = medians["trained, batches in memory"]
+            names_now = list(trainers)[repeat % 3:] + list(trainers)[:repeat % 3]  # rotated
+            rates = {name: trainers[name](epoch) for name in names_now}
+            memory = rates["trained, batches in memory"]
+            for name, rate in rates.items():
+                timings.setdefault(name, []).append(rate)
+                ratios.setdefault(name, []).append(rate / memory)
+            ratios.setdefault("reader (prepared directory)", []).append(
+                timings["reader (prepared directory)"][-1] / memory)
+            ratios.setdefault("reader (.npz in memory)", []).append(
+                timings["reader (.npz in memory)"][-1] / memory)
     print(f"{args.rows:,} training rows in {-(-args.rows // 25_000)} shards, batch "
-          f"{args.batch_size}, {args.steps} steps per training timing, median of {args.repeats}; "
-          f"{machine()}\n")
+          f"{args.batch_size}, {args.steps} steps per training timing; medians of "
+          f"{args.repeats} rounds (the ratio: the median of each round's ratio to that round's "
+          f"training on batches in memory); {machine()}\n")
     print("| what | rows/s | vs training on batches in memory |")
     print("|---|---:|---:|")
-    for name, value in medians.items():
-        print(f"| {name} | {value:,.0f} | {value / memory:.2f}x |")
-
+    for name, values in timings.items():
+        print(f"| {name} | {statistics.median(values):,.0f} | "
+              f"{statistics.median(ratios[name]):.2f}x |")
 
 if __name__ == "__main__":
     main()

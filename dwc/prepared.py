@@ -26,6 +26,7 @@ A .npz is in memory: its rows are permuted whole, then cut into the same W range
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
 import math
@@ -100,22 +101,24 @@ class Epoch:
             close()
 
 
-class Split:
+class Split(abc.ABC):
     """One split of training data behind the batch interface (module docstring)."""
 
     name: str
     rows: int
 
+    @abc.abstractmethod
     def epoch(self, epoch: int, seed: int, rank: int, world: int, batch_size: int,
               shuffle_buffer: int = SHUFFLE_BUFFER) -> Epoch:
-        raise NotImplementedError
+        """Rank `rank`'s shuffled training batches of epoch `epoch` (of `world` ranks)."""
 
+    @abc.abstractmethod
     def batches(self, batch_size: int) -> Iterator[Batch]:
-        raise NotImplementedError
+        """Every row, in file order (evaluation)."""
 
+    @abc.abstractmethod
     def read_targets(self) -> dict[str, np.ndarray]:
         """Every row's targets, whole (the selection rule looks at their classes)."""
-        raise NotImplementedError
 
 
 def _steps(rows: int, batch_size: int) -> int:
@@ -212,6 +215,7 @@ class _Column:
     shape: tuple[int, ...]
     vocab: int | None = None
     is_target: bool = False
+    is_length: bool = False
 
     @property
     def width(self) -> int:
@@ -245,7 +249,8 @@ def _columns(graph: Graph) -> list[_Column]:
     lengths = {s.name: next(q.shape[0] for q in graph.inputs
                             if q.role == "sequence" and q.feature == s.feature)
                for s in graph.inputs if s.role == "lengths"}
-    columns = [_Column(c.name, c.dtype, c.shape, lengths[c.name] + 1) if c.name in lengths else c
+    columns = [_Column(c.name, c.dtype, c.shape, lengths[c.name] + 1, is_length=True)
+               if c.name in lengths else c
                for c in columns]
     for out in graph.outputs:
         if out.loss == "ce":
@@ -432,7 +437,7 @@ class _Prepared:
                 if stats.min < 0 or stats.max >= column.vocab:
                     self.fail("DW646", _range_message(column, path, f"row group {group}",
                                                       stats.max if stats.max >= column.vocab
-                                                      else stats.min), _range_help(column))
+                                                      else stats.min), _RANGE_HELP)
                     return False
         return True
 
@@ -463,14 +468,13 @@ class _Prepared:
 
 
 def _range_message(column: _Column, path: Path, where: str, value) -> str:
-    what = "length" if column.name.endswith("_len") else "id"
+    what = "length" if column.is_length else "id"
     limit = (f"0..{column.vocab - 1}" if what == "length" else f"[0, {column.vocab})")
     return f"shard '{path}' {where}: {column.name} {what} {value} is outside {limit}"
 
 
-def _range_help(column: _Column) -> str:
-    return ("the spec's vocab (or max_len) is smaller than when the data was prepared; " +
-            _PREPARE)
+_RANGE_HELP = ("the spec's vocab (or max_len) is smaller than when the data was prepared; " +
+               _PREPARE)
 
 
 class ParquetSplit(Split):
@@ -580,7 +584,7 @@ def _decode(record, columns: list[_Column], path: Path, first_row: int) -> dict[
                 value = values[index].ravel()[bad[index].ravel()][0]
                 raise DiagnosticError([_error(
                     "DW646", _range_message(column, path, f"row {first_row + index}", value),
-                    _range_help(column))])
+                    _RANGE_HELP)])
         out[column.name] = values
     return out
 

@@ -396,6 +396,10 @@ def test_shard_columns_and_values_are_checked(prepared, tmp_path, capsys):
     assert _train(root, tmp_path / "run") == 2
     err = capsys.readouterr().err
     assert "DW646" in err and "item_id id 1995 is outside [0, 1000)" in err
+    _rewrite_shard(shard, "item_id", pa.array(np.ones(400, np.int64)))
+    _rewrite_shard(shard, "history_len", pa.array(np.full(400, 11)))  # max_len = 10
+    assert _train(root, tmp_path / "run") == 2
+    assert "history_len length 11 is outside 0..10" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
