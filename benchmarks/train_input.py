@@ -12,7 +12,8 @@ Writes the synthetic data (`dwc.data.make_dataset`) as a prepared directory (Par
 - trained, fed by the reader: `--steps` training steps of experiments/apg.dw (forward, backward,
   Adam) on batches streamed from the prepared directory, the reader on its background thread
   (as `dwc train` runs it), and again with the reader in the training thread;
-- trained, batches in memory: the same steps on batches read beforehand (the model's own speed).
+- trained, batches in memory: the same steps on the same batches, read beforehand (the model's
+  own speed).
 
 The input pipeline is not the bottleneck when "fed by the reader" trains as fast as "batches in
 memory" (ratio near 1) and the reader alone is many times faster than training. Medians are
@@ -85,10 +86,16 @@ def main() -> None:
         model = load_generated(result.files["model.py"], "bench")(validate_inputs=False)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         model.train()
-        in_memory = list(zip(range(args.steps), prepared.epoch(0, 0, 0, 1, args.batch_size)
-                             .batches, strict=False))
-        in_memory = [batch for _, batch in in_memory]
-        train_steps(model, optimizer, iter(in_memory), 5)  # warm-up
+        def batches_of(epoch: int) -> list:
+            """The batches the reader feeds in `epoch`, read beforehand (untimed): every
+            variant trains on the same rows."""
+            plan = prepared.epoch(epoch, 0, 0, 1, args.batch_size)
+            try:
+                return [batch for _, batch in zip(range(args.steps), plan.batches, strict=False)]
+            finally:
+                plan.close()
+
+        train_steps(model, optimizer, iter(batches_of(0)), 5)  # warm-up
         def fed(epoch: int, prefetch: bool) -> float:
             prepared.prefetch = prefetch
             plan = prepared.epoch(epoch, 0, 0, 1, args.batch_size)
@@ -102,7 +109,7 @@ def main() -> None:
             "trained, fed by the reader (its thread, as dwc train runs)": lambda e: fed(e, True),
             "trained, fed by the reader in the training thread": lambda e: fed(e, False),
             "trained, batches in memory": lambda e: train_steps(model, optimizer,
-                                                                iter(in_memory), args.steps),
+                                                                iter(batches_of(e)), args.steps),
         }
         timings: dict[str, list[float]] = {}
         ratios: dict[str, list[float]] = {}
@@ -113,7 +120,7 @@ def main() -> None:
             timings.setdefault("reader (.npz in memory)", []).append(
                 read_epoch(arrays, args.batch_size, epoch))
             names_now = list(trainers)[repeat % 3:] + list(trainers)[:repeat % 3]  # rotated
-            rates = {name: trainers[name](epoch) for name in names_now}
+            rates = {name: trainers[name](epoch) for name in names_now}  # the same batches
             memory = rates["trained, batches in memory"]
             for name, rate in rates.items():
                 timings.setdefault(name, []).append(rate)

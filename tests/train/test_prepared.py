@@ -191,6 +191,20 @@ def test_two_stage_trains_on_a_prepared_directory(prepared, tmp_path):
     assert [e["stage"] for e in metrics["history"]] == [1, 2]
 
 
+def test_resume_between_the_two_stages(prepared, tmp_path):
+    """Stopped after stage 1, resumed: stage 2 starts from the best stage-1 weights as in an
+    uninterrupted run, and ends with the same weights."""
+    star = ROOT / "experiments" / "star.dw"
+    argv = ["train", str(star), "--data", str(prepared), "--epochs", "2", "--two-stage", "1",
+            "--batch-size", "600", "--patience", "5"]
+    assert main([*argv, "--out", str(tmp_path / "straight")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "resumed"), "--max-steps", "2"]) == 0
+    assert main([*argv, "--out", str(tmp_path / "resumed"), "--resume"]) == 0
+    _same(_weights(tmp_path / "straight"), _weights(tmp_path / "resumed"))
+    metrics = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    assert [e["stage"] for e in metrics["history"]] == [1, 2]
+
+
 def test_the_progress_bar_shows_on_a_terminal_only(prepared, tmp_path, monkeypatch):
     class Terminal(io.StringIO):
         def isatty(self):
