@@ -227,6 +227,49 @@ _TABLE = [
          "float64 numerics and targets (the pandas default) are read as float32 with this note. "
          "Lossless conversions are silent: integer ids of any width to int64, integer or boolean "
          "numerics and targets to float32."),
+    # --- DW640-DW659: dwc train on a prepared directory, resume, schedules (docs/data.md) -------
+    Code("DW640", "not-prepared-data", _E, "a --data directory that is not a prepared directory",
+         "A directory given to `dwc train --data` must hold the manifest.json that `dwc data "
+         "prepare` writes (format dwc-prepared, version 1, with inputs, outputs, splits and "
+         "vocabularies); the message says what is missing. A .npz file is read as before."),
+    Code("DW641", "prepared-schema-mismatch", _E,
+         "prepared data whose columns differ from what the model reads",
+         "Every input and output of the compiled model must be listed in the manifest and be a "
+         "column of every shard with the dtype and per-row shape of docs/data.md (ids int64, "
+         "numerics float32, sequences fixed_size_list<int64>[max_len]). Prepare the data again "
+         "from the spec you train."),
+    Code("DW642", "prepared-spec-changed", Severity.WARNING,
+         "prepared data made from another version of the spec",
+         "The manifest's spec_sha256 differs from the spec being trained. Training goes on when "
+         "the inputs match, but a changed vocabulary, hashing or column mapping means the ids "
+         "no longer mean what the spec says: run `dwc data prepare` again."),
+    Code("DW643", "missing-shard", _E, "a shard of prepared data is missing or unreadable",
+         "Every shard the manifest lists must exist and be Parquet, and the shards of a split "
+         "must hold the rows the manifest counts. The directory is incomplete or was changed "
+         "after `dwc data prepare`."),
+    Code("DW644", "prepared-missing-split", _E, "prepared data without a train or valid split",
+         "`dwc train` needs the train and valid splits of the manifest, each with rows; test is "
+         "optional."),
+    Code("DW645", "unreadable-vocabulary", _E, "a scenario feature's vocabulary cannot be read",
+         "The per-scenario metrics are named from the vocabularies (`country=US, page=feed`); "
+         "the manifest's vocabulary file of a scenario feature must be the JSON prepare wrote."),
+    Code("DW646", "prepared-value-out-of-range", _E,
+         "prepared data with an id, length or value the model cannot read",
+         "An id at or above its feature's vocab, a sequence length above max_len (found from the "
+         "Parquet statistics before the first step, or while reading) or a null. The spec's vocab "
+         "or max_len is smaller than when the data was prepared: prepare it again."),
+    Code("DW647", "resume-unavailable", _E, "--resume without a training checkpoint to resume",
+         "`--resume [DIR]` continues from DIR/last.pt (DIR defaults to --out), the checkpoint "
+         "`dwc train` writes after every epoch; the message says why it cannot be read."),
+    Code("DW648", "resume-mismatch", _E, "--resume with another spec, data or settings",
+         "A resumed run continues exactly where the checkpoint stopped only with the same spec, "
+         "data, process count and settings; only --epochs, --patience and --max-steps may "
+         "change (not --epochs under the cosine schedule, whose length it is). The notes list "
+         "every difference."),
+    Code("DW649", "bad-schedule", _E, "learning-rate schedule options that do not fit together",
+         "`--lr-schedule step` needs `--step-size` (epochs between decays) and a `--gamma` in "
+         "(0, 1]; `--step-size` and `--gamma` apply to the step schedule only; "
+         "`--warmup-steps` is >= 0; `--shuffle-buffer` is at least 1 row."),
     # --- DW9xx: internal ------------------------------------------------------------------------
     Code("DW900", "internal-error", _E, "dwc itself failed: this is a bug",
          "Please file an issue with the spec and the command; rerun with DWC_DEBUG=1 for a traceback."),
