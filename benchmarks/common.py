@@ -68,25 +68,38 @@ def median_seconds(fn, repeats: int = 20, warmup: int = 3, budget: float = 3.0) 
     return statistics.median(times)
 
 
+def interleaved_seconds(fns, repeats: int = 20, warmup: int = 3,
+                        budget: float = 6.0) -> list[list[float]]:
+    """Time several functions round by round (so drift on a shared machine hits all alike), the
+    order rotated each round so that none always runs first.
+
+    Returns one list per round: the seconds of each function, in `fns` order. At least 3 rounds,
+    at most `repeats`, fewer once `budget` seconds have passed.
+    """
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    rounds: list[list[float]] = []
+    started = time.perf_counter()
+    while len(rounds) < repeats and (len(rounds) < 3 or time.perf_counter() - started < budget):
+        times = [0.0] * len(fns)
+        first = len(rounds) % len(fns)
+        for i in [*range(first, len(fns)), *range(first)]:
+            t0 = time.perf_counter()
+            fns[i]()
+            times[i] = time.perf_counter() - t0
+        rounds.append(times)
+    return rounds
+
+
 def paired_seconds(reference, candidate, repeats: int = 20, warmup: int = 3,
                    budget: float = 6.0) -> tuple[float, float, float]:
-    """Time two functions alternately (so drift on a shared machine hits both alike).
+    """Time two functions alternately (interleaved_seconds).
 
     Returns (median reference seconds, median candidate seconds, median of the per-pair
     speed-ups reference / candidate).
     """
-    for _ in range(warmup):
-        reference()
-        candidate()
-    pairs: list[tuple[float, float]] = []
-    started = time.perf_counter()
-    while len(pairs) < repeats and (len(pairs) < 3 or time.perf_counter() - started < budget):
-        times = []
-        for fn in (reference, candidate) if len(pairs) % 2 == 0 else (candidate, reference):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        pairs.append(tuple(times) if len(pairs) % 2 == 0 else (times[1], times[0]))
+    pairs = interleaved_seconds([reference, candidate], repeats, warmup, budget)
     return (statistics.median(a for a, _ in pairs), statistics.median(b for _, b in pairs),
             statistics.median(a / b for a, b in pairs))
 
