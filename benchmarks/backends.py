@@ -112,25 +112,22 @@ class Example:
         self.reference.eval()
         self.served = self.reference.for_inference()  # validation on: the class default
 
-    def build(self, target: str, tune: int | None) -> tuple[Path, float, bool]:
-        """Build (or find in the work directory) the `target` artifact with `dwc compile`.
+    def build(self, stem: str, arguments: list[str]) -> tuple[Path, float, bool]:
+        """Build (or find in the work directory) the artifact `dwc compile SPEC ARGUMENTS` makes,
+        with this example's weights and --max-batch 8192, into the `stem` folder.
 
         Returns (directory, build seconds, whether it came from the cache)."""
-        stem = target if target != "tvm-tuned" else f"tvm-tuned-{tune}"
         out = self.dir / stem
         record = self.dir / f"{stem}.build.json"
         if (out / "manifest.json").exists() and record.exists():
             return out, json.loads(record.read_text())["seconds"], True
-        kind = "tvm" if target == "tvm-tuned" else target
-        command = [*DWC, "compile", str(self.path), "--target", kind, "--weights",
-                   str(self.weights), "--max-batch", str(MAX_BATCH), "-o", str(out)]
-        if target == "tvm-tuned":
-            command += ["--tune", str(tune)]
+        command = [*DWC, "compile", str(self.path), *arguments, "--weights", str(self.weights),
+                   "--max-batch", str(MAX_BATCH), "-o", str(out)]
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         seconds = time.perf_counter() - started
         if done.returncode:
-            raise SystemExit(f"backends.py: `{' '.join(command)}` failed "
+            raise SystemExit(f"{Path(sys.argv[0]).name}: `{' '.join(command)}` failed "
                              f"(exit {done.returncode}):\n{done.stderr}")
         record.write_text(json.dumps({"seconds": seconds, "command": command[2:]}) + "\n")
         return out, seconds, False
@@ -274,9 +271,13 @@ def main(argv: list[str] | None = None) -> int:
             example = Example(ROOT / "examples" / f"{name}.dw", work, digest)
             artifacts, build = {}, {"example": name}
             for target in targets:
+                if target == "tvm-tuned":
+                    built = example.build(f"tvm-tuned-{args.tune}",
+                                          ["--target", "tvm", "--tune", str(args.tune)])
+                elif target != "torch":
+                    built = example.build(target, ["--target", target])
                 if target != "torch":
-                    artifacts[target], build[target], build[f"{target} cached"] = \
-                        example.build(target, args.tune)
+                    artifacts[target], build[target], build[f"{target} cached"] = built
             calls = served_calls(example, artifacts)
             try:
                 errors[name] = {t: example.check(LABELS[t], calls[t][0]) for t in targets}

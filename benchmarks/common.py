@@ -19,8 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dwc.backends.export import load_generated  # noqa: E402
-from dwc.driver import compile_source  # noqa: E402
-from dwc.source import SourceFile  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -41,6 +39,10 @@ def machine() -> str:
 
 def load_model(spec: str, name: str, **options):
     """Compile spec text with dwc; returns the generated module's training class."""
+    # imported here: gpu.py's GPU step runs where the spec compiler's packages (lark) are not
+    from dwc.driver import compile_source
+    from dwc.source import SourceFile
+
     result = compile_source(SourceFile(f"{name}.dw", spec), **options)
     return load_generated(result.files["model.py"], name)
 
