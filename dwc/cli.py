@@ -146,6 +146,16 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="reference batch size for memory rules (default 4096 or [tool.dwc])")
     p.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings")
 
+    p = sub.add_parser("lsp", help="run the language server over stdin/stdout (docs/editors.md)")
+    p.add_argument("--stdio", action="store_true", help="accepted for editors that pass it; "
+                   "stdio is the only transport")
+    p.add_argument("--docs-url", default=None, metavar="URL",
+                   help="base URL of the docs/ pages diagnostics link to (default: the "
+                   "repository's docs/ on GitHub)")
+    p.add_argument("--log-file", default=None, help="append the server's log here (default: "
+                   "stderr, which editors show in their output panel)")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning")
+
     p = sub.add_parser("verify", help="run backends on the same inputs and compare with torch "
                        "(exit 3 above tolerance)")
     p.add_argument("file")
@@ -155,6 +165,23 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=1e-4, help="max abs error (default 1e-4)")
     _pipeline_options(p)
     _export_options(p)
+
+    p = sub.add_parser("graph", help="draw the model as a dataflow picture (DOT, SVG or HTML)",
+                       description="Draw a spec as a dataflow picture: features (scenario ones "
+                       "marked), conditions, layers with their output shape, parameters and FLOPs "
+                       "per sample, and the edges by which conditions generate dynamic weights "
+                       "(docs/graph.md).")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", required=True,
+                   help="the file to write, replaced atomically (- for stdout); its extension "
+                   "(.dot/.gv, .svg, .html/.htm) gives the format unless --format does")
+    p.add_argument("--format", default=None, metavar="FORMAT",
+                   help="dot, svg (laid out by graphviz-pure) or html (the SVG beside the "
+                   "`dwc explain` table, one self-contained file)")
+    p.add_argument("--inference", action="store_true",
+                   help="draw the folded inference form (scenario tables, per-cell layers) "
+                   "instead of the training form")
+    _pipeline_options(p)
     return parser
 
 
@@ -558,6 +585,71 @@ class _UsageError(Exception):
 COMMANDS = {"compile": cmd_compile, "check": cmd_check, "fmt": cmd_fmt, "explain": cmd_explain,
             "passes": cmd_passes, "verify": cmd_verify, "lint": cmd_lint, "data": cmd_data,
             "train": cmd_train}
+
+
+_GRAPH_EXTENSIONS = {".dot": "dot", ".gv": "dot", ".svg": "svg", ".html": "html", ".htm": "html"}
+
+
+def cmd_graph(args) -> int:
+    """`dwc graph`: the picture is rendered whole before anything is written (DW420-DW423)."""
+    from dwc.driver import atomic_file
+    from dwc.graph import build
+    from dwc.graph_render import FORMATS, render
+
+    suffix = os.path.splitext(args.output)[1].lower() if args.output != "-" else ""
+    implied = _GRAPH_EXTENSIONS.get(suffix)
+    fmt = args.format.lower() if args.format is not None else implied
+    if fmt not in FORMATS:
+        what = f"unknown --format '{args.format}'" if args.format is not None else (
+            "-o - (stdout) needs --format" if args.output == "-" else
+            f"cannot tell the picture format of '{args.output}'")
+        raise DiagnosticError([Diagnostic.file_level(
+            "DW420", what, help="use --format dot, svg or html, or an -o ending in .dot, .gv, "
+            ".svg, .html or .htm; nothing was written")])
+    if implied is not None and implied != fmt:
+        raise DiagnosticError([Diagnostic.file_level(
+            "DW423", f"--format {fmt} does not match '{args.output}' (a .{implied} name)",
+            help=f"drop --format, or write to a name ending in .{fmt}; nothing was written")])
+    source = _load(args.file)
+    on_pass, report = _pass_hooks(args)
+    picture = _with_pass_errors(lambda: build(source, args.level, args.passes, args.inference,
+                                              args.verify_each, on_pass))
+    report()
+    text = render(picture, fmt)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        with atomic_file(args.output, "output file with -o") as handle:
+            handle.write(text.encode("utf-8"))
+    print(f"dwc: drew {picture.model} ({picture.form} form, {len(picture.nodes)} nodes, "
+          f"{len(picture.edges)} edges) -> {'stdout' if args.output == '-' else args.output}",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+COMMANDS["graph"] = cmd_graph
+
+
+def cmd_lsp(args) -> int:
+    import logging
+
+    try:
+        from dwc.lsp.server import serve
+    except ImportError as error:
+        print(render_text(Diagnostic.file_level(
+            "DW408", f"the language server needs pygls: {error}",
+            help="pip install 'dwc[lsp]'"), SourceFile("dwc lsp", "")), file=sys.stderr)
+        return EXIT_USAGE
+    from dwc.lsp.analysis import DEFAULT_DOCS_URL
+
+    handler = logging.FileHandler(args.log_file) if args.log_file else logging.StreamHandler()
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler],
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    serve(args.docs_url or DEFAULT_DOCS_URL)
+    return EXIT_OK
+
+
+COMMANDS["lsp"] = cmd_lsp
 
 
 def main(argv: Sequence[str] | None = None) -> int:

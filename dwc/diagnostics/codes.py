@@ -136,6 +136,20 @@ _TABLE = [
          "`pip install 'dwc[export]'` where dwc was installed from a wheel."),
     Code("DW409", "verification-failed", _E, "a backend's outputs differ from the torch reference",
          "`dwc verify` exits 3 when any output's max abs error exceeds the tolerance."),
+    # `dwc graph` (docs/graph.md)
+    Code("DW420", "unknown-picture-format", _E, "`dwc graph` cannot tell which format to write",
+         "The format comes from --format (dot, svg or html) or, without it, from the extension of "
+         "-o (.dot or .gv, .svg, .html or .htm). Name one of them; nothing was written."),
+    Code("DW421", "missing-layout-engine", _E, "the SVG layout engine is not installed",
+         "SVG and HTML pictures are laid out by graphviz-pure, a dependency of dwc that installs "
+         "with it (`pip install -e .` in a checkout). `--format dot` needs no layout engine."),
+    Code("DW422", "layout-failed", _E, "the SVG layout engine failed on the picture",
+         "The message carries the engine's own error; nothing was written. `--format dot` writes "
+         "the picture's DOT text, which needs no engine; please report the failure with the spec."),
+    Code("DW423", "format-extension-mismatch", _E,
+         "--format names another format than the extension of -o",
+         "`dwc graph --format svg -o model.html` would write SVG into an .html file. Drop "
+         "--format (the extension decides) or give -o the format's extension."),
     # --- DW5xx: lint rules (configurable; docs/lint.md has What / Why / Example / Use instead) ---
     Code("DW501", "unused-feature", Severity.WARNING, "a feature no value, condition or output reads",
          "Remove it, or use it; it still costs an input (and a table) in every artifact."),

@@ -74,6 +74,9 @@ class Builder:
         """Generators whose output is returned whole (a scenario table's method): no split."""
         self.in_place = False
         """Activations may overwrite their input (the inference class only)."""
+        self.inference = False
+        """Lowering the inference class: ops that for_inference() fills read their folded
+        parameters (a fused generator's stacked layer) instead of the training ones."""
         self.rows_emitted: set[str] = set()
         """Locals already holding a domain's grouped rows in the forward being emitted."""
         self.slot_index: dict[str, dict[str, int]] = {}
@@ -291,6 +294,13 @@ class Builder:
         return piece
 
     def op_fused_generator(self, op: ir.FusedGenerator) -> None:
+        if self.inference:  # one stacked layer, filled by for_inference()
+            attr = self.attr(op)
+            self.init_line(op, f"self.{attr} = nn.Linear({op.parts[0].in_features}, "
+                               f"{op.type.width})")
+            self.fwd(op, f"self.{attr}({self.var(op.inputs[0])})")
+            self.split_slots(op)
+            return
         attrs = []
         for part in op.parts:
             attrs.append(self.attrs.create(part.module))
@@ -300,6 +310,8 @@ class Builder:
             self.generator_init(gen)
         if not self.emit_forward:
             return
+        # the training class (a scenario table's method, run once by for_inference()): the
+        # parts' weights side by side
         weight, bias = self.var(f"{op.result}.weight"), self.var(f"{op.result}.bias")
         for name, member in ((weight, "weight"), (bias, "bias")):
             parts = [f"self.{a}[0].{member}" for a in attrs]
