@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import ROOT, fmt_ms, interleaved_seconds, machine, table, write_section
+from common import ROOT, machine, table, timed_forms, timing_rows, write_section
 
 from dwc.backends.export import load_generated
 from dwc.driver import compile_source
@@ -176,44 +175,22 @@ def measure(example: Example, calls, batches, quick: bool) -> list[dict]:
     targets = list(calls)
     for batch in batches:
         inputs = example.inputs(batch)
-        thunks = []
+        thunks = {}
         for target in targets:
             call, prepare = calls[target]
             prepared = prepare(inputs)
-            thunks.append(lambda call=call, prepared=prepared: call(prepared))
-        if quick:
-            rounds = interleaved_seconds(thunks, repeats=5, warmup=1, budget=1.0)
-        else:
-            rounds = interleaved_seconds(thunks, repeats=40 if batch < 8192 else 12, warmup=3,
-                                         budget=8.0)
-        seconds = {t: statistics.median(r[i] for r in rounds) for i, t in enumerate(targets)}
-        ratios = {}
-        if "onnx" in targets:
-            ort = targets.index("onnx")
-            ratios = {t: statistics.median(r[i] / r[ort] for r in rounds)
-                      for i, t in enumerate(targets) if t != "onnx"}
-        records.append({"example": example.name, "batch": batch, "seconds": seconds,
-                        "ratios_to_ort": ratios, "rounds": len(rounds)})
+            thunks[target] = lambda call=call, prepared=prepared: call(prepared)
+        record = timed_forms(thunks, "onnx", quick, repeats=40 if batch < 8192 else 12,
+                             warmup=3, budget=8.0)
+        records.append({"example": example.name, "batch": batch, **record})
     return records
 
 
-def timing_rows(records: list[dict], targets: list[str]) -> tuple[list[str], list[list[str]]]:
+def timing_table(records: list[dict], targets: list[str]) -> tuple[list[str], list[list[str]]]:
     relative = "onnx" in targets
     header = ["example", "B"] + [
         f"{LABELS[t]} (ms{', x ORT' if relative and t != 'onnx' else ''})" for t in targets]
-    rows = []
-    for record in records:
-        cells = []
-        for target in targets:
-            if target not in record["seconds"]:
-                cells.append("-")
-                continue
-            cell = fmt_ms(record["seconds"][target])
-            if target in record["ratios_to_ort"]:
-                cell += f" ({record['ratios_to_ort'][target]:.2f}x)"
-            cells.append(cell)
-        rows.append([record["example"], str(record["batch"]), *cells])
-    return header, rows
+    return header, timing_rows(records, targets)
 
 
 def parse_list(text: str, allowed, what: str) -> list[str]:
@@ -291,9 +268,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{LABELS[t]} {e:.1e}" for t, e in errors[name].items()), flush=True)
             for record in measure(example, calls, batches, args.quick):
                 records.append(record)
-                print(" | ".join(timing_rows([record], targets)[1][0]), flush=True)
+                print(" | ".join(timing_rows([record], targets)[0]), flush=True)
         elapsed = time.perf_counter() - started
-    header, rows = timing_rows(records, targets)
+    header, rows = timing_table(records, targets)
     build_targets = [t for t in targets if t != "torch"]
     build_rows = [[b["example"], *(f"{b[t]:.1f}{' (cached)' if b[f'{t} cached'] else ''}"
                                    for t in build_targets)] for b in builds]

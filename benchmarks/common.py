@@ -106,6 +106,41 @@ def paired_seconds(reference, candidate, repeats: int = 20, warmup: int = 3,
             statistics.median(a / b for a, b in pairs))
 
 
+def timed_forms(thunks: dict, base: str, quick: bool, **timing) -> dict:
+    """Time named functions round by round (interleaved_seconds) and return their record:
+    {"seconds": median per name, "ratios": median per-round time / `base`'s time for every other
+    name (empty without `base`), "rounds"}. `quick`: at most 5 rounds in about a second."""
+    names = list(thunks)
+    if quick:
+        timing = {"repeats": 5, "warmup": 1, "budget": 1.0}
+    rounds = interleaved_seconds([thunks[n] for n in names], **timing)
+    ratios = {}
+    if base in names:
+        b = names.index(base)
+        ratios = {n: statistics.median(r[i] / r[b] for r in rounds)
+                  for i, n in enumerate(names) if n != base}
+    return {"seconds": {n: statistics.median(r[i] for r in rounds) for i, n in enumerate(names)},
+            "ratios": ratios, "rounds": len(rounds)}
+
+
+def timing_rows(records: list[dict], names: list[str]) -> list[list[str]]:
+    """Table rows of timed_forms records (each with "example" and "batch"): ms per name, the
+    ratio in brackets, "-" for a name a record lacks."""
+    rows = []
+    for record in records:
+        cells = []
+        for name in names:
+            if name not in record["seconds"]:
+                cells.append("-")
+                continue
+            cell = fmt_ms(record["seconds"][name])
+            if name in record["ratios"]:
+                cell += f" ({record['ratios'][name]:.2f}x)"
+            cells.append(cell)
+        rows.append([record["example"], str(record["batch"]), *cells])
+    return rows
+
+
 def high_water_bytes() -> int:
     """This process's peak resident set size (VmHWM: per address space, so unlike ru_maxrss it
     does not inherit the parent's peak across fork/exec)."""

@@ -31,7 +31,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import ROOT, fmt_ms, interleaved_seconds, table, write_section
+from common import ROOT, table, timed_forms, timing_rows, write_section
 
 from dwc.runtime import Artifact, ArtifactError, load
 
@@ -306,20 +305,10 @@ def run(directory: Path, targets: list[str], batches: list[int], quick: bool, jo
         cls_inputs = _input_maker(directory / entry["dir"])
         for batch in batches:
             inputs = cls_inputs(batch)
-            thunks = [lambda f=forms[t], x=inputs: f(x) for t in order]
-            if quick:
-                rounds = interleaved_seconds(thunks, repeats=5, warmup=1, budget=1.0)
-            else:
-                rounds = interleaved_seconds(thunks, repeats=30, warmup=5, budget=4.0)
-            seconds = {t: statistics.median(r[i] for r in rounds) for i, t in enumerate(order)}
-            ratios = {}
-            if "torch" in order:
-                base = order.index("torch")
-                ratios = {t: statistics.median(r[i] / r[base] for r in rounds)
-                          for i, t in enumerate(order) if t != "torch"}
-            records.append({"example": name, "batch": batch, "seconds": seconds,
-                            "ratios_to_torch": ratios, "rounds": len(rounds)})
-            print(" | ".join(rows([records[-1]], targets)[0]), flush=True)
+            thunks = {t: lambda f=forms[t], x=inputs: f(x) for t in order}
+            record = timed_forms(thunks, "torch", quick, repeats=30, warmup=5, budget=4.0)
+            records.append({"example": name, "batch": batch, **record})
+            print(" | ".join(timing_rows([records[-1]], targets)[0]), flush=True)
     return {"machine": gpu_machine(), "targets": targets, "batches": batches, "quick": quick,
             "examples": [e["example"] for e in entries], "records": records,
             "max_abs_error": errors, "notes": sorted(notes.values()),
@@ -334,22 +323,6 @@ def _input_maker(entry: Path):
     cls = load_generated((entry / "model.py").read_text(), entry.name.rsplit("-", 1)[0])
     return lambda batch: {k: v.numpy() for k, v in
                           cls.example_inputs(batch, torch.Generator().manual_seed(batch)).items()}
-
-
-def rows(records: list[dict], targets: list[str]) -> list[list[str]]:
-    out = []
-    for record in records:
-        cells = []
-        for target in targets:
-            if target not in record["seconds"]:
-                cells.append("-")
-                continue
-            cell = fmt_ms(record["seconds"][target])
-            if target in record["ratios_to_torch"]:
-                cell += f" ({record['ratios_to_torch'][target]:.2f}x)"
-            cells.append(cell)
-        out.append([record["example"], str(record["batch"]), *cells])
-    return out
 
 
 def section(result: dict) -> str:
@@ -368,7 +341,7 @@ def section(result: dict) -> str:
         "brackets the median per-round ratio to torch on the GPU (lower is better), the forms "
         "timed round by round in one process." + (
             " " + "; ".join(result["notes"]) + "." if result["notes"] else ""), "",
-        table(header, rows(result["records"], targets)),
+        table(header, timing_rows(result["records"], targets)),
     ])
 
 

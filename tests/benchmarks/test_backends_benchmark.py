@@ -32,7 +32,7 @@ def test_one_example_torch_and_ort(tmp_path):
     record = json.loads((tmp_path / "first.json").read_text())
     (row,) = record["records"]
     assert row["batch"] == 64 and set(row["seconds"]) == {"torch", "onnx"}
-    assert ratio == f"{row['ratios_to_ort']['torch']:.2f}x)"
+    assert ratio == f"{row['ratios']['torch']:.2f}x)"
     assert float(ort) == float(f"{row['seconds']['onnx'] * 1e3:.3f}")
     assert all(e <= 1e-4 for e in record["max_abs_error"]["ctr_mlp"].values())
     assert record["builds"][0]["onnx cached"] is False
