@@ -208,6 +208,9 @@ def _export_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default=None, help="tvm cuda: GPU architecture (default sm_90)")
     p.add_argument("--max-batch", type=int, default=8192,
                    help="largest batch the artifact accepts (default 8192)")
+    p.add_argument("--wrapper-opt", choices=("O0", "O1"), default="O1",
+                   help="aoti: optimisation level of the package's C++ host code (default O1; "
+                   "O0 builds ~4x faster and serves ~25%% slower at batch 1)")
 
 
 def _pipeline_options(p: argparse.ArgumentParser) -> None:
@@ -588,7 +591,7 @@ def _export(args, options_cls):
         raise _UsageError("--max-batch must be at least 1")
     return options_cls(weights=args.weights, opset=args.opset,
                        triton=getattr(args, "triton", False), device=args.device, arch=args.arch,
-                       max_batch=args.max_batch)
+                       max_batch=args.max_batch, wrapper_opt=args.wrapper_opt)
 
 
 def cmd_verify(args) -> int:

@@ -39,6 +39,8 @@ class ExportOptions:
     device: str = "cpu"
     arch: str | None = None
     max_batch: int = 8192
+    wrapper_opt: str = "O1"
+    """aoti: the optimisation level of the package's C++ wrapper (O0 builds faster)."""
 
 
 @dataclass(frozen=True)
