@@ -161,13 +161,14 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cache", default=None, metavar="DIR",
                    help="where the wheel is kept (default: ~/.cache/dwc)")
 
-    p = sub.add_parser("train", help="train a spec's module on a .npz data set",
+    p = sub.add_parser("train", help="train a spec's module on prepared data or a .npz",
                        formatter_class=_DefaultsFormatter,
-                       description="Train the module a spec compiles to on a .npz data set "
-                       "(its layout: docs/data.md), checking the whole file first.")
+                       description="Train the module a spec compiles to on a prepared directory "
+                       "(dwc data prepare) or a .npz data set (their layouts: docs/data.md), "
+                       "checking the data before the first step.")
     p.add_argument("file", help="the .dw spec")
-    p.add_argument("--data", required=True, help="a .npz with train/, valid/ and optionally "
-                   "test/ splits")
+    p.add_argument("--data", required=True, help="a directory written by dwc data prepare, or a "
+                   ".npz with train/, valid/ and optionally test/ splits")
     p.add_argument("--out", required=True, help="directory for best.pt, last.pt, metrics.json")
     p.add_argument("--epochs", type=int, default=5, help="passes over the training split")
     p.add_argument("--batch-size", type=int, default=512, help="rows per step (per process)")
@@ -175,6 +176,15 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="adam, adamw or sgd (momentum 0.9)")
     p.add_argument("--lr", type=float, default=3e-3, help="learning rate")
     p.add_argument("--weight-decay", type=float, default=0.0, help="the optimizer's weight decay")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine", "step"), default="constant",
+                   help="constant, cosine (to 0 at the last step of --epochs) or step (times "
+                   "--gamma every --step-size epochs)")
+    p.add_argument("--warmup-steps", type=int, default=0,
+                   help="steps of linear warm-up to --lr before the schedule")
+    p.add_argument("--step-size", type=int, default=None, metavar="EPOCHS",
+                   help="--lr-schedule step: epochs between two decays")
+    p.add_argument("--gamma", type=float, default=None,
+                   help="--lr-schedule step: the decay factor (default: 0.1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and shuffling")
     p.add_argument("--patience", type=int, default=2,
                    help="stop after this many epochs without a better validation metric")
@@ -183,6 +193,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--two-stage", type=int, default=None, metavar="N",
                    help="train N epochs with the scenario parts (e.g. mlora's per-domain "
                    "factors) frozen, then only the scenario parts from the best checkpoint")
+    p.add_argument("--shuffle-buffer", type=int, default=200_000, metavar="ROWS",
+                   help="rows a prepared directory is shuffled through at a time")
+    p.add_argument("--resume", nargs="?", const="", default=None, metavar="DIR",
+                   help="continue from DIR/last.pt (DIR defaults to --out) exactly where it "
+                   "stopped; --epochs may grow (default: start afresh)")
 
     p = sub.add_parser("lint", help="check specs for likely mistakes (exit 1 on findings)")
     p.add_argument("files", nargs="+")
@@ -193,6 +208,16 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="reference batch size for memory rules (default 4096 or [tool.dwc])")
     p.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings")
 
+    p = sub.add_parser("lsp", help="run the language server over stdin/stdout (docs/editors.md)")
+    p.add_argument("--stdio", action="store_true", help="accepted for editors that pass it; "
+                   "stdio is the only transport")
+    p.add_argument("--docs-url", default=None, metavar="URL",
+                   help="base URL of the docs/ pages diagnostics link to (default: the "
+                   "repository's docs/ on GitHub)")
+    p.add_argument("--log-file", default=None, help="append the server's log here (default: "
+                   "stderr, which editors show in their output panel)")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning")
+
     p = sub.add_parser("verify", help="run backends on the same inputs and compare with torch "
                        "(exit 3 above tolerance)")
     p.add_argument("file")
@@ -202,6 +227,23 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=1e-4, help="max abs error (default 1e-4)")
     _pipeline_options(p)
     _export_options(p)
+
+    p = sub.add_parser("graph", help="draw the model as a dataflow picture (DOT, SVG or HTML)",
+                       description="Draw a spec as a dataflow picture: features (scenario ones "
+                       "marked), conditions, layers with their output shape, parameters and FLOPs "
+                       "per sample, and the edges by which conditions generate dynamic weights "
+                       "(docs/graph.md).")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", required=True,
+                   help="the file to write, replaced atomically (- for stdout); its extension "
+                   "(.dot/.gv, .svg, .html/.htm) gives the format unless --format does")
+    p.add_argument("--format", default=None, metavar="FORMAT",
+                   help="dot, svg (laid out by graphviz-pure) or html (the SVG beside the "
+                   "`dwc explain` table, one self-contained file)")
+    p.add_argument("--inference", action="store_true",
+                   help="draw the folded inference form (scenario tables, per-cell layers) "
+                   "instead of the training form")
+    _pipeline_options(p)
     return parser
 
 
@@ -213,6 +255,9 @@ def _export_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default=None, help="tvm cuda: GPU architecture (default sm_90)")
     p.add_argument("--max-batch", type=int, default=8192,
                    help="largest batch the artifact accepts (default 8192)")
+    p.add_argument("--wrapper-opt", choices=("O0", "O1"), default="O1",
+                   help="aoti: optimisation level of the package's C++ host code (default O1; "
+                   "O0 builds ~4x faster and serves ~25%% slower at batch 1)")
 
 
 def _pipeline_options(p: argparse.ArgumentParser) -> None:
@@ -539,9 +584,9 @@ def _data_movielens(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from dwc.dataset import load_training_data
     from dwc.driver import compile_source, ensure_directory
-    from dwc.train import TrainConfig, train
+    from dwc.prepared import open_training_data, spec_digest
+    from dwc.train import TrainConfig, check_resume, load_checkpoint, train
 
     for flag, value, low in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
                              ("--patience", args.patience, 1), ("--max-steps", args.max_steps, 1),
@@ -552,10 +597,13 @@ def cmd_train(args) -> int:
         raise _UsageError("--lr must be a positive number")
     if not args.weight_decay >= 0 or not math.isfinite(args.weight_decay):
         raise _UsageError("--weight-decay must be a number >= 0")
+    schedule = _schedule_problem(args)
+    if schedule is not None:
+        return _report(DiagnosticError([schedule]), SourceFile(args.file, ""))
     from dwc.train import LaunchError, launch_env
 
     try:
-        rank, _ = launch_env()
+        rank, world = launch_env()
     except LaunchError as error:
         raise _UsageError(str(error)) from None
     if args.two_stage is not None and args.two_stage >= args.epochs:
@@ -567,27 +615,64 @@ def cmd_train(args) -> int:
         raise _UsageError(f"--two-stage: {args.file} has no scenario parts to train in stage 2 "
                           "(a layer such as mlora has them)")
     data_file = SourceFile(args.data, "")
+    sha = spec_digest(args.file)
     try:
-        data = load_training_data(args.data, result.graph)
+        data = open_training_data(args.data, result.graph, sha)
     except DiagnosticError as error:
         return _report(error, data_file)
     if rank == 0:
         for note in data.notes:
             print(render_text(note, data_file), file=sys.stderr)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         optimizer=args.optimizer, weight_decay=args.weight_decay,
+                         seed=args.seed, patience=args.patience, max_steps=args.max_steps,
+                         two_stage=args.two_stage, lr_schedule=args.lr_schedule,
+                         warmup_steps=args.warmup_steps, step_size=args.step_size,
+                         gamma=0.1 if args.gamma is None else args.gamma,
+                         shuffle_buffer=args.shuffle_buffer)
+    checkpoint = resume_from = None
+    if args.resume is not None:
+        resume_from = args.resume or args.out
+        try:
+            checkpoint = load_checkpoint(resume_from)
+            check_resume(checkpoint, config, sha, data, world, f"{resume_from}/last.pt")
+        except DiagnosticError as error:
+            return _report(error, SourceFile(f"{resume_from}/last.pt", ""))
     try:
         ensure_directory(args.out, "output directory with --out")
     except DiagnosticError as error:
         return _report(error, SourceFile(args.out, ""))
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         optimizer=args.optimizer, weight_decay=args.weight_decay,
-                         seed=args.seed, patience=args.patience, max_steps=args.max_steps,
-                         two_stage=args.two_stage)
-    outcome = train(result.files["model.py"], data, args.out, config, result.graph)
+    try:
+        outcome = train(result.files["model.py"], data, args.out, config, result.graph,
+                        resume=checkpoint, resume_from=resume_from, spec_sha256=sha)
+    except DiagnosticError as error:  # a shard that turns out bad while it is read
+        return _report(error, data_file)
     if rank == 0:
         metric = outcome.selection["metric"]
         print(f"dwc: best epoch {outcome.best_epoch} (valid {metric} "
               f"{outcome.best_metric:.4f}); weights in {args.out}/best.pt", file=sys.stderr)
     return EXIT_OK
+
+
+def _schedule_problem(args) -> Diagnostic | None:
+    """The DW649 of learning-rate schedule options that do not fit together, or None."""
+    problem = None
+    if args.warmup_steps < 0:
+        problem = "--warmup-steps must be >= 0"
+    elif args.lr_schedule == "step" and (args.step_size is None or args.step_size < 1):
+        problem = ("--lr-schedule step needs --step-size EPOCHS (at least 1)"
+                   if args.step_size is None else "--step-size must be at least 1 epoch")
+    elif args.lr_schedule != "step" and (args.step_size is not None or args.gamma is not None):
+        flag = "--step-size" if args.step_size is not None else "--gamma"
+        problem = f"{flag} applies to --lr-schedule step, not {args.lr_schedule}"
+    elif args.gamma is not None and not (0 < args.gamma <= 1):
+        problem = f"--gamma {args.gamma:g} is not in (0, 1]"
+    elif args.shuffle_buffer < 1:
+        problem = "--shuffle-buffer must be at least 1 row"
+    if problem is None:
+        return None
+    return Diagnostic.file_level("DW649", problem, help="dwc train --help lists the schedule "
+                                 "options; docs/data.md describes the schedules")
 
 
 def _has_scenario_parts(model_py: str) -> bool:
@@ -607,7 +692,7 @@ def _export(args, options_cls):
         raise _UsageError("--max-batch must be at least 1")
     return options_cls(weights=args.weights, opset=args.opset,
                        triton=getattr(args, "triton", False), device=args.device, arch=args.arch,
-                       max_batch=args.max_batch)
+                       max_batch=args.max_batch, wrapper_opt=args.wrapper_opt)
 
 
 def cmd_verify(args) -> int:
@@ -659,6 +744,71 @@ class _UsageError(Exception):
 COMMANDS = {"compile": cmd_compile, "check": cmd_check, "fmt": cmd_fmt, "explain": cmd_explain,
             "passes": cmd_passes, "verify": cmd_verify, "lint": cmd_lint, "data": cmd_data,
             "train": cmd_train}
+
+
+_GRAPH_EXTENSIONS = {".dot": "dot", ".gv": "dot", ".svg": "svg", ".html": "html", ".htm": "html"}
+
+
+def cmd_graph(args) -> int:
+    """`dwc graph`: the picture is rendered whole before anything is written (DW420-DW423)."""
+    from dwc.driver import atomic_file
+    from dwc.graph import build
+    from dwc.graph_render import FORMATS, render
+
+    suffix = os.path.splitext(args.output)[1].lower() if args.output != "-" else ""
+    implied = _GRAPH_EXTENSIONS.get(suffix)
+    fmt = args.format.lower() if args.format is not None else implied
+    if fmt not in FORMATS:
+        what = f"unknown --format '{args.format}'" if args.format is not None else (
+            "-o - (stdout) needs --format" if args.output == "-" else
+            f"cannot tell the picture format of '{args.output}'")
+        raise DiagnosticError([Diagnostic.file_level(
+            "DW420", what, help="use --format dot, svg or html, or an -o ending in .dot, .gv, "
+            ".svg, .html or .htm; nothing was written")])
+    if implied is not None and implied != fmt:
+        raise DiagnosticError([Diagnostic.file_level(
+            "DW423", f"--format {fmt} does not match '{args.output}' (a .{implied} name)",
+            help=f"drop --format, or write to a name ending in .{fmt}; nothing was written")])
+    source = _load(args.file)
+    on_pass, report = _pass_hooks(args)
+    picture = _with_pass_errors(lambda: build(source, args.level, args.passes, args.inference,
+                                              args.verify_each, on_pass))
+    report()
+    text = render(picture, fmt)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        with atomic_file(args.output, "output file with -o") as handle:
+            handle.write(text.encode("utf-8"))
+    print(f"dwc: drew {picture.model} ({picture.form} form, {len(picture.nodes)} nodes, "
+          f"{len(picture.edges)} edges) -> {'stdout' if args.output == '-' else args.output}",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+COMMANDS["graph"] = cmd_graph
+
+
+def cmd_lsp(args) -> int:
+    import logging
+
+    try:
+        from dwc.lsp.server import serve
+    except ImportError as error:
+        print(render_text(Diagnostic.file_level(
+            "DW408", f"the language server needs pygls: {error}",
+            help="pip install 'dwc[lsp]'"), SourceFile("dwc lsp", "")), file=sys.stderr)
+        return EXIT_USAGE
+    from dwc.lsp.analysis import DEFAULT_DOCS_URL
+
+    handler = logging.FileHandler(args.log_file) if args.log_file else logging.StreamHandler()
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler],
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    serve(args.docs_url or DEFAULT_DOCS_URL)
+    return EXIT_OK
+
+
+COMMANDS["lsp"] = cmd_lsp
 
 
 def main(argv: Sequence[str] | None = None) -> int:

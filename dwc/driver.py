@@ -21,6 +21,7 @@ from dwc.ir.graph import Graph
 from dwc.ir.verify import verify
 from dwc.manifest import manifest
 from dwc.parse import parse
+from dwc.parse.ast import Spec
 from dwc.passes import PassManager, PassRecord, pipeline_for
 from dwc.sema.data import DataSpec
 from dwc.sema.elaborate import elaborate, elaborate_with_data
@@ -39,6 +40,8 @@ class ExportOptions:
     device: str = "cpu"
     arch: str | None = None
     max_batch: int = 8192
+    wrapper_opt: str = "O1"
+    """aoti: the optimisation level of the package's C++ wrapper (O0 builds faster)."""
 
 
 @dataclass(frozen=True)
@@ -68,9 +71,11 @@ def load_source(path: str | os.PathLike[str]) -> SourceFile:
     return SourceFile(str(path), text)
 
 
-def check_source(source: SourceFile) -> Graph:
-    """Parse, check and lower a spec to verified IR. Raises DiagnosticError on spec errors."""
-    graph = elaborate(parse(source), source)
+def check_source(source: SourceFile, spec: Spec | None = None) -> Graph:
+    """Parse, check and lower a spec to verified IR. Raises DiagnosticError on spec errors.
+
+    `spec`: the source's AST when the caller has parsed it already (the language server)."""
+    graph = elaborate(parse(source) if spec is None else spec, source)
     verify(graph)
     return graph
 

@@ -4,6 +4,11 @@ compiler.
     from dwc.runtime import load
     model = load("out/apg_onnx")          # reads manifest.json
     outputs = model({"user_id": ids, ...}) # numpy arrays (or torch tensors) in, numpy arrays out
+    model = load("out/apg_onnx", device="cuda")  # ONNX Runtime's CUDA execution provider
+
+An artifact runs on the device it was built for (a TVM CUDA build, an AOTInductor package built
+on a GPU), an ONNX model on the CPU or, with device="cuda", on the GPU; inputs and outputs stay
+numpy arrays on the host either way. A device this machine lacks is refused with ArtifactError.
 
 Inputs are checked against the manifest's signature (names, dtypes, per-sample shapes, ids within
 their vocabulary, sequence lengths within 0 .. max_len, and the declared maximum batch); inputs the
@@ -156,12 +161,21 @@ def _prepared(value, kind: str, with_lengths: bool) -> bool:
 
 
 class OnnxArtifact(Artifact):
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, device: str = "cpu") -> None:
         super().__init__(directory)
         import onnxruntime
 
+        providers = ["CPUExecutionProvider"]
+        if device == "cuda":
+            if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+                raise ArtifactError("this onnxruntime has no CUDAExecutionProvider (it comes with "
+                                    "the onnxruntime-gpu package)")
+            providers.insert(0, "CUDAExecutionProvider")  # the CPU one takes what CUDA cannot
+        self.device = device
         self.session = onnxruntime.InferenceSession(
-            str(self.directory / "model.onnx"), providers=["CPUExecutionProvider"])
+            str(self.directory / "model.onnx"), providers=providers)
+        if self.session.get_providers()[0] != providers[0]:  # e.g. no CUDA driver or GPU
+            raise ArtifactError(f"onnxruntime could not start {providers[0]} here")
 
     def _run(self, arrays):
         return self.session.run(self.outputs, {n: arrays[n] for n in self.used})
@@ -174,6 +188,9 @@ class TvmArtifact(Artifact):
         from tvm import relax
 
         self.device = tvm.cuda() if self.kind == "cuda" else tvm.cpu()
+        if self.kind == "cuda" and not self.device.exist:
+            raise ArtifactError("this TVM artifact was built for CUDA and no CUDA GPU is visible "
+                                "here (or this TVM was built without CUDA)")
         library = tvm.runtime.load_module(str(self.directory / "model.so"))
         self.vm = relax.VirtualMachine(library, self.device)
         params = tvm.runtime.load_param_dict_from_file(str(self.directory / "model.params"))
@@ -199,20 +216,35 @@ class AotiArtifact(Artifact):
         if built and built != torch.__version__:
             raise ArtifactError(f"this AOTInductor package was built with torch {built}; it "
                                 f"cannot run under torch {torch.__version__}")
+        self.device = self.manifest["target"].get("device", "cpu")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ArtifactError("this AOTInductor package was built for CUDA and this torch sees "
+                                "no CUDA GPU")
         self._torch = torch
         self.runner = torch._inductor.aoti_load_package(str(self.directory / "model.pt2"))
 
     def _run(self, arrays):
-        args = [self._torch.from_numpy(arrays[i["name"]]) for i in self.inputs]
+        args = [self._torch.from_numpy(arrays[i["name"]]).to(self.device) for i in self.inputs]
         with self._torch.no_grad():
-            return [v.numpy() for v in self.runner(*args)]
+            return [v.cpu().numpy() for v in self.runner(*args)]
 
 
-def load(directory: str | Path) -> Artifact:
-    """Load the artifact in `directory` (kind read from its manifest)."""
-    kind = Artifact(directory).kind
+def load(directory: str | Path, device: str | None = None) -> Artifact:
+    """Load the artifact in `directory` (kind read from its manifest) to run on `device`: "cpu"
+    or "cuda"; None means the one it was built for (the CPU for ONNX). Only an ONNX model can
+    run on either; asking another artifact for a device it was not built for is refused."""
+    probe = Artifact(directory)
+    kind = probe.kind
+    built_for = ("cuda" if kind == "cuda" or probe.manifest["target"].get("device") == "cuda"
+                 else "cpu")
+    if device not in (None, "cpu", "cuda"):
+        raise ArtifactError(f"unknown device {device!r} (cpu or cuda)")
     if kind == "onnx":
-        return OnnxArtifact(directory)
+        return OnnxArtifact(directory, device or "cpu")
+    if device not in (None, built_for):
+        what = {"llvm": "TVM", "cuda": "TVM", "aoti": "AOTInductor"}.get(kind, kind)
+        raise ArtifactError(f"this {what} artifact was built for {built_for}, not {device}; "
+                            f"rebuild it for {device}")
     if kind in ("llvm", "cuda"):
         return TvmArtifact(directory)
     if kind == "aoti":

@@ -154,6 +154,20 @@ _TABLE = [
          "`pip install 'dwc[export]'` where dwc was installed from a wheel."),
     Code("DW409", "verification-failed", _E, "a backend's outputs differ from the torch reference",
          "`dwc verify` exits 3 when any output's max abs error exceeds the tolerance."),
+    # `dwc graph` (docs/graph.md)
+    Code("DW420", "unknown-picture-format", _E, "`dwc graph` cannot tell which format to write",
+         "The format comes from --format (dot, svg or html) or, without it, from the extension of "
+         "-o (.dot or .gv, .svg, .html or .htm). Name one of them; nothing was written."),
+    Code("DW421", "missing-layout-engine", _E, "the SVG layout engine is not installed",
+         "SVG and HTML pictures are laid out by graphviz-pure, a dependency of dwc that installs "
+         "with it (`pip install -e .` in a checkout). `--format dot` needs no layout engine."),
+    Code("DW422", "layout-failed", _E, "the SVG layout engine failed on the picture",
+         "The message carries the engine's own error; nothing was written. `--format dot` writes "
+         "the picture's DOT text, which needs no engine; please report the failure with the spec."),
+    Code("DW423", "format-extension-mismatch", _E,
+         "--format names another format than the extension of -o",
+         "`dwc graph --format svg -o model.html` would write SVG into an .html file. Drop "
+         "--format (the extension decides) or give -o the format's extension."),
     # --- DW5xx: lint rules (configurable; docs/lint.md has What / Why / Example / Use instead) ---
     Code("DW501", "unused-feature", Severity.WARNING, "a feature no value, condition or output reads",
          "Remove it, or use it; it still costs an input (and a table) in every artifact."),
@@ -276,6 +290,49 @@ _TABLE = [
          "the prepared directory of `--vocab` was written for another spec",
          "Its manifest's spec_sha256 differs from the compiled spec's; the vocabularies fit its "
          "features (checked) but were counted for the other spec's data options."),
+    # --- DW640-DW659: dwc train on a prepared directory, resume, schedules (docs/data.md) -------
+    Code("DW640", "not-prepared-data", _E, "a --data directory that is not a prepared directory",
+         "A directory given to `dwc train --data` must hold the manifest.json that `dwc data "
+         "prepare` writes (format dwc-prepared, version 1, with inputs, outputs, splits and "
+         "vocabularies); the message says what is missing. A .npz file is read as before."),
+    Code("DW641", "prepared-schema-mismatch", _E,
+         "prepared data whose columns differ from what the model reads",
+         "Every input and output of the compiled model must be listed in the manifest and be a "
+         "column of every shard with the dtype and per-row shape of docs/data.md (ids int64, "
+         "numerics float32, sequences fixed_size_list<int64>[max_len]). Prepare the data again "
+         "from the spec you train."),
+    Code("DW642", "prepared-spec-changed", Severity.WARNING,
+         "prepared data made from another version of the spec",
+         "The manifest's spec_sha256 differs from the spec being trained. Training goes on when "
+         "the inputs match, but a changed vocabulary, hashing or column mapping means the ids "
+         "no longer mean what the spec says: run `dwc data prepare` again."),
+    Code("DW643", "missing-shard", _E, "a shard of prepared data is missing or unreadable",
+         "Every shard the manifest lists must exist and be Parquet, and the shards of a split "
+         "must hold the rows the manifest counts. The directory is incomplete or was changed "
+         "after `dwc data prepare`."),
+    Code("DW644", "prepared-missing-split", _E, "prepared data without a train or valid split",
+         "`dwc train` needs the train and valid splits of the manifest, each with rows; test is "
+         "optional."),
+    Code("DW645", "unreadable-vocabulary", _E, "a scenario feature's vocabulary cannot be read",
+         "The per-scenario metrics are named from the vocabularies (`country=US, page=feed`); "
+         "the manifest's vocabulary file of a scenario feature must be the JSON prepare wrote."),
+    Code("DW646", "prepared-value-out-of-range", _E,
+         "prepared data with an id, length or value the model cannot read",
+         "An id at or above its feature's vocab, a sequence length above max_len (found from the "
+         "Parquet statistics before the first step, or while reading) or a null. The spec's vocab "
+         "or max_len is smaller than when the data was prepared: prepare it again."),
+    Code("DW647", "resume-unavailable", _E, "--resume without a training checkpoint to resume",
+         "`--resume [DIR]` continues from DIR/last.pt (DIR defaults to --out), the checkpoint "
+         "`dwc train` writes after every epoch; the message says why it cannot be read."),
+    Code("DW648", "resume-mismatch", _E, "--resume with another spec, data or settings",
+         "A resumed run continues exactly where the checkpoint stopped only with the same spec, "
+         "data, process count and settings; only --epochs, --patience and --max-steps may "
+         "change (not --epochs under the cosine schedule, whose length it is). The notes list "
+         "every difference."),
+    Code("DW649", "bad-schedule", _E, "learning-rate schedule options that do not fit together",
+         "`--lr-schedule step` needs `--step-size` (epochs between decays) and a `--gamma` in "
+         "(0, 1]; `--step-size` and `--gamma` apply to the step schedule only; "
+         "`--warmup-steps` is >= 0; `--shuffle-buffer` is at least 1 row."),
     # --- DW9xx: internal ------------------------------------------------------------------------
     Code("DW900", "internal-error", _E, "dwc itself failed: this is a bug",
          "Please file an issue with the spec and the command; rerun with DWC_DEBUG=1 for a traceback."),

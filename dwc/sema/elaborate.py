@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 
 from dwc import layers
-from dwc.diagnostics import Diagnostic, DiagnosticError, Label, did_you_mean
+from dwc.diagnostics import Diagnostic, DiagnosticError, Fix, Label, did_you_mean
 from dwc.ir import ops as ir
 from dwc.ir.graph import Graph, OutputSpec
 from dwc.ir.types import ExpertsType, FieldsType, VecType
@@ -108,8 +108,9 @@ class _Elaborator(Arguments, Features, Layers):
         )
 
     def error(self, code: str, message: str, span: Span, label: str = "", help: str = "",
-              secondary: tuple[Label, ...] = ()) -> None:
-        self.s.diagnostics.append(Diagnostic(code, message, Label(span, label), help, secondary))
+              secondary: tuple[Label, ...] = (), fixes: tuple[Fix, ...] = ()) -> None:
+        self.s.diagnostics.append(Diagnostic(code, message, Label(span, label), help, secondary,
+                                             fixes=fixes))
 
     def fail(self, *args, **kwargs) -> None:
         self.error(*args, **kwargs)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from dwc.diagnostics import Label
+from dwc.diagnostics import Edit, Fix, Label
 from dwc.ir import ops as ir
 from dwc.ir.graph import InputSpec
 from dwc.ir.types import IdsType, TableType, VecType
@@ -186,9 +186,12 @@ class Features:
             if f is None:
                 self.unknown(name.text, name.span, self.s.features)
             if f.kind != "categorical" or not f.scenario:
+                mark = (Fix(f"mark '{name.text}' scenario", (Edit(Span(f.span.end, f.span.end),
+                                                                   " scenario"),)),)
                 self.fail("DW308", f"'{name.text}' is not a categorical feature marked 'scenario'",
                           name.span, help=f"declare it as 'feature {name.text} : "
-                          "categorical(vocab = N, dim = d) scenario'")
+                          "categorical(vocab = N, dim = d) scenario'",
+                          fixes=mark if f.kind == "categorical" else ())
             cells *= f.vocab
         self.s.scenario = tuple(n.text for n in stmt.features)
         self.s.scenario_cells = cells
