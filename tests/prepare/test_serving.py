@@ -156,8 +156,8 @@ def _raw_log(rows: int) -> dict[str, list]:
 
 @pytest.mark.slow
 def test_raw_serving_of_a_trained_model_reproduces_the_test_auc(tmp_path):
-    """Prepare a raw log, train on its shards (as a .npz, the contract dwc train reads), export
-    best.pt with --vocab, serve the test split's raw rows: the AUC dwc train measured."""
+    """Prepare a raw log, train on the prepared directory, export best.pt with --vocab, serve
+    the test split's raw rows: the AUC dwc train measured on the test split."""
     pytest.importorskip("onnxruntime")
     from dwc.metrics import auc
     from dwc.runtime import load
@@ -169,21 +169,13 @@ def test_raw_serving_of_a_trained_model_reproduces_the_test_auc(tmp_path):
     prepared = tmp_path / "prepared"
     assert main(["data", "prepare", str(spec), "--train", str(path), "--split-by", "order",
                  "--out", str(prepared)]) == 0
-    columns = {}
-    for split in ("train", "valid", "test"):
-        for name, values in _read(prepared, split).items():
-            array = np.asarray(values)
-            if name in ("price", "ctr"):
-                array = array.astype(np.float32)[:, None]
-            columns[f"{split}/{name}"] = array
-    np.savez(tmp_path / "data.npz", **columns)
-    assert main(["train", str(spec), "--data", str(tmp_path / "data.npz"), "--out",
-                 str(tmp_path / "run"), "--epochs", "2", "--batch-size", "256"]) == 0
+    assert main(["train", str(spec), "--data", str(prepared), "--out", str(tmp_path / "run"),
+                 "--epochs", "2", "--batch-size", "256"]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert main(["compile", str(spec), "--target", "onnx", "-o", str(tmp_path / "onnx"),
                  "--weights", str(tmp_path / "run" / "best.pt"), "--vocab", str(prepared)]) == 0
     model = load(tmp_path / "onnx")
-    test_rows = len(columns["test/ctr"])
+    test_rows = json.loads((prepared / "manifest.json").read_text())["splits"]["test"]["rows"]
     raw = {name: values[-test_rows:] for name, values in log.items() if name != "click"}
     scores = model(raw, raw=True)["ctr"]
     served = auc(np.asarray(log["click"][-test_rows:]), scores)
