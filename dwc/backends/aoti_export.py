@@ -19,7 +19,6 @@ import torch
 
 from dwc.backends.export import InferenceModel, export_program, export_warnings
 
-
 WRAPPER_OPT_LEVELS = ("O0", "O1")
 """The C++ optimisation levels of the package's wrapper (the host code that calls the kernels;
 the kernels themselves are always optimised). Measured on ctr_mlp, 2 cores: O0 builds 3.6x

@@ -1,4 +1,4 @@
-// Tokenises every examples/*.dw with syntaxes/dw.tmLanguage.json through vscode-textmate and
+// Tokenises every examples/*.dw (and experiments/movielens/*.dw) with syntaxes/dw.tmLanguage.json through vscode-textmate and
 // vscode-oniguruma (the engine VS Code itself uses) and compares the tokens with the snapshots in
 // test/snapshots/ (`node test/grammar.test.js --update` rewrites them; review the diff). It also
 // checks, independently of the snapshots, that outside comments every character is either a plain
@@ -69,37 +69,46 @@ function problems(tokens) {
       expect(t, "keyword.control.statement", "a statement keyword");
     }
     if (/^-?[0-9]/.test(word)) expect(t, "constant.numeric", "a number");
+    if (/^"/.test(word)) expect(t, "string.quoted", "a string");
   }
   return found;
 }
 
 async function main() {
   const g = await grammar();
-  const examples = fs.readdirSync(path.join(ROOT, "examples")).filter((f) => f.endsWith(".dw")).sort();
+  // the examples, and the MovieLens specs (they use the data options: strings, `column`);
+  // a snapshot is named after its spec, a folder's specs prefixed with the folder's name
+  const specs = [];
+  for (const [folder, prefix] of [["examples", ""], ["experiments/movielens", "movielens-"]]) {
+    for (const f of fs.readdirSync(path.join(ROOT, folder)).filter((f) => f.endsWith(".dw")).sort()) {
+      specs.push({ rel: `${folder}/${f}`, snap: `${prefix}${f}.snap` });
+    }
+  }
   let failed = 0;
   fs.mkdirSync(SNAPSHOTS, { recursive: true });
-  for (const name of examples) {
-    const tokens = tokenise(g, fs.readFileSync(path.join(ROOT, "examples", name), "utf8"));
+  for (const { rel, snap } of specs) {
+    const tokens = tokenise(g, fs.readFileSync(path.join(ROOT, rel), "utf8"));
     for (const problem of problems(tokens)) {
-      console.error(`examples/${name}:${problem}`);
+      console.error(`${rel}:${problem}`);
       failed += 1;
     }
-    const file = path.join(SNAPSHOTS, `${name}.snap`);
+    const file = path.join(SNAPSHOTS, snap);
     const text = snapshot(tokens);
     if (update) {
       fs.writeFileSync(file, text);
     } else if (!fs.existsSync(file) || fs.readFileSync(file, "utf8") !== text) {
-      console.error(`examples/${name}: tokens differ from test/snapshots/${name}.snap ` +
+      console.error(`${rel}: tokens differ from test/snapshots/${snap} ` +
                     "(node test/grammar.test.js --update, then review the diff)");
       failed += 1;
     }
   }
-  const stale = fs.readdirSync(SNAPSHOTS).filter((f) => !examples.includes(f.replace(/\.snap$/, "")));
+  const known = new Set(specs.map((s) => s.snap));
+  const stale = fs.readdirSync(SNAPSHOTS).filter((f) => !known.has(f));
   for (const f of stale) {
     if (update) fs.unlinkSync(path.join(SNAPSHOTS, f));
-    else { console.error(`test/snapshots/${f}: no such example`); failed += 1; }
+    else { console.error(`test/snapshots/${f}: no such spec`); failed += 1; }
   }
-  console.log(`${examples.length} examples tokenised, ${failed} problem(s)`);
+  console.log(`${specs.length} specs tokenised, ${failed} problem(s)`);
   process.exit(failed ? 1 : 0);
 }
 
