@@ -342,7 +342,7 @@ def write_movielens(reports: dict[str, list[dict]], seconds: float) -> None:
                yerr=[stats[(model, c)][1] for c in cells], label=model, capsize=2)
     ax.set_xticks(np.arange(len(cells)) + width * (len(reports) - 1) / 2)
     ax.set_xticklabels([names[c].replace(", ", "\n") for c in cells], fontsize=8)
-    ax.set_ylabel("test AUC (mean ± std, 3 seeds)")
+    ax.set_ylabel(f"test AUC (mean ± std, {len(SEEDS)} seeds)")
     low = min(m - s for m, s in stats.values())
     ax.set_ylim(max(0.0, low - 0.02), None)
     ax.legend(ncol=6, fontsize=8)
@@ -368,7 +368,7 @@ above, over these features. Budget for all: Adam {ML_CONFIG['lr']}, batch
 {ML_CONFIG['batch_size']}, at most {ML_CONFIG['epochs']} epochs, early stopping on validation AUC
 (patience {ML_CONFIG['patience']}); the best validation checkpoint is evaluated on the test split.
 
-### Per-cell test AUC (mean ± std over 3 seeds; test rows in parentheses)
+### Per-cell test AUC (mean ± std over {len(SEEDS)} seeds; test rows in parentheses)
 
 {chr(10).join(table)}
 
