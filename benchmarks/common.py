@@ -19,8 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dwc.backends.export import load_generated  # noqa: E402
-from dwc.driver import compile_source  # noqa: E402
-from dwc.source import SourceFile  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -41,6 +39,10 @@ def machine() -> str:
 
 def load_model(spec: str, name: str, **options):
     """Compile spec text with dwc; returns the generated module's training class."""
+    # imported here: gpu.py's GPU step runs where the spec compiler's packages (lark) are not
+    from dwc.driver import compile_source
+    from dwc.source import SourceFile
+
     result = compile_source(SourceFile(f"{name}.dw", spec), **options)
     return load_generated(result.files["model.py"], name)
 
@@ -68,27 +70,75 @@ def median_seconds(fn, repeats: int = 20, warmup: int = 3, budget: float = 3.0) 
     return statistics.median(times)
 
 
+def interleaved_seconds(fns, repeats: int = 20, warmup: int = 3,
+                        budget: float = 6.0) -> list[list[float]]:
+    """Time several functions round by round (so drift on a shared machine hits all alike), the
+    order rotated each round so that none always runs first.
+
+    Returns one list per round: the seconds of each function, in `fns` order. At least 3 rounds,
+    at most `repeats`, fewer once `budget` seconds have passed.
+    """
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    rounds: list[list[float]] = []
+    started = time.perf_counter()
+    while len(rounds) < repeats and (len(rounds) < 3 or time.perf_counter() - started < budget):
+        times = [0.0] * len(fns)
+        first = len(rounds) % len(fns)
+        for i in [*range(first, len(fns)), *range(first)]:
+            t0 = time.perf_counter()
+            fns[i]()
+            times[i] = time.perf_counter() - t0
+        rounds.append(times)
+    return rounds
+
+
 def paired_seconds(reference, candidate, repeats: int = 20, warmup: int = 3,
                    budget: float = 6.0) -> tuple[float, float, float]:
-    """Time two functions alternately (so drift on a shared machine hits both alike).
+    """Time two functions alternately (interleaved_seconds).
 
     Returns (median reference seconds, median candidate seconds, median of the per-pair
     speed-ups reference / candidate).
     """
-    for _ in range(warmup):
-        reference()
-        candidate()
-    pairs: list[tuple[float, float]] = []
-    started = time.perf_counter()
-    while len(pairs) < repeats and (len(pairs) < 3 or time.perf_counter() - started < budget):
-        times = []
-        for fn in (reference, candidate) if len(pairs) % 2 == 0 else (candidate, reference):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        pairs.append(tuple(times) if len(pairs) % 2 == 0 else (times[1], times[0]))
+    pairs = interleaved_seconds([reference, candidate], repeats, warmup, budget)
     return (statistics.median(a for a, _ in pairs), statistics.median(b for _, b in pairs),
             statistics.median(a / b for a, b in pairs))
+
+
+def timed_forms(thunks: dict, base: str, quick: bool, **timing) -> dict:
+    """Time named functions round by round (interleaved_seconds) and return their record:
+    {"seconds": median per name, "ratios": median per-round time / `base`'s time for every other
+    name (empty without `base`), "rounds"}. `quick`: at most 5 rounds in about a second."""
+    names = list(thunks)
+    if quick:
+        timing = {"repeats": 5, "warmup": 1, "budget": 1.0}
+    rounds = interleaved_seconds([thunks[n] for n in names], **timing)
+    ratios = {}
+    if base in names:
+        b = names.index(base)
+        ratios = {n: statistics.median(r[i] / r[b] for r in rounds)
+                  for i, n in enumerate(names) if n != base}
+    return {"seconds": {n: statistics.median(r[i] for r in rounds) for i, n in enumerate(names)},
+            "ratios": ratios, "rounds": len(rounds)}
+
+
+def timing_rows(records: list[dict], names: list[str]) -> list[list[str]]:
+    """Table rows of timed_forms records (each with "example" and "batch"): ms per name, the
+    ratio in brackets, "-" for a name a record lacks."""
+    rows = []
+    for record in records:
+        cells = []
+        for name in names:
+            if name not in record["seconds"]:
+                cells.append("-")
+                continue
+            cell = fmt_ms(record["seconds"][name])
+            if name in record["ratios"]:
+                cell += f" ({record['ratios'][name]:.2f}x)"
+            cells.append(cell)
+        rows.append([record["example"], str(record["batch"]), *cells])
+    return rows
 
 
 def high_water_bytes() -> int:

@@ -28,8 +28,6 @@ import peers
 import torch
 from common import (
     ROOT,
-    SourceFile,
-    compile_source,
     fmt_ms,
     forward_fn,
     load_generated,
@@ -38,6 +36,9 @@ from common import (
     table,
     write_section,
 )
+
+from dwc.driver import compile_source
+from dwc.source import SourceFile
 
 BATCH = 8192
 KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(2**25), "MALLOC_TRIM_THRESHOLD_": str(2**40)}

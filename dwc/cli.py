@@ -85,6 +85,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    "(default $XDG_CACHE_HOME/dwc/tvm-tuning or ~/.cache/dwc/tvm-tuning)")
     p.add_argument("--dump-ir", action="store_true",
                    help="print the final training and inference IR to stdout")
+    p.add_argument("--vocab", default=None, metavar="DIR",
+                   help="copy the vocabularies of a prepared directory (or its vocab/ folder) "
+                   "into the artifact, so dwc.runtime serves raw values")
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="diagnostic format")
 
@@ -110,26 +113,71 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("passes", help="list the passes and the -O pipelines")
 
     p = sub.add_parser(
-        "data", help="synthetic multi-scenario CTR data (dwc.data)",
+        "data", help="prepare raw logs (CSV, Parquet) for dwc train; synthetic data",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="dwc data generate FILE: write synthetic, unbalanced multi-scenario CTR data "
+        description="dwc data prepare SPEC --train FILE... --out DIR: encode raw logs (CSV or "
+        "Parquet) into the\nprepared directory dwc train reads (docs/data.md, 'Preparing raw "
+        "logs').\ndwc data movielens --out FILE.parquet: MovieLens-100K as a raw log "
+        "(experiments/movielens/).\n\n"
+        "dwc data generate FILE: write synthetic, unbalanced multi-scenario CTR data "
         "as a .npz\nin the training-data contract of docs/data.md (train/valid/test = 80/10/10 %)."
         "\n\nColumns of every split (SPLIT/NAME keys):\n" + "\n".join(
             f"  {name:<12} {kind}" for name, kind in _DATA_COLUMNS) +
         "\n\nSpecs that train on it: experiments/*.dw (e.g. experiments/apg.dw).")
-    p.add_argument("action", choices=("generate",))
-    p.add_argument("output", help="the .npz file to write (replaced atomically)")
-    p.add_argument("--rows", type=int, default=200_000,
+    actions = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    g = actions.add_parser("generate", help="synthetic multi-scenario CTR data as a .npz")
+    g.add_argument("output", help="the .npz file to write (replaced atomically)")
+    g.add_argument("--rows", type=int, default=200_000,
                    help="rows in all splits together (default 200000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g = actions.add_parser(
+        "prepare", formatter_class=_DefaultsFormatter,
+        help="encode raw logs (CSV, Parquet) into a prepared directory for dwc train",
+        description="Encode raw logs into DIR: vocabularies counted on the train split, "
+        "Parquet shards per split, a manifest (docs/data.md, 'Preparing raw logs').")
+    g.add_argument("file", help="the .dw spec (its features and outputs name the columns)")
+    g.add_argument("--train", nargs="+", required=True, metavar="FILE",
+                   help="log files of the train split (divided by --split unless --valid is "
+                   "given)")
+    g.add_argument("--valid", nargs="+", default=(), metavar="FILE",
+                   help="log files of the validation split (default: none)")
+    g.add_argument("--test", nargs="+", default=(), metavar="FILE",
+                   help="log files of the test split (default: none)")
+    g.add_argument("--split", default=None, metavar="TRAIN/VALID[/TEST]",
+                   help="percentages of the --train rows (default: 80/10/10, or 90/10 with "
+                   "--test; not with --valid)")
+    g.add_argument("--split-by", choices=("hash", "order"), default="hash",
+                   help="hash: each row by a hash of its position and --seed; order: in file "
+                   "order (the first rows train, the last test: a time-ordered split of a log "
+                   "sorted by time)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the hash split")
+    g.add_argument("--format", choices=("csv", "parquet"), default=None,
+                   help="the logs' format (default: from each file's extension)")
+    g.add_argument("--shard-rows", type=int, default=1_000_000,
+                   help="rows per Parquet shard at most")
+    g.add_argument("--out", required=True, metavar="DIR",
+                   help="the prepared directory (new, or one prepare wrote: it is replaced)")
+    g = actions.add_parser(
+        "movielens", formatter_class=_DefaultsFormatter,
+        help="MovieLens-100K (from the recbole wheel) as a raw log",
+        description="Write MovieLens-100K as a raw log for experiments/movielens/*.dw: one row "
+        "per rating, sorted by time. The data is read from the recbole 1.2.1 wheel (downloaded "
+        "with pip into the cache); its licence forbids redistribution, so it is never committed.")
+    g.add_argument("--out", required=True, metavar="FILE",
+                   help="the .parquet (or .csv) file to write (replaced atomically)")
+    g.add_argument("--history", type=int, default=20,
+                   help="at most this many of the user's previous movies in 'history'")
+    g.add_argument("--cache", default=None, metavar="DIR",
+                   help="where the wheel is kept (default: ~/.cache/dwc)")
 
-    p = sub.add_parser("train", help="train a spec's module on a .npz data set",
+    p = sub.add_parser("train", help="train a spec's module on prepared data or a .npz",
                        formatter_class=_DefaultsFormatter,
-                       description="Train the module a spec compiles to on a .npz data set "
-                       "(its layout: docs/data.md), checking the whole file first.")
+                       description="Train the module a spec compiles to on a prepared directory "
+                       "(dwc data prepare) or a .npz data set (their layouts: docs/data.md), "
+                       "checking the data before the first step.")
     p.add_argument("file", help="the .dw spec")
-    p.add_argument("--data", required=True, help="a .npz with train/, valid/ and optionally "
-                   "test/ splits")
+    p.add_argument("--data", required=True, help="a directory written by dwc data prepare, or a "
+                   ".npz with train/, valid/ and optionally test/ splits")
     p.add_argument("--out", required=True, help="directory for best.pt, last.pt, metrics.json")
     p.add_argument("--epochs", type=int, default=5, help="passes over the training split")
     p.add_argument("--batch-size", type=int, default=512, help="rows per step (per process)")
@@ -137,6 +185,15 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="adam, adamw or sgd (momentum 0.9)")
     p.add_argument("--lr", type=float, default=3e-3, help="learning rate")
     p.add_argument("--weight-decay", type=float, default=0.0, help="the optimizer's weight decay")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine", "step"), default="constant",
+                   help="constant, cosine (to 0 at the last step of --epochs) or step (times "
+                   "--gamma every --step-size epochs)")
+    p.add_argument("--warmup-steps", type=int, default=0,
+                   help="steps of linear warm-up to --lr before the schedule")
+    p.add_argument("--step-size", type=int, default=None, metavar="EPOCHS",
+                   help="--lr-schedule step: epochs between two decays")
+    p.add_argument("--gamma", type=float, default=None,
+                   help="--lr-schedule step: the decay factor (default: 0.1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and shuffling")
     p.add_argument("--patience", type=int, default=2,
                    help="stop after this many epochs without a better validation metric")
@@ -145,6 +202,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--two-stage", type=int, default=None, metavar="N",
                    help="train N epochs with the scenario parts (e.g. mlora's per-domain "
                    "factors) frozen, then only the scenario parts from the best checkpoint")
+    p.add_argument("--shuffle-buffer", type=int, default=200_000, metavar="ROWS",
+                   help="rows a prepared directory is shuffled through at a time")
+    p.add_argument("--resume", nargs="?", const="", default=None, metavar="DIR",
+                   help="continue from DIR/last.pt (DIR defaults to --out) exactly where it "
+                   "stopped; --epochs may grow (default: start afresh)")
 
     p = sub.add_parser("lint", help="check specs for likely mistakes (exit 1 on findings)")
     p.add_argument("files", nargs="+")
@@ -155,6 +217,16 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="reference batch size for memory rules (default 4096 or [tool.dwc])")
     p.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings")
 
+    p = sub.add_parser("lsp", help="run the language server over stdin/stdout (docs/editors.md)")
+    p.add_argument("--stdio", action="store_true", help="accepted for editors that pass it; "
+                   "stdio is the only transport")
+    p.add_argument("--docs-url", default=None, metavar="URL",
+                   help="base URL of the docs/ pages diagnostics link to (default: the "
+                   "repository's docs/ on GitHub)")
+    p.add_argument("--log-file", default=None, help="append the server's log here (default: "
+                   "stderr, which editors show in their output panel)")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning")
+
     p = sub.add_parser("verify", help="run backends on the same inputs and compare with torch "
                        "(exit 3 above tolerance)")
     p.add_argument("file")
@@ -164,6 +236,23 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=1e-4, help="max abs error (default 1e-4)")
     _pipeline_options(p)
     _export_options(p)
+
+    p = sub.add_parser("graph", help="draw the model as a dataflow picture (DOT, SVG or HTML)",
+                       description="Draw a spec as a dataflow picture: features (scenario ones "
+                       "marked), conditions, layers with their output shape, parameters and FLOPs "
+                       "per sample, and the edges by which conditions generate dynamic weights "
+                       "(docs/graph.md).")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", required=True,
+                   help="the file to write, replaced atomically (- for stdout); its extension "
+                   "(.dot/.gv, .svg, .html/.htm) gives the format unless --format does")
+    p.add_argument("--format", default=None, metavar="FORMAT",
+                   help="dot, svg (laid out by graphviz-pure) or html (the SVG beside the "
+                   "`dwc explain` table, one self-contained file)")
+    p.add_argument("--inference", action="store_true",
+                   help="draw the folded inference form (scenario tables, per-cell layers) "
+                   "instead of the training form")
+    _pipeline_options(p)
     return parser
 
 
@@ -175,6 +264,9 @@ def _export_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default=None, help="tvm cuda: GPU architecture (default sm_90)")
     p.add_argument("--max-batch", type=int, default=8192,
                    help="largest batch the artifact accepts (default 8192)")
+    p.add_argument("--wrapper-opt", choices=("O0", "O1"), default="O1",
+                   help="aoti: optimisation level of the package's C++ host code (default O1; "
+                   "O0 builds ~4x faster and serves ~25%% slower at batch 1)")
 
 
 def _pipeline_options(p: argparse.ArgumentParser) -> None:
@@ -261,6 +353,8 @@ def cmd_compile(args) -> int:
             "initialisation", help="pass --weights state.pt (a state_dict of the trained module)"),
             source),
             file=sys.stderr)
+    if args.vocab is not None:
+        _attach_vocabularies(args.vocab, source, result.files)
     out = args.output or result.graph.model
     path = write_artifacts(result.files, out)
     if args.dump_ir:
@@ -271,6 +365,18 @@ def cmd_compile(args) -> int:
     names = ", ".join(sorted(result.files))
     print(f"dwc: compiled {source.name} -> {path}/ ({names})", file=sys.stderr)
     return EXIT_OK
+
+
+def _attach_vocabularies(directory: str, source: SourceFile, files: dict) -> None:
+    """`--vocab DIR`: the checked vocabularies into the artifact (DW620; DW621 printed)."""
+    from dwc import vocab
+    from dwc.driver import check_data_source
+
+    _, data = check_data_source(source)
+    vocabularies, notes = vocab.load_vocabularies(directory, data, source)
+    for note in notes:
+        print(render_text(note, SourceFile(directory, "")), file=sys.stderr)
+    vocab.attach(files, vocabularies, data)
 
 
 def cmd_check(args) -> int:
@@ -429,6 +535,10 @@ def cmd_lint(args) -> int:
 
 
 def cmd_data(args) -> int:
+    if args.action == "prepare":
+        return _data_prepare(args)
+    if args.action == "movielens":
+        return _data_movielens(args)
     from dwc.data import save
 
     if args.rows < 10:
@@ -446,10 +556,46 @@ def cmd_data(args) -> int:
     return EXIT_OK
 
 
+def _data_prepare(args) -> int:
+    from dwc.driver import check_data_source
+    from dwc.prepare import LogError, Options, prepare
+
+    source = _load(args.file)
+    graph, data = check_data_source(source)
+    options = Options(train=tuple(args.train), valid=tuple(args.valid), test=tuple(args.test),
+                      split=args.split, split_by=args.split_by, seed=args.seed,
+                      format=args.format, shard_rows=args.shard_rows, out=args.out)
+    try:
+        report = prepare(source, graph, data, options)
+    except LogError as error:
+        return _report(error, SourceFile(error.path, ""))
+    except DiagnosticError as error:
+        return _report(error, SourceFile(args.out, ""))
+    rows = ", ".join(f"{s} {n:,}" for s, n in report.rows.items() if n)
+    print(f"dwc: prepared {report.total:,} rows ({rows}) from {report.files} "
+          f"file{'s' if report.files != 1 else ''} in {report.seconds:.1f} s "
+          f"({report.total / max(report.seconds, 1e-9):,.0f} rows/s) -> {report.out}/",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def _data_movielens(args) -> int:
+    from dwc.movielens import write_log
+
+    if args.history < 1:
+        raise _UsageError("--history must be at least 1")
+    try:
+        rows = write_log(args.out, args.history, args.cache)
+    except DiagnosticError as error:
+        return _report(error, SourceFile(args.out, ""))
+    print(f"dwc: wrote {rows:,} MovieLens-100K ratings to {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_train(args) -> int:
-    from dwc.dataset import load_training_data
     from dwc.driver import compile_source, ensure_directory
-    from dwc.train import TrainConfig, train
+    from dwc.prepared import open_training_data, spec_digest
+    from dwc.train import TrainConfig, check_resume, load_checkpoint, train
 
     for flag, value, low in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
                              ("--patience", args.patience, 1), ("--max-steps", args.max_steps, 1),
@@ -460,10 +606,13 @@ def cmd_train(args) -> int:
         raise _UsageError("--lr must be a positive number")
     if not args.weight_decay >= 0 or not math.isfinite(args.weight_decay):
         raise _UsageError("--weight-decay must be a number >= 0")
+    schedule = _schedule_problem(args)
+    if schedule is not None:
+        return _report(DiagnosticError([schedule]), SourceFile(args.file, ""))
     from dwc.train import LaunchError, launch_env
 
     try:
-        rank, _ = launch_env()
+        rank, world = launch_env()
     except LaunchError as error:
         raise _UsageError(str(error)) from None
     if args.two_stage is not None and args.two_stage >= args.epochs:
@@ -475,27 +624,64 @@ def cmd_train(args) -> int:
         raise _UsageError(f"--two-stage: {args.file} has no scenario parts to train in stage 2 "
                           "(a layer such as mlora has them)")
     data_file = SourceFile(args.data, "")
+    sha = spec_digest(args.file)
     try:
-        data = load_training_data(args.data, result.graph)
+        data = open_training_data(args.data, result.graph, sha)
     except DiagnosticError as error:
         return _report(error, data_file)
     if rank == 0:
         for note in data.notes:
             print(render_text(note, data_file), file=sys.stderr)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         optimizer=args.optimizer, weight_decay=args.weight_decay,
+                         seed=args.seed, patience=args.patience, max_steps=args.max_steps,
+                         two_stage=args.two_stage, lr_schedule=args.lr_schedule,
+                         warmup_steps=args.warmup_steps, step_size=args.step_size,
+                         gamma=0.1 if args.gamma is None else args.gamma,
+                         shuffle_buffer=args.shuffle_buffer)
+    checkpoint = resume_from = None
+    if args.resume is not None:
+        resume_from = args.resume or args.out
+        try:
+            checkpoint = load_checkpoint(resume_from)
+            check_resume(checkpoint, config, sha, data, world, f"{resume_from}/last.pt")
+        except DiagnosticError as error:
+            return _report(error, SourceFile(f"{resume_from}/last.pt", ""))
     try:
         ensure_directory(args.out, "output directory with --out")
     except DiagnosticError as error:
         return _report(error, SourceFile(args.out, ""))
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         optimizer=args.optimizer, weight_decay=args.weight_decay,
-                         seed=args.seed, patience=args.patience, max_steps=args.max_steps,
-                         two_stage=args.two_stage)
-    outcome = train(result.files["model.py"], data, args.out, config, result.graph)
+    try:
+        outcome = train(result.files["model.py"], data, args.out, config, result.graph,
+                        resume=checkpoint, resume_from=resume_from, spec_sha256=sha)
+    except DiagnosticError as error:  # a shard that turns out bad while it is read
+        return _report(error, data_file)
     if rank == 0:
         metric = outcome.selection["metric"]
         print(f"dwc: best epoch {outcome.best_epoch} (valid {metric} "
               f"{outcome.best_metric:.4f}); weights in {args.out}/best.pt", file=sys.stderr)
     return EXIT_OK
+
+
+def _schedule_problem(args) -> Diagnostic | None:
+    """The DW649 of learning-rate schedule options that do not fit together, or None."""
+    problem = None
+    if args.warmup_steps < 0:
+        problem = "--warmup-steps must be >= 0"
+    elif args.lr_schedule == "step" and (args.step_size is None or args.step_size < 1):
+        problem = ("--lr-schedule step needs --step-size EPOCHS (at least 1)"
+                   if args.step_size is None else "--step-size must be at least 1 epoch")
+    elif args.lr_schedule != "step" and (args.step_size is not None or args.gamma is not None):
+        flag = "--step-size" if args.step_size is not None else "--gamma"
+        problem = f"{flag} applies to --lr-schedule step, not {args.lr_schedule}"
+    elif args.gamma is not None and not (0 < args.gamma <= 1):
+        problem = f"--gamma {args.gamma:g} is not in (0, 1]"
+    elif args.shuffle_buffer < 1:
+        problem = "--shuffle-buffer must be at least 1 row"
+    if problem is None:
+        return None
+    return Diagnostic.file_level("DW649", problem, help="dwc train --help lists the schedule "
+                                 "options; docs/data.md describes the schedules")
 
 
 def _has_scenario_parts(model_py: str) -> bool:
@@ -515,7 +701,8 @@ def _export(args, options_cls):
         raise _UsageError("--max-batch must be at least 1")
     return options_cls(weights=args.weights, opset=args.opset,
                        triton=getattr(args, "triton", False), device=args.device, arch=args.arch,
-                       max_batch=args.max_batch, tune=_tune_options(args))
+                       max_batch=args.max_batch, wrapper_opt=args.wrapper_opt,
+                       tune=_tune_options(args))
 
 
 def _tune_options(args):
@@ -583,6 +770,71 @@ class _UsageError(Exception):
 COMMANDS = {"compile": cmd_compile, "check": cmd_check, "fmt": cmd_fmt, "explain": cmd_explain,
             "passes": cmd_passes, "verify": cmd_verify, "lint": cmd_lint, "data": cmd_data,
             "train": cmd_train}
+
+
+_GRAPH_EXTENSIONS = {".dot": "dot", ".gv": "dot", ".svg": "svg", ".html": "html", ".htm": "html"}
+
+
+def cmd_graph(args) -> int:
+    """`dwc graph`: the picture is rendered whole before anything is written (DW420-DW423)."""
+    from dwc.driver import atomic_file
+    from dwc.graph import build
+    from dwc.graph_render import FORMATS, render
+
+    suffix = os.path.splitext(args.output)[1].lower() if args.output != "-" else ""
+    implied = _GRAPH_EXTENSIONS.get(suffix)
+    fmt = args.format.lower() if args.format is not None else implied
+    if fmt not in FORMATS:
+        what = f"unknown --format '{args.format}'" if args.format is not None else (
+            "-o - (stdout) needs --format" if args.output == "-" else
+            f"cannot tell the picture format of '{args.output}'")
+        raise DiagnosticError([Diagnostic.file_level(
+            "DW420", what, help="use --format dot, svg or html, or an -o ending in .dot, .gv, "
+            ".svg, .html or .htm; nothing was written")])
+    if implied is not None and implied != fmt:
+        raise DiagnosticError([Diagnostic.file_level(
+            "DW423", f"--format {fmt} does not match '{args.output}' (a .{implied} name)",
+            help=f"drop --format, or write to a name ending in .{fmt}; nothing was written")])
+    source = _load(args.file)
+    on_pass, report = _pass_hooks(args)
+    picture = _with_pass_errors(lambda: build(source, args.level, args.passes, args.inference,
+                                              args.verify_each, on_pass))
+    report()
+    text = render(picture, fmt)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        with atomic_file(args.output, "output file with -o") as handle:
+            handle.write(text.encode("utf-8"))
+    print(f"dwc: drew {picture.model} ({picture.form} form, {len(picture.nodes)} nodes, "
+          f"{len(picture.edges)} edges) -> {'stdout' if args.output == '-' else args.output}",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+COMMANDS["graph"] = cmd_graph
+
+
+def cmd_lsp(args) -> int:
+    import logging
+
+    try:
+        from dwc.lsp.server import serve
+    except ImportError as error:
+        print(render_text(Diagnostic.file_level(
+            "DW408", f"the language server needs pygls: {error}",
+            help="pip install 'dwc[lsp]'"), SourceFile("dwc lsp", "")), file=sys.stderr)
+        return EXIT_USAGE
+    from dwc.lsp.analysis import DEFAULT_DOCS_URL
+
+    handler = logging.FileHandler(args.log_file) if args.log_file else logging.StreamHandler()
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler],
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    serve(args.docs_url or DEFAULT_DOCS_URL)
+    return EXIT_OK
+
+
+COMMANDS["lsp"] = cmd_lsp
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -145,13 +145,15 @@ def scenario_cells(inputs: dict[str, np.ndarray], graph: Graph) -> np.ndarray | 
     return cells
 
 
-def cell_name(cell: int, graph: Graph) -> str:
-    """`country=3, page=1` for a cell number of `scenario_cells`."""
+def cell_name(cell: int, graph: Graph, names: dict[str, list[str]] | None = None) -> str:
+    """`country=3, page=1` for a cell number of `scenario_cells`; with `names` (a feature's
+    vocabulary: id k is names[feature][k]), `country=US, page=feed`."""
     vocab = {spec.name: spec.vocab for spec in graph.inputs}
     parts = []
     for feature in reversed(graph.scenario):
         cell, value = divmod(cell, vocab[feature])
-        parts.append(f"{feature}={value}")
+        tokens = (names or {}).get(feature)
+        parts.append(f"{feature}={tokens[value] if tokens and value < len(tokens) else value}")
     return ", ".join(reversed(parts))
 
 

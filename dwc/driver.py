@@ -21,8 +21,10 @@ from dwc.ir.graph import Graph
 from dwc.ir.verify import verify
 from dwc.manifest import manifest
 from dwc.parse import parse
+from dwc.parse.ast import Spec
 from dwc.passes import PassManager, PassRecord, pipeline_for
-from dwc.sema.elaborate import elaborate
+from dwc.sema.data import DataSpec
+from dwc.sema.elaborate import elaborate, elaborate_with_data
 from dwc.source import SourceFile
 
 if TYPE_CHECKING:
@@ -41,6 +43,8 @@ class ExportOptions:
     device: str = "cpu"
     arch: str | None = None
     max_batch: int = 8192
+    wrapper_opt: str = "O1"
+    """aoti: the optimisation level of the package's C++ wrapper (O0 builds faster)."""
     tune: TuneOptions | None = None
     """tvm cpu: MetaSchedule tuning of bucketed batch sizes (`--tune`)."""
 
@@ -72,11 +76,21 @@ def load_source(path: str | os.PathLike[str]) -> SourceFile:
     return SourceFile(str(path), text)
 
 
-def check_source(source: SourceFile) -> Graph:
-    """Parse, check and lower a spec to verified IR. Raises DiagnosticError on spec errors."""
-    graph = elaborate(parse(source), source)
+def check_source(source: SourceFile, spec: Spec | None = None) -> Graph:
+    """Parse, check and lower a spec to verified IR. Raises DiagnosticError on spec errors.
+
+    `spec`: the source's AST when the caller has parsed it already (the language server)."""
+    graph = elaborate(parse(source) if spec is None else spec, source)
     verify(graph)
     return graph
+
+
+def check_data_source(source: SourceFile) -> tuple[Graph, DataSpec]:
+    """`check_source`, and the spec's data options (dwc.sema.data: how `dwc data prepare`
+    reads each input and target from a raw log)."""
+    graph, data = elaborate_with_data(parse(source), source)
+    verify(graph)
+    return graph, data
 
 
 def tabulated_graph(train: Graph, records: list[PassRecord]) -> Graph:

@@ -19,7 +19,7 @@ def expr(e: ast.Expr) -> str:
     match e:
         case ast.Ref():
             return e.name
-        case ast.Number() | ast.Factor() | ast.Fraction():
+        case ast.Number() | ast.String() | ast.Factor() | ast.Fraction():
             return e.text
         case ast.ListExpr():
             return "[" + ", ".join(expr(i) for i in e.items) + "]"
@@ -54,6 +54,8 @@ def _statement(s: ast.Statement, pad: int) -> str:
                 text += f" loss = {s.loss.text}"
             if s.weight is not None:
                 text += f" weight = {s.weight.text}"
+            if s.column is not None:
+                text += f" column = {s.column.text}"
             return text
         case ast.DefaultsDecl():
             return "defaults " + " ".join(_call(m.name.text, m.args, m.kwargs)
@@ -129,8 +131,12 @@ def _blank_between(text: str, start: int, end: int) -> bool:
     return any(not ln.strip() for ln in lines[1:-1])
 
 
-def _literal(value: object, span: Span) -> ast.Expr | None:
+def _literal(value: object, span: Span, kind: str = "") -> ast.Expr | None:
     """A default as spec text (None where the option has no written form: 'unset')."""
+    if kind == "string" and isinstance(value, str):
+        text = value.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t") \
+            .replace("\n", "\\n")
+        return ast.String(value, f'"{text}"', span)
     if isinstance(value, bool):
         return ast.Ref("true" if value else "false", span)
     if isinstance(value, int | float):
@@ -157,10 +163,12 @@ def _filled(name: str, args, kwargs, span: Span, given: dict[str, ast.Kwarg] | N
     for param in sig.params:
         if param.name in bound or param.required:
             continue
+        if "share" in bound and param.name in ("encoding", "min_count"):
+            continue  # a shared table's vocabulary options are its own feature's
         if given and param.name in given:
             out.append(ast.Kwarg(ast.Name(param.name, span), given[param.name].value, span))
             continue
-        value = _literal(param.default, span)
+        value = _literal(param.default, span, param.kind)
         if value is not None:
             out.append(ast.Kwarg(ast.Name(param.name, span), value, span))
     return tuple(out)

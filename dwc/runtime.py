@@ -4,10 +4,25 @@ compiler.
     from dwc.runtime import load
     model = load("out/apg_onnx")          # reads manifest.json
     outputs = model({"user_id": ids, ...}) # numpy arrays (or torch tensors) in, numpy arrays out
+    model = load("out/apg_onnx", device="cuda")  # ONNX Runtime's CUDA execution provider
+
+An artifact runs on the device it was built for (a TVM CUDA build, an AOTInductor package built
+on a GPU), an ONNX model on the CPU or, with device="cuda", on the GPU; inputs and outputs stay
+numpy arrays on the host either way. A device this machine lacks is refused with ArtifactError.
 
 Inputs are checked against the manifest's signature (names, dtypes, per-sample shapes, ids within
 their vocabulary, sequence lengths within 0 .. max_len, and the declared maximum batch); inputs the
 artifact does not use are accepted and ignored.
+
+An artifact compiled with `--vocab DIR` also takes raw values, encoded exactly as `dwc data
+prepare` encoded the training data (dwc.encoding, shared by both):
+
+    model({"user_id": ["u17", None], "history": ["i3^i9", ""], "price": [12.5, None], ...})
+
+Strings, Python lists and numpy object arrays are raw values; integer arrays stay ids, float32
+[N, w] arrays stay numerics, and a sequence given with its `NAME_len` stays ids. `model(inputs,
+raw=True)` (or `model.encode(inputs, raw=True)`) treats every value as raw, so integer tokens (a
+user id column of ints) are looked up in the vocabulary too.
 """
 
 from __future__ import annotations
@@ -41,6 +56,55 @@ class Artifact:
         self.max_lengths = {i["name"]: int(shapes[i["feature"]][1]) for i in self.inputs
                             if i.get("role") == "lengths"}
         """A sequence's lengths input -> the sequence's padded length (lengths lie in 0 .. T)."""
+        self.raw_inputs: dict[str, dict] = self.manifest.get("raw_inputs") or {}
+        """Feature -> how its raw values are encoded (artifacts compiled with --vocab)."""
+        self._vocabularies: dict[str, object] = {}
+
+    def vocabulary(self, path: str):
+        """The dwc.encoding.Vocabulary of a vocab/FEATURE.json in the artifact (read once)."""
+        from dwc.encoding import Vocabulary
+
+        if path not in self._vocabularies:
+            try:
+                body = json.loads((self.directory / path).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as error:
+                raise ArtifactError(f"cannot read the vocabulary {path}: {error}") from None
+            self._vocabularies[path] = Vocabulary.from_json(body)
+        return self._vocabularies[path]
+
+    def encode(self, inputs: dict, raw: bool = False) -> dict:
+        """The inputs with raw values encoded as prepare did (see the module docstring); other
+        values pass through unchanged."""
+        if not self.raw_inputs:
+            if raw:
+                raise ArtifactError("this artifact has no vocabularies: compile it with "
+                                    "--vocab DIR to serve raw values")
+            return inputs
+        from dwc import encoding
+
+        out = dict(inputs)
+        for name, entry in self.raw_inputs.items():
+            if name not in inputs:
+                continue
+            value, kind = inputs[name], entry["kind"]
+            if not raw and _prepared(value, kind, f"{name}_len" in inputs):
+                continue
+            try:
+                values = encoding.as_arrow(value)
+                if kind == "numeric":
+                    out[name] = encoding.encode_numeric(values, entry["width"], entry["fill"])
+                elif kind == "sequence":
+                    out[name], out[f"{name}_len"] = encoding.encode_sequence(
+                        values, self.vocabulary(entry["vocabulary"]), entry["max_len"],
+                        entry["splitter"])
+                else:
+                    out[name] = self.vocabulary(entry["vocabulary"]).encode(values)
+            except encoding.EncodingError as error:
+                raise ArtifactError(f"input {name!r} row {error.row}: {error.message}") from None
+            except (TypeError, ValueError) as error:  # pyarrow cannot make an array of it
+                raise ArtifactError(f"input {name!r}: cannot read its raw values ({error})") \
+                    from None
+        return out
 
     def _arrays(self, inputs: dict) -> tuple[dict[str, np.ndarray], int]:
         arrays: dict[str, np.ndarray] = {}
@@ -74,21 +138,44 @@ class Artifact:
                                 "declared maximum)")
         return arrays, batch
 
-    def __call__(self, inputs: dict) -> dict[str, np.ndarray]:
-        arrays, _ = self._arrays(inputs)
+    def __call__(self, inputs: dict, raw: bool = False) -> dict[str, np.ndarray]:
+        arrays, _ = self._arrays(self.encode(inputs, raw))
         return dict(zip(self.outputs, self._run(arrays), strict=True))
 
     def _run(self, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
         raise NotImplementedError
 
 
+def _prepared(value, kind: str, with_lengths: bool) -> bool:
+    """Whether a value is already what the model reads (ids, float32 numerics), not raw."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or not hasattr(value, "shape"):
+        return False  # a Python list: raw
+    kind_char = np.dtype(str(dtype).replace("torch.", "")).kind if "torch" in str(dtype) \
+        else np.dtype(dtype).kind
+    if kind == "numeric":
+        return str(dtype).endswith("float32") and len(value.shape) == 2
+    if kind == "sequence":
+        return with_lengths and kind_char in "iu"
+    return kind_char in "iu"
+
+
 class OnnxArtifact(Artifact):
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, device: str = "cpu") -> None:
         super().__init__(directory)
         import onnxruntime
 
+        providers = ["CPUExecutionProvider"]
+        if device == "cuda":
+            if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+                raise ArtifactError("this onnxruntime has no CUDAExecutionProvider (it comes with "
+                                    "the onnxruntime-gpu package)")
+            providers.insert(0, "CUDAExecutionProvider")  # the CPU one takes what CUDA cannot
+        self.device = device
         self.session = onnxruntime.InferenceSession(
-            str(self.directory / "model.onnx"), providers=["CPUExecutionProvider"])
+            str(self.directory / "model.onnx"), providers=providers)
+        if self.session.get_providers()[0] != providers[0]:  # e.g. no CUDA driver or GPU
+            raise ArtifactError(f"onnxruntime could not start {providers[0]} here")
 
     def _run(self, arrays):
         return self.session.run(self.outputs, {n: arrays[n] for n in self.used})
@@ -101,6 +188,9 @@ class TvmArtifact(Artifact):
         from tvm import relax
 
         self.device = tvm.cuda() if self.kind == "cuda" else tvm.cpu()
+        if self.kind == "cuda" and not self.device.exist:
+            raise ArtifactError("this TVM artifact was built for CUDA and no CUDA GPU is visible "
+                                "here (or this TVM was built without CUDA)")
         library = tvm.runtime.load_module(str(self.directory / "model.so"))
         self.vm = relax.VirtualMachine(library, self.device)
         params = tvm.runtime.load_param_dict_from_file(str(self.directory / "model.params"))
@@ -149,20 +239,35 @@ class AotiArtifact(Artifact):
         if built and built != torch.__version__:
             raise ArtifactError(f"this AOTInductor package was built with torch {built}; it "
                                 f"cannot run under torch {torch.__version__}")
+        self.device = self.manifest["target"].get("device", "cpu")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ArtifactError("this AOTInductor package was built for CUDA and this torch sees "
+                                "no CUDA GPU")
         self._torch = torch
         self.runner = torch._inductor.aoti_load_package(str(self.directory / "model.pt2"))
 
     def _run(self, arrays):
-        args = [self._torch.from_numpy(arrays[i["name"]]) for i in self.inputs]
+        args = [self._torch.from_numpy(arrays[i["name"]]).to(self.device) for i in self.inputs]
         with self._torch.no_grad():
-            return [v.numpy() for v in self.runner(*args)]
+            return [v.cpu().numpy() for v in self.runner(*args)]
 
 
-def load(directory: str | Path) -> Artifact:
-    """Load the artifact in `directory` (kind read from its manifest)."""
-    kind = Artifact(directory).kind
+def load(directory: str | Path, device: str | None = None) -> Artifact:
+    """Load the artifact in `directory` (kind read from its manifest) to run on `device`: "cpu"
+    or "cuda"; None means the one it was built for (the CPU for ONNX). Only an ONNX model can
+    run on either; asking another artifact for a device it was not built for is refused."""
+    probe = Artifact(directory)
+    kind = probe.kind
+    built_for = ("cuda" if kind == "cuda" or probe.manifest["target"].get("device") == "cuda"
+                 else "cpu")
+    if device not in (None, "cpu", "cuda"):
+        raise ArtifactError(f"unknown device {device!r} (cpu or cuda)")
     if kind == "onnx":
-        return OnnxArtifact(directory)
+        return OnnxArtifact(directory, device or "cpu")
+    if device not in (None, built_for):
+        what = {"llvm": "TVM", "cuda": "TVM", "aoti": "AOTInductor"}.get(kind, kind)
+        raise ArtifactError(f"this {what} artifact was built for {built_for}, not {device}; "
+                            f"rebuild it for {device}")
     if kind in ("llvm", "cuda"):
         return TvmArtifact(directory)
     if kind == "aoti":

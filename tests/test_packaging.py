@@ -22,6 +22,7 @@ def test_wheel_compiles_an_example_in_a_fresh_venv(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "dwc/_data/grammar/dwc.lark" in names
     assert "dwc/_data/templates/torch/model.py.j2" in names
+    assert "dwc/_data/templates/graph/page.html.j2" in names
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
@@ -45,3 +46,9 @@ def test_wheel_compiles_an_example_in_a_fresh_venv(tmp_path):
                            capture_output=True, text=True, check=True).stdout.split()
     assert all("site-packages/dwc/_data" in w for w in where)
     assert (work / "out" / "model.py").read_text().startswith('"""DwMlp')
+    # `dwc graph`'s page template ships too; graphviz-pure is the test environment's (on PATH)
+    env = {"PATH": f"{sysconfig.get_path('scripts')}:/usr/bin:/bin"}
+    proc = subprocess.run([str(venv / "bin" / "dwc"), "graph", "m.dw", "-o", "m.html"], cwd=work,
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "<svg" in (work / "m.html").read_text()

@@ -58,10 +58,10 @@ def export_artifact(result, target: str, options) -> dict[str, str | bytes]:
         elif target == "aoti":
             from dwc.backends.aoti_export import build_aoti
 
-            files["model.pt2"] = build_aoti(im, options.max_batch)
+            files["model.pt2"] = build_aoti(im, options.max_batch, options.wrapper_opt)
             files["manifest.json"] = manifest(
                 result.inference, result.records,
-                {"kind": "aoti", "torch": torch_version()},
+                {"kind": "aoti", "torch": torch_version(), "wrapper_opt": options.wrapper_opt},
                 {"package": "model.pt2", "spec": "spec.dw"}, options.max_batch, im.weights)
         else:
             from dwc.backends.tvm_export import build_tvm, target_for

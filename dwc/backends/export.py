@@ -46,11 +46,14 @@ def _weights_error(message: str, notes: list[str]) -> DiagnosticError:
 
 
 def load_weights(model: nn.Module, path: str | Path) -> None:
-    """Load a saved state_dict strictly; mismatches become one DW405 naming every parameter."""
+    """Load a saved state_dict (or the weights of a `dwc train` checkpoint, last.pt) strictly;
+    mismatches become one DW405 naming every parameter."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, ValueError, EOFError) as error:
         raise _weights_error(f"cannot load weights from '{path}': {error}", []) from None
+    if isinstance(state, dict) and state.get("format") == "dwc-checkpoint":
+        state = state["model"]  # dwc train's last.pt: the weights beside the optimizer's state
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise _weights_error(f"'{path}' does not hold a state_dict (a dict of tensors)", [])
     own = model.state_dict()

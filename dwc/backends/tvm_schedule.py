@@ -30,6 +30,7 @@ from tvm.ir import IRModule
 from tvm.s_tir.schedule import ScheduleError
 from tvm.target import Target
 
+
 def vector_lanes(target: Target) -> int:
     """float32 lanes of the widest vector register the llvm target has (16 with AVX-512)."""
     mcpu = str(target.attrs.get("mcpu", ""))
@@ -197,7 +198,7 @@ class DenseMatmul(CpuRule):
         a_idx = _region_vars(stmt.reads[0])
         b_idx = _region_vars(stmt.reads[1])
         c_idx = _region_vars(stmt.writes[0])
-        same = lambda xs, ys: len(xs) == len(ys) and all(x.same_as(y) for x, y in zip(xs, ys))  # noqa: E731
+        same = lambda xs, ys: len(xs) == len(ys) and all(x.same_as(y) for x, y in zip(xs, ys, strict=True))  # noqa: E731
         if not same(c_idx, [*b, i, j]):
             return None
         if not (same(a_idx, [*b, i, k]) or (batched and same(a_idx, [i, k]))):
@@ -258,8 +259,8 @@ class RowReduction(CpuRule):
         loops = sch.get_loops(main)
         if len(loops) != len(kinds) or not kinds.startswith("S"):
             return None
-        spatial = [lp for lp, c in zip(loops, kinds) if c == "S"]
-        reduce = [lp for lp, c in zip(loops, kinds) if c == "R"]
+        spatial = [lp for lp, c in zip(loops, kinds, strict=True) if c == "S"]
+        reduce = [lp for lp, c in zip(loops, kinds, strict=True) if c == "R"]
         lanes = vector_lanes(target)
         inner = spatial[-1] if len(spatial) > 1 else None
         extent = _static(sch.get(inner).extent) if inner is not None else None

@@ -26,7 +26,6 @@ from pathlib import Path
 
 from dwc.diagnostics import Diagnostic, DiagnosticError
 
-
 WORKER_TIMEOUT = 300
 """Seconds a MetaSchedule worker may take to build or to run one candidate."""
 
@@ -130,8 +129,8 @@ def bucket_kernels(mod, target, buckets: list[int]) -> list[tuple[str, object]]:
 
 
 def _progress_callback(bar):
-    from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
     from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 
     @derived_object
     class Progress(PyMeasureCallback):
@@ -173,7 +172,7 @@ def tune(mod, target, options: TuneOptions):
                                        space_generator="post-order-apply",
                                        search_strategy="replay-trace", task_name=name,
                                        logger=logger, num_threads="physical").clone()
-                        for (name, workload), logger in zip(todo, loggers)]
+                        for (name, workload), logger in zip(todo, loggers, strict=True)]
             before = _record_count(directory)
             ms.tune.tune_tasks(
                 tasks=contexts, task_weights=[1.0] * len(contexts), work_dir=work,

@@ -52,7 +52,7 @@ _TABLE = [
     Code("DW105", "missing-equals", _E, "a binding or option without `=`",
          "Values are bound with `name = expression`; options are written `key = value`."),
     Code("DW106", "reserved-word", _E, "a reserved word used as a name",
-         "`model feature scenario condition output defaults dynamic apg loss weight` are keywords "
+         "`model feature scenario condition output defaults dynamic apg loss weight column` are keywords "
          "of the language and cannot name features, values or outputs."),
     Code("DW107", "statement-expected", _E, "a line that does not start a statement",
          "A statement starts with `model`, `feature`, `scenario`, `condition`, `output`, "
@@ -112,6 +112,24 @@ _TABLE = [
     Code("DW314", "condition-without-scenario", _E, "a condition that reads no scenario-sensitive feature",
          "Mark the features that define scenarios with `scenario` after their kind, or use them "
          "in the condition."),
+    # --- DW342-DW349: data options of features and outputs (`dwc data prepare`, docs/data.md) ---
+    Code("DW342", "empty-data-string", _E, "an empty `column` name or `splitter`",
+         "`column = \"...\"` names the raw-data column a feature or target is read from, and "
+         "`splitter = \"...\"` the separator of a joined sequence string: neither can be empty. "
+         "Leave `column` out to read the column named like the feature."),
+    Code("DW343", "data-option-of-shared-table", _E,
+         "`encoding` or `min_count` on a feature that shares another feature's table",
+         "A vocabulary belongs to the embedding table: features with `share = f` and sequences of "
+         "`f` map their values through `f`'s vocabulary. Write the option on `f`."),
+    Code("DW344", "hash-vocab-too-small", _E, "`encoding = hash` with `vocab` below 2",
+         "Id 0 is reserved for null values, so hashing needs at least one more id: values hash "
+         "into 1 .. vocab - 1."),
+    Code("DW345", "min-count-with-hash", _E, "`min_count` on a feature with `encoding = hash`",
+         "Hashing keeps every value (it has no vocabulary to prune); remove `min_count`, or use "
+         "`encoding = vocabulary`."),
+    Code("DW346", "target-column-is-input", _E, "an output reads its target from a feature's column",
+         "The label would be an input of the model (target leakage). Name the target's own "
+         "column with `column = \"...\"` on the output or on the feature."),
     # --- DW4xx: files and backends --------------------------------------------------------------
     Code("DW401", "cannot-read-file", _E, "the spec file cannot be read",
          "Check the path and its permissions; specs are UTF-8 text."),
@@ -145,6 +163,20 @@ _TABLE = [
     Code("DW412", "tuning-cache-unusable", _E, "the tuning database directory cannot be used",
          "The directory (`--tune-cache`, default `$XDG_CACHE_HOME/dwc/tvm-tuning`) must be "
          "writable and hold MetaSchedule JSON databases; remove a damaged one to start afresh."),
+    # `dwc graph` (docs/graph.md)
+    Code("DW420", "unknown-picture-format", _E, "`dwc graph` cannot tell which format to write",
+         "The format comes from --format (dot, svg or html) or, without it, from the extension of "
+         "-o (.dot or .gv, .svg, .html or .htm). Name one of them; nothing was written."),
+    Code("DW421", "missing-layout-engine", _E, "the SVG layout engine is not installed",
+         "SVG and HTML pictures are laid out by graphviz-pure, a dependency of dwc that installs "
+         "with it (`pip install -e .` in a checkout). `--format dot` needs no layout engine."),
+    Code("DW422", "layout-failed", _E, "the SVG layout engine failed on the picture",
+         "The message carries the engine's own error; nothing was written. `--format dot` writes "
+         "the picture's DOT text, which needs no engine; please report the failure with the spec."),
+    Code("DW423", "format-extension-mismatch", _E,
+         "--format names another format than the extension of -o",
+         "`dwc graph --format svg -o model.html` would write SVG into an .html file. Drop "
+         "--format (the extension decides) or give -o the format's extension."),
     # --- DW5xx: lint rules (configurable; docs/lint.md has What / Why / Example / Use instead) ---
     Code("DW501", "unused-feature", Severity.WARNING, "a feature no value, condition or output reads",
          "Remove it, or use it; it still costs an input (and a table) in every artifact."),
@@ -222,6 +254,94 @@ _TABLE = [
          "float64 numerics and targets (the pandas default) are read as float32 with this note. "
          "Lossless conversions are silent: integer ids of any width to int64, integer or boolean "
          "numerics and targets to float32."),
+    # --- DW610-DW639: raw logs (`dwc data prepare`, `dwc compile --vocab`; docs/data.md) -------
+    Code("DW610", "unreadable-log", _E, "a raw log file cannot be read as CSV or Parquet",
+         "The message names the file and what went wrong (no such file, a directory, not "
+         "Parquet, a malformed CSV line). The format comes from the extension (`.csv`, "
+         "`.parquet`, `.pq`); `--format` forces it."),
+    Code("DW611", "log-missing-column", _E, "a log file lacks a column the spec reads",
+         "Every feature reads the column named like it (or its `column = \"...\"`), every output "
+         "its target's column. The help line names the closest column the file has."),
+    Code("DW612", "not-a-number", _E, "a numeric or target value that does not parse as a number",
+         "The message names the file, column and row. Numerics and targets are numbers; nulls "
+         "of numerics are filled (`fill`), nulls of targets are errors (DW613)."),
+    Code("DW613", "label-out-of-range", _E, "a target its loss cannot take, or a missing target",
+         "bce targets are 0/1 or probabilities in [0, 1], poisson targets counts >= 0, ce targets "
+         "integer class ids in [0, classes), mse targets finite; a row without a target is an "
+         "error (drop such rows first)."),
+    Code("DW614", "list-where-scalar", _E, "a list column where one value per row is expected, "
+         "or the reverse",
+         "Categorical features, width-1 numerics and width-1 targets read one value per row; "
+         "sequences read a list column or a joined string; numerics and targets of width w > 1 "
+         "read a list column of w numbers."),
+    Code("DW615", "bad-split", _E, "a `--split` that cannot be used, or a split left without rows",
+         "`--split` is TRAIN/VALID/TEST percentages summing to 100 (e.g. 80/10/10, or 90/10 "
+         "without a test split), given only when no `--valid` files are; train and valid need "
+         "at least one row."),
+    Code("DW616", "non-finite-value", _E, "a numeric value that is infinite",
+         "Nulls and NaN are filled with the feature's `fill`; infinities are errors (rescale or "
+         "clip the column)."),
+    Code("DW617", "not-an-id", _E, "a categorical value that cannot be a token",
+         "Categorical and sequence values are strings, integers or booleans (a float column is "
+         "read when every value is integral, as pandas writes integer columns with nulls); "
+         "1.5 is no id."),
+    Code("DW618", "wrong-list-width", _E, "a list of numbers whose length is not the width",
+         "A numeric of width w (or a target of an output of width w) reads lists of exactly w "
+         "numbers; a null row is filled whole."),
+    Code("DW619", "cannot-write-prepared", _E, "the prepared directory cannot be written",
+         "`--out DIR` must be a new path or a directory `dwc data prepare` wrote before (it is "
+         "replaced); the message says why it cannot be written. Nothing was written."),
+    Code("DW620", "bad-vocabulary", _E, "`--vocab` names no vocabularies that fit the spec",
+         "`dwc compile --vocab DIR` takes a prepared directory (or its vocab/ folder) written "
+         "for a spec with the same categorical features: each vocabulary's size and encoding "
+         "must match the feature's `vocab` and `encoding`."),
+    Code("DW621", "vocab-from-other-spec", Severity.WARNING,
+         "the prepared directory of `--vocab` was written for another spec",
+         "Its manifest's spec_sha256 differs from the compiled spec's; the vocabularies fit its "
+         "features (checked) but were counted for the other spec's data options."),
+    # --- DW640-DW659: dwc train on a prepared directory, resume, schedules (docs/data.md) -------
+    Code("DW640", "not-prepared-data", _E, "a --data directory that is not a prepared directory",
+         "A directory given to `dwc train --data` must hold the manifest.json that `dwc data "
+         "prepare` writes (format dwc-prepared, version 1, with inputs, outputs, splits and "
+         "vocabularies); the message says what is missing. A .npz file is read as before."),
+    Code("DW641", "prepared-schema-mismatch", _E,
+         "prepared data whose columns differ from what the model reads",
+         "Every input and output of the compiled model must be listed in the manifest and be a "
+         "column of every shard with the dtype and per-row shape of docs/data.md (ids int64, "
+         "numerics float32, sequences fixed_size_list<int64>[max_len]). Prepare the data again "
+         "from the spec you train."),
+    Code("DW642", "prepared-spec-changed", Severity.WARNING,
+         "prepared data made from another version of the spec",
+         "The manifest's spec_sha256 differs from the spec being trained. Training goes on when "
+         "the inputs match, but a changed vocabulary, hashing or column mapping means the ids "
+         "no longer mean what the spec says: run `dwc data prepare` again."),
+    Code("DW643", "missing-shard", _E, "a shard of prepared data is missing or unreadable",
+         "Every shard the manifest lists must exist and be Parquet, and the shards of a split "
+         "must hold the rows the manifest counts. The directory is incomplete or was changed "
+         "after `dwc data prepare`."),
+    Code("DW644", "prepared-missing-split", _E, "prepared data without a train or valid split",
+         "`dwc train` needs the train and valid splits of the manifest, each with rows; test is "
+         "optional."),
+    Code("DW645", "unreadable-vocabulary", _E, "a scenario feature's vocabulary cannot be read",
+         "The per-scenario metrics are named from the vocabularies (`country=US, page=feed`); "
+         "the manifest's vocabulary file of a scenario feature must be the JSON prepare wrote."),
+    Code("DW646", "prepared-value-out-of-range", _E,
+         "prepared data with an id, length or value the model cannot read",
+         "An id at or above its feature's vocab, a sequence length above max_len (found from the "
+         "Parquet statistics before the first step, or while reading) or a null. The spec's vocab "
+         "or max_len is smaller than when the data was prepared: prepare it again."),
+    Code("DW647", "resume-unavailable", _E, "--resume without a training checkpoint to resume",
+         "`--resume [DIR]` continues from DIR/last.pt (DIR defaults to --out), the checkpoint "
+         "`dwc train` writes after every epoch; the message says why it cannot be read."),
+    Code("DW648", "resume-mismatch", _E, "--resume with another spec, data or settings",
+         "A resumed run continues exactly where the checkpoint stopped only with the same spec, "
+         "data, process count and settings; only --epochs, --patience and --max-steps may "
+         "change (not --epochs under the cosine schedule, whose length it is). The notes list "
+         "every difference."),
+    Code("DW649", "bad-schedule", _E, "learning-rate schedule options that do not fit together",
+         "`--lr-schedule step` needs `--step-size` (epochs between decays) and a `--gamma` in "
+         "(0, 1]; `--step-size` and `--gamma` apply to the step schedule only; "
+         "`--warmup-steps` is >= 0; `--shuffle-buffer` is at least 1 row."),
     # --- DW9xx: internal ------------------------------------------------------------------------
     Code("DW900", "internal-error", _E, "dwc itself failed: this is a bug",
          "Please file an issue with the spec and the command; rerun with DWC_DEBUG=1 for a traceback."),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -16,6 +17,23 @@ class Label:
 
     span: Span
     message: str = ""
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace the text of `span` with `text` (an empty span inserts, an empty text deletes)."""
+
+    span: Span
+    text: str
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A mechanical fix a diagnostic suggests: a title and the edits that carry it out (what an
+    editor offers as a code action)."""
+
+    title: str
+    edits: tuple[Edit, ...]
 
 
 @dataclass(frozen=True)
@@ -35,6 +53,8 @@ class Diagnostic:
     """Overrides the registry's severity (used by lint configuration)."""
     located: bool = True
     """False for file-level problems (unreadable file, unwritable output): no line or column."""
+    fixes: tuple[Fix, ...] = ()
+    """Structured fixes, when the help's advice is a mechanical edit (see `suggestions`)."""
 
     def __post_init__(self) -> None:
         if self.code not in CODES:
@@ -58,6 +78,15 @@ class Diagnostic:
     def location(self, source: SourceFile) -> tuple[int, int]:
         return source.location(self.span.start)
 
+    def suggestions(self) -> tuple[Fix, ...]:
+        """Every mechanical fix: the explicit `fixes`, and for a help line written by
+        `did_you_mean` the replacement of the primary span (the misspelt name) by the match."""
+        match = _DID_YOU_MEAN.fullmatch(self.help or "")
+        if match is None or not self.located:
+            return self.fixes
+        name = match.group(1)
+        return (Fix(f"replace with '{name}'", (Edit(self.span, name),)), *self.fixes)
+
 
 @dataclass
 class DiagnosticError(Exception):
@@ -69,7 +98,14 @@ class DiagnosticError(Exception):
         return "; ".join(f"{d.code}: {d.message}" for d in self.diagnostics)
 
 
+_DID_YOU_MEAN = re.compile(r"did you mean '([A-Za-z_][A-Za-z0-9_]*)'\?")
+"""The help line `did_you_mean` writes (`Diagnostic.suggestions` reads the name back)."""
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    """A `help` line suggesting the closest candidate, or None when nothing is close."""
+    """A `help` line suggesting the closest candidate, or None when nothing is close.
+
+    The diagnostic's primary span must be the misspelt name: `Diagnostic.suggestions` offers
+    replacing it by the candidate."""
     matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
     return f"did you mean '{matches[0]}'?" if matches else None

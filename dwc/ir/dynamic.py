@@ -227,9 +227,11 @@ class GeneratorPart:
 class FusedGenerator(Op):
     """Several linear generators reading the same condition, run as one GEMM.
 
-    Each part keeps its own parameters (and names, so weights travel); the op concatenates them
-    and applies one matmul. The output is the parts' outputs side by side; `slots` is the merged
-    layout (each part's slots shifted by its offset).
+    Each part keeps its own parameters in the training class (and their names, so weights
+    travel); the inference class holds them stacked in one linear layer (`module`), which
+    `for_inference()` fills by concatenating the parts once, so serving never concatenates. The
+    output is the parts' outputs side by side; `slots` is the merged layout (each part's slots
+    shifted by its offset).
     """
 
     kind: ClassVar[str] = "fused_generator"

@@ -19,6 +19,8 @@ from pathlib import Path
 from dwc import __version__
 from dwc.diagnostics import CODES, Diagnostic, DiagnosticError, render_text
 from dwc.diagnostics.render import diagnostic_dict
+from dwc.ir.graph import Graph
+from dwc.parse import ast
 from dwc.source import SourceFile
 
 _SUPPRESS = re.compile(r"#\s*dwc:\s*ignore(-file)?(?:\[([A-Z0-9,\s]*)\])?")
@@ -111,10 +113,15 @@ def check_codes(codes: set[str] | None, option: str, empty_ok: bool = True) -> N
 
 
 def _suppressions(source: SourceFile) -> tuple[dict[int, set[str] | None], set[str]]:
+    from dwc.parse.parser import comments
+
     per_line: dict[int, set[str] | None] = {}
     whole_file: set[str] = set()
-    for match in _SUPPRESS.finditer(source.text):
-        line = source.location(match.start())[0]
+    for comment in comments(source.text):  # not a '#' inside a string literal
+        match = _SUPPRESS.search(comment.group(0))
+        if match is None:
+            continue
+        line = source.location(comment.start())[0]
         codes = {c.strip() for c in (match.group(2) or "").split(",") if c.strip()}
         if match.group(1):
             whole_file |= codes
@@ -123,18 +130,25 @@ def _suppressions(source: SourceFile) -> tuple[dict[int, set[str] | None], set[s
     return per_line, whole_file
 
 
-def lint_source(source: SourceFile, config: LintConfig) -> list[Diagnostic]:
-    """Every finding for one spec, sorted by position."""
+def lint_source(source: SourceFile, config: LintConfig,
+                checked: tuple[ast.Spec, Graph] | None = None) -> list[Diagnostic]:
+    """Every finding for one spec, sorted by position.
+
+    `checked`: the spec's AST and lowered graph when the caller has them already (the language
+    server checks first), so that it is not parsed and lowered twice."""
     from dwc.driver import optimize
     from dwc.lint.rules import RULES, LintContext
     from dwc.parse import parse
     from dwc.sema.elaborate import elaborate
 
-    try:
-        spec = parse(source)
-        graph = elaborate(spec, source)
-    except DiagnosticError as error:
-        return sorted(error.diagnostics, key=lambda d: d.span.start)
+    if checked is not None:
+        spec, graph = checked
+    else:
+        try:
+            spec = parse(source)
+            graph = elaborate(spec, source)
+        except DiagnosticError as error:
+            return sorted(error.diagnostics, key=lambda d: d.span.start)
     model, _, _, _ = optimize(graph, level=0)
     ctx = LintContext(source, spec, graph, model, config.batch, config.memory_budget_mib,
                       config.huge_vocab, config.scenario_max_vocab)

@@ -12,7 +12,7 @@ from dwc.source import Span
 
 KEYWORDS = frozenset(
     {"model", "feature", "scenario", "scenarios", "condition", "output", "defaults", "dynamic", "apg", "loss",
-     "weight"}
+     "weight", "column"}
 )
 """Reserved words of the language; they cannot name features, values or outputs."""
 
@@ -34,6 +34,16 @@ class Ref:
 @dataclass(frozen=True)
 class Number:
     value: int | float
+    text: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class String:
+    """`"uid"`: a double-quoted string (the data options `column` and `splitter`); `value` has
+    the escapes (\\\\ \\" \\t \\n) decoded, `text` is the literal as written."""
+
+    value: str
     text: str
     span: Span
 
@@ -89,7 +99,7 @@ class Call:
     span: Span
 
 
-Expr = Ref | Number | Factor | Fraction | ListExpr | Call
+Expr = Ref | Number | String | Factor | Fraction | ListExpr | Call
 
 
 @dataclass(frozen=True)
@@ -134,6 +144,8 @@ class OutputDecl:
     loss: Name | None
     weight: Number | None
     span: Span
+    column: String | None = None
+    """`column = "..."`: the raw-data column of the target (`dwc data prepare`)."""
 
 
 @dataclass(frozen=True)

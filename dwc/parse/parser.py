@@ -4,6 +4,7 @@ the translation of Lark's exceptions into coded syntax diagnostics (DW1xx)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import cache
 
 from lark import Lark, Token, Transformer, v_args
@@ -15,11 +16,15 @@ from dwc.resources import grammar_path
 from dwc.source import SourceFile, Span
 
 _COMMENT = re.compile(r"#[^\n]*")
+_STRING_OR_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
+"""A `#` inside a string literal starts no comment."""
+_ESCAPES = {"\\\\": "\\", '\\"': '"', "\\t": "\t", "\\n": "\n"}
 
 _TOKEN_WORDS = {
     "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "EQUAL": "'='",
     "COLON": "':'", "STAR": "'*'", "NAME": "a name", "NUMBER": "a number", "FACTOR": "a factor like 4x",
-    "FRACTION": "a fraction like 1/4", "MODIFIER": "a modifier", "$END": "the end of the file",
+    "FRACTION": "a fraction like 1/4", "STRING": 'a string like "uid"', "MODIFIER": "a modifier",
+    "$END": "the end of the file",
 }
 
 
@@ -89,7 +94,8 @@ class _ToAst(Transformer):
         name, value, *clauses = children
         loss = next((c[1] for c in clauses if c[0] == "loss"), None)
         weight = next((c[1] for c in clauses if c[0] == "weight"), None)
-        return ast.OutputDecl(_name(name), value, loss, weight, _span(meta))
+        column = next((c[1] for c in clauses if c[0] == "column"), None)
+        return ast.OutputDecl(_name(name), value, loss, weight, _span(meta), column)
 
     @v_args(inline=True)
     def loss_clause(self, name):
@@ -98,6 +104,10 @@ class _ToAst(Transformer):
     @v_args(inline=True)
     def weight_clause(self, number):
         return ("weight", self.number(number))
+
+    @v_args(inline=True)
+    def column_clause(self, token):
+        return ("column", self.string(token))
 
     @v_args(meta=True)
     def defaults_stmt(self, meta, modifiers):
@@ -132,6 +142,12 @@ class _ToAst(Transformer):
         return ast.Number(value, text, _span(token))
 
     @v_args(inline=True)
+    def string(self, token):
+        text = str(token)
+        value = re.sub(r"\\.", lambda m: _ESCAPES[m.group(0)], text[1:-1])
+        return ast.String(value, text, _span(token))
+
+    @v_args(inline=True)
     def factor(self, token):
         text = str(token)
         return ast.Factor(_int(text[:-1]), text, _span(token))
@@ -159,6 +175,11 @@ def _split(children):
     return tuple(args), tuple(kwargs), tuple(modifiers)
 
 
+def comments(text: str) -> Iterator[re.Match]:
+    """The `#` comments of a spec's text (a `#` inside a string literal starts none)."""
+    return (m for m in _STRING_OR_COMMENT.finditer(text) if m.group(0).startswith("#"))
+
+
 def parse(source: SourceFile) -> ast.Spec:
     """Parse a spec into its AST.
 
@@ -173,10 +194,8 @@ def parse(source: SourceFile) -> ast.Spec:
     reserved = _reserved_names(statements)
     if reserved:
         raise DiagnosticError(reserved)
-    comments = tuple(
-        ast.Comment(m.group(0), Span(m.start(), m.end())) for m in _COMMENT.finditer(source.text)
-    )
-    return ast.Spec(statements, comments)
+    found = tuple(ast.Comment(m.group(0), Span(m.start(), m.end())) for m in comments(source.text))
+    return ast.Spec(statements, found)
 
 
 def _gap(text: str, offset: int) -> int:
@@ -191,14 +210,14 @@ def _previous_word(text: str, offset: int) -> str:
 
 def _depth(text: str, offset: int) -> int:
     """How many brackets are open at `offset`."""
-    code = _COMMENT.sub("", text[:offset])
+    code = _STRING_OR_COMMENT.sub("", text[:offset])
     return code.count("(") + code.count("[") - code.count(")") - code.count("]")
 
 
 def _unmatched(text: str, offset: int, closer: str) -> bool:
     """Whether the bracket `closer` at `offset` has no open partner before it."""
     opener = "(" if closer == ")" else "["
-    code = _COMMENT.sub("", text[:offset])
+    code = _STRING_OR_COMMENT.sub("", text[:offset])
     return code.count(opener) <= code.count(closer)
 
 

@@ -1,8 +1,9 @@
 """fuse-generators: linear generators that read the same condition run as one GEMM.
 
-Each generator keeps its parameters (and their names, so state_dicts still load); the fused op
-concatenates their weights and does one matmul, then the consumers read shifted slices. Only
-linear generators (no hidden layer) fuse; a generator with hidden layers stays on its own.
+Each generator keeps its parameters in the training class (and their names, so state_dicts
+still load); the inference class holds them stacked in one linear layer that `for_inference()`
+fills once, and the consumers read shifted slices of its output. Only linear generators (no
+hidden layer) fuse; a generator with hidden layers stays on its own.
 
 It is an inference pass: in training, the fused output's gradient has to be concatenated back
 from every consumer, which costs more than the GEMMs it saves (measured in benchmarks/peers.py:
@@ -34,6 +35,7 @@ class FuseGenerators(Pass):
         groups = {z: gens for z, gens in groups.items() if len(gens) > 1}
         if not groups:
             return PassResult(graph, False)
+        rw = Rewriter(graph)
         moved: dict[tuple[str, str], ir.Slot] = {}  # (old generator, slot) -> fused slot
         fused_of: dict[str, str] = {}
         fused_ops: dict[str, ir.FusedGenerator] = {}
@@ -54,8 +56,8 @@ class FuseGenerators(Pass):
                 fused_of[gen.result] = result
             fused_ops[gens[0].result] = ir.FusedGenerator(
                 result=result, inputs=(z,), type=VecType(offset), parts=tuple(parts),
-                slots=tuple(slots), span=gens[0].span, binding=gens[0].binding)
-        rw = Rewriter(graph)
+                slots=tuple(slots), module=rw.fresh_module(f"{z.replace('.', '_')}_generator"),
+                span=gens[0].span, binding=gens[0].binding)
         for op in graph.ops:
             if op.result in fused_ops:
                 rw.replace(op, fused_ops[op.result])

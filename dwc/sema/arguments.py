@@ -66,13 +66,24 @@ class Arguments:
 
     def literal(self, node: object, param: Param, sig: Signature) -> object:
         """Check and convert a literal option value; defaults pass through unchanged."""
-        if not isinstance(node, ast.Ref | ast.Number | ast.Factor | ast.Fraction | ast.ListExpr
-                          | ast.Call):
+        if not isinstance(node, ast.Ref | ast.Number | ast.String | ast.Factor | ast.Fraction
+                          | ast.ListExpr | ast.Call):
             return node
         want = {"int": "an integer", "float": "a number", "bool": "true or false",
                 "enum": "one of " + ", ".join(param.choices), "int_list": "a list of integers",
-                "feature": "a feature name"}[param.kind]
+                "feature": "a feature name", "string": 'a string in double quotes ("...")'
+                }[param.kind]
         bad = f"'{param.name}' of '{sig.name}' must be {want}"
+        if param.kind == "string":
+            if not isinstance(node, ast.String):
+                self.fail("DW301", bad, node.span, help='e.g. column = "uid"' if param.name == "column"
+                          else f'e.g. {param.name} = "|"')
+            if not node.value:
+                self.fail("DW342", f"'{param.name}' of '{sig.name}' is empty", node.span,
+                          "empty string", help="leave 'column' out to read the column named like "
+                          "the feature" if param.name == "column" else
+                          f'the default is {param.name} = "^"')
+            return node.value
         if param.kind == "int":
             if not isinstance(node, ast.Number) or not isinstance(node.value, int):
                 self.fail("DW301", bad, node.span, help=f"e.g. {sig.example}")
@@ -129,7 +140,7 @@ class Arguments:
 
     def literals(self, args: dict[str, object], sig: Signature) -> dict[str, object]:
         return {p.name: self.literal(args[p.name], p, sig) for p in sig.params
-                if p.kind in ("int", "float", "bool", "enum", "int_list", "feature")}
+                if p.kind in ("int", "float", "bool", "enum", "int_list", "feature", "string")}
 
     def unknown(self, name: str, span: Span, candidates) -> None:
         if name in self.s.poisoned:

@@ -18,12 +18,13 @@ from __future__ import annotations
 import hashlib
 
 from dwc import layers
-from dwc.diagnostics import Diagnostic, DiagnosticError, Label, did_you_mean
+from dwc.diagnostics import Diagnostic, DiagnosticError, Fix, Label, did_you_mean
 from dwc.ir import ops as ir
 from dwc.ir.graph import Graph, OutputSpec
 from dwc.ir.types import ExpertsType, FieldsType, VecType
 from dwc.parse import ast
 from dwc.sema.arguments import Arguments
+from dwc.sema.data import DataSpec, data_spec
 from dwc.sema.features import Features
 from dwc.sema.signatures import LOSSES, SIGNATURES
 from dwc.sema.stacks import Layers
@@ -40,6 +41,13 @@ def elaborate(spec: ast.Spec, source: SourceFile) -> Graph:
         DiagnosticError: with every error found (DW2xx, DW3xx).
     """
     return _Elaborator(State(source)).run(spec)
+
+
+def elaborate_with_data(spec: ast.Spec, source: SourceFile) -> tuple[Graph, DataSpec]:
+    """`elaborate`, and the spec's data options (how `dwc data prepare` reads raw logs)."""
+    walk = _Elaborator(State(source))
+    graph = walk.run(spec)
+    return graph, data_spec(walk.s, walk.s.target_columns)
 
 
 class _Elaborator(Arguments, Features, Layers):
@@ -100,8 +108,9 @@ class _Elaborator(Arguments, Features, Layers):
         )
 
     def error(self, code: str, message: str, span: Span, label: str = "", help: str = "",
-              secondary: tuple[Label, ...] = ()) -> None:
-        self.s.diagnostics.append(Diagnostic(code, message, Label(span, label), help, secondary))
+              secondary: tuple[Label, ...] = (), fixes: tuple[Fix, ...] = ()) -> None:
+        self.s.diagnostics.append(Diagnostic(code, message, Label(span, label), help, secondary,
+                                             fixes=fixes))
 
     def fail(self, *args, **kwargs) -> None:
         self.error(*args, **kwargs)
@@ -331,6 +340,7 @@ class _Elaborator(Arguments, Features, Layers):
             self.fail("DW306", "softmax over a single logit is always 1", args["input"].span,
                       "width 1", help="use sigmoid for binary targets, or more classes")
         weight = float(stmt.weight.value) if stmt.weight else 1.0
+        self.target_column(stmt)
         ssa = self.ssa(name)
         self.emit(ir.Head(result=ssa, inputs=(x.ssa,), type=VecType(x.type.width), fn=sig.name,
                           span=stmt.span, binding=name))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from dwc.diagnostics import Label
+from dwc.diagnostics import Edit, Fix, Label
 from dwc.ir import ops as ir
 from dwc.ir.graph import InputSpec
 from dwc.ir.types import IdsType, TableType, VecType
@@ -37,6 +37,7 @@ class Features:
         args = self.bind_args(stmt.kind, sig)
         val = {p.name: self.literal(args[p.name], p, sig) for p in sig.params}
         f = Feature(name, sig.name, stmt.span, stmt.scenario is not None)
+        f.column = val["column"] or ""
         if sig.name == "categorical":
             shared: Feature | None = val["share"]
             if shared is not None:
@@ -53,18 +54,36 @@ class Features:
                                   f"'{shared.name}' ({key} = {getattr(shared, key)})",
                                   args[key].span, help=f"remove '{key}'; it comes from the table")
                 f.vocab, f.dim, f.table = shared.vocab, shared.dim, shared.name
+                for key in ("encoding", "min_count"):  # the vocabulary is the table's
+                    if isinstance(args[key], ast.Ref | ast.Number) and \
+                            val[key] != getattr(shared, key):
+                        self.fail("DW343", f"'{key} = {val[key]}' differs from the shared table "
+                                  f"'{shared.name}' ({key} = {getattr(shared, key)})",
+                                  args[key].span, help=f"remove '{key}'; '{name}' maps its values "
+                                  f"through the vocabulary of '{shared.name}'")
+                f.encoding, f.min_count = shared.encoding, shared.min_count
             else:
                 for key in ("vocab", "dim"):
                     if val[key] is None:
                         self.fail("DW302", f"categorical feature '{name}' needs '{key}'",
                                   stmt.kind.span, help="e.g. categorical(vocab = 1000, dim = 16)")
                 f.vocab, f.dim, f.table = val["vocab"], val["dim"], name
+                f.encoding, f.min_count = val["encoding"], val["min_count"]
+                if f.encoding == "hash" and f.vocab < 2:
+                    self.fail("DW344", f"'encoding = hash' needs vocab >= 2 (it is {f.vocab})",
+                              args["vocab"].span, help="id 0 is reserved for nulls: values hash "
+                              "into 1 .. vocab - 1; raise vocab")
+                if f.encoding == "hash" and f.min_count > 1:
+                    self.fail("DW345", f"'min_count = {f.min_count}' has no effect with "
+                              "'encoding = hash'", args["min_count"].span,
+                              help="hashing keeps every value; remove min_count or use "
+                              "encoding = vocabulary")
                 self.emit(ir.Table(result=self.ssa(f"{name}.table"), type=TableType(f.vocab, f.dim),
                                    span=stmt.span, module=self.module(f"{name}_embedding"),
                                    binding=name, frozen=val["frozen"]))
             self.add_input(InputSpec(name, "int64", (), name, "ids", f.vocab, f.scenario), stmt)
         elif sig.name == "numeric":
-            f.width, f.norm = val["width"], val["norm"]
+            f.width, f.norm, f.fill = val["width"], val["norm"], val["fill"]
             self.add_input(InputSpec(name, "float32", (f.width,), name, "numeric", None,
                                      f.scenario), stmt)
         else:
@@ -74,12 +93,29 @@ class Features:
                           f"'{of.name}' is {of.kind}", args["of"].span, "not categorical",
                           help="name the categorical feature whose table the ids index")
             f.vocab, f.dim, f.table = of.vocab, of.dim, of.table
-            f.max_len, f.pool = val["max_len"], val["pool"]
+            f.max_len, f.pool, f.splitter = val["max_len"], val["pool"], val["splitter"]
             self.add_input(InputSpec(name, "int64", (f.max_len,), name, "sequence", f.vocab,
                                      f.scenario), stmt)
             self.add_input(InputSpec(f"{name}_len", "int64", (), name, "lengths", None,
                                      f.scenario), stmt)
         self.s.features[name] = f
+
+    def target_column(self, stmt: ast.OutputDecl) -> None:
+        """Record an output's target column (DW346 when a feature reads the same column)."""
+        column = stmt.column.value if stmt.column is not None else stmt.name.text
+        span = stmt.column.span if stmt.column is not None else stmt.name.span
+        if stmt.column is not None and not column:
+            self.fail("DW342", f"'column' of output '{stmt.name.text}' is empty", span,
+                      "empty string", help="leave 'column' out to read the column named like "
+                      "the output")
+        for f in self.s.features.values():
+            if (f.column or f.name) == column:
+                self.fail("DW346", f"output '{stmt.name.text}' reads its target from column "
+                          f"'{column}', which feature '{f.name}' reads too", span,
+                          "the target's column", secondary=(Label(f.span, "read here"),),
+                          help="the label would be an input of the model; name the target's own "
+                          "column with column = \"...\"")
+        self.s.target_columns[stmt.name.text] = column
 
     def add_input(self, spec: InputSpec, stmt: ast.FeatureDecl) -> None:
         for other in self.s.inputs:
@@ -150,9 +186,12 @@ class Features:
             if f is None:
                 self.unknown(name.text, name.span, self.s.features)
             if f.kind != "categorical" or not f.scenario:
+                mark = (Fix(f"mark '{name.text}' scenario", (Edit(Span(f.span.end, f.span.end),
+                                                                   " scenario"),)),)
                 self.fail("DW308", f"'{name.text}' is not a categorical feature marked 'scenario'",
                           name.span, help=f"declare it as 'feature {name.text} : "
-                          "categorical(vocab = N, dim = d) scenario'")
+                          "categorical(vocab = N, dim = d) scenario'",
+                          fixes=mark if f.kind == "categorical" else ())
             cells *= f.vocab
         self.s.scenario = tuple(n.text for n in stmt.features)
         self.s.scenario_cells = cells

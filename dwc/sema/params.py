@@ -17,7 +17,8 @@ class Param:
     """One argument of an operation.
 
     `kind` is one of: value (a network value), values (one or more network values, positional
-    only), feature (a feature name), int, float, bool, enum, int_list, rank, overparam, condition.
+    only), feature (a feature name), int, float, bool, enum, int_list, string (a quoted string),
+    rank, overparam, condition.
     """
 
     name: str

@@ -13,6 +13,10 @@ from dwc.sema.params import param as _p
 __all__ = ["ACTIVATIONS", "LOSSES", "REQUIRED", "SIGNATURES", "Param", "Signature"]
 
 _ACT = _p("act", "enum", "activation after each layer", "relu", choices=ACTIVATIONS)
+_COLUMN = _p("column", "string", "data: the raw-data column `dwc data prepare` reads "
+             "(unset: the feature's name)", None)
+"""Data options (`column`, `encoding`, `min_count`, `fill`, `splitter`) tell `dwc data prepare`
+how to read raw logs (docs/data.md); they never change the compiled model."""
 
 SIGNATURES: dict[str, Signature] = {
     s.name: s
@@ -24,12 +28,20 @@ SIGNATURES: dict[str, Signature] = {
             _p("share", "feature", "reuse the embedding table of this categorical feature", None),
             _p("frozen", "bool", "keep the table fixed during training (pre-trained embeddings)",
                False),
+            _COLUMN,
+            _p("encoding", "enum", "data: how `dwc data prepare` maps raw values to ids: a "
+               "vocabulary counted on the train split (most frequent first) or a hash into "
+               "1 .. vocab-1; id 0 is null / unknown", "vocabulary", choices=("vocabulary", "hash")),
+            _p("min_count", "int", "data: values seen fewer times in the train split map to id 0 "
+               "(encoding = vocabulary)", 1, min=1),
         ), "An id feature with its own embedding table (or another feature's, with `share`).",
             "feature user_id : categorical(vocab = 1_000_000, dim = 16)"),
         Signature("numeric", "feature", (
             _p("width", "int", "number of floats per sample", 1, min=1),
             _p("norm", "enum", "input normaliser: none, log1p (sign(x)·log(1+|x|)) or batch (BatchNorm)",
                "none", choices=("none", "log1p", "batch")),
+            _COLUMN,
+            _p("fill", "float", "data: the value `dwc data prepare` writes for a null or NaN", 0.0),
         ), "Dense float input(s).", "feature price : numeric(norm = log1p)"),
         Signature("sequence", "feature", (
             _p("of", "feature", "the categorical feature whose ids and table the sequence uses",
@@ -38,6 +50,9 @@ SIGNATURES: dict[str, Signature] = {
             _p("pool", "enum", "how the valid positions are pooled; attention is PTUPCDR's "
                "characteristic encoder (a_j = w2 . relu(W1 v_j + b1), masked softmax)", "mean",
                choices=("mean", "sum", "max", "attention")),
+            _COLUMN,
+            _p("splitter", "string", "data: the separator of a column holding joined strings "
+               "(`a^b^c`); list columns are read as lists", "^"),
         ), "A padded id sequence (multi-hot / behaviour history) embedded with another feature's "
            "table and pooled; inputs are `name` (B x T ids) and `name_len` (B lengths).",
             "feature clicked : sequence(item_id, max_len = 50, pool = mean)"),

@@ -41,3 +41,5 @@ class State:
     poisoned: set[str] = field(default_factory=set)
     """Names whose statement had an error: later uses are not reported again."""
     forward_names: dict[str, Span] = field(default_factory=dict)
+    target_columns: dict[str, str] = field(default_factory=dict)
+    """Output -> the raw-data column of its target (a data option, dwc.sema.data)."""

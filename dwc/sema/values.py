@@ -22,6 +22,12 @@ class Feature:
     norm: str = "none"
     max_len: int = 0
     pool: str = "mean"
+    column: str = ""
+    """Data options (`dwc data prepare`; never part of the model): the raw-data column."""
+    encoding: str = "vocabulary"
+    min_count: int = 1
+    fill: float = 0.0
+    splitter: str = "^"
 
 
 @dataclass

@@ -150,7 +150,7 @@ def test_runtime_outputs_are_not_overwritten_by_the_next_call(tmp_path):
     assert json.loads((out / "manifest.json").read_text())["target"]["schedule"] == "dwc-cpu"
     result = compile_source(load_source(ROOT / "examples" / "ctr_mlp.dw"), "torch")
     im = inference_model(result.files["model.py"], result.inference.model, None)
-    first_inputs = dict(zip(im.input_names, (a.numpy() for a in example_args(im, 3))))
+    first_inputs = dict(zip(im.input_names, (a.numpy() for a in example_args(im, 3)), strict=True))
     first = artifact(first_inputs)["ctr"]
     kept = first.copy()
     artifact({k: v[::-1].copy() for k, v in first_inputs.items()})
@@ -188,7 +188,7 @@ def test_tuning_buckets_and_the_cache(tmp_path, capsys):
     result = compile_source(load_source(ROOT / "examples" / "ctr_mlp.dw"), "torch")
     im = inference_model(result.files["model.py"], result.inference.model, None)
     for batch in (2, 3):
-        inputs = dict(zip(im.input_names, (a.numpy() for a in example_args(im, batch))))
+        inputs = dict(zip(im.input_names, (a.numpy() for a in example_args(im, batch)), strict=True))
         with torch.no_grad():
             expected = im.module({k: torch.from_numpy(v) for k, v in inputs.items()})["ctr"]
         np.testing.assert_allclose(artifact(inputs)["ctr"], expected.numpy(), atol=1e-4)

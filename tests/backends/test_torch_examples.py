@@ -124,12 +124,22 @@ class TestInputValidation:
         with pytest.raises(ValueError, match="'price' must be torch.float32"):
             model(inputs)
 
-    def test_id_out_of_vocabulary_is_named(self):
+    # a small CPU batch is range-checked in Python, a larger one by reductions: both paths
+    @pytest.mark.parametrize("batch", [2, 64])
+    @pytest.mark.parametrize("bad", [200, -1])
+    def test_id_out_of_vocabulary_is_named(self, batch, bad):
         model, cls = self.model()
-        inputs = cls.example_inputs(2)
-        inputs["category"][0] = 200
+        inputs = cls.example_inputs(batch)
+        inputs["category"][batch - 1] = bad
         with pytest.raises(ValueError, match=r"'category' has ids outside \[0, 200\)"):
             model(inputs)
+
+    @pytest.mark.parametrize("batch", [2, 64])
+    def test_ids_at_the_vocabulary_edges_are_valid(self, batch):
+        model, cls = self.model()
+        inputs = cls.example_inputs(batch)
+        inputs["category"][0], inputs["category"][-1] = 0, 199
+        assert model.eval()(inputs)["ctr"].shape == (batch, 1)
 
     def test_validation_can_be_switched_off(self):
         _, cls = self.model()
@@ -137,11 +147,12 @@ class TestInputValidation:
         model.eval()
         assert model(cls.example_inputs(3))["ctr"].shape == (3, 1)
 
+    @pytest.mark.parametrize("batch", [3, 64])
     @pytest.mark.parametrize("length", [-5, 21, 99])
-    def test_sequence_length_outside_max_len_is_named(self, length):
+    def test_sequence_length_outside_max_len_is_named(self, length, batch):
         model, cls = self.model()
         folded = model.eval().for_inference()
-        inputs = cls.example_inputs(3)
+        inputs = cls.example_inputs(batch)
         inputs["clicked_len"][1] = length
         for form in (model, folded):
             with pytest.raises(ValueError, match=r"'clicked_len' has lengths outside 0 \.\. 20"):

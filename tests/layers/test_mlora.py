@@ -435,8 +435,8 @@ def test_two_stage_training_of_the_example(tmp_path):
     _, cls = compile_example(example)
     torch.manual_seed(0)  # TrainConfig's seed: the model dwc train starts from
     start = cls(validate_inputs=False).state_dict()
-    stage_one = torch.load(tmp_path / "one" / "last.pt", weights_only=True)
-    final = torch.load(tmp_path / "full" / "last.pt", weights_only=True)
+    stage_one = torch.load(tmp_path / "one" / "last.pt", weights_only=True)["model"]
+    final = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model"]
     adapters = [k for k in final if k.endswith(("domain_a", "domain_b", "domain_bias"))]
     assert len(adapters) == 9
     for key, value in final.items():

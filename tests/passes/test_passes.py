@@ -113,7 +113,8 @@ class TestApgPasses:
                 "h = mlp(a, [5, 3]) dynamic(by = z) apg(rank = 2)\noutput y = identity(h)\n")
         _, after = run_passes(spec, "lowrank,share,fuse-generators")
         assert op_line(after, "z.generated") == (
-            "%z.generated: vec[16] = fused_generator(%z) {parts=[h_generator0, h_generator1]}")
+            "%z.generated: vec[16] = fused_generator(%z) {parts=[h_generator0, h_generator1]} "
+            "@z_generator")
         assert "core=h_generator1.s" in op_line(after, "h.fc1")
 
     def test_fuse_gates(self):

@@ -102,8 +102,8 @@ def test_two_stage_trains_the_shared_model_then_only_the_scenario_parts(data, tm
     assert metrics["config"]["two_stage"] == 1
     steps = str(metrics["history"][0]["steps"])
     assert main([*argv, "--out", str(tmp_path / "one"), "--max-steps", steps]) == 0
-    stage_one = torch.load(tmp_path / "one" / "last.pt", weights_only=True)
-    final = torch.load(tmp_path / "full" / "last.pt", weights_only=True)
+    stage_one = torch.load(tmp_path / "one" / "last.pt", weights_only=True)["model"]
+    final = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model"]
     factors = [k for k in final if k.endswith(("domain_weight", "domain_bias"))]
     assert factors and len(factors) < len(final)
     for key, value in final.items():

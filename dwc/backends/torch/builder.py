@@ -74,6 +74,11 @@ class Builder:
         """Generators whose output is returned whole (a scenario table's method): no split."""
         self.in_place = False
         """Activations may overwrite their input (the inference class only)."""
+        self.inference = False
+        """Lowering the inference class: ops that for_inference() fills read their folded
+        parameters (a fused generator's stacked layer) instead of the training ones, and
+        linear layers and lookups are called in functional form (F.linear, F.embedding): at
+        B = 1 nn.Module's call machinery is a measurable share of a served forward."""
         self.rows_emitted: set[str] = set()
         """Locals already holding a domain's grouped rows in the forward being emitted."""
         self.slot_index: dict[str, dict[str, int]] = {}
@@ -195,7 +200,11 @@ class Builder:
 
     def op_lookup(self, op: ir.Lookup) -> None:
         table, ids = op.inputs
-        self.fwd(op, f"self.{self.table_attr(table)}({self.var(ids)})")
+        attr = self.table_attr(table)
+        if self.inference:  # the functional form skips nn.Module's call machinery (B = 1 costs)
+            self.fwd(op, "F.embedding", [self.var(ids), f"self.{attr}.weight"])
+        else:
+            self.fwd(op, f"self.{attr}({self.var(ids)})")
 
     def op_seq_pool(self, op: ir.SeqPool) -> None:
         table, ids, lengths = op.inputs
@@ -231,7 +240,11 @@ class Builder:
         attr = self.attr(op)
         bias = "" if op.bias else ", bias=False"
         self.init_line(op, f"self.{attr} = nn.Linear({op.in_features}, {op.out_features}{bias})")
-        self.fwd(op, f"self.{attr}({self.var(op.inputs[0])})")
+        if self.inference:  # the functional form skips nn.Module's call machinery (B = 1 costs)
+            self.fwd(op, "F.linear", [self.var(op.inputs[0]), f"self.{attr}.weight",
+                                      f"self.{attr}.bias" if op.bias else "None"])
+        else:
+            self.fwd(op, f"self.{attr}({self.var(op.inputs[0])})")
 
     def op_activation(self, op: ir.Activation) -> None:
         x = op.inputs[0]
@@ -291,6 +304,14 @@ class Builder:
         return piece
 
     def op_fused_generator(self, op: ir.FusedGenerator) -> None:
+        if self.inference:  # one stacked layer, filled by for_inference()
+            attr = self.attr(op)
+            self.init_line(op, f"self.{attr} = nn.Linear({op.parts[0].in_features}, "
+                               f"{op.type.width})")
+            self.fwd(op, "F.linear", [self.var(op.inputs[0]), f"self.{attr}.weight",
+                                      f"self.{attr}.bias"])
+            self.split_slots(op)
+            return
         attrs = []
         for part in op.parts:
             attrs.append(self.attrs.create(part.module))
@@ -300,6 +321,8 @@ class Builder:
             self.generator_init(gen)
         if not self.emit_forward:
             return
+        # the training class (a scenario table's method, run once by for_inference()): the
+        # parts' weights side by side
         weight, bias = self.var(f"{op.result}.weight"), self.var(f"{op.result}.bias")
         for name, member in ((weight, "weight"), (bias, "bias")):
             parts = [f"self.{a}[0].{member}" for a in attrs]

@@ -70,6 +70,13 @@ class FoldContext:
         """`head(args)` (e.g. `weight = torch.cat` and its arguments), wrapped to the line width."""
         self.lines.extend(call_lines(head, args, indent=INDENT + 4))
 
+    def stack_linears(self, target: str, layers: list[str]) -> None:
+        """`model.<target>`, a linear layer, filled with `layers` (expressions naming linear
+        layers of the training module) stacked along their outputs, in order."""
+        for member in ("weight", "bias"):
+            self.call(f"{member} = torch.cat", [[f"{layer}.{member}" for layer in layers]])
+            self.copy(f"{target}.{member}", member)
+
     def table(self, generator: str) -> str:
         """The local holding `generator`'s per-cell table, computed once however many read it."""
         if generator not in self.tables:
@@ -92,7 +99,13 @@ def _fold_scenario_linear(ctx: FoldContext, op: ir.ScenarioLinear) -> None:
                                            ctx.attrs))
 
 
-_FOLDS = {ir.ScenarioTable: _fold_scenario_table, ir.ScenarioLinear: _fold_scenario_linear}
+def _fold_fused_generator(ctx: FoldContext, op: ir.FusedGenerator) -> None:
+    """The stacked generator: the parts' linear layers concatenated, in part order."""
+    ctx.stack_linears(ctx.attr(op.module), [f"self.{ctx.attr(p.module)}[0]" for p in op.parts])
+
+
+_FOLDS = {ir.ScenarioTable: _fold_scenario_table, ir.ScenarioLinear: _fold_scenario_linear,
+          ir.FusedGenerator: _fold_fused_generator}
 """The core's folds; a fold's op type is its marker."""
 
 

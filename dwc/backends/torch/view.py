@@ -215,7 +215,7 @@ def build_view(model: Graph, train: Graph, inference: Graph, source: SourceFile 
                        f"total = total + self.{attr}.dwc_auxiliary_loss()"]
 
     ib = Builder(inference, source, attrs, helpers)
-    ib.in_place = True
+    ib.in_place = ib.inference = True
     ib.group_batch()
     for op in inference.ops:
         ib.lower(op)

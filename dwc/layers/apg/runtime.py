@@ -50,6 +50,8 @@ def _dwc_lowrank_linear(
     if decompose:
         h = x @ u if u.dim() == 2 else torch.bmm(x.unsqueeze(1), u).squeeze(1)
         h = torch.bmm(h.unsqueeze(1), s).squeeze(1)
+        if v.dim() == 2 and bias is not None:
+            return torch.addmm(bias, h, v)  # the bias enters the GEMM, not a second pass
         y = h @ v if v.dim() == 2 else torch.bmm(h.unsqueeze(1), v).squeeze(1)
     else:
         weight = torch.matmul(torch.matmul(u, s), v)

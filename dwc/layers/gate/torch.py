@@ -36,11 +36,8 @@ def emit_scenario_gate(b, op: ScenarioGate) -> None:
 def fold_gate_hidden(ctx, op: GateHidden) -> None:
     """The stacked first layer: the training gates' first layers concatenated, in part order.
     `ctx` is the backend's FoldContext (dwc.backends.torch.folds)."""
-    a = ctx.attr(op.module)
-    gates = [ctx.attr(module) for module, _ in op.parts]
-    for member in ("weight", "bias"):
-        ctx.call(f"{member} = torch.cat", [[f"self.{g}.hidden.{member}" for g in gates]])
-        ctx.copy(f"{a}.{member}", member)
+    ctx.stack_linears(ctx.attr(op.module), [f"self.{ctx.attr(module)}.hidden"
+                                            for module, _ in op.parts])
 
 
 def fold_scenario_gate(ctx, op: ScenarioGate) -> None:

@@ -41,7 +41,7 @@ from functools import cached_property
 from typing import ClassVar
 
 from dwc.cost import Cost, total
-from dwc.diagnostics import Diagnostic, DiagnosticError, Label
+from dwc.diagnostics import Diagnostic, DiagnosticError, Edit, Fix, Label
 from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
 from dwc.parse import ast, parse
@@ -144,8 +144,9 @@ class Rule:
     def check(self, ctx: LintContext) -> Iterator[Diagnostic]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def diag(self, message: str, label: Label, help: str, *secondary: Label) -> Diagnostic:
-        return Diagnostic(self.code, message, label, help, tuple(secondary))
+    def diag(self, message: str, label: Label, help: str, *secondary: Label,
+             fixes: tuple[Fix, ...] = ()) -> Diagnostic:
+        return Diagnostic(self.code, message, label, help, tuple(secondary), fixes=fixes)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.code!r})"
@@ -166,10 +167,33 @@ def edit(text: str, span: Span, replacement: str) -> str:
 
 def without_mark(text: str, decl: ast.FeatureDecl) -> str:
     """The spec text with the `scenario` mark of a feature (and the blank before it) removed."""
+    return edit(text, mark_span(text, decl), "")
+
+
+def mark_span(text: str, decl: ast.FeatureDecl) -> Span:
+    """The `scenario` mark of a feature with the blanks before it (what dropping it deletes)."""
     start = decl.scenario.start
     while start > decl.kind.span.end and text[start - 1] in " \t":
         start -= 1
-    return edit(text, Span(start, decl.scenario.end), "")
+    return Span(start, decl.scenario.end)
+
+
+def drop_mark(text: str, decl: ast.FeatureDecl) -> Fix:
+    """The fix that drops a feature's `scenario` mark."""
+    return Fix(f"drop the 'scenario' mark of '{decl.name.text}'", (Edit(mark_span(text, decl), ""),))
+
+
+def remove_statement(text: str, stmt: ast.Statement, what: str) -> Fix:
+    """The fix that deletes a statement; with its line when nothing else is on it (a comment
+    after it on the line is deleted with it)."""
+    start, end = stmt.span.start, stmt.span.end
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end < 0 else line_end
+    rest = text[end:line_end].strip()
+    if not text[line_start:start].strip() and (not rest or rest.startswith("#")):
+        start, end = line_start, min(line_end + 1, len(text))
+    return Fix(f"remove {what}", (Edit(Span(start, end), ""),))
 
 
 def without_marks(text: str, decls: list[ast.FeatureDecl]) -> str:

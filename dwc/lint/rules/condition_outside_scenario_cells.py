@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dwc.cost import Cost
-from dwc.diagnostics import Diagnostic, Label
+from dwc.diagnostics import Diagnostic, Edit, Fix, Label
 from dwc.ir.graph import Graph
 from dwc.lint.rules.base import (
     LintContext,
@@ -13,6 +13,7 @@ from dwc.lint.rules.base import (
     edit,
     feature_reads,
     inference_cost,
+    mark_span,
     ref_nodes,
     without_marks,
 )
@@ -61,6 +62,10 @@ class ConditionOutsideScenarioCells(Rule):
             alternative = (f"drop the 'scenario' mark of {names}" if not isinstance(
                 dropped, Diagnostic) else f"suppress this with '# dwc: ignore[{self.code}]'")
             plural = len(missing) > 1
+            fixes = [Fix(f"add {names} to the cells: '{fix.line}'", fix.edits)]
+            if not isinstance(dropped, Diagnostic):
+                fixes.append(Fix(f"drop the 'scenario' mark of {names}", tuple(
+                    Edit(mark_span(ctx.source.text, decls[f]), "") for f in missing)))
             yield self.diag(
                 f"condition '{stmt.name.text}' reads scenario feature{'s' * plural} {names}, "
                 + ("which 'scenarios' omits" if ctx.graph.scenario else
@@ -72,7 +77,7 @@ class ConditionOutsideScenarioCells(Rule):
                 f"add {'them' if plural else 'it'} to the cells: '{fix.line}'{fix.where} "
                 f"({fix.graph.scenario_cells:,} cells; inference params "
                 f"{before.params:,} -> {after.params:,}); or, if '{stmt.name.text}' is meant to "
-                f"vary per sample, {alternative}", secondary)
+                f"vary per sample, {alternative}", secondary, fixes=tuple(fixes))
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,8 @@ class CellsFix:
     """The declaration it replaces."""
     text: str
     """The spec with the fix applied."""
+    edits: tuple[Edit, ...]
+    """The same change as edits of the original text."""
     graph: Graph
     """The fixed spec's lowered graph."""
     before: Cost
@@ -114,12 +121,15 @@ def cells_fix(ctx: LintContext, stmt: ast.ConditionDecl) -> CellsFix | None:
     edited = ctx.source.text
     if cells_decl is not None and not moved:
         edited = edit(edited, cells_decl.span, line)
+        edits = (Edit(cells_decl.span, line),)
     else:  # a new declaration above the condition (and below the features it names)
         edited = edit(edited, Span(stmt.span.start, stmt.span.start), line + "\n")
+        edits = (Edit(Span(stmt.span.start, stmt.span.start), line + "\n"),)
         if moved:  # the old one goes (it lies above the condition: offsets hold)
             end = cells_decl.span.end
             end += edited[end:end + 1] == "\n"
             edited = edit(edited, Span(cells_decl.span.start, end), "")
+            edits = (Edit(Span(cells_decl.span.start, end), ""), *edits)
     where = f" below the declaration of '{last.name.text}'" if moved else ""
     checked = ctx.recheck(edited)
     if isinstance(checked, Diagnostic):
@@ -127,4 +137,4 @@ def cells_fix(ctx: LintContext, stmt: ast.ConditionDecl) -> CellsFix | None:
     before, after = ctx.inference_cost, inference_cost(checked[1])
     if after.flops_per_sample >= before.flops_per_sample:
         return None  # the fold still does not apply (other inputs, too many cells)
-    return CellsFix(missing, line, where, cells_decl, edited, checked[1], before, after)
+    return CellsFix(missing, line, where, cells_decl, edited, edits, checked[1], before, after)

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from dwc.diagnostics import Diagnostic, Label
-from dwc.lint.rules.base import LintContext, Rule, condition_features, edit, ref_nodes, without_mark
+from dwc.diagnostics import Diagnostic, Edit, Fix, Label
+from dwc.lint.rules.base import (
+    LintContext,
+    Rule,
+    condition_features,
+    drop_mark,
+    edit,
+    ref_nodes,
+    without_mark,
+)
 from dwc.lint.rules.condition_outside_scenario_cells import cells_fix
 from dwc.parse import ast
 from dwc.source import Span
@@ -38,20 +46,23 @@ class ScenarioFeatureWithoutCondition(Rule):
         for name in sorted(ctx.scenario_features()):
             decl = ctx.feature_decl(name)
             if name not in used and decl is not None and decl.scenario is not None:
+                advice, fixes = _mark_advice(ctx, decl)
                 yield self.diag(
                     f"scenario-sensitive feature '{name}' conditions nothing",
-                    Label(decl.scenario, "marked scenario here"), _mark_advice(ctx, decl))
+                    Label(decl.scenario, "marked scenario here"), advice, fixes=fixes)
 
 
-def _mark_advice(ctx: LintContext, decl: ast.FeatureDecl) -> str:
+def _mark_advice(ctx: LintContext, decl: ast.FeatureDecl) -> tuple[str, tuple[Fix, ...]]:
     """How to resolve DW502: each edit offered verbatim is checked on an edited copy of the spec,
     so following it cannot produce an error (dropping the mark fails, e.g., when a condition reads
     no other scenario feature: DW314), and linted: where reading the feature in a condition makes
     DW514 ask to add it to `scenarios`, the advice says so too, and both edits together are
-    checked to leave neither finding."""
+    checked to leave neither finding. Returns the help line and, as structured fixes, the
+    single edits it offers (reading the feature in a condition, dropping the mark)."""
     name = decl.name.text
     text = ctx.source.text
     options = []
+    fixes = []
     for stmt in ctx.spec.statements:
         value = getattr(stmt, "value", None)
         if not isinstance(stmt, ast.ConditionDecl) or not isinstance(value, ast.Call) \
@@ -65,6 +76,7 @@ def _mark_advice(ctx: LintContext, decl: ast.FeatureDecl) -> str:
             continue
         new = edited[stmt.span.start:stmt.span.end + len(name) + 2]
         option = f"read it in condition '{stmt.name.text}': '{new}'"
+        read = Edit(Span(value.span.end - 1, value.span.end), f", {name})")
         # reading a categorical scenario feature in a condition that folds per cell unfolds it
         # unless `scenarios` names the feature (DW514): then the advice adds it there too
         fix = cells_fix(copy, _condition(copy, stmt.name.text))
@@ -77,6 +89,12 @@ def _mark_advice(ctx: LintContext, decl: ast.FeatureDecl) -> str:
             option += (f" and add {'them' if plural else 'it'} to the cells: '{fix.line}'"
                        f"{fix.where} (without it '{stmt.name.text}' cannot fold per "
                        "cell: DW514)")
+            if all(e.span.end <= read.span.start for e in fix.edits):  # valid on this text too
+                fixes.append(Fix(f"read '{name}' in condition '{stmt.name.text}' and add "
+                                 f"{'them' if plural else 'it'} to the cells",
+                                 (*fix.edits, read)))
+        else:
+            fixes.append(Fix(f"read '{name}' in condition '{stmt.name.text}'", (read,)))
         options.append(option)
         break
     else:
@@ -85,9 +103,10 @@ def _mark_advice(ctx: LintContext, decl: ast.FeatureDecl) -> str:
     if isinstance(dropped, Diagnostic):
         options.append(f"(dropping the 'scenario' mark alone would give {dropped.code}: "
                        f"{dropped.message})")
-        return " ".join(options)
+        return " ".join(options), tuple(fixes)
     options.append("drop the 'scenario' mark if it is an ordinary input")
-    return ", or ".join(options)
+    fixes.append(drop_mark(text, decl))
+    return ", or ".join(options), tuple(fixes)
 
 
 def _condition(ctx: LintContext, name: str) -> ast.ConditionDecl:

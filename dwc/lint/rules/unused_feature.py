@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dwc.diagnostics import Label
-from dwc.lint.rules.base import Rule, refs
+from dwc.lint.rules.base import Rule, refs, remove_statement
 from dwc.parse import ast
 
 
@@ -38,4 +38,6 @@ class UnusedFeature(Rule):
             if isinstance(stmt, ast.FeatureDecl) and stmt.name.text not in referenced:
                 yield self.diag(f"feature '{stmt.name.text}' is never used", Label(stmt.name.span,
                                 "declared here, read nowhere"),
-                                "use it in a value or condition, or remove the declaration")
+                                "use it in a value or condition, or remove the declaration",
+                                fixes=(remove_statement(ctx.source.text, stmt, "the declaration of "
+                                                        f"'{stmt.name.text}'"),))

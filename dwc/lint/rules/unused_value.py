@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dwc.diagnostics import Label
-from dwc.lint.rules.base import Rule, refs
+from dwc.lint.rules.base import Rule, refs, remove_statement
 from dwc.parse import ast
 
 
@@ -41,6 +41,8 @@ class UnusedValue(Rule):
             name = stmt.name.text
             dead_ops = name in bound and name not in bindings_live
             if name not in referenced or dead_ops:
+                fixes = () if name in referenced else (
+                    remove_statement(ctx.source.text, stmt, f"the statement of '{name}'"),)
                 yield self.diag(f"'{name}' is computed but no output depends on it",
                                 Label(stmt.name.span, "never reaches an output"),
-                                "use it, or remove the statement")
+                                "use it, or remove the statement", fixes=fixes)

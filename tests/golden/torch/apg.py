@@ -44,6 +44,8 @@ class ApgCtrBase(nn.Module):
         **MAX_LENGTHS,
     }
     """The largest valid value of every ranged input (ids, lengths), derived once."""
+    _PYTHON_CHECK_LIMIT = 512
+    """Up to this many ranged values in all (on the CPU), check_inputs compares them in Python."""
     OUTPUTS: tuple[str, ...] = ("ctr",)
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -71,10 +73,23 @@ class ApgCtrBase(nn.Module):
         self._check_ranges(inputs)
 
     def _check_ranges(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Ids within their vocabulary, lengths within 0 .. max_len: one min/max reduction per
-        input and a single host synchronisation for all of them (one device round trip on a GPU,
-        where a check per input waited for the device once per input)."""
-        names = [name for name in self._HIGHEST if inputs[name].numel()]
+        """Ids within their vocabulary, lengths within 0 .. max_len.
+
+        A small batch on the CPU is checked as Python integers (a few hundred values: cheaper
+        than launching any reduction); otherwise one min/max reduction per input and a single
+        host synchronisation for all of them (one device round trip on a GPU, where a check per
+        input waited for the device once per input).
+        """
+        values = [inputs[name] for name in self._HIGHEST]
+        if sum(v.numel() for v in values) <= self._PYTHON_CHECK_LIMIT and all(
+            v.device.type == "cpu" for v in values
+        ):
+            for name, value in zip(self._HIGHEST, values):
+                ids = value.reshape(-1).tolist()
+                if ids and (min(ids) < 0 or max(ids) > self._HIGHEST[name]):
+                    self._out_of_range(name)
+            return
+        names = [name for name, value in zip(self._HIGHEST, values) if value.numel()]
         if not names:
             return
         extremes = torch.stack([m for name in names for m in torch.aminmax(inputs[name])])
@@ -82,12 +97,13 @@ class ApgCtrBase(nn.Module):
         limits = torch.tensor([self._HIGHEST[name] for name in names], device=extremes.device)
         outside = (extremes[:, 0] < 0) | (extremes[:, 1] > limits)
         if bool(outside.any()):
-            name = names[int(outside.nonzero()[0, 0])]
-            if name in self.MAX_LENGTHS:
-                raise ValueError(
-                    f"input {name!r} has lengths outside 0 .. {self.MAX_LENGTHS[name]}"
-                )
-            raise ValueError(f"input {name!r} has ids outside [0, {self.VOCABULARIES[name]})")
+            self._out_of_range(names[int(outside.nonzero()[0, 0])])
+
+    def _out_of_range(self, name: str) -> None:
+        """Raise the ValueError for the ranged input `name`."""
+        if name in self.MAX_LENGTHS:
+            raise ValueError(f"input {name!r} has lengths outside 0 .. {self.MAX_LENGTHS[name]}")
+        raise ValueError(f"input {name!r} has ids outside [0, {self.VOCABULARIES[name]})")
 
     @staticmethod
     def example_inputs(
@@ -420,13 +436,13 @@ class ApgCtrInference(ApgCtrBase):
         page_ids = inputs["page"]
         # line 6: user_id
         user_id_ids = inputs["user_id"]
-        user_id = self.user_id_embedding(user_id_ids)
+        user_id = F.embedding(user_id_ids, self.user_id_embedding.weight)
         # line 7: item_id
         item_id_ids = inputs["item_id"]
-        item_id = self.item_id_embedding(item_id_ids)
+        item_id = F.embedding(item_id_ids, self.item_id_embedding.weight)
         # line 8: category
         category_ids = inputs["category"]
-        category = self.category_embedding(category_ids)
+        category = F.embedding(category_ids, self.category_embedding.weight)
         # line 9: history
         history_ids = inputs["history"]
         history_len = inputs["history_len"]
@@ -443,7 +459,7 @@ class ApgCtrInference(ApgCtrBase):
         h_fc2 = self.h_fc2(h_act1, scenario_cell, scenario_cell_rows)
         h = torch.relu_(h_fc2)
         # line 20: ctr
-        ctr_linear = self.ctr(h)
+        ctr_linear = F.linear(h, self.ctr.weight, self.ctr.bias)
         ctr = torch.sigmoid(ctr_linear)
         outputs = {
             "ctr": ctr,
@@ -514,6 +530,8 @@ def _dwc_lowrank_linear(
     if decompose:
         h = x @ u if u.dim() == 2 else torch.bmm(x.unsqueeze(1), u).squeeze(1)
         h = torch.bmm(h.unsqueeze(1), s).squeeze(1)
+        if v.dim() == 2 and bias is not None:
+            return torch.addmm(bias, h, v)  # the bias enters the GEMM, not a second pass
         y = h @ v if v.dim() == 2 else torch.bmm(h.unsqueeze(1), v).squeeze(1)
     else:
         weight = torch.matmul(torch.matmul(u, s), v)

@@ -43,6 +43,8 @@ class M2mBase(nn.Module):
         **MAX_LENGTHS,
     }
     """The largest valid value of every ranged input (ids, lengths), derived once."""
+    _PYTHON_CHECK_LIMIT = 512
+    """Up to this many ranged values in all (on the CPU), check_inputs compares them in Python."""
     OUTPUTS: tuple[str, ...] = ("spend_next", "clicks_next")
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -76,10 +78,23 @@ class M2mBase(nn.Module):
         self._check_ranges(inputs)
 
     def _check_ranges(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Ids within their vocabulary, lengths within 0 .. max_len: one min/max reduction per
-        input and a single host synchronisation for all of them (one device round trip on a GPU,
-        where a check per input waited for the device once per input)."""
-        names = [name for name in self._HIGHEST if inputs[name].numel()]
+        """Ids within their vocabulary, lengths within 0 .. max_len.
+
+        A small batch on the CPU is checked as Python integers (a few hundred values: cheaper
+        than launching any reduction); otherwise one min/max reduction per input and a single
+        host synchronisation for all of them (one device round trip on a GPU, where a check per
+        input waited for the device once per input).
+        """
+        values = [inputs[name] for name in self._HIGHEST]
+        if sum(v.numel() for v in values) <= self._PYTHON_CHECK_LIMIT and all(
+            v.device.type == "cpu" for v in values
+        ):
+            for name, value in zip(self._HIGHEST, values):
+                ids = value.reshape(-1).tolist()
+                if ids and (min(ids) < 0 or max(ids) > self._HIGHEST[name]):
+                    self._out_of_range(name)
+            return
+        names = [name for name, value in zip(self._HIGHEST, values) if value.numel()]
         if not names:
             return
         extremes = torch.stack([m for name in names for m in torch.aminmax(inputs[name])])
@@ -87,12 +102,13 @@ class M2mBase(nn.Module):
         limits = torch.tensor([self._HIGHEST[name] for name in names], device=extremes.device)
         outside = (extremes[:, 0] < 0) | (extremes[:, 1] > limits)
         if bool(outside.any()):
-            name = names[int(outside.nonzero()[0, 0])]
-            if name in self.MAX_LENGTHS:
-                raise ValueError(
-                    f"input {name!r} has lengths outside 0 .. {self.MAX_LENGTHS[name]}"
-                )
-            raise ValueError(f"input {name!r} has ids outside [0, {self.VOCABULARIES[name]})")
+            self._out_of_range(names[int(outside.nonzero()[0, 0])])
+
+    def _out_of_range(self, name: str) -> None:
+        """Raise the ValueError for the ranged input `name`."""
+        if name in self.MAX_LENGTHS:
+            raise ValueError(f"input {name!r} has lengths outside 0 .. {self.MAX_LENGTHS[name]}")
+        raise ValueError(f"input {name!r} has ids outside [0, {self.VOCABULARIES[name]})")
 
     @staticmethod
     def example_inputs(
@@ -470,10 +486,10 @@ class M2mInference(M2mBase):
         )
         # line 6: advertiser
         advertiser_ids = inputs["advertiser"]
-        advertiser = self.advertiser_embedding(advertiser_ids)
+        advertiser = F.embedding(advertiser_ids, self.advertiser_embedding.weight)
         # line 7: industry
         industry_ids = inputs["industry"]
-        industry = self.industry_embedding(industry_ids)
+        industry = F.embedding(industry_ids, self.industry_embedding.weight)
         # line 8: spend
         spend_raw = inputs["spend"]
         spend = torch.sign(spend_raw) * torch.log1p(torch.abs(spend_raw))
@@ -483,7 +499,7 @@ class M2mInference(M2mBase):
         history = _dwc_seq_pool(self.industry_embedding.weight, history_ids, history_len, "mean")
         # line 15: h
         h_concat = torch.cat([advertiser, industry, spend, history], dim=1)
-        h_fc0 = self.h_fc0(h_concat)
+        h_fc0 = F.linear(h_concat, self.h_fc0.weight, self.h_fc0.bias)
         h = torch.relu_(h_fc0)
         # line 10: channel
         channel_ids = inputs["channel"]
@@ -506,10 +522,10 @@ class M2mInference(M2mBase):
         t2_add = r2 + t2_linear
         t2 = F.leaky_relu_(t2_add, 0.01)
         # line 26: spend_next
-        spend_next_linear = self.spend_next(t1)
+        spend_next_linear = F.linear(t1, self.spend_next.weight, self.spend_next.bias)
         spend_next = torch.exp(spend_next_linear)
         # line 27: clicks_next
-        clicks_next_linear = self.clicks_next(t2)
+        clicks_next_linear = F.linear(t2, self.clicks_next.weight, self.clicks_next.bias)
         clicks_next = torch.exp(clicks_next_linear)
         outputs = {
             "spend_next": spend_next,

@@ -45,6 +45,8 @@ class MultitaskBase(nn.Module):
         **MAX_LENGTHS,
     }
     """The largest valid value of every ranged input (ids, lengths), derived once."""
+    _PYTHON_CHECK_LIMIT = 512
+    """Up to this many ranged values in all (on the CPU), check_inputs compares them in Python."""
     OUTPUTS: tuple[str, ...] = ("click", "like", "clicks")
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -78,10 +80,23 @@ class MultitaskBase(nn.Module):
         self._check_ranges(inputs)
 
     def _check_ranges(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Ids within their vocabulary, lengths within 0 .. max_len: one min/max reduction per
-        input and a single host synchronisation for all of them (one device round trip on a GPU,
-        where a check per input waited for the device once per input)."""
-        names = [name for name in self._HIGHEST if inputs[name].numel()]
+        """Ids within their vocabulary, lengths within 0 .. max_len.
+
+        A small batch on the CPU is checked as Python integers (a few hundred values: cheaper
+        than launching any reduction); otherwise one min/max reduction per input and a single
+        host synchronisation for all of them (one device round trip on a GPU, where a check per
+        input waited for the device once per input).
+        """
+        values = [inputs[name] for name in self._HIGHEST]
+        if sum(v.numel() for v in values) <= self._PYTHON_CHECK_LIMIT and all(
+            v.device.type == "cpu" for v in values
+        ):
+            for name, value in zip(self._HIGHEST, values):
+                ids = value.reshape(-1).tolist()
+                if ids and (min(ids) < 0 or max(ids) > self._HIGHEST[name]):
+                    self._out_of_range(name)
+            return
+        names = [name for name, value in zip(self._HIGHEST, values) if value.numel()]
         if not names:
             return
         extremes = torch.stack([m for name in names for m in torch.aminmax(inputs[name])])
@@ -89,12 +104,13 @@ class MultitaskBase(nn.Module):
         limits = torch.tensor([self._HIGHEST[name] for name in names], device=extremes.device)
         outside = (extremes[:, 0] < 0) | (extremes[:, 1] > limits)
         if bool(outside.any()):
-            name = names[int(outside.nonzero()[0, 0])]
-            if name in self.MAX_LENGTHS:
-                raise ValueError(
-                    f"input {name!r} has lengths outside 0 .. {self.MAX_LENGTHS[name]}"
-                )
-            raise ValueError(f"input {name!r} has ids outside [0, {self.VOCABULARIES[name]})")
+            self._out_of_range(names[int(outside.nonzero()[0, 0])])
+
+    def _out_of_range(self, name: str) -> None:
+        """Raise the ValueError for the ranged input `name`."""
+        if name in self.MAX_LENGTHS:
+            raise ValueError(f"input {name!r} has lengths outside 0 .. {self.MAX_LENGTHS[name]}")
+        raise ValueError(f"input {name!r} has ids outside [0, {self.VOCABULARIES[name]})")
 
     @staticmethod
     def example_inputs(
@@ -429,13 +445,13 @@ class MultitaskInference(MultitaskBase):
         is_new_ids = inputs["is_new"]
         # line 5: user_id
         user_id_ids = inputs["user_id"]
-        user_id = self.user_id_embedding(user_id_ids)
+        user_id = F.embedding(user_id_ids, self.user_id_embedding.weight)
         # line 6: item_id
         item_id_ids = inputs["item_id"]
-        item_id = self.item_id_embedding(item_id_ids)
+        item_id = F.embedding(item_id_ids, self.item_id_embedding.weight)
         # line 7: author_id
         author_id_ids = inputs["author_id"]
-        author_id = self.author_id_embedding(author_id_ids)
+        author_id = F.embedding(author_id_ids, self.author_id_embedding.weight)
         # line 9: history
         history_ids = inputs["history"]
         history_len = inputs["history_len"]
@@ -446,10 +462,10 @@ class MultitaskInference(MultitaskBase):
         # line 17: x
         x = torch.cat([user_id, item_id, author_id, history, watch_time], dim=1)
         # line 18: bottom
-        bottom_fc0 = self.bottom_fc0(x)
+        bottom_fc0 = F.linear(x, self.bottom_fc0.weight, self.bottom_fc0.bias)
         bottom_norm0 = self.bottom_norm0(bottom_fc0)
         bottom_act0 = torch.relu(bottom_norm0)
-        bottom_fc1 = self.bottom_fc1(bottom_act0)
+        bottom_fc1 = F.linear(bottom_act0, self.bottom_fc1.weight, self.bottom_fc1.bias)
         bottom_norm1 = self.bottom_norm1(bottom_fc1)
         bottom = torch.relu(bottom_norm1)
         # line 13: scenario
@@ -459,13 +475,13 @@ class MultitaskInference(MultitaskBase):
         # line 20: h
         h = bottom + shared
         # line 22: click
-        click_linear = self.click(h)
+        click_linear = F.linear(h, self.click.weight, self.click.bias)
         click = torch.sigmoid(click_linear)
         # line 23: like
-        like_linear = self.like(h)
+        like_linear = F.linear(h, self.like.weight, self.like.bias)
         like = torch.sigmoid(like_linear)
         # line 24: clicks
-        clicks_linear = self.clicks(h)
+        clicks_linear = F.linear(h, self.clicks.weight, self.clicks.bias)
         clicks = torch.exp(clicks_linear)
         outputs = {
             "click": click,

@@ -45,6 +45,8 @@ class PepnetBase(nn.Module):
         **MAX_LENGTHS,
     }
     """The largest valid value of every ranged input (ids, lengths), derived once."""
+    _PYTHON_CHECK_LIMIT = 512
+    """Up to this many ranged values in all (on the CPU), check_inputs compares them in Python."""
     OUTPUTS: tuple[str, ...] = ("click", "like")
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -78,10 +80,23 @@ class PepnetBase(nn.Module):
         self._check_ranges(inputs)
 
     def _check_ranges(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Ids within their vocabulary, lengths within 0 .. max_len: one min/max reduction per
-        input and a single host synchronisation for all of them (one device round trip on a GPU,
-        where a check per input waited for the device once per input)."""
-        names = [name for name in self._HIGHEST if inputs[name].numel()]
+        """Ids within their vocabulary, lengths within 0 .. max_len.
+
+        A small batch on the CPU is checked as Python integers (a few hundred values: cheaper
+        than launching any reduction); otherwise one min/max reduction per input and a single
+        host synchronisation for all of them (one device round trip on a GPU, where a check per
+        input waited for the device once per input).
+        """
+        values = [inputs[name] for name in self._HIGHEST]
+        if sum(v.numel() for v in values) <= self._PYTHON_CHECK_LIMIT and all(
+            v.device.type == "cpu" for v in values
+        ):
+            for name, value in zip(self._HIGHEST, values):
+                ids = value.reshape(-1).tolist()
+                if ids and (min(ids) < 0 or max(ids) > self._HIGHEST[name]):
+                    self._out_of_range(name)
+            return
+        names = [name for name, value in zip(self._HIGHEST, values) if value.numel()]
         if not names:
             return
         extremes = torch.stack([m for name in names for m in torch.aminmax(inputs[name])])
@@ -89,12 +104,13 @@ class PepnetBase(nn.Module):
         limits = torch.tensor([self._HIGHEST[name] for name in names], device=extremes.device)
         outside = (extremes[:, 0] < 0) | (extremes[:, 1] > limits)
         if bool(outside.any()):
-            name = names[int(outside.nonzero()[0, 0])]
-            if name in self.MAX_LENGTHS:
-                raise ValueError(
-                    f"input {name!r} has lengths outside 0 .. {self.MAX_LENGTHS[name]}"
-                )
-            raise ValueError(f"input {name!r} has ids outside [0, {self.VOCABULARIES[name]})")
+            self._out_of_range(names[int(outside.nonzero()[0, 0])])
+
+    def _out_of_range(self, name: str) -> None:
+        """Raise the ValueError for the ranged input `name`."""
+        if name in self.MAX_LENGTHS:
+            raise ValueError(f"input {name!r} has lengths outside 0 .. {self.MAX_LENGTHS[name]}")
+        raise ValueError(f"input {name!r} has ids outside [0, {self.VOCABULARIES[name]})")
 
     @staticmethod
     def example_inputs(
@@ -431,7 +447,7 @@ class PepnetInference(PepnetBase):
             self.check_inputs(inputs)
         # line 9: category
         category_ids = inputs["category"]
-        category = self.category_embedding(category_ids)
+        category = F.embedding(category_ids, self.category_embedding.weight)
         # line 10: price
         price_raw = inputs["price"]
         price = torch.sign(price_raw) * torch.log1p(torch.abs(price_raw))
@@ -441,44 +457,52 @@ class PepnetInference(PepnetBase):
         history = _dwc_seq_pool(self.item_id_embedding.weight, history_ids, history_len, "mean")
         # line 6: user_id
         user_id_ids = inputs["user_id"]
-        user_id = self.user_id_embedding(user_id_ids)
+        user_id = F.embedding(user_id_ids, self.user_id_embedding.weight)
         # line 7: item_id
         item_id_ids = inputs["item_id"]
-        item_id = self.item_id_embedding(item_id_ids)
+        item_id = F.embedding(item_id_ids, self.item_id_embedding.weight)
         # line 14: e
         e = torch.cat([category, price, history, user_id, item_id], dim=1)
         # line 12: domain
         domain_ids = inputs["domain"]
-        domain = self.domain_embedding(domain_ids)
+        domain = F.embedding(domain_ids, self.domain_embedding.weight)
         # line 17: domain_z
         domain_z = torch.cat([domain, e], dim=1)
         # line 18: ep
         ep = self.ep_gate(e, domain_z)
         # line 8: author_id
         author_id_ids = inputs["author_id"]
-        author_id = self.author_id_embedding(author_id_ids)
+        author_id = F.embedding(author_id_ids, self.author_id_embedding.weight)
         # line 21: prior
         prior = torch.cat([user_id, item_id, author_id, ep], dim=1)
         # line 22: click_tower
         prior_gate_hidden = torch.relu_(self.prior_gate_hidden(prior))
         click_tower_gated = self.click_tower_gate0(ep, prior_gate_hidden[:, 0:57])
-        click_tower_fc0 = self.click_tower_fc0(click_tower_gated)
+        click_tower_fc0 = F.linear(
+            click_tower_gated, self.click_tower_fc0.weight, self.click_tower_fc0.bias
+        )
         click_tower_act0 = torch.relu_(click_tower_fc0)
         click_tower_gated_2 = self.click_tower_gate1(click_tower_act0, prior_gate_hidden[:, 57:121])
-        click_tower_fc1 = self.click_tower_fc1(click_tower_gated_2)
+        click_tower_fc1 = F.linear(
+            click_tower_gated_2, self.click_tower_fc1.weight, self.click_tower_fc1.bias
+        )
         click_tower = torch.relu_(click_tower_fc1)
         # line 23: like_tower
         like_tower_gated = self.like_tower_gate0(ep, prior_gate_hidden[:, 121:178])
-        like_tower_fc0 = self.like_tower_fc0(like_tower_gated)
+        like_tower_fc0 = F.linear(
+            like_tower_gated, self.like_tower_fc0.weight, self.like_tower_fc0.bias
+        )
         like_tower_act0 = torch.relu_(like_tower_fc0)
         like_tower_gated_2 = self.like_tower_gate1(like_tower_act0, prior_gate_hidden[:, 178:242])
-        like_tower_fc1 = self.like_tower_fc1(like_tower_gated_2)
+        like_tower_fc1 = F.linear(
+            like_tower_gated_2, self.like_tower_fc1.weight, self.like_tower_fc1.bias
+        )
         like_tower = torch.relu_(like_tower_fc1)
         # line 25: click
-        click_linear = self.click(click_tower)
+        click_linear = F.linear(click_tower, self.click.weight, self.click.bias)
         click = torch.sigmoid(click_linear)
         # line 26: like
-        like_linear = self.like(like_tower)
+        like_linear = F.linear(like_tower, self.like.weight, self.like.bias)
         like = torch.sigmoid(like_linear)
         outputs = {
             "click": click,

@@ -37,6 +37,8 @@ class PosoBase(nn.Module):
         **{name: vocab - 1 for name, vocab in VOCABULARIES.items()},
     }
     """The largest valid value of every ranged input (ids, lengths), derived once."""
+    _PYTHON_CHECK_LIMIT = 512
+    """Up to this many ranged values in all (on the CPU), check_inputs compares them in Python."""
     OUTPUTS: tuple[str, ...] = ("ctr", "ltr")
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -64,10 +66,23 @@ class PosoBase(nn.Module):
         self._check_ranges(inputs)
 
     def _check_ranges(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Ids within their vocabulary: one min/max reduction per
-        input and a single host synchronisation for all of them (one device round trip on a GPU,
-        where a check per input waited for the device once per input)."""
-        names = [name for name in self._HIGHEST if inputs[name].numel()]
+        """Ids within their vocabulary.
+
+        A small batch on the CPU is checked as Python integers (a few hundred values: cheaper
+        than launching any reduction); otherwise one min/max reduction per input and a single
+        host synchronisation for all of them (one device round trip on a GPU, where a check per
+        input waited for the device once per input).
+        """
+        values = [inputs[name] for name in self._HIGHEST]
+        if sum(v.numel() for v in values) <= self._PYTHON_CHECK_LIMIT and all(
+            v.device.type == "cpu" for v in values
+        ):
+            for name, value in zip(self._HIGHEST, values):
+                ids = value.reshape(-1).tolist()
+                if ids and (min(ids) < 0 or max(ids) > self._HIGHEST[name]):
+                    self._out_of_range(name)
+            return
+        names = [name for name, value in zip(self._HIGHEST, values) if value.numel()]
         if not names:
             return
         extremes = torch.stack([m for name in names for m in torch.aminmax(inputs[name])])
@@ -75,8 +90,11 @@ class PosoBase(nn.Module):
         limits = torch.tensor([self._HIGHEST[name] for name in names], device=extremes.device)
         outside = (extremes[:, 0] < 0) | (extremes[:, 1] > limits)
         if bool(outside.any()):
-            name = names[int(outside.nonzero()[0, 0])]
-            raise ValueError(f"input {name!r} has ids outside [0, {self.VOCABULARIES[name]})")
+            self._out_of_range(names[int(outside.nonzero()[0, 0])])
+
+    def _out_of_range(self, name: str) -> None:
+        """Raise the ValueError for the ranged input `name`."""
+        raise ValueError(f"input {name!r} has ids outside [0, {self.VOCABULARIES[name]})")
 
     @staticmethod
     def example_inputs(
@@ -377,13 +395,13 @@ class PosoInference(PosoBase):
         activity_ids = inputs["activity"]
         # line 5: user_id
         user_id_ids = inputs["user_id"]
-        user_id = self.user_id_embedding(user_id_ids)
+        user_id = F.embedding(user_id_ids, self.user_id_embedding.weight)
         # line 6: item_id
         item_id_ids = inputs["item_id"]
-        item_id = self.item_id_embedding(item_id_ids)
+        item_id = F.embedding(item_id_ids, self.item_id_embedding.weight)
         # line 7: category
         category_ids = inputs["category"]
-        category = self.category_embedding(category_ids)
+        category = F.embedding(category_ids, self.category_embedding.weight)
         # line 16: x
         x = torch.cat([user_id, item_id, category], dim=1)
         # line 17: e
@@ -394,21 +412,21 @@ class PosoInference(PosoBase):
         e = e_experts * self.e_gates_table(scenario).view(-1, 4, 16)
         # line 18: click
         click_mix = self.click_gate(e, x)
-        click_fc0 = self.click_fc0(click_mix)
+        click_fc0 = F.linear(click_mix, self.click_fc0.weight, self.click_fc0.bias)
         click_act0 = torch.relu_(click_fc0)
         click_gated = click_act0 * self.click_gate0_table(scenario)
-        click_fc1 = self.click_fc1(click_gated)
+        click_fc1 = F.linear(click_gated, self.click_fc1.weight, self.click_fc1.bias)
         click_act1 = torch.relu_(click_fc1)
         # line 19: like
         like_mix = self.like_gate(e, x)
-        like_fc0 = self.like_fc0(like_mix)
+        like_fc0 = F.linear(like_mix, self.like_fc0.weight, self.like_fc0.bias)
         like = torch.relu_(like_fc0)
         # line 21: ctr
         scenario_rows = _dwc_domain_rows(scenario)
         ctr_linear = self.ctr(click_act1, scenario, scenario_rows)
         ctr = torch.sigmoid(ctr_linear)
         # line 22: ltr
-        ltr_linear = self.ltr(like)
+        ltr_linear = F.linear(like, self.ltr.weight, self.ltr.bias)
         ltr = torch.sigmoid(ltr_linear)
         outputs = {
             "ctr": ctr,

@@ -39,6 +39,8 @@ class PpnetFuxictrBase(nn.Module):
         **{name: vocab - 1 for name, vocab in VOCABULARIES.items()},
     }
     """The largest valid value of every ranged input (ids, lengths), derived once."""
+    _PYTHON_CHECK_LIMIT = 512
+    """Up to this many ranged values in all (on the CPU), check_inputs compares them in Python."""
     OUTPUTS: tuple[str, ...] = ("ctr",)
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -66,10 +68,23 @@ class PpnetFuxictrBase(nn.Module):
         self._check_ranges(inputs)
 
     def _check_ranges(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Ids within their vocabulary: one min/max reduction per
-        input and a single host synchronisation for all of them (one device round trip on a GPU,
-        where a check per input waited for the device once per input)."""
-        names = [name for name in self._HIGHEST if inputs[name].numel()]
+        """Ids within their vocabulary.
+
+        A small batch on the CPU is checked as Python integers (a few hundred values: cheaper
+        than launching any reduction); otherwise one min/max reduction per input and a single
+        host synchronisation for all of them (one device round trip on a GPU, where a check per
+        input waited for the device once per input).
+        """
+        values = [inputs[name] for name in self._HIGHEST]
+        if sum(v.numel() for v in values) <= self._PYTHON_CHECK_LIMIT and all(
+            v.device.type == "cpu" for v in values
+        ):
+            for name, value in zip(self._HIGHEST, values):
+                ids = value.reshape(-1).tolist()
+                if ids and (min(ids) < 0 or max(ids) > self._HIGHEST[name]):
+                    self._out_of_range(name)
+            return
+        names = [name for name, value in zip(self._HIGHEST, values) if value.numel()]
         if not names:
             return
         extremes = torch.stack([m for name in names for m in torch.aminmax(inputs[name])])
@@ -77,8 +92,11 @@ class PpnetFuxictrBase(nn.Module):
         limits = torch.tensor([self._HIGHEST[name] for name in names], device=extremes.device)
         outside = (extremes[:, 0] < 0) | (extremes[:, 1] > limits)
         if bool(outside.any()):
-            name = names[int(outside.nonzero()[0, 0])]
-            raise ValueError(f"input {name!r} has ids outside [0, {self.VOCABULARIES[name]})")
+            self._out_of_range(names[int(outside.nonzero()[0, 0])])
+
+    def _out_of_range(self, name: str) -> None:
+        """Raise the ValueError for the ranged input `name`."""
+        raise ValueError(f"input {name!r} has ids outside [0, {self.VOCABULARIES[name]})")
 
     @staticmethod
     def example_inputs(
@@ -345,39 +363,39 @@ class PpnetFuxictrInference(PpnetFuxictrBase):
             self.check_inputs(inputs)
         # line 5: user_id
         user_id_ids = inputs["user_id"]
-        user_id = self.user_id_embedding(user_id_ids)
+        user_id = F.embedding(user_id_ids, self.user_id_embedding.weight)
         # line 6: item_id
         item_id_ids = inputs["item_id"]
-        item_id = self.item_id_embedding(item_id_ids)
+        item_id = F.embedding(item_id_ids, self.item_id_embedding.weight)
         # line 7: category
         category_ids = inputs["category"]
-        category = self.category_embedding(category_ids)
+        category = F.embedding(category_ids, self.category_embedding.weight)
         # line 12: e
         e = torch.cat([user_id, item_id, category], dim=1)
         # line 8: user_prior
         user_prior_ids = inputs["user_prior"]
-        user_prior = self.user_prior_embedding(user_prior_ids)
+        user_prior = F.embedding(user_prior_ids, self.user_prior_embedding.weight)
         # line 9: item_prior
         item_prior_ids = inputs["item_prior"]
-        item_prior = self.item_prior_embedding(item_prior_ids)
+        item_prior = F.embedding(item_prior_ids, self.item_prior_embedding.weight)
         # line 10: page
         page_ids = inputs["page"]
-        page = self.page_embedding(page_ids)
+        page = F.embedding(page_ids, self.page_embedding.weight)
         # line 14: gate_in
         gate_in = torch.cat([e, user_prior, item_prior, page], dim=1)
         # line 16: h
-        h_fc0 = self.h_fc0(e)
+        h_fc0 = F.linear(e, self.h_fc0.weight, self.h_fc0.bias)
         h_act0 = torch.relu_(h_fc0)
         gate_in_gate_hidden = torch.relu_(self.gate_in_gate_hidden(gate_in))
         h_gated = self.h_gate0(h_act0, gate_in_gate_hidden[:, 0:64])
-        h_fc1 = self.h_fc1(h_gated)
+        h_fc1 = F.linear(h_gated, self.h_fc1.weight, self.h_fc1.bias)
         h_act1 = torch.relu_(h_fc1)
         h_gated_2 = self.h_gate1(h_act1, gate_in_gate_hidden[:, 64:128])
-        h_fc2 = self.h_fc2(h_gated_2)
+        h_fc2 = F.linear(h_gated_2, self.h_fc2.weight, self.h_fc2.bias)
         h_act2 = torch.relu_(h_fc2)
         h = self.h_gate2(h_act2, gate_in_gate_hidden[:, 128:192])
         # line 18: ctr
-        ctr_linear = self.ctr(h)
+        ctr_linear = F.linear(h, self.ctr.weight, self.ctr.bias)
         ctr = torch.sigmoid(ctr_linear)
         outputs = {
             "ctr": ctr,

@@ -40,6 +40,8 @@ class PtupcdrBase(nn.Module):
         **MAX_LENGTHS,
     }
     """The largest valid value of every ranged input (ids, lengths), derived once."""
+    _PYTHON_CHECK_LIMIT = 512
+    """Up to this many ranged values in all (on the CPU), check_inputs compares them in Python."""
     OUTPUTS: tuple[str, ...] = ("rating",)
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -67,10 +69,23 @@ class PtupcdrBase(nn.Module):
         self._check_ranges(inputs)
 
     def _check_ranges(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Ids within their vocabulary, lengths within 0 .. max_len: one min/max reduction per
-        input and a single host synchronisation for all of them (one device round trip on a GPU,
-        where a check per input waited for the device once per input)."""
-        names = [name for name in self._HIGHEST if inputs[name].numel()]
+        """Ids within their vocabulary, lengths within 0 .. max_len.
+
+        A small batch on the CPU is checked as Python integers (a few hundred values: cheaper
+        than launching any reduction); otherwise one min/max reduction per input and a single
+        host synchronisation for all of them (one device round trip on a GPU, where a check per
+        input waited for the device once per input).
+        """
+        values = [inputs[name] for name in self._HIGHEST]
+        if sum(v.numel() for v in values) <= self._PYTHON_CHECK_LIMIT and all(
+            v.device.type == "cpu" for v in values
+        ):
+            for name, value in zip(self._HIGHEST, values):
+                ids = value.reshape(-1).tolist()
+                if ids and (min(ids) < 0 or max(ids) > self._HIGHEST[name]):
+                    self._out_of_range(name)
+            return
+        names = [name for name, value in zip(self._HIGHEST, values) if value.numel()]
         if not names:
             return
         extremes = torch.stack([m for name in names for m in torch.aminmax(inputs[name])])
@@ -78,12 +93,13 @@ class PtupcdrBase(nn.Module):
         limits = torch.tensor([self._HIGHEST[name] for name in names], device=extremes.device)
         outside = (extremes[:, 0] < 0) | (extremes[:, 1] > limits)
         if bool(outside.any()):
-            name = names[int(outside.nonzero()[0, 0])]
-            if name in self.MAX_LENGTHS:
-                raise ValueError(
-                    f"input {name!r} has lengths outside 0 .. {self.MAX_LENGTHS[name]}"
-                )
-            raise ValueError(f"input {name!r} has ids outside [0, {self.VOCABULARIES[name]})")
+            self._out_of_range(names[int(outside.nonzero()[0, 0])])
+
+    def _out_of_range(self, name: str) -> None:
+        """Raise the ValueError for the ranged input `name`."""
+        if name in self.MAX_LENGTHS:
+            raise ValueError(f"input {name!r} has lengths outside 0 .. {self.MAX_LENGTHS[name]}")
+        raise ValueError(f"input {name!r} has ids outside [0, {self.VOCABULARIES[name]})")
 
     @staticmethod
     def example_inputs(
@@ -281,14 +297,14 @@ class PtupcdrInference(PtupcdrBase):
         )
         # line 7: src_user
         src_user_ids = inputs["src_user"]
-        src_user = self.src_user_embedding(src_user_ids)
+        src_user = F.embedding(src_user_ids, self.src_user_embedding.weight)
         # line 14: u_t
         u_t_generated = self.u_t_generator(src_history)
         u_t_generated_slots = torch.split(u_t_generated, [100], dim=1)
         u_t = _dwc_dynamic_linear(src_user, u_t_generated_slots[0].reshape(-1, 10, 10), None)
         # line 9: tgt_item
         tgt_item_ids = inputs["tgt_item"]
-        tgt_item = self.tgt_item_embedding(tgt_item_ids)
+        tgt_item = F.embedding(tgt_item_ids, self.tgt_item_embedding.weight)
         # line 16: rating
         rating_dot = (u_t * tgt_item).sum(dim=1, keepdim=True)
         rating = rating_dot

@@ -35,6 +35,8 @@ class StarBase(nn.Module):
         **{name: vocab - 1 for name, vocab in VOCABULARIES.items()},
     }
     """The largest valid value of every ranged input (ids, lengths), derived once."""
+    _PYTHON_CHECK_LIMIT = 512
+    """Up to this many ranged values in all (on the CPU), check_inputs compares them in Python."""
     OUTPUTS: tuple[str, ...] = ("ctr",)
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -62,10 +64,23 @@ class StarBase(nn.Module):
         self._check_ranges(inputs)
 
     def _check_ranges(self, inputs: dict[str, torch.Tensor]) -> None:
-        """Ids within their vocabulary: one min/max reduction per
-        input and a single host synchronisation for all of them (one device round trip on a GPU,
-        where a check per input waited for the device once per input)."""
-        names = [name for name in self._HIGHEST if inputs[name].numel()]
+        """Ids within their vocabulary.
+
+        A small batch on the CPU is checked as Python integers (a few hundred values: cheaper
+        than launching any reduction); otherwise one min/max reduction per input and a single
+        host synchronisation for all of them (one device round trip on a GPU, where a check per
+        input waited for the device once per input).
+        """
+        values = [inputs[name] for name in self._HIGHEST]
+        if sum(v.numel() for v in values) <= self._PYTHON_CHECK_LIMIT and all(
+            v.device.type == "cpu" for v in values
+        ):
+            for name, value in zip(self._HIGHEST, values):
+                ids = value.reshape(-1).tolist()
+                if ids and (min(ids) < 0 or max(ids) > self._HIGHEST[name]):
+                    self._out_of_range(name)
+            return
+        names = [name for name, value in zip(self._HIGHEST, values) if value.numel()]
         if not names:
             return
         extremes = torch.stack([m for name in names for m in torch.aminmax(inputs[name])])
@@ -73,8 +88,11 @@ class StarBase(nn.Module):
         limits = torch.tensor([self._HIGHEST[name] for name in names], device=extremes.device)
         outside = (extremes[:, 0] < 0) | (extremes[:, 1] > limits)
         if bool(outside.any()):
-            name = names[int(outside.nonzero()[0, 0])]
-            raise ValueError(f"input {name!r} has ids outside [0, {self.VOCABULARIES[name]})")
+            self._out_of_range(names[int(outside.nonzero()[0, 0])])
+
+    def _out_of_range(self, name: str) -> None:
+        """Raise the ValueError for the ranged input `name`."""
+        raise ValueError(f"input {name!r} has ids outside [0, {self.VOCABULARIES[name]})")
 
     @staticmethod
     def example_inputs(
@@ -311,13 +329,13 @@ class StarInference(StarBase):
         )
         # line 6: user_id
         user_id_ids = inputs["user_id"]
-        user_id = self.user_id_embedding(user_id_ids)
+        user_id = F.embedding(user_id_ids, self.user_id_embedding.weight)
         # line 7: item_id
         item_id_ids = inputs["item_id"]
-        item_id = self.item_id_embedding(item_id_ids)
+        item_id = F.embedding(item_id_ids, self.item_id_embedding.weight)
         # line 8: category
         category_ids = inputs["category"]
-        category = self.category_embedding(category_ids)
+        category = F.embedding(category_ids, self.category_embedding.weight)
         # line 13: x
         x_concat = torch.cat([user_id, item_id, category], dim=1)
         # line 9: domain
@@ -334,12 +352,12 @@ class StarInference(StarBase):
         # line 15: main
         main = self.main_fc0(h, scenario, scenario_rows)
         # line 9: domain
-        domain = self.domain_embedding(domain_ids)
+        domain = F.embedding(domain_ids, self.domain_embedding.weight)
         # line 16: aux
         aux_concat = torch.cat([domain, x], dim=1)
-        aux_fc0 = self.aux_fc0(aux_concat)
+        aux_fc0 = F.linear(aux_concat, self.aux_fc0.weight, self.aux_fc0.bias)
         aux_mlp = torch.relu_(aux_fc0)
-        aux = self.aux(aux_mlp)
+        aux = F.linear(aux_mlp, self.aux.weight, self.aux.bias)
         # line 18: ctr
         ctr_add = main + aux
         ctr = torch.sigmoid(ctr_add)
