@@ -61,7 +61,9 @@ def test_the_rules_schedule_every_kernel_of_ctr_mlp(ctr_mlp):
         text = func.script()
         # over the symbolic batch: a parallel schedule above the threshold, a serial one below
         assert "T.parallel(" in text and "if s" in text, name
-        assert "T.vectorized(" in text and 'scope="local"' in text, name  # the register tile
+        assert 'scope="local"' in text, name  # the register tile's accumulators
+        if "sigmoid" not in name:  # 128 and 64 outputs: whole vectors (the last layer has 1)
+            assert "T.vectorized(" in text, name
     # the gathers were fused with their casts and the concatenation into one kernel
     assert any("take" in n and "concatenate" in n for n in kernels)
 
@@ -76,7 +78,7 @@ def test_scheduled_and_unscheduled_builds_agree(ctr_mlp):
     for batch in (1, 5, 37, 64):  # below and above the parallel threshold, with a tile tail
         args = [tvm.runtime.tensor(a.numpy()) for a in example_args(im, batch)]
         ours, theirs = scheduled["main"](*args, *params), plain["main"](*args, *params)
-        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(ours[0].numpy(), theirs[0].numpy(), rtol=1e-5, atol=1e-6)
 
 
 _TWO_REDUCTIONS = """
