@@ -145,19 +145,21 @@ def tune(mod, target, options: TuneOptions):
     """Tunes the bucket kernels of `mod` that the cache has no record for; returns (the
     database to build with, what the manifest records)."""
     import tvm
+    import tvm_ffi
     from tqdm import tqdm
     from tvm.s_tir import meta_schedule as ms
 
     directory = _target_dir(options.cache or default_cache(), target)
     database = _open_database(directory)
     kernels = bucket_kernels(mod, target, options.buckets)
+    # a kernel with any record (a measured candidate, even one that failed to build or run)
+    # was tuned with its share of an earlier --tune; only kernels without one are tuned now
+    recorded = {tvm_ffi.structural_hash(r.workload.mod) for r in database.get_all_tuning_records()}
     todo = []
     for name, func in kernels:
         workload = tvm.IRModule({"main": func.with_attr("global_symbol", "main")})
-        if database.has_workload(workload) and database.get_top_k(
-                database.commit_workload(workload), 1):
-            continue
-        todo.append((name, workload))
+        if tvm_ffi.structural_hash(workload) not in recorded:
+            todo.append((name, workload))
     started = time.perf_counter()
     trials = 0
     if todo:
