@@ -151,7 +151,7 @@ def readme_training_specs() -> list[str]:
     """The specs the README trains on `dwc data generate` output: in its commands and its list."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     specs = {spec for line in readme_commands() if " train " in line
-             for spec in re.findall(r"\btrain\s+(\S+\.dw)", line)}
+             for spec in re.findall(r"\btrain\s+(\S+\.dw)\s+--data\s+\S+\.npz\b", line)}
     listed = re.search(r"the specs in \[experiments/\]\(experiments/\) read only these\s*\(([^)]*)\)",
                        readme)
     assert listed, "the README names the specs that train on generated data"
