@@ -219,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=None, metavar="DIR",
                         help="keep weights and builds here and reuse them on the next run "
                         "(default: a temporary directory, removed at the end)")
+    parser.add_argument("--write-docs", action="store_true",
+                        help="write docs/benchmarks.md's section from a partial run too (--only, "
+                        "--batches, --targets), saying what was left out (a full run always "
+                        "writes it)")
     parser.add_argument("--json", default=None, metavar="FILE",
                         help="also write the measurements (and build times) as JSON")
     args = parser.parse_args(argv)
@@ -281,12 +285,16 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps(
             {"machine": machine(), "targets": targets, "records": records, "builds": builds,
              "max_abs_error": errors, "notes": notes, "seconds": elapsed}, indent=1) + "\n")
-    if not full:
+    if not full and not args.write_docs:
         return 0
+    scope = "Every example" if full else (
+        f"A partial run ({' '.join(sys.argv[1:])}): {len(examples)} of {len(names)} examples "
+        f"({', '.join(examples)}), batch sizes {', '.join(map(str, batches))}; rerun without "
+        "options for the full table. Each example")
     md = [
         "## Served forms against ONNX Runtime (`python benchmarks/backends.py`)", "",
         f"Machine: {machine()}.", "",
-        "Every example, each served form as a user calls it: torch = the generated module's "
+        f"{scope}, each served form as a user calls it: torch = the generated module's "
         "`for_inference()` under no_grad with input validation on; AOTI, ORT and TVM (llvm, the "
         "host's CPU features) = `dwc.runtime.load` of the `dwc compile` artifact, numpy in and "
         "out. All forms carry the same weights and agree with the training module's eval forward "
