@@ -151,8 +151,9 @@ def test_list_columns_and_int_ids_read_like_joined_strings(tmp_path, spec):
 def test_shards_roll_and_splits_come_from_files(tmp_path, spec):
     log = _write(tmp_path / "log.parquet", ROWS)
     held = _write(tmp_path / "held.csv", {k: v[:4] for k, v in ROWS.items()})
+    again = _write(tmp_path / "again.parquet", {k: v[:4] for k, v in ROWS.items()})
     out = tmp_path / "p"
-    assert _prepare(spec, out, "--train", log, "--valid", held, "--test", held,
+    assert _prepare(spec, out, "--train", log, "--valid", held, "--test", again,
                     "--shard-rows", 3) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["splits"]["train"]["shards"] == [

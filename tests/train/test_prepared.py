@@ -293,14 +293,17 @@ def test_resume_problems_are_coded(prepared, tmp_path, capsys):
 
 def test_lr_factor_follows_warmup_then_cosine_or_step():
     cosine = TrainConfig(epochs=2, lr_schedule="cosine", warmup_steps=4)
-    factors = [lr_factor(cosine, step, 10) for step in range(20)]
+    factors = [lr_factor(cosine, step, 10, step // 10 + 1) for step in range(20)]
     assert factors[:4] == [0.25, 0.5, 0.75, 1.0]
     expected = [0.5 * (1 + math.cos(math.pi * k / 15)) for k in range(16)]
     assert factors[4:] == pytest.approx(expected)
     assert factors[-1] == pytest.approx(0.0, abs=1e-12)
     step = TrainConfig(epochs=6, lr_schedule="step", step_size=2, gamma=0.5)
-    assert [lr_factor(step, e * 10, 10) for e in range(6)] == [1, 1, 0.5, 0.5, 0.25, 0.25]
-    assert lr_factor(TrainConfig(), 123, 10) == 1.0
+    assert [lr_factor(step, e * 10, 10, e + 1) for e in range(6)] == [1, 1, 0.5, 0.5, 0.25, 0.25]
+    # the epoch decides, not the global step: a resumed run whose epoch 1 was cut short by
+    # --max-steps (3 of 10 steps) is in epoch 3 at global step 13, past step_size = 2 epochs
+    assert lr_factor(step, 13, 10, 3) == 0.5
+    assert lr_factor(TrainConfig(), 123, 10, 13) == 1.0
 
 
 def test_the_learning_rate_in_metrics_follows_the_schedule(prepared, tmp_path):
