@@ -75,8 +75,8 @@ def epoch_pieces(shard_rows: list[int], world: int, seed: int, epoch: int) -> li
     """Each rank's pieces of one epoch: the shards in a random order (seeded by seed and epoch),
     laid end to end as a ring of N rows and cut into `world` consecutive ranges of N // world
     rows from row (epoch - 1) * (N mod world) of the ring; the N mod world rows before that
-    start sit out, so with an unchanged order (one shard) W epochs in a row leave out disjoint
-    rows (each row is read in at least W - 1 of any W consecutive epochs)."""
+    start sit out, so with an unchanged order (one shard) consecutive epochs leave out
+    consecutive blocks of the ring and every row is read in any `world` epochs in a row."""
     order = np.random.default_rng([seed, epoch]).permutation(len(shard_rows)).tolist()
     total = sum(shard_rows)
     per_rank = total // world
