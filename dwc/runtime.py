@@ -19,8 +19,10 @@ prepare` encoded the training data (dwc.encoding, shared by both):
 
     model({"user_id": ["u17", None], "history": ["i3^i9", ""], "price": [12.5, None], ...})
 
-Strings, Python lists and numpy object arrays are raw values; integer arrays stay ids, float32
-[N, w] arrays stay numerics, and a sequence given with its `NAME_len` stays ids. `model(inputs,
+Strings, Python lists and numpy object arrays are raw values ([N, T] string or object arrays are
+sequences of T items; a set is refused, its order being undefined); integer arrays stay ids,
+float32 [N, w] arrays stay numerics, and a sequence given with its `NAME_len` stays ids. Torch
+tensors are read on the host; one numpy cannot hold (bfloat16) is an ArtifactError. `model(inputs,
 raw=True)` (or `model.encode(inputs, raw=True)`) treats every value as raw, so integer tokens (a
 user id column of ints) are looked up in the vocabulary too.
 """
