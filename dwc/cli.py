@@ -74,6 +74,15 @@ def _build_parser() -> argparse.ArgumentParser:
     _export_options(p)
     p.add_argument("--triton", action="store_true",
                    help="onnx: also write a Triton model repository under triton/")
+    p.add_argument("--tune", type=int, default=None, metavar="TRIALS",
+                   help="tvm cpu: tune the kernels of the --tune-batches sizes with MetaSchedule "
+                   "(TRIALS in total; cached, a rebuild reuses the records)")
+    p.add_argument("--tune-batches", default="1,64,1024,8192", metavar="B1,B2,...",
+                   help="tvm --tune: the batch sizes given their own tuned function "
+                   "(default 1,64,1024,8192; other sizes run the untuned dynamic one)")
+    p.add_argument("--tune-cache", default=None, metavar="DIR",
+                   help="tvm --tune: the tuning database directory "
+                   "(default $XDG_CACHE_HOME/dwc/tvm-tuning or ~/.cache/dwc/tvm-tuning)")
     p.add_argument("--dump-ir", action="store_true",
                    help="print the final training and inference IR to stdout")
     p.add_argument("--vocab", default=None, metavar="DIR",
@@ -701,7 +710,24 @@ def _export(args, options_cls):
         raise _UsageError("--max-batch must be at least 1")
     return options_cls(weights=args.weights, opset=args.opset,
                        triton=getattr(args, "triton", False), device=args.device, arch=args.arch,
-                       max_batch=args.max_batch, wrapper_opt=args.wrapper_opt)
+                       max_batch=args.max_batch, wrapper_opt=args.wrapper_opt,
+                       tune=_tune_options(args))
+
+
+def _tune_options(args):
+    """`--tune TRIALS [--tune-batches ..] [--tune-cache DIR]` (tvm, cpu) as TuneOptions."""
+    if getattr(args, "tune", None) is None:
+        return None
+    from pathlib import Path
+
+    from dwc.backends.tvm_tune import TuneOptions, check_options, parse_batches
+
+    if args.target != "tvm" or args.device != "cpu":
+        raise _UsageError("--tune applies to --target tvm --device cpu only")
+    options = TuneOptions(args.tune, parse_batches(args.tune_batches),
+                          Path(args.tune_cache) if args.tune_cache else None)
+    check_options(options, args.max_batch)
+    return options
 
 
 def cmd_verify(args) -> int:

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from dwc.diagnostics import Diagnostic, DiagnosticError
 from dwc.ir.graph import Graph
@@ -26,6 +26,9 @@ from dwc.passes import PassManager, PassRecord, pipeline_for
 from dwc.sema.data import DataSpec
 from dwc.sema.elaborate import elaborate, elaborate_with_data
 from dwc.source import SourceFile
+
+if TYPE_CHECKING:
+    from dwc.backends.tvm_tune import TuneOptions
 
 TARGETS = ("torch", "onnx", "tvm", "aoti")
 
@@ -42,6 +45,8 @@ class ExportOptions:
     max_batch: int = 8192
     wrapper_opt: str = "O1"
     """aoti: the optimisation level of the package's C++ wrapper (O0 builds faster)."""
+    tune: TuneOptions | None = None
+    """tvm cpu: MetaSchedule tuning of bucketed batch sizes (`--tune`)."""
 
 
 @dataclass(frozen=True)

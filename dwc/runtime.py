@@ -210,13 +210,36 @@ class TvmArtifact(Artifact):
         params = tvm.runtime.load_param_dict_from_file(str(self.directory / "model.params"))
         self.params = [params[k].copyto(self.device) if self.kind == "cuda" else params[k]
                        for k in sorted(params)]
-        self._tensor = tvm.runtime.tensor
+        target = self.manifest["target"]
+        transform = target.get("transform_params")
+        if transform:  # the weights' layout changes, lifted out of main: run once, here
+            self.params = list(self.vm[transform](self.params))
+        self.buckets = {int(b): self.vm[name] for b, name in target.get("buckets", {}).items()}
+        """Batch size -> the function tuned for exactly that batch; other sizes run `main`."""
+        self.main = self.vm["main"]
+        self._tvm = tvm
+
+    def _tensor(self, array: np.ndarray):
+        """A TVM tensor for an input: on CPU the array itself (zero-copy through DLPack) when
+        it is 64-byte aligned, as TVM requires, else an aligned copy."""
+        if self.kind == "cuda":
+            return self._tvm.runtime.tensor(array, self.device)
+        if array.ctypes.data % 64:
+            raw = np.empty(array.nbytes + 64, np.uint8)
+            start = -raw.ctypes.data % 64
+            aligned = raw[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+            aligned[...] = array
+            array = aligned
+        return self._tvm.runtime.from_dlpack(array)
 
     def _run(self, arrays):
-        args = [self._tensor(arrays[i["name"]], self.device) for i in self.inputs]
-        result = self.vm["main"](*args, *self.params)
+        args = [self._tensor(arrays[i["name"]]) for i in self.inputs]
+        function = self.buckets.get(args[0].shape[0], self.main) if args else self.main
+        result = function(*args, *self.params)
         values = list(result) if len(self.outputs) > 1 or hasattr(result, "__len__") else [result]
-        return [v.numpy() for v in values]
+        if self.kind == "cuda":
+            return [v.numpy() for v in values]
+        return [np.from_dlpack(v) for v in values]  # each call's outputs are fresh tensors
 
 
 class AotiArtifact(Artifact):

@@ -67,11 +67,12 @@ def export_artifact(result, target: str, options) -> dict[str, str | bytes]:
             from dwc.backends.tvm_export import build_tvm, target_for
 
             tvm_target = target_for(options.device, options.arch)
-            library, params, kinds = build_tvm(im, tvm_target, options.max_batch)
+            library, params, built = build_tvm(im, tvm_target, options.max_batch,
+                                               options.tune)
             files["model.so"] = library
             files["model.params"] = params
             files["manifest.json"] = manifest(
-                result.inference, result.records, {**tvm_target, "module_tree": kinds},
+                result.inference, result.records, {**tvm_target, **built},
                 {"library": "model.so", "params": "model.params", "spec": "spec.dw"},
                 options.max_batch, im.weights)
     except DiagnosticError:

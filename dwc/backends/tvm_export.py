@@ -20,13 +20,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dwc.backends.export import InferenceModel, export_program, export_warnings
+from dwc.backends.tvm_tune import TuneOptions
 
 
 def target_for(device: str, arch: str | None) -> dict[str, object]:
     import tvm
 
-    if device == "cpu":
-        return {"kind": "llvm", "mcpu": tvm.target.codegen.llvm_get_system_cpu()}
+    if device == "cpu":  # num-cores: the cores MetaSchedule tunes the parallel loops for
+        return {"kind": "llvm", "mcpu": tvm.target.codegen.llvm_get_system_cpu(),
+                "num-cores": os.cpu_count() or 1}
     return {"kind": "cuda", "arch": arch or "sm_90", "max_shared_memory_per_block": 49152}
 
 
@@ -90,24 +92,59 @@ def _module_kinds(module) -> list[str]:
     return kinds
 
 
-def build_tvm(im: InferenceModel, target: dict[str, object], max_batch: int
-              ) -> tuple[bytes, bytes, list[str]]:
-    """Returns (model.so bytes, model.params bytes, module kinds)."""
+def bucket_name(batch: int) -> str:
+    """The Relax function compiled for one static batch size (a tuning bucket)."""
+    return f"main_b{batch}"
+
+
+def build_tvm(im: InferenceModel, target: dict[str, object], max_batch: int,
+              tuning: TuneOptions | None = None) -> tuple[bytes, bytes, dict[str, object]]:
+    """Returns (model.so bytes, model.params bytes, what the manifest records about the build).
+
+    CPU builds lift the weights' layout changes (transposes, reshapes of parameters) into a
+    `transform_params` function that `dwc.runtime` runs once at load, and schedule every kernel
+    with dwc's CPU rules (`dwc.backends.tvm_schedule`). With `tuning`, each bucket batch size
+    gets its own statically shaped copy of `main` (`main_bN`), whose kernels MetaSchedule tunes
+    (`dwc.backends.tvm_tune`); `main` keeps the dynamic batch for every other size."""
     import tvm
     from tvm import relax
     from tvm.relax.frontend.torch import from_exported_program
 
     program = export_program(im, max_batch)
-    if target["kind"] == "cuda":
-        tvm_target = tvm.target.Target(target, host={"kind": "llvm"})
-    else:
+    cpu = target["kind"] != "cuda"
+    if cpu:
         tvm_target = tvm.target.Target(target)
+    else:
+        tvm_target = tvm.target.Target(target, host={"kind": "llvm"})
+    info: dict[str, object] = {}
     with export_warnings(), drop_native_lines(EXPECTED_NATIVE_LINES):
         mod = from_exported_program(program, keep_params_as_input=True)
         mod, params = relax.frontend.detach_params(mod)
-        executable = relax.build(mod, target=tvm_target)
+        if cpu:
+            from dwc.backends.tvm_schedule import cpu_pipeline
+
+            buckets = tuning.buckets if tuning is not None else []
+            main = mod["main"]
+            batch_var = main.params[0].ty.shape[0]
+            for batch in buckets:
+                mod[bucket_name(batch)] = main.bind_symbolic_vars({batch_var: batch}).with_attr(
+                    "global_symbol", bucket_name(batch))
+            mod = relax.transform.LiftTransformParams(shared_transform=True)(mod)
+            database = None
+            if tuning is not None:
+                from dwc.backends.tvm_tune import tune
+
+                database, info["tuning"] = tune(mod, tvm_target, tuning)
+            executable = relax.build(mod, target=tvm_target,
+                                     relax_pipeline=cpu_pipeline(tvm_target, database=database))
+            info["schedule"] = "dwc-cpu"
+            info["transform_params"] = "transform_params"
+            info["buckets"] = {str(b): bucket_name(b) for b in buckets}
+        else:
+            executable = relax.build(mod, target=tvm_target)
     kinds = _module_kinds(executable.mod)
-    if target["kind"] == "cuda" and "cuda" not in kinds:
+    info["module_tree"] = kinds
+    if not cpu and "cuda" not in kinds:
         raise RuntimeError(f"the CUDA build produced no CUDA module (module tree: {kinds})")
     with tempfile.TemporaryDirectory() as tmp:
         library = Path(tmp) / "model.so"
@@ -116,4 +153,4 @@ def build_tvm(im: InferenceModel, target: dict[str, object], max_batch: int
         weights = Path(tmp) / "model.params"
         tvm.runtime.save_param_dict_to_file(
             {f"p{i:04d}": t for i, t in enumerate(params["main"])}, str(weights))
-        return library.read_bytes(), weights.read_bytes(), kinds
+        return library.read_bytes(), weights.read_bytes(), info

@@ -154,6 +154,15 @@ _TABLE = [
          "`pip install 'dwc[export]'` where dwc was installed from a wheel."),
     Code("DW409", "verification-failed", _E, "a backend's outputs differ from the torch reference",
          "`dwc verify` exits 3 when any output's max abs error exceeds the tolerance."),
+    Code("DW410", "bad-tune-trials", _E, "`--tune` was given a trial count below one",
+         "TRIALS is the total number of MetaSchedule measurements, e.g. `--tune 64`."),
+    Code("DW411", "bad-tune-batches", _E, "`--tune-batches` is not a list of distinct batch sizes "
+         "within 1 .. --max-batch",
+         "Each size gets its own statically shaped, tuned function, e.g. "
+         "`--tune-batches 1,64,1024,8192`."),
+    Code("DW412", "tuning-cache-unusable", _E, "the tuning database directory cannot be used",
+         "The directory (`--tune-cache`, default `$XDG_CACHE_HOME/dwc/tvm-tuning`) must be "
+         "writable and hold MetaSchedule JSON databases; remove a damaged one to start afresh."),
     # `dwc graph` (docs/graph.md)
     Code("DW420", "unknown-picture-format", _E, "`dwc graph` cannot tell which format to write",
          "The format comes from --format (dot, svg or html) or, without it, from the extension of "

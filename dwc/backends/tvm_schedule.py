@@ -1,0 +1,451 @@
+"""CPU schedules for the kernels dwc's TVM backend emits, applied the way dlight applies its GPU
+rules: after legalisation and fusion, every PrimFunc is offered to the rules in order, the first
+that matches schedules it, and a function no rule matches is left as it is.
+
+Relax's own CPU pipeline schedules nothing: every matmul is a naive single-threaded loop nest.
+The rules here cover what a dwc model is made of:
+
+- `DenseMatmul`: C[i, j] = sum_k A[i, k] * B[k, j] (or B[j, k]), optionally batched over a
+  leading axis, with a spatial epilogue (bias, activation, ...). A register tile of MR rows by
+  NR columns (NR a multiple of the vector width) accumulates in a local buffer over the whole
+  reduction, the epilogue is applied when the tile is written back, the NR columns are one
+  vectorised loop, the MR rows are unrolled, and the row tiles run in parallel on all cores.
+- `RowReduction`: other reductions (sequence pooling, sums over a small axis): the spatial
+  producers are inlined, the batch rows run in parallel and the innermost spatial axis is
+  vectorised with the reduction moved outside it.
+- `Elementwise`: functions of spatial blocks only (gathers, casts, concatenations, the
+  elementwise tails): everything is inlined into the output block, whose rows run in parallel
+  with the innermost axis vectorised.
+
+The parallel loops carry the symbolic batch; TVM's thread pool runs them on every core.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import tvm
+from tvm import s_tir, tirx
+from tvm.ir import IRModule
+from tvm.s_tir.schedule import ScheduleError
+from tvm.target import Target
+
+
+def vector_lanes(target: Target) -> int:
+    """float32 lanes of the widest vector register the llvm target has (16 with AVX-512)."""
+    mcpu = str(target.attrs.get("mcpu", ""))
+    features = {str(f) for f in target.attrs.get("mattr", [])}
+    if any(f.startswith("+avx512") for f in features) or mcpu in _AVX512_CPUS:
+        return 16
+    if mcpu in _AVX2_CPUS or "+avx2" in features:
+        return 8
+    return 4
+
+
+_AVX512_CPUS = {"znver4", "znver5", "skylake-avx512", "cascadelake", "cooperlake", "icelake-server",
+                "icelake-client", "tigerlake", "sapphirerapids", "emeraldrapids", "graniterapids",
+                "rocketlake", "cannonlake", "x86-64-v4"}
+_AVX2_CPUS = {"znver1", "znver2", "znver3", "haswell", "broadwell", "skylake", "alderlake",
+              "raptorlake", "meteorlake", "x86-64-v3"}
+
+
+def _static(extent) -> int | None:
+    return int(extent) if isinstance(extent, tirx.IntImm) else None
+
+
+def _root_blocks(sch: s_tir.Schedule) -> list:
+    return list(sch.get_child_blocks(_root(sch)))
+
+
+def _root(sch: s_tir.Schedule):
+    func = sch.mod["main"]
+    return sch.get_sblock(func.body.block.name_hint)
+
+
+def _iter_kinds(sch: s_tir.Schedule, block) -> str:
+    kinds = {tirx.IterVar.DataPar: "S", tirx.IterVar.CommReduce: "R"}
+    return "".join(kinds.get(v.iter_type, "O") for v in sch.get(block).iter_vars)
+
+
+def _region_vars(region) -> list:
+    """The buffer region's index expressions when each is a plain block variable, else []."""
+    out = []
+    for r in region.region:
+        if not isinstance(r.min, tirx.Var) or _static(r.extent) != 1:
+            return []
+        out.append(r.min)
+    return out
+
+
+def _inline_all_but(sch: s_tir.Schedule, keep) -> bool:
+    """Inlines every spatial block except `keep` into its consumers (or, for blocks after a
+    reduction, into their producer); True if all could be inlined."""
+    done = True
+    for block in reversed(_root_blocks(sch)):
+        if sch.get(block).same_as(sch.get(keep)):
+            continue
+        try:
+            sch.compute_inline(block)
+        except ScheduleError:
+            done = False
+    return done
+
+
+def _parallel(sch: s_tir.Schedule, loops: list, parallel: bool) -> None:
+    """Fuses `loops` (outermost first) and makes them parallel when `parallel`."""
+    loop = sch.fuse(*loops) if len(loops) > 1 else loops[0]
+    if parallel:
+        sch.parallel(loop)
+
+
+def _parallel_rows(sch: s_tir.Schedule, loops: list, lanes: int, parallel: bool) -> None:
+    """Loops of a spatial block: the innermost static loop vectorised (split by `lanes` when it
+    is longer and divisible), the loops outside it fused and made parallel."""
+    inner = loops[-1]
+    extent = _static(sch.get(inner).extent)
+    outer = loops[:-1]
+    if extent is None:  # a single symbolic loop (a per-row value): parallel, LLVM vectorises
+        _parallel(sch, loops, parallel)
+        return
+    if extent > lanes and extent % lanes == 0:
+        rest, inner = sch.split(inner, [None, lanes])
+        outer.append(rest)
+    if extent > 1:
+        sch.vectorize(inner)
+    if outer:
+        _parallel(sch, outer, parallel)
+
+
+class CpuRule:
+    """A schedule rule: `schedule` returns the scheduled function's Schedule, or None when the
+    function is not what the rule is for. With `parallel` False the rule makes no loop
+    parallel (the serial variant `ApplyCpuSchedules` runs below the parallel threshold)."""
+
+    def schedule(self, func: tirx.PrimFunc, target: Target, parallel: bool):
+        raise NotImplementedError
+
+
+class DenseMatmul(CpuRule):
+    """C[(b,) i, j] = sum_k A[(b,) i, k] * B[(b,) k, j] or B[(b,) j, k], plus a spatial epilogue.
+
+    The reduction block must read exactly A and B with plain block variables as indices; the
+    function may hold spatial blocks before it (inlined into it, or left where they are when
+    that is impossible) and after it (applied on write-back)."""
+
+    def schedule(self, func: tirx.PrimFunc, target: Target, parallel: bool):
+        sch = s_tir.Schedule(func)
+        blocks = _root_blocks(sch)
+        reductions = [b for b in blocks if "R" in _iter_kinds(sch, b)]
+        if len(reductions) != 1 or any(set(_iter_kinds(sch, b)) - {"S", "R"} for b in blocks):
+            return None
+        main = reductions[0]
+        layout = self._layout(sch, main)
+        if layout is None:
+            return None
+        batched, transposed_b = layout
+        lanes = vector_lanes(target)
+        stmt = sch.get(main)
+        n = _static(stmt.iter_vars[-2].dom.extent)
+        if n is None:
+            return None
+        # producers: inline what can be (e.g. a concatenation feeding the matmul)
+        position = [sch.get(b).same_as(stmt) for b in blocks].index(True)
+        for block in reversed(blocks[:position]):
+            try:
+                sch.compute_inline(block)
+            except ScheduleError:
+                pass
+        mr, nr = self._tile(n, lanes)
+        loops = sch.get_loops(main)
+        if batched:
+            b_loop, i, j, k = loops
+        else:
+            b_loop, (i, j, k) = None, loops
+        io, ii = sch.split(i, [None, mr])
+        jo, ji = sch.split(j, [None, nr])
+        if transposed_b:  # B[j, k]: the register tile is one column block, k innermost
+            sch.reorder(io, jo, ii, ji, k)
+        else:
+            sch.reorder(io, jo, k, ii, ji)
+        local = sch.cache_write(main, 0, "local")
+        sch.reverse_compute_at(local, jo, preserve_unit_loops=True)
+        epilogue = [b for b in _root_blocks(sch) if not sch.get(b).same_as(sch.get(main))
+                    and not sch.get(b).same_as(sch.get(local))
+                    and "R" not in _iter_kinds(sch, b)]
+        self._fuse_epilogue(sch, epilogue, lanes, parallel)
+        store = sch.get_loops(local)[-2:]
+        sch.unroll(store[0])
+        if nr > 1:
+            sch.vectorize(store[1])
+        if not transposed_b:
+            sch.unroll(ii)
+            if nr > 1:
+                sch.vectorize(ji)
+        _parallel(sch, [b_loop, io] if b_loop is not None else [io], parallel)
+        sch.decompose_reduction(main, k if not transposed_b else ii)
+        return sch
+
+    @staticmethod
+    def _layout(sch, main) -> tuple[bool, bool] | None:
+        """(batched, B indexed [j, k]) when `main` is a matmul, else None."""
+        stmt = sch.get(main)
+        kinds = _iter_kinds(sch, main)
+        if kinds not in ("SSR", "SSSR") or len(stmt.reads) != 2 or len(stmt.writes) != 1:
+            return None
+        vs = [v.var for v in stmt.iter_vars]
+        batched = len(vs) == 4
+        *b, i, j, k = vs
+        a_idx = _region_vars(stmt.reads[0])
+        b_idx = _region_vars(stmt.reads[1])
+        c_idx = _region_vars(stmt.writes[0])
+        same = lambda xs, ys: len(xs) == len(ys) and all(x.same_as(y) for x, y in zip(xs, ys, strict=True))  # noqa: E731
+        if not same(c_idx, [*b, i, j]):
+            return None
+        if not (same(a_idx, [*b, i, k]) or (batched and same(a_idx, [i, k]))):
+            return None
+        if same(b_idx, [*b, k, j]) or (batched and same(b_idx, [k, j])):
+            return batched, False
+        if same(b_idx, [*b, j, k]) or (batched and same(b_idx, [j, k])):
+            return batched, True
+        return None
+
+    @staticmethod
+    def _tile(n: int, lanes: int) -> tuple[int, int]:
+        """(rows MR, columns NR) of the register tile: NR a divisor of N made of whole vectors
+        where possible, MR so that the accumulators fill about 24 vector registers."""
+        if n % lanes == 0:
+            vectors = next(v for v in (4, 3, 2, 1) if (n // lanes) % v == 0)
+            return {4: 6, 3: 8, 2: 8, 1: 8}[vectors], vectors * lanes
+        if n < lanes:
+            return 8, n
+        return 8, next(d for d in range(min(n, 4 * lanes), 0, -1) if n % d == 0)
+
+    @staticmethod
+    def _fuse_epilogue(sch, epilogue, lanes: int, parallel: bool) -> None:
+        """Folds the elementwise epilogue into the tile's write-back; from the first block that
+        cannot be folded (e.g. a concatenation) on, the blocks stay on their own, rows in
+        parallel and vectorised."""
+        for position, block in enumerate(epilogue):
+            try:
+                sch.reverse_compute_inline(block)
+            except ScheduleError:
+                for rest in epilogue[position:]:
+                    _parallel_rows(sch, list(sch.get_loops(rest)), lanes, parallel)
+                return
+
+
+class RowReduction(CpuRule):
+    """Any other function with one reduction block over a leading batch axis."""
+
+    def schedule(self, func: tirx.PrimFunc, target: Target, parallel: bool):
+        sch = s_tir.Schedule(func)
+        blocks = _root_blocks(sch)
+        reductions = [b for b in blocks if "R" in _iter_kinds(sch, b)]
+        if len(reductions) != 1:
+            return None
+        main = reductions[0]
+        position = [sch.get(b).same_as(sch.get(main)) for b in blocks].index(True)
+        for block in reversed(blocks[:position]):
+            try:
+                sch.compute_inline(block)
+            except ScheduleError:
+                return None
+        for block in blocks[position + 1:]:
+            try:
+                sch.reverse_compute_inline(block)
+            except ScheduleError:
+                return None
+        kinds = _iter_kinds(sch, main)
+        loops = sch.get_loops(main)
+        if len(loops) != len(kinds) or not kinds.startswith("S"):
+            return None
+        spatial = [lp for lp, c in zip(loops, kinds, strict=True) if c == "S"]
+        reduce = [lp for lp, c in zip(loops, kinds, strict=True) if c == "R"]
+        lanes = vector_lanes(target)
+        inner = spatial[-1] if len(spatial) > 1 else None
+        extent = _static(sch.get(inner).extent) if inner is not None else None
+        if extent is not None and extent > 1 and kinds.endswith("R"):
+            if extent > lanes and extent % lanes == 0:
+                rest, inner = sch.split(inner, [None, lanes])
+                spatial = [*spatial[:-1], rest, inner]
+            sch.reorder(*spatial[:-1], *reduce, inner)
+            sch.vectorize(inner)
+            outer = spatial[:-1]
+        else:
+            outer = spatial
+        _parallel(sch, outer, parallel)
+        sch.decompose_reduction(main, reduce[0])
+        return sch
+
+
+class Elementwise(CpuRule):
+    """Functions whose blocks are all spatial: inlined into the last one, rows in parallel."""
+
+    def schedule(self, func: tirx.PrimFunc, target: Target, parallel: bool):
+        sch = s_tir.Schedule(func)
+        blocks = _root_blocks(sch)
+        if not blocks or any(set(_iter_kinds(sch, b)) != {"S"} for b in blocks):
+            return None
+        last = blocks[-1]
+        if len(blocks) > 1 and not _inline_all_but(sch, last):
+            return None
+        if len(_root_blocks(sch)) != 1:
+            return None
+        loops = sch.get_loops(last)
+        if not loops:
+            return None
+        _parallel_rows(sch, list(loops), vector_lanes(target), parallel)
+        return sch
+
+
+@tvm.transform.module_pass(opt_level=0, name="DwcGathersInjective")
+def gathers_injective(mod: IRModule, _ctx: tvm.transform.PassContext) -> IRModule:
+    """Marks the opaque PrimFuncs that are single spatial blocks (the `take` of every embedding
+    lookup and id gather: AnnotateTIROpPattern calls data-dependent indexing opaque) as
+    injective, so that FuseOps fuses them with the casts before and the concatenations after
+    them instead of running each as its own kernel."""
+    updated = {}
+    for gv, func in mod.functions_items():
+        if not isinstance(func, tirx.PrimFunc) or int(func.attrs.get("op_pattern", -1)) != 8:
+            continue
+        sch = s_tir.Schedule(func)
+        blocks = _root_blocks(sch)
+        if len(blocks) == 1 and _iter_kinds(sch, blocks[0]) and \
+                set(_iter_kinds(sch, blocks[0])) == {"S"}:
+            updated[gv] = func.with_attr("op_pattern", 2)
+    for gv, func in updated.items():
+        mod[gv] = func
+    return mod
+
+
+PARALLEL_WORK = 1 << 17
+"""A kernel runs its rows in parallel from this many inner-loop iterations on (rows x the
+static work per row): below it, waking the thread pool costs more than it saves."""
+
+
+def _row_work(func: tirx.PrimFunc) -> int:
+    """Inner-loop iterations per batch row: over all blocks, the product of their static
+    iteration extents (a symbolic extent, the batch, counts as one)."""
+    sch = s_tir.Schedule(func)
+    total = 0
+    for block in _root_blocks(sch):
+        work = 1
+        for var in sch.get(block).iter_vars:
+            work *= _static(var.dom.extent) or 1
+        total += work
+    return max(total, 1)
+
+
+def _batch_var(func: tirx.PrimFunc):
+    """The one symbolic variable in the blocks' iteration extents (the batch), or None."""
+    sch = s_tir.Schedule(func)
+    found = []
+    for block in _root_blocks(sch):
+        for iv in sch.get(block).iter_vars:
+            if _static(iv.dom.extent) is None:
+                for var in tirx.analysis.undefined_vars(iv.dom.extent):
+                    if not any(var.same_as(f) for f in found):
+                        found.append(var)
+    return found[0] if len(found) == 1 else None
+
+
+def _fresh_loops(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """The same function with new loop variables (a one-way split of every loop): the two
+    branches `_merge` joins must not define the same loop variable."""
+    sch = s_tir.Schedule(func)
+    seen = []
+    for block in _root_blocks(sch):
+        for loop in sch.get_loops(block):
+            if not any(sch.get(loop).same_as(sch.get(s)) for s in seen):
+                seen.append(loop)
+    for loop in seen:
+        sch.split(loop, [None])
+    return sch.mod["main"]
+
+
+def _merge(parallel: tirx.PrimFunc, serial: tirx.PrimFunc, condition) -> tirx.PrimFunc:
+    """One function: `if condition` the parallel schedule's body, else the serial one's."""
+    par_root, ser_root = parallel.body.block, serial.body.block
+    buffers = list(par_root.alloc_buffers)
+    buffers += [b for b in ser_root.alloc_buffers if not any(b.same_as(p) for p in buffers)]
+    root = s_tir.SBlock([], [], [], "root", tirx.IfThenElse(condition, par_root.body,
+                                                            ser_root.body),
+                        alloc_buffers=buffers)
+    return parallel.with_body(s_tir.SBlockRealize([], True, root))
+
+
+@tvm.transform.module_pass(opt_level=0, name="DwcApplyCpuSchedules")
+class ApplyCpuSchedules:
+    """Offers every PrimFunc not yet scheduled to the rules in order; the first that matches
+    schedules it. A function over a symbolic batch gets both a parallel and a serial schedule,
+    chosen at run time by the batch (`PARALLEL_WORK`); a static one gets the one its size
+    calls for. Functions no rule matches are left as they are."""
+
+    def __init__(self, rules: list[CpuRule]) -> None:
+        self.rules = list(rules)
+
+    def transform_module(self, mod: IRModule, _ctx: tvm.transform.PassContext) -> IRModule:
+        target = Target.current(allow_none=False)
+        updated = {}
+        for gv, func in mod.functions_items():
+            if not isinstance(func, tirx.PrimFunc) or func.attrs.get("tirx.is_scheduled"):
+                continue
+            scheduled = self.schedule(func, target)
+            if scheduled is not None:
+                updated[gv] = scheduled.with_attr("tirx.is_scheduled", True)
+        for gv, func in updated.items():
+            mod[gv] = func
+        return mod
+
+    def schedule(self, func: tirx.PrimFunc, target: Target) -> tirx.PrimFunc | None:
+        batch = _batch_var(func)
+        rows = -(-PARALLEL_WORK // _row_work(func))
+        for rule in self.rules:
+            if batch is None:  # static: its whole work is one "row"
+                sch = rule.schedule(func, target, _row_work(func) >= PARALLEL_WORK)
+                if sch is not None:
+                    return sch.mod["main"]
+                continue
+            parallel = rule.schedule(func, target, True)
+            if parallel is None:
+                continue
+            serial = rule.schedule(_fresh_loops(func), target, False)
+            return _merge(parallel.mod["main"], serial.mod["main"],
+                          batch >= tirx.IntImm("int64", rows))
+        return None
+
+
+def default_rules() -> list[CpuRule]:
+    return [DenseMatmul(), RowReduction(), Elementwise()]
+
+
+def fusion_passes(target: Target) -> list[tvm.transform.Pass]:
+    """Relax's CPU library dispatch, legalisation and fusion, with gathers fused too."""
+    from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
+
+    legalize = cpu_generic.legalize_passes(target)
+    return cpu_generic.library_dispatch_passes(target) + legalize[:2] + [gathers_injective] \
+        + legalize[2:]
+
+
+def cpu_pipeline(target: Target, rules: list[CpuRule] | None = None,
+                 database=None) -> tvm.transform.Pass:
+    """Relax's CPU pipeline (relax.backend.cpu_generic) with dwc's schedules applied after
+    fusion; with a MetaSchedule `database`, the kernels it holds records for take the tuned
+    schedule first (the rules then leave them alone)."""
+    from tvm import relax
+    from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
+    schedule = ApplyCpuSchedules(rules if rules is not None else default_rules())
+    with target:  # the pass reads the target when it is made
+        tuned = [] if database is None else [relax.transform.MetaScheduleApplyDatabase()]
+
+    @tvm.transform.module_pass(opt_level=0, name="DwcCpuPipeline")
+    def _pipeline(mod: IRModule, _ctx: tvm.transform.PassContext) -> IRModule:
+        with target, (database if database is not None else contextlib.nullcontext()):
+            seq = tvm.transform.Sequential(
+                fusion_passes(target) + tuned + [schedule]
+                + cpu_generic.dataflow_lower_passes(target)
+                + cpu_generic.finalize_passes(target))
+            return seq(mod)
+
+    return _pipeline

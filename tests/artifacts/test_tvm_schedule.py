@@ -1,0 +1,212 @@
+"""dwc's TVM CPU schedules: the rules apply to the kernels of a real model (parallel and
+vectorised loops in the scheduled IR), the scheduled build computes what the unscheduled one
+does, a function no rule matches is left alone, and `--tune` tunes bucketed batch sizes with a
+tuning database that a rebuild reuses without a single trial."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from dwc.cli import main
+from dwc.runtime import load
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.filterwarnings("ignore")]
+
+tvm = pytest.importorskip("tvm")
+
+from tvm import relax, tirx  # noqa: E402
+
+from dwc.backends import tvm_schedule  # noqa: E402
+from dwc.backends.export import example_args, export_program, inference_model  # noqa: E402
+from dwc.driver import compile_source, load_source  # noqa: E402
+
+
+def _relax_module(example: str):
+    from tvm.relax.frontend.torch import from_exported_program
+
+    result = compile_source(load_source(ROOT / "examples" / f"{example}.dw"), "torch")
+    im = inference_model(result.files["model.py"], result.inference.model, None)
+    mod = from_exported_program(export_program(im, 8192), keep_params_as_input=True)
+    mod, params = relax.frontend.detach_params(mod)
+    return im, mod, params["main"]
+
+
+def _target():
+    return tvm.target.Target({"kind": "llvm", "mcpu": tvm.target.codegen.llvm_get_system_cpu()})
+
+
+@pytest.fixture(scope="module")
+def ctr_mlp():
+    return _relax_module("ctr_mlp")
+
+
+def test_the_rules_schedule_every_kernel_of_ctr_mlp(ctr_mlp):
+    _, mod, _ = ctr_mlp
+    target = _target()
+    with target:
+        fused = tvm.transform.Sequential(tvm_schedule.fusion_passes(target))(mod)
+        scheduled = tvm_schedule.ApplyCpuSchedules(tvm_schedule.default_rules())(fused)
+    kernels = {gv.name_hint: f for gv, f in scheduled.functions_items()
+               if isinstance(f, tirx.PrimFunc)}
+    matmuls = {n: f for n, f in kernels.items() if n.startswith("fused_matmul")}
+    assert len(matmuls) == 3  # the MLP's two hidden layers and the output layer
+    for name, func in kernels.items():
+        assert func.attrs.get("tirx.is_scheduled"), name
+    for name, func in matmuls.items():
+        text = func.script()
+        # over the symbolic batch: a parallel schedule above the threshold, a serial one below
+        assert "T.parallel(" in text and "if s" in text, name
+        assert 'scope="local"' in text, name  # the register tile's accumulators
+        if "sigmoid" not in name:  # 128 and 64 outputs: whole vectors (the last layer has 1)
+            assert "T.vectorized(" in text, name
+    # the gathers were fused with their casts and the concatenation into one kernel
+    assert any("take" in n and "concatenate" in n for n in kernels)
+
+
+def test_scheduled_and_unscheduled_builds_agree(ctr_mlp):
+    im, mod, params = ctr_mlp
+    target = _target()
+    scheduled = relax.VirtualMachine(
+        relax.build(mod, target=target, relax_pipeline=tvm_schedule.cpu_pipeline(target)),
+        tvm.cpu())
+    plain = relax.VirtualMachine(relax.build(mod, target=target), tvm.cpu())
+    for batch in (1, 5, 37, 64):  # below and above the parallel threshold, with a tile tail
+        args = [tvm.runtime.tensor(a.numpy()) for a in example_args(im, batch)]
+        ours, theirs = scheduled["main"](*args, *params), plain["main"](*args, *params)
+        np.testing.assert_allclose(ours[0].numpy(), theirs[0].numpy(), rtol=1e-5, atol=1e-6)
+
+
+_TWO_REDUCTIONS = """
+@T.prim_func(s_tir=True)
+def main(a: T.Buffer((T.int64(8), T.int64(4)), "float32"),
+         b: T.Buffer((T.int64(8),), "float32"), c: T.Buffer((T.int64(8),), "float32")):
+    for i, k in T.grid(T.int64(8), T.int64(4)):
+        with T.sblock("sum"):
+            vi, vk = T.axis.remap("SR", [i, k])
+            with T.init():
+                b[vi] = T.float32(0)
+            b[vi] = b[vi] + a[vi, vk]
+    for i, k in T.grid(T.int64(8), T.int64(4)):
+        with T.sblock("max"):
+            vi, vk = T.axis.remap("SR", [i, k])
+            with T.init():
+                c[vi] = T.float32(-1e30)
+            c[vi] = T.max(c[vi], a[vi, vk])
+"""
+
+
+def test_a_function_no_rule_matches_is_left_alone():
+    func = tvm.script.from_source(_TWO_REDUCTIONS)
+    assert all(rule.schedule(func, _target(), True) is None
+               for rule in tvm_schedule.default_rules())
+    mod = tvm.IRModule({"two_reductions": func})
+    with _target():
+        out = tvm_schedule.ApplyCpuSchedules(tvm_schedule.default_rules())(mod)
+    assert out["two_reductions"].same_as(func)
+
+
+def test_a_dense_matmul_gets_a_register_tile():
+    func = tvm.script.from_source(_DENSE)
+    scheduled = tvm_schedule.DenseMatmul().schedule(func, _target(), True).mod["main"]
+    text = scheduled.script()
+    assert "T.parallel(" in text and "T.unroll(" in text and "T.vectorized(" in text
+    assert '"relu"' not in text  # the epilogue runs on the tile's write-back
+    a, w, bias = (np.random.default_rng(0).standard_normal(s).astype("float32")
+                  for s in ((64, 57), (57, 128), (128,)))
+    out = tvm.runtime.empty((64, 128), "float32", tvm.cpu())
+    tvm.tirx.build(scheduled, target=_target())(*(tvm.runtime.tensor(v) for v in (a, w, bias)),
+                                                out)
+    np.testing.assert_allclose(out.numpy(), np.maximum(a @ w + bias, 0), rtol=1e-5, atol=1e-5)
+
+
+_DENSE = """
+@T.prim_func(s_tir=True)
+def main(a: T.Buffer((T.int64(64), T.int64(57)), "float32"),
+         w: T.Buffer((T.int64(57), T.int64(128)), "float32"),
+         bias: T.Buffer((T.int64(128),), "float32"), out: T.Buffer((T.int64(64), T.int64(128)),
+                                                                   "float32")):
+    mm = T.sblock_alloc_buffer((T.int64(64), T.int64(128)))
+    for i, j, k in T.grid(T.int64(64), T.int64(128), T.int64(57)):
+        with T.sblock("matmul"):
+            vi, vj, vk = T.axis.remap("SSR", [i, j, k])
+            with T.init():
+                mm[vi, vj] = T.float32(0)
+            mm[vi, vj] = mm[vi, vj] + a[vi, vk] * w[vk, vj]
+    for i, j in T.grid(T.int64(64), T.int64(128)):
+        with T.sblock("relu"):
+            vi, vj = T.axis.remap("SS", [i, j])
+            out[vi, vj] = T.max(mm[vi, vj] + bias[vj], T.float32(0))
+"""
+
+
+def test_runtime_outputs_are_not_overwritten_by_the_next_call(tmp_path):
+    out = tmp_path / "tvm"
+    assert main(["compile", str(ROOT / "examples" / "ctr_mlp.dw"), "--target", "tvm", "-o",
+                 str(out)]) == 0
+    artifact = load(out)
+    assert json.loads((out / "manifest.json").read_text())["target"]["schedule"] == "dwc-cpu"
+    result = compile_source(load_source(ROOT / "examples" / "ctr_mlp.dw"), "torch")
+    im = inference_model(result.files["model.py"], result.inference.model, None)
+    first_inputs = dict(zip(im.input_names, (a.numpy() for a in example_args(im, 3)), strict=True))
+    first = artifact(first_inputs)["ctr"]
+    kept = first.copy()
+    artifact({k: v[::-1].copy() for k, v in first_inputs.items()})
+    np.testing.assert_array_equal(first, kept)
+    with torch.no_grad():
+        expected = im.module({k: torch.from_numpy(v) for k, v in first_inputs.items()})["ctr"]
+    np.testing.assert_allclose(first, expected.numpy(), atol=1e-5)
+
+
+def _records(cache) -> int:
+    return sum(len(p.read_text().splitlines()) for p in cache.glob("*/records.json"))
+
+
+@pytest.mark.skipif(not os.environ.get("DWC_TUNING_TESTS"),
+                    reason="minutes on a small machine (MetaSchedule builds and runs each "
+                    "candidate in worker processes); set DWC_TUNING_TESTS=1 to run it")
+def test_tuning_buckets_and_the_cache(tmp_path, capsys):
+    cache, first, second = tmp_path / "cache", tmp_path / "a", tmp_path / "b"
+    spec = str(ROOT / "examples" / "ctr_mlp.dw")
+    args = ["--target", "tvm", "--tune", "1", "--tune-batches", "2", "--tune-cache", str(cache),
+            "--max-batch", "64"]
+    assert main(["compile", spec, "-o", str(first), *args]) == 0
+    tuned = json.loads((first / "manifest.json").read_text())["target"]
+    assert tuned["buckets"] == {"2": "main_b2"}
+    assert tuned["tuning"]["trials"] == 1 and tuned["tuning"]["buckets"] == [2]
+    assert tuned["tuning"]["tuned_kernels"] == tuned["tuning"]["kernels"] > 0
+    records = _records(cache)
+    assert records >= tuned["tuning"]["kernels"]  # at least one measured candidate per kernel
+    capsys.readouterr()
+    assert main(["compile", spec, "-o", str(second), *args]) == 0
+    again = json.loads((second / "manifest.json").read_text())["target"]["tuning"]
+    assert again["tuned_kernels"] == 0 and again["cached_kernels"] == tuned["tuning"]["kernels"]
+    assert _records(cache) == records  # the rebuild measured nothing
+    assert "tuned 0 of" in capsys.readouterr().err
+    # the bucket and the dynamic function both serve, and agree with torch
+    artifact = load(second)
+    result = compile_source(load_source(ROOT / "examples" / "ctr_mlp.dw"), "torch")
+    im = inference_model(result.files["model.py"], result.inference.model, None)
+    for batch in (2, 3):
+        inputs = dict(zip(im.input_names, (a.numpy() for a in example_args(im, batch)), strict=True))
+        with torch.no_grad():
+            expected = im.module({k: torch.from_numpy(v) for k, v in inputs.items()})["ctr"]
+        np.testing.assert_allclose(artifact(inputs)["ctr"], expected.numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("args, code", [
+    (["--tune", "0"], "DW410"),
+    (["--tune", "4", "--tune-batches", "1,99999"], "DW411"),
+    (["--tune", "4", "--tune-batches", "1,x"], "DW411"),
+])
+def test_bad_tuning_options_are_diagnosed(tmp_path, capsys, args, code):
+    out = tmp_path / "out"
+    assert main(["compile", str(ROOT / "examples" / "ctr_mlp.dw"), "--target", "tvm", "-o",
+                 str(out), *args]) != 0
+    assert code in capsys.readouterr().err
+    assert not out.exists()
