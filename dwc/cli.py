@@ -593,9 +593,10 @@ def _data_movielens(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from dwc.driver import compile_source, ensure_directory
-    from dwc.prepared import open_training_data, spec_digest
-    from dwc.train import TrainConfig, check_resume, load_checkpoint, train
+    from dwc.driver import compile_source, ensure_directory, missing_folders, remove_empty
+    from dwc.prepared import open_training_data
+    from dwc.train import ResumeError, TrainConfig, check_resume, load_checkpoint, train
+    from dwc.vocab import spec_digest
 
     for flag, value, low in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
                              ("--patience", args.patience, 1), ("--max-steps", args.max_steps, 1),
@@ -647,6 +648,7 @@ def cmd_train(args) -> int:
             check_resume(checkpoint, config, sha, data, world, f"{resume_from}/last.pt")
         except DiagnosticError as error:
             return _report(error, SourceFile(f"{resume_from}/last.pt", ""))
+    created = missing_folders(args.out)
     try:
         ensure_directory(args.out, "output directory with --out")
     except DiagnosticError as error:
@@ -654,8 +656,15 @@ def cmd_train(args) -> int:
     try:
         outcome = train(result.files["model.py"], data, args.out, config, result.graph,
                         resume=checkpoint, resume_from=resume_from, spec_sha256=sha)
+    except ResumeError as error:  # a checkpoint whose saved state does not fit the model
+        remove_empty(created)
+        return _report(error, SourceFile(f"{resume_from}/last.pt", ""))
     except DiagnosticError as error:  # a shard that turns out bad while it is read
+        remove_empty(created)
         return _report(error, data_file)
+    except BaseException:
+        remove_empty(created)
+        raise
     if rank == 0:
         metric = outcome.selection["metric"]
         print(f"dwc: best epoch {outcome.best_epoch} (valid {metric} "

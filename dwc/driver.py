@@ -251,6 +251,27 @@ def ensure_directory(path: str | os.PathLike[str], what: str) -> Path:
     return out
 
 
+def missing_folders(path: str | os.PathLike[str]) -> list[Path]:
+    """`path` and the folders above it that do not exist yet, the deepest first (what
+    `ensure_directory` is about to create)."""
+    missing = []
+    path = Path(path).absolute()
+    while not path.exists() and not path.is_symlink() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """After a failed command: remove the folders it created (`missing_folders`, the deepest
+    first) while they are empty; a folder holding anything stays, with its parents."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
 def _umask() -> int:
     """The process's umask, read without changing it where Linux reports it (setting and
     restoring it would race with other threads creating files)."""

@@ -5,12 +5,14 @@ the same id, float or padded sequence in training data and at serving time (docs
 "Preparing raw logs"):
 
 - categorical values become string *tokens* (`tokens`: strings as they are, integers in decimal,
-  booleans `true`/`false`, integral floats as the integer); a vocabulary maps token t_i to id i
-  (1-based, most frequent first) and anything else to 0; `encoding = hash` maps a token to
-  1 + (blake2b-64(utf-8 token) mod (vocab - 1)); null is always id 0;
-- sequences are list columns or strings joined by the feature's splitter (empty items skipped),
-  each item encoded as above; the *last* max_len items (the most recent, in a list written
-  oldest first) are kept, left-aligned, padded with id 0, with their count as `NAME_len`;
+  booleans `true`/`false`, integral floats below 2**53 in magnitude as the integer); a
+  vocabulary maps token t_i to id i (1-based, most frequent first) and anything else to 0;
+  `encoding = hash` maps a token to 1 + (blake2b-64(utf-8 token) mod (vocab - 1)); null is
+  always id 0;
+- sequences are list columns or strings joined by the feature's splitter (empty and null items
+  skipped, a null row or an all-null column is an empty sequence), each item encoded as above;
+  the *last* max_len items (the most recent, in a list written oldest first) are kept,
+  left-aligned, padded with id 0, with their count as `NAME_len`;
 - numerics become float32, nulls and NaN replaced by the feature's `fill`;
 - targets are checked against their loss (bce in [0, 1], poisson >= 0, ce integer classes).
 
@@ -50,8 +52,8 @@ def _is_list(type_: pa.DataType) -> bool:
 def tokens(array: pa.Array) -> pa.Array:
     """The string tokens of a categorical column (null where the value is null or NaN).
 
-    Raises EncodingError: DW614 for a list column, DW617 for a non-integral float or a type that
-    cannot hold ids."""
+    Raises EncodingError: DW614 for a list column, DW617 for a non-integral float, a float of
+    magnitude 2**53 or more (no longer an exact integer) or a type that cannot hold ids."""
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     type_ = array.type
@@ -73,6 +75,13 @@ def tokens(array: pa.Array) -> pa.Array:
             raise EncodingError("DW617", f"{values[row]:g} is not an id", row,
                                 "categorical values are strings or integers; round or encode "
                                 "the column first")
+        huge = known & (np.abs(values) >= _EXACT)
+        if huge.any():
+            row = int(np.flatnonzero(huge)[0])
+            raise EncodingError("DW617", f"{values[row]:g} is too large to be an exact id in a "
+                                "float column (floats hold integers exactly only below 2**53)",
+                                row, "write ids as strings or integers (an int64 or string "
+                                "column), not floats")
         ints = pa.array(np.where(known, values, 0).astype(np.int64), mask=~known)
         return pc.cast(ints, pa.string())
     if _is_list(type_):
@@ -82,6 +91,10 @@ def tokens(array: pa.Array) -> pa.Array:
                             "sequence(...) feature for list columns")
     raise EncodingError("DW617", f"a {type_} column cannot hold ids", _first_valid(array),
                         "categorical values are strings, integers or booleans")
+
+
+_EXACT = 2.0**53
+"""Floats at or beyond this magnitude no longer hold every integer exactly."""
 
 
 def _first_valid(array: pa.Array) -> int:
@@ -159,13 +172,16 @@ def build_vocabulary(counts: dict[str, int], size: int, min_count: int) -> tuple
 def sequence_items(array: pa.Array, splitter: str) -> tuple[pa.Array, np.ndarray]:
     """The items of a sequence column (string tokens, in row order) and each item's row.
 
-    A list column is read as lists; a string column is split at `splitter`, empty items
-    skipped; null rows are empty. Raises EncodingError DW614 for a column of single numbers."""
+    A list column is read as lists; a string column is split at `splitter`; empty and null items
+    are skipped; null rows (and a column of Arrow's null type, all null) are empty. Raises
+    EncodingError DW614 for a column of single numbers."""
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     type_ = array.type
+    if pa.types.is_null(type_):
+        return pa.array([], pa.string()), np.zeros(0, dtype=np.int64)
     if pa.types.is_string(type_) or pa.types.is_large_string(type_) or \
             pa.types.is_string_view(type_):
         array = pc.split_pattern(pc.cast(array, pa.string()), pattern=splitter)
@@ -173,7 +189,7 @@ def sequence_items(array: pa.Array, splitter: str) -> tuple[pa.Array, np.ndarray
         raise EncodingError("DW614", f"one {type_} value per row where a sequence is expected",
                             _first_valid(array), "a sequence reads a list column or strings "
                             f"joined with {splitter!r}")
-    if pa.types.is_list_view(array.type):
+    if not pa.types.is_list(array.type):  # fill_null below needs a variable-size list
         array = array.cast(pa.list_(array.type.value_type))
     array = pc.fill_null(array, pa.scalar([], type=array.type))
     flat = pc.list_flatten(array)
@@ -183,10 +199,10 @@ def sequence_items(array: pa.Array, splitter: str) -> tuple[pa.Array, np.ndarray
     except EncodingError as error:
         raise EncodingError(error.code, f"an item of the sequence: {error.message}",
                             int(rows[error.row]), error.help) from None
-    if pa.types.is_string(flat.type) or pa.types.is_large_string(flat.type):
-        keep = pc.fill_null(pc.not_equal(words, ""), True).to_numpy(zero_copy_only=False)
-        if not keep.all():
-            words, rows = words.filter(pa.array(keep)), rows[keep]
+    # tokens are strings: an empty item (a doubled splitter) and a null item are no position
+    keep = pc.fill_null(pc.not_equal(words, ""), False).to_numpy(zero_copy_only=False)
+    if not keep.all():
+        words, rows = words.filter(pa.array(keep)), rows[keep]
     return words, rows
 
 
@@ -352,19 +368,23 @@ def encode_target(array: pa.Array, loss: str, width: int) -> np.ndarray:
 
 def as_arrow(values: object) -> pa.Array:
     """A pyarrow array of raw values given as a Python list, a numpy array (strings, objects,
-    numbers; [N, w] numbers become lists) or an Arrow array. None and NaN are null."""
+    numbers; [N, w] numbers become fixed-size lists, [N, T] strings or objects lists) or an Arrow
+    array. None and NaN are null."""
     if isinstance(values, pa.Array | pa.ChunkedArray):
         return values
     if isinstance(values, np.ndarray) and values.ndim == 2 and values.dtype.kind in "fiub":
         flat = pa.array(values.reshape(-1), from_pandas=True)
         return pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
-    if isinstance(values, np.ndarray) and values.dtype.kind in "fiubUS":
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "fiubUS":
         return pa.array(values, from_pandas=True)
     items = values.tolist() if isinstance(values, np.ndarray) else list(_iterable(values))
     return pa.array(items, from_pandas=True)
 
 
 def _iterable(values: object) -> Iterable:
-    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
-        raise TypeError(f"expected one value per row (a list or array), got {type(values).__name__}")
+    if isinstance(values, str | bytes | set | frozenset | dict) or \
+            not isinstance(values, Iterable):
+        what = " (its order is undefined)" if isinstance(values, set | frozenset | dict) else ""
+        raise TypeError(f"expected one value per row (a list or array), got "
+                        f"{type(values).__name__}{what}")
     return values

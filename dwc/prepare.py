@@ -10,7 +10,6 @@ rule (vocabularies, hashing, nulls, splits) are in docs/data.md, "Preparing raw 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -28,9 +27,11 @@ import pyarrow.parquet as pq
 
 from dwc import encoding
 from dwc.diagnostics import Diagnostic, DiagnosticError, did_you_mean
+from dwc.driver import missing_folders, remove_empty
 from dwc.ir.graph import Graph
 from dwc.sema.data import DataFeature, DataSpec
 from dwc.source import SourceFile
+from dwc.vocab import spec_digest
 
 SPLITS = ("train", "valid", "test")
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -252,15 +253,14 @@ def _column_type(kind: str, dtype: str, shape: tuple[int, ...]) -> pa.DataType:
     return pa.list_(scalar, shape[0])
 
 
-def _kind(role: str) -> str:
-    return {"ids": "categorical", "numeric": "numeric", "sequence": "sequence",
-            "lengths": "length"}[role]
+KINDS = {"ids": "categorical", "numeric": "numeric", "sequence": "sequence", "lengths": "length"}
+"""A model input's role (dwc.ir.graph) -> its `kind` in the manifest (what `dwc train` checks)."""
 
 
 def _schema(graph: Graph) -> tuple[pa.Schema, list[dict], list[dict]]:
     fields, inputs, outputs = [], [], []
     for spec in graph.inputs:
-        kind = _kind(spec.role)
+        kind = KINDS[spec.role]
         fields.append(pa.field(spec.name, _column_type(kind, spec.dtype, spec.shape), False))
         inputs.append({"name": spec.name, "kind": kind, "dtype": spec.dtype,
                        "shape": list(spec.shape), "feature": spec.feature})
@@ -304,6 +304,7 @@ class Preparer:
         if o.valid and o.split is not None:
             raise _fail("DW615", "--split divides the --train files, but --valid files are given",
                         "drop --split (the splits are the files), or drop --valid")
+        _check_distinct((*o.train, *o.valid, *o.test))
         logs = {path: LogFile(path, o.format) for path in (*o.train, *o.valid, *o.test)}
         problems, first = [], ""
         for log in logs.values():
@@ -486,9 +487,10 @@ class Preparer:
             parts.append(f"{name}={self.vocabularies[f.vocabulary].name(ident)}")
         return ", ".join(reversed(parts))
 
-    def files(self, shards: dict[str, _Shards]) -> dict[str, str]:
+    def files(self, shards: dict[str, _Shards]) -> dict[str, str | bytes]:
         present = [s for s in SPLITS if shards[s].rows or s != "test"]
-        files = {"spec.dw": self.source.text}
+        spec = Path(self.source.name).read_bytes()  # the copy is byte for byte (CRLF kept)
+        files: dict[str, str | bytes] = {"spec.dw": spec}
         vocab_paths = {}
         for name, owner in self.data.vocabularies.items():
             vocab = self.vocabularies[name]
@@ -508,7 +510,7 @@ class Preparer:
                   for s in present}
         manifest = {
             "format": "dwc-prepared", "version": 1, "model": self.graph.model,
-            "spec_sha256": hashlib.sha256(self.source.text.encode("utf-8")).hexdigest(),
+            "spec_sha256": spec_digest(spec),
             "spec": "spec.dw", "inputs": self.inputs, "outputs": self.outputs,
             "splits": splits, "vocabularies": vocabularies,
             "columns": {f.name: f.column for f in self.data.features} |
@@ -519,6 +521,20 @@ class Preparer:
         }
         files["manifest.json"] = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
         return files
+
+
+def _check_distinct(paths: tuple[str, ...]) -> None:
+    """DW622 when one file is named twice among --train, --valid and --test (its rows would be
+    read twice: into one split twice, or into two splits, leaking rows between them)."""
+    seen: dict[str, str] = {}
+    for path in paths:
+        key = os.path.realpath(path)
+        if key in seen:
+            same = "" if seen[key] == path else f" (as '{seen[key]}' and '{path}')"
+            raise _log_error(path, "DW622", f"'{path}' is given twice{same}: its rows would be "
+                             "read twice", "name each log once, in one of --train, --valid and "
+                             "--test (a file in two splits leaks its rows from one to the other)")
+        seen[key] = path
 
 
 def _progress(total: int | None, what: str, enabled: bool):
@@ -556,12 +572,15 @@ def prepare(source: SourceFile, graph: Graph, data: DataSpec, options: Options) 
     _check_out(out)
     run = Preparer(source, graph, data, options)
     sources = run.sources()
+    created = missing_folders(out.parent)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-", dir=out.parent))
     except OSError as error:
+        remove_empty(created)
         raise _fail("DW619", f"cannot write '{out}': {error.strerror or error}",
                     "choose a writable --out; nothing was written") from None
+    done = False
     try:
         run.count(sources)
         shards = run.write(sources, staging)
@@ -572,14 +591,20 @@ def prepare(source: SourceFile, graph: Graph, data: DataSpec, options: Options) 
         for name, content in run.files(shards).items():
             path = staging / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content, encoding="utf-8")
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content, encoding="utf-8")
         os.chmod(staging, 0o755)
         _replace(staging, out)
+        done = True
     except OSError as error:
         raise _fail("DW619", f"cannot write '{out}': {error.strerror or error}",
                     "choose a writable --out; nothing was written") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if not done:
+            remove_empty(created)
     return Report(out, {s: shards[s].rows for s in SPLITS}, time.perf_counter() - begun,
                   len(set((*options.train, *options.valid, *options.test))))
 

@@ -19,7 +19,9 @@ same on every rank), lays them end to end and gives rank r of W the r-th of W eq
 so ranks read disjoint rows (mostly whole shards; a shard on a range boundary is read by two
 ranks, each its part; with fewer shards than ranks, ranks read disjoint row ranges of one shard)
 and every rank takes the same number of steps (DDP waits for all ranks at every step). The
-N mod W rows past the last range sit out that epoch; they are other rows every epoch. Within its
+N mod W rows that sit out an epoch are other rows every epoch: the rows are a ring whose cut
+moves by N mod W rows each epoch (`epoch_pieces`), so even with one shard no row sits out
+every epoch. Within its
 range a rank shuffles through a buffer of `shuffle_buffer` rows (seeded by seed, epoch and rank).
 A .npz is in memory: its rows are permuted whole, then cut into the same W ranges.
 """
@@ -42,15 +44,15 @@ import torch
 from dwc.dataset import Split as Arrays
 from dwc.dataset import TrainingData, load_training_data
 from dwc.diagnostics import Diagnostic, DiagnosticError
+from dwc.encoding import UNKNOWN
 from dwc.ir.graph import Graph
+from dwc.prepare import KINDS as _KINDS
 
 FORMAT, VERSION = "dwc-prepared", 1
 MANIFEST = "manifest.json"
 READ_ROWS = 65_536
 """Rows per record batch read from a shard (pyarrow's iter_batches)."""
 SHUFFLE_BUFFER = 200_000
-UNKNOWN = "<unknown>"
-_KINDS = {"ids": "categorical", "numeric": "numeric", "sequence": "sequence", "lengths": "length"}
 _PREPARE = "rerun `dwc data prepare SPEC ... --out DIR` with the spec you train"
 
 Batch = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]
@@ -71,19 +73,25 @@ class Piece:
 
 def epoch_pieces(shard_rows: list[int], world: int, seed: int, epoch: int) -> list[list[Piece]]:
     """Each rank's pieces of one epoch: the shards in a random order (seeded by seed and epoch),
-    laid end to end and cut into `world` ranges of N // world rows (the rest sits out)."""
-    order = np.random.default_rng([seed, epoch]).permutation(len(shard_rows))
-    per_rank = sum(shard_rows) // world
+    laid end to end as a ring of N rows and cut into `world` consecutive ranges of N // world
+    rows from row (epoch - 1) * (N mod world) of the ring; the N mod world rows before that
+    start sit out, so with an unchanged order (one shard) consecutive epochs leave out
+    consecutive blocks of the ring and every row is read in any `world` epochs in a row."""
+    order = np.random.default_rng([seed, epoch]).permutation(len(shard_rows)).tolist()
+    total = sum(shard_rows)
+    per_rank = total // world
+    first = (epoch - 1) * (total - per_rank * world) % total if total else 0
+    bounds = np.cumsum([0, *(shard_rows[s] for s in order)]).tolist()  # shards in the ring
     ranks: list[list[Piece]] = [[] for _ in range(world)]
-    offset = 0  # where the current shard starts in the shuffled stream of rows
-    for shard in order.tolist():
-        rows = shard_rows[shard]
-        for rank in range(world):
-            low, high = rank * per_rank, (rank + 1) * per_rank
-            start, stop = max(low, offset), min(high, offset + rows)
-            if start < stop:
-                ranks[rank].append(Piece(shard, start - offset, stop - offset))
-        offset += rows
+    for rank in range(world):
+        low = (first + rank * per_rank) % total if total else 0
+        high = low + per_rank
+        ranges = [(low, high)] if high <= total else [(low, total), (0, high - total)]
+        for a, b in ranges:
+            for i, shard in enumerate(order):
+                start, stop = max(a, bounds[i]), min(b, bounds[i + 1])
+                if start < stop:
+                    ranks[rank].append(Piece(shard, start - bounds[i], stop - bounds[i]))
     return ranks
 
 
@@ -688,21 +696,3 @@ def _prefetch(batches: Iterator, depth: int = 4) -> Iterator:
                 slots.get_nowait()
             except queue.Empty:
                 thread.join(0.05)
-
-
-def spec_digest(path: str | Path) -> str:
-    """sha256 of the spec file's bytes, as the manifest's `spec_sha256` records it."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def describe_inputs(graph: Graph) -> list[dict]:
-    """The manifest's `inputs` entries for `graph` (kind, dtype, per-row shape), as a prepared
-    directory for this model lists them."""
-    return [{"name": s.name, "kind": _KINDS[s.role], "dtype": s.dtype, "shape": list(s.shape)}
-            for s in graph.inputs]
-
-
-def describe_outputs(graph: Graph) -> list[dict]:
-    return [{"name": o.name, "loss": o.loss, "dtype": "int64" if o.loss == "ce" else "float32",
-             "shape": [] if o.loss == "ce" else [o.width]} for o in graph.outputs]
-

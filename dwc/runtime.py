@@ -19,8 +19,10 @@ prepare` encoded the training data (dwc.encoding, shared by both):
 
     model({"user_id": ["u17", None], "history": ["i3^i9", ""], "price": [12.5, None], ...})
 
-Strings, Python lists and numpy object arrays are raw values; integer arrays stay ids, float32
-[N, w] arrays stay numerics, and a sequence given with its `NAME_len` stays ids. `model(inputs,
+Strings, Python lists and numpy object arrays are raw values ([N, T] string or object arrays are
+sequences of T items; a set is refused, its order being undefined); integer arrays stay ids,
+float32 [N, w] arrays stay numerics, and a sequence given with its `NAME_len` stays ids. Torch
+tensors are read on the host; one numpy cannot hold (bfloat16) is an ArtifactError. `model(inputs,
 raw=True)` (or `model.encode(inputs, raw=True)`) treats every value as raw, so integer tokens (a
 user id column of ints) are looked up in the vocabulary too.
 """
@@ -86,7 +88,7 @@ class Artifact:
         for name, entry in self.raw_inputs.items():
             if name not in inputs:
                 continue
-            value, kind = inputs[name], entry["kind"]
+            value, kind = _host(name, inputs[name]), entry["kind"]
             if not raw and _prepared(value, kind, f"{name}_len" in inputs):
                 continue
             try:
@@ -113,8 +115,7 @@ class Artifact:
             name = spec["name"]
             if name not in inputs:
                 raise ArtifactError(f"missing input {name!r}")
-            value = inputs[name]
-            value = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+            value = np.asarray(_host(name, inputs[name]))
             if value.dtype != np.dtype(spec["dtype"]):
                 raise ArtifactError(f"input {name!r} must be {spec['dtype']}, got {value.dtype}")
             if list(value.shape[1:]) != spec["shape"][1:]:
@@ -146,13 +147,26 @@ class Artifact:
         raise NotImplementedError
 
 
+def _host(name: str, value):
+    """A torch tensor as a numpy array on the host (other values unchanged); ArtifactError for
+    a tensor numpy cannot hold (bfloat16 and the other dtypes numpy lacks)."""
+    if not hasattr(value, "detach"):
+        return value
+    try:
+        return value.detach().cpu().numpy()
+    except (TypeError, RuntimeError) as error:
+        raise ArtifactError(f"input {name!r} is a {value.dtype} tensor, which numpy cannot "
+                            f"hold ({error}); convert it first, e.g. tensor.float() for "
+                            "numerics or tensor.long() for ids") from None
+
+
 def _prepared(value, kind: str, with_lengths: bool) -> bool:
-    """Whether a value is already what the model reads (ids, float32 numerics), not raw."""
+    """Whether a value (numpy, after `_host`) is already what the model reads (ids, float32
+    numerics), not raw."""
     dtype = getattr(value, "dtype", None)
     if dtype is None or not hasattr(value, "shape"):
         return False  # a Python list: raw
-    kind_char = np.dtype(str(dtype).replace("torch.", "")).kind if "torch" in str(dtype) \
-        else np.dtype(dtype).kind
+    kind_char = np.dtype(dtype).kind
     if kind == "numeric":
         return str(dtype).endswith("float32") and len(value.shape) == 2
     if kind == "sequence":

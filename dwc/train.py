@@ -35,7 +35,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -106,11 +106,13 @@ class TrainResult:
     """Each resume: the checkpoint it continued from and the epochs done before."""
 
 
-def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
-    """The learning rate of step `step` (0-based, over the whole run) relative to `--lr`:
-    linear warm-up over `warmup_steps` (step k of it trains at (k + 1) / warmup_steps), then
-    constant, a cosine from 1 down to 0 at the last step of `epochs` epochs, or `gamma` to the
-    power of the epochs done divided by `step_size`."""
+def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int, epoch: int) -> float:
+    """The learning rate of step `step` (0-based, over the whole run) of epoch `epoch` (1-based)
+    relative to `--lr`: linear warm-up over `warmup_steps` (step k of it trains at
+    (k + 1) / warmup_steps), then constant, a cosine from 1 down to 0 at the last step of
+    `epochs` epochs, or `gamma` to the power of the epochs done before `epoch` divided by
+    `step_size` (counted in epochs, not steps: an epoch cut short by --max-steps and resumed
+    still counts once)."""
     warm = config.warmup_steps
     factor = (step + 1) / warm if step < warm else 1.0
     if config.lr_schedule == "cosine":
@@ -118,7 +120,7 @@ def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
         progress = min(max(step - warm, 0) / max(horizon - warm - 1, 1), 1.0)
         factor *= 0.5 * (1.0 + math.cos(math.pi * progress))
     elif config.lr_schedule == "step":
-        factor *= config.gamma ** ((step // max(steps_per_epoch, 1)) // (config.step_size or 1))
+        factor *= config.gamma ** ((epoch - 1) // (config.step_size or 1))
     return factor
 
 
@@ -310,22 +312,33 @@ def launch_env() -> tuple[int, int]:
 # --- checkpoints and resume ---------------------------------------------------------------------
 
 
-def _resume_error(code: str, message: str, help: str) -> DiagnosticError:
-    return DiagnosticError([Diagnostic.file_level(code, message, help=help)])
+class ResumeError(DiagnosticError):
+    """A checkpoint `--resume` cannot continue from (DW647, DW648), reported against last.pt."""
+
+
+def _resume_error(code: str, message: str, help: str) -> ResumeError:
+    return ResumeError([Diagnostic.file_level(code, message, help=help)])
+
+
+_FRESH = "start without --resume, or point --resume at the --out of an earlier dwc train"
+_REQUIRED = {"model": dict, "optimizer": dict, "progress": dict, "rng": dict,
+             "best_epoch": int, "best_metric": float, "history_json": str, "resumed_json": str}
+"""What `_restore` reads from a checkpoint, and the type it must have."""
 
 
 def load_checkpoint(directory: str | Path) -> dict:
     """The training checkpoint `directory/last.pt` that `--resume` continues from; DW647 when
     there is none or it is not one."""
     path = Path(directory) / "last.pt"
-    fresh = "start without --resume, or point --resume at the --out of an earlier dwc train"
+    fresh = _FRESH
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise _resume_error("DW647", f"cannot resume: '{path}' does not exist", fresh) from None
-    except (OSError, RuntimeError, ValueError, EOFError) as error:
-        raise _resume_error("DW647", f"cannot resume from '{path}': "
-                            f"{str(error).splitlines()[0][:200]}", fresh) from None
+    except Exception as error:  # noqa: BLE001 - a corrupt file fails in the unpickler in many ways
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise _resume_error("DW647", f"cannot resume from '{path}': it is not a readable "
+                            f"checkpoint ({type(error).__name__}: {reason})", fresh) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT:
         raise _resume_error("DW647", f"'{path}' is not a dwc training checkpoint (a plain "
                             "state_dict has no optimizer or epoch to resume)",
@@ -334,6 +347,15 @@ def load_checkpoint(directory: str | Path) -> dict:
     if int(state.get("version", 0)) != 1:
         raise _resume_error("DW647", f"'{path}' is a version {state.get('version')} checkpoint; "
                             "this dwc resumes version 1", fresh)
+    broken = [f"'{key}'" for key, kind in _REQUIRED.items()
+              if not isinstance(state.get(key), kind | int if kind is float else kind)]
+    if not broken and not isinstance(state["rng"].get("torch"), torch.Tensor):
+        broken.append("'rng.torch'")
+    if broken:
+        raise _resume_error("DW647", f"'{path}' is an incomplete checkpoint: "
+                            f"{', '.join(broken)} {'is' if len(broken) == 1 else 'are'} missing "
+                            "or not what dwc train writes", "the file was cut short or changed; "
+                            + fresh)
     return state
 
 
@@ -552,7 +574,8 @@ def _train_epoch(wrapped: nn.Module, optimizer: torch.optim.Optimizer, split: Sp
     try:
         # --max-steps may end the epoch before its batches do
         for step, (batch, targets) in zip(range(steps), plan.batches, strict=False):
-            rate = config.lr * lr_factor(config, progress.steps_done + step, steps_per_epoch)
+            rate = config.lr * lr_factor(config, progress.steps_done + step, steps_per_epoch,
+                                         epoch)
             for group in optimizer.param_groups:
                 group["lr"] = rate
             lr.setdefault("first", rate)
@@ -576,17 +599,30 @@ def _train_epoch(wrapped: nn.Module, optimizer: torch.optim.Optimizer, split: Sp
 def _restore(checkpoint: dict, model: nn.Module, progress: _Progress, result: TrainResult,
              config: TrainConfig, scenario: list[nn.Parameter], resume_from, out: Path,
              rank: int) -> torch.optim.Optimizer:
-    """Put the run back where the checkpoint left it; the optimizer of its stage, restored."""
-    model.load_state_dict(checkpoint["model"])
-    for key, value in checkpoint["progress"].items():
-        setattr(progress, key, value)
-    optimizer = _optimizer(config, _stage_parameters(model, progress.stage, scenario))
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    torch.set_rng_state(checkpoint["rng"]["torch"])
+    """Put the run back where the checkpoint left it; the optimizer of its stage, restored.
+    ResumeError(DW647) when the checkpoint's parts do not fit this model (a changed file)."""
+    where = f"{resume_from}/last.pt"
+    try:
+        model.load_state_dict(checkpoint["model"])
+        known = {f.name for f in fields(_Progress)}
+        unknown = set(checkpoint["progress"]) - known
+        if unknown:
+            raise ValueError(f"unknown progress fields {sorted(unknown)}")
+        for key, value in checkpoint["progress"].items():
+            setattr(progress, key, value)
+        optimizer = _optimizer(config, _stage_parameters(model, progress.stage, scenario))
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        history = json.loads(checkpoint["history_json"])
+        resumed = json.loads(checkpoint["resumed_json"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise _resume_error("DW647", f"cannot resume from '{where}': its saved state does not "
+                            f"fit this model ({reason})", "the checkpoint was changed or "
+                            "belongs to another model; " + _FRESH) from None
     result.best_epoch, result.best_metric = checkpoint["best_epoch"], checkpoint["best_metric"]
-    result.history = json.loads(checkpoint["history_json"])
-    result.resumed = [*json.loads(checkpoint["resumed_json"]),
-                      {"from": str(resume_from), "after_epoch": progress.epoch}]
+    result.history = history
+    result.resumed = [*resumed, {"from": str(resume_from), "after_epoch": progress.epoch}]
     source_best = Path(resume_from) / "best.pt" if resume_from is not None else None
     if rank == 0 and source_best is not None and source_best.is_file() and \
             source_best.resolve() != (out / "best.pt").resolve():

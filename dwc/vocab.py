@@ -18,6 +18,14 @@ from dwc.sema.data import DataSpec
 from dwc.source import SourceFile
 
 
+def spec_digest(spec: bytes | str | Path) -> str:
+    """sha256 of a spec file's bytes (given, or read from its path), exactly as they are on disk
+    (a CRLF file is not normalised): the `spec_sha256` that `dwc data prepare` records and that
+    `dwc compile --vocab` and `dwc train` compare with the spec they read."""
+    data = spec if isinstance(spec, bytes) else Path(spec).read_bytes()
+    return hashlib.sha256(data).hexdigest()
+
+
 def _fail(message: str, help: str) -> DiagnosticError:
     return DiagnosticError([Diagnostic.file_level("DW620", message, help=help)])
 
@@ -42,8 +50,11 @@ def load_vocabularies(directory: str, data: DataSpec, source: SourceFile
                         "pass a directory `dwc data prepare` wrote") from None
         listed = manifest.get("vocabularies", {}) if isinstance(manifest, dict) else {}
         paths = {name: root / listed.get(name, f"vocab/{name}.json") for name in data.vocabularies}
-        digest = hashlib.sha256(source.text.encode("utf-8")).hexdigest()
-        if manifest.get("spec_sha256") not in (None, digest):
+        try:
+            digest = spec_digest(source.name)
+        except OSError:  # the spec was read a moment ago; without its bytes nothing is compared
+            digest = None
+        if digest is not None and manifest.get("spec_sha256") not in (None, digest):
             notes.append(Diagnostic.file_level(
                 "DW621", f"'{directory}' was prepared from another spec (its spec.dw differs from "
                 f"{source.name})", help="the vocabularies fit this spec's features; prepare again "

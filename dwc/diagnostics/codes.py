@@ -284,7 +284,7 @@ _TABLE = [
     Code("DW617", "not-an-id", _E, "a categorical value that cannot be a token",
          "Categorical and sequence values are strings, integers or booleans (a float column is "
          "read when every value is integral, as pandas writes integer columns with nulls); "
-         "1.5 is no id."),
+         "1.5 is no id, nor is a float of magnitude 2**53 or more (no longer exact)."),
     Code("DW618", "wrong-list-width", _E, "a list of numbers whose length is not the width",
          "A numeric of width w (or a target of an output of width w) reads lists of exactly w "
          "numbers; a null row is filled whole."),
@@ -299,6 +299,10 @@ _TABLE = [
          "the prepared directory of `--vocab` was written for another spec",
          "Its manifest's spec_sha256 differs from the compiled spec's; the vocabularies fit its "
          "features (checked) but were counted for the other spec's data options."),
+    Code("DW622", "log-given-twice", _E, "one log file named twice among --train, --valid, --test",
+         "Each file is read once: the same file twice in --train would count its rows twice, "
+         "and a file in two splits (--train X --valid X) leaks its rows from one split into the "
+         "other. Paths are compared after resolving links and `..`."),
     # --- DW640-DW659: dwc train on a prepared directory, resume, schedules (docs/data.md) -------
     Code("DW640", "not-prepared-data", _E, "a --data directory that is not a prepared directory",
          "A directory given to `dwc train --data` must hold the manifest.json that `dwc data "

@@ -151,8 +151,9 @@ def test_list_columns_and_int_ids_read_like_joined_strings(tmp_path, spec):
 def test_shards_roll_and_splits_come_from_files(tmp_path, spec):
     log = _write(tmp_path / "log.parquet", ROWS)
     held = _write(tmp_path / "held.csv", {k: v[:4] for k, v in ROWS.items()})
+    again = _write(tmp_path / "again.parquet", {k: v[:4] for k, v in ROWS.items()})
     out = tmp_path / "p"
-    assert _prepare(spec, out, "--train", log, "--valid", held, "--test", held,
+    assert _prepare(spec, out, "--train", log, "--valid", held, "--test", again,
                     "--shard-rows", 3) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["splits"]["train"]["shards"] == [
@@ -263,3 +264,84 @@ def test_nulls_in_id_columns_are_ordinary(tmp_path, spec):
     assert set(train["country"]) == {0} and set(train["user_id"]) == {0}
     cells = json.loads((tmp_path / "p" / "manifest.json").read_text())["splits"]["train"]["cells"]
     assert all(name.startswith("country=<unknown>, page=") for name in cells)
+
+
+# --- review fixes: list types, nulls, huge floats, files given twice, leftovers, CRLF specs ------
+
+
+def test_fixed_size_list_and_null_items_read_like_joined_strings(tmp_path, spec):
+    """A fixed_size_list history (the type prepare itself writes) reads like the joined strings;
+    a null item inside a list is skipped like an empty item; an all-null column (Arrow's null
+    type) is all empty sequences."""
+    pairs = [["i2", "i3"], ["i1", "i1"], ["i3", "i2"], None, ["i2", "i2"], ["i1", "i3"],
+             ["i4", "i1"], ["i1", "i2"], ["i2", "i2"], ["i3", "i3"]]
+    fixed = dict(ROWS, history=pa.array(pairs, pa.list_(pa.string(), 2)))
+    joined = dict(ROWS, history=[None if p is None else "^".join(p) for p in pairs])
+    assert _prepare(spec, tmp_path / "a", "--train", _write(tmp_path / "a.parquet", fixed)) == 0
+    assert _prepare(spec, tmp_path / "b", "--train", _write(tmp_path / "b.parquet", joined)) == 0
+    assert _read(tmp_path / "a", "train") == _read(tmp_path / "b", "train")
+    holes = dict(ROWS, history=[None if h is None else [None, *h.split("^"), None]
+                                for h in ROWS["history"]])
+    assert _prepare(spec, tmp_path / "c", "--train", _write(tmp_path / "c.parquet", holes)) == 0
+    assert _prepare(spec, tmp_path / "d", "--train", _write(tmp_path / "d.parquet", ROWS)) == 0
+    assert _read(tmp_path / "c", "train") == _read(tmp_path / "d", "train")
+    empty = dict(ROWS, history=pa.nulls(10))
+    assert _prepare(spec, tmp_path / "e", "--train", _write(tmp_path / "e.parquet", empty)) == 0
+    train = _read(tmp_path / "e", "train")
+    rows = len(train["history"])
+    assert rows and train["history_len"] == [0] * rows and train["history"] == [[0, 0, 0]] * rows
+
+
+def test_a_float_id_beyond_2_53_is_dw617(capsys, spec, tmp_path):
+    ids = [1.0, 2.0, 3e20, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]
+    err = _error(capsys, spec, tmp_path, dict(ROWS, uid=ids), suffix=".parquet")
+    assert "error[DW617]" in err and "row 2, column 'uid'" in err and "3e+20 is too large" in err
+    ok = dict(ROWS, uid=[float(2**53 - 1)] + [1.0] * 9)
+    assert _prepare(spec, tmp_path / "ok", "--train", _write(tmp_path / "ok.parquet", ok)) == 0
+
+
+def test_a_log_given_twice_is_dw622(capsys, spec, tmp_path):
+    log = _write(tmp_path / "log.csv", ROWS)
+    other = _write(tmp_path / "other.csv", ROWS)
+    (tmp_path / "sub").mkdir()
+    for args in (["--train", log, log], ["--train", log, "--valid", other, "--test", log],
+                 ["--train", log, "--valid", tmp_path / "sub" / ".." / "log.csv"]):
+        assert _prepare(spec, tmp_path / "out", *args) == 2
+        err = capsys.readouterr().err
+        assert "error[DW622]" in err and "is given twice" in err, args
+        assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_prepare_leaves_no_folders(capsys, spec, tmp_path):
+    log = _write(tmp_path / "bad.csv", dict(ROWS, click=[2.0] + ROWS["click"][1:]))
+    assert _prepare(spec, tmp_path / "deep3" / "a" / "out", "--train", log) == 2
+    assert "error[DW613]" in capsys.readouterr().err
+    assert not (tmp_path / "deep3").exists()
+    (tmp_path / "kept").mkdir()
+    assert _prepare(spec, tmp_path / "kept" / "a" / "out", "--train", log) == 2
+    assert (tmp_path / "kept").is_dir() and not any((tmp_path / "kept").iterdir())
+
+
+def test_a_crlf_spec_is_copied_and_digested_byte_for_byte(capsys, tmp_path):
+    """spec.dw is the spec's bytes; spec_sha256 is their sha256, so training and compiling the
+    same CRLF file warn of no other spec (DW642, DW621)."""
+    import hashlib
+
+    spec = tmp_path / "crlf.dw"
+    spec.write_bytes(SPEC.replace("\n", "\r\n").encode())
+    out = tmp_path / "p"
+    assert _prepare(spec, out, "--train", _write(tmp_path / "log.parquet", ROWS)) == 0
+    assert (out / "spec.dw").read_bytes() == spec.read_bytes()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["spec_sha256"] == hashlib.sha256(spec.read_bytes()).hexdigest()
+    capsys.readouterr()
+    assert main(["train", str(spec), "--data", str(out), "--out", str(tmp_path / "run"),
+                 "--epochs", "1", "--batch-size", "4"]) == 0
+    assert "DW642" not in capsys.readouterr().err
+    assert main(["compile", str(spec), "-o", str(tmp_path / "art"), "--vocab", str(out)]) == 0
+    assert "DW621" not in capsys.readouterr().err
+    lf = tmp_path / "lf.dw"
+    lf.write_text(SPEC)
+    assert main(["train", str(lf), "--data", str(out), "--out", str(tmp_path / "run2"),
+                 "--epochs", "1", "--batch-size", "4"]) == 0
+    assert "warning[DW642]" in capsys.readouterr().err  # other bytes: another version

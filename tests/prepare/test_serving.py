@@ -181,3 +181,59 @@ def test_raw_serving_of_a_trained_model_reproduces_the_test_auc(tmp_path):
     served = auc(np.asarray(log["click"][-test_rows:]), scores)
     assert served == pytest.approx(metrics["test"]["outputs"]["ctr"]["auc"], abs=1e-4)
     assert served > 0.53  # it learned something (a constant model scores 0.5)
+
+
+def _raw_artifact(prepared, tmp_path):
+    """An artifact directory with the vocabularies and raw_inputs of `dwc compile --vocab`
+    (no model: only `Artifact.encode`, the raw-value path, is exercised)."""
+    from dwc import vocab
+    from dwc.driver import check_data_source, load_source
+    from dwc.runtime import Artifact
+
+    source = load_source(prepared / "spec.dw")
+    _, data = check_data_source(source)
+    files, _ = vocab.load_vocabularies(str(prepared / "prepared"), data, source)
+    (tmp_path / "art" / "vocab").mkdir(parents=True)
+    for name, text in files.items():
+        (tmp_path / "art" / "vocab" / f"{name}.json").write_text(text)
+    price = {"name": "price", "dtype": "float32", "shape": ["batch", 1], "role": "numeric",
+             "used_by_artifact": True}
+    manifest = {"signature": {"inputs": [price], "outputs": [], "max_batch": 8},
+                "target": {"kind": "onnx"}, "raw_inputs": vocab.raw_inputs(data)}
+    (tmp_path / "art" / "manifest.json").write_text(json.dumps(manifest))
+    return Artifact(tmp_path / "art")
+
+
+def test_2d_arrays_serve_as_sequences(prepared, tmp_path):
+    """[N, T] string, object and integer arrays are sequences of T items, like lists."""
+    model = _raw_artifact(prepared, tmp_path)
+    lists = model.encode({"history": [["i1", "i2"], ["i3", "i9"]]})
+    assert lists["history"].tolist() == [[1, 2, 0], [3, 0, 0]]
+    assert lists["history_len"].tolist() == [2, 2]
+    for array in (np.array([["i1", "i2"], ["i3", "i9"]]),
+                  np.array([["i1", "i2"], ["i3", "i9"]], dtype=object)):
+        got = model.encode({"history": array})
+        assert got["history"].tolist() == lists["history"].tolist()
+        assert got["history_len"].tolist() == [2, 2]
+    ints = model.encode({"history": np.array([[1, 2], [3, 4]])}, raw=True)
+    assert ints["history_len"].tolist() == [2, 2]  # int tokens: unknown here, still positions
+    assert ints["history"].tolist() == \
+        model.encode({"history": [[1, 2], [3, 4]]}, raw=True)["history"].tolist()
+
+
+def test_bad_raw_batches_are_artifact_errors(prepared, tmp_path):
+    import torch
+
+    from dwc.runtime import ArtifactError
+
+    model = _raw_artifact(prepared, tmp_path)
+    with pytest.raises(ArtifactError, match="'price' is a torch.bfloat16 tensor"):
+        model.encode({"price": torch.ones(2, 1, dtype=torch.bfloat16)})
+    with pytest.raises(ArtifactError, match="'price' is a torch.bfloat16 tensor"):
+        model._arrays({"price": torch.ones(2, 1, dtype=torch.bfloat16)})
+    with pytest.raises(ArtifactError, match="got set .its order is undefined"):
+        model.encode({"user_id": {"u1", "u2"}})
+    with pytest.raises(ArtifactError, match="'user_id' row 1: 3e\\+20 is too large"):
+        model.encode({"user_id": np.array([1.0, 3e20])}, raw=True)
+    arrays, batch = model._arrays(model.encode({"price": torch.ones(2, 1)}))
+    assert arrays["price"].dtype == np.float32 and batch == 2  # float32 tensors still serve

@@ -90,6 +90,24 @@ def test_ranks_read_disjoint_equal_row_ranges(shards, world):
         assert len(set(left_out)) > 1
 
 
+@pytest.mark.parametrize("rows", [10, 11, 7])
+@pytest.mark.parametrize("world", [2, 3, 4])
+def test_with_one_shard_no_row_sits_out_every_epoch(rows, world):
+    """One shard keeps its order every epoch; the cut moves by N mod W rows, so over W epochs
+    every row is read (each sits out at most ceil(W (N mod W) / N) of them), with equal,
+    disjoint ranges per rank every epoch."""
+    reads = np.zeros(rows, dtype=np.int64)
+    for epoch in range(1, world + 1):
+        taken = []
+        for pieces in epoch_pieces([rows], world, seed=3, epoch=epoch):
+            assert sum(p.rows for p in pieces) == rows // world
+            taken += [r for p in pieces for r in range(p.start, p.stop)]
+        assert len(taken) == len(set(taken)) == rows - rows % world
+        reads[taken] += 1
+    assert reads.min() >= 1
+    assert reads.min() == world - math.ceil(world * (rows % world) / rows)
+
+
 def test_an_epoch_reads_every_row_once_shuffled_across_shards(prepared, apg_splits):
     """One process reads each training row exactly once per epoch, in another order every epoch,
     mixing rows of different shards within a batch; evaluation reads them in file order."""
@@ -291,16 +309,71 @@ def test_resume_problems_are_coded(prepared, tmp_path, capsys):
     assert "is not a dwc training checkpoint" in capsys.readouterr().err
 
 
+def test_a_corrupt_or_incomplete_checkpoint_is_dw647(prepared, tmp_path, capsys):
+    """Junk, a checkpoint without its optimizer, one whose model does not fit: DW647 naming
+    last.pt, no traceback, and no --out left behind by the failed run."""
+    good = tmp_path / "good"
+    assert _train(prepared, good, "--epochs", "1") == 0
+    state = torch.load(good / "last.pt", weights_only=True)
+    cases = {"junk": None, "no_optimizer": {k: v for k, v in state.items() if k != "optimizer"},
+             "other_model": dict(state, model={"weight": torch.zeros(3)})}
+    for name, broken in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        if broken is None:
+            (folder / "last.pt").write_text("junk\n")
+        else:
+            torch.save(broken, folder / "last.pt")
+        capsys.readouterr()
+        out = tmp_path / f"{name}-out"
+        assert _train(prepared, out, "--epochs", "2", "--resume", str(folder)) == 2, name
+        err = capsys.readouterr().err
+        assert "error[DW647]" in err and f"{name}/last.pt" in err, (name, err)
+        assert "Traceback" not in err and "DW900" not in err, name
+        assert not out.exists(), name
+    assert "'optimizer' is missing" in _resume_err(prepared, tmp_path, "no_optimizer", capsys)
+    assert "does not fit this model" in _resume_err(prepared, tmp_path, "other_model", capsys)
+
+
+def _resume_err(prepared, tmp_path, name, capsys) -> str:
+    _train(prepared, tmp_path / "again", "--epochs", "2", "--resume", str(tmp_path / name))
+    return capsys.readouterr().err
+
+
+def test_a_bad_shard_found_mid_epoch_leaves_no_out(prepared, tmp_path, capsys):
+    """An id past the vocab in a shard without statistics is found while training reads it:
+    DW646, and the --out this run created (still empty) is removed; one that existed stays."""
+    root = _copy(prepared, tmp_path)
+    shard = root / "train" / "part-00001.parquet"
+    table = pq.read_table(shard)
+    index = table.schema.get_field_index("item_id")
+    ids = np.ones(table.num_rows, np.int64)
+    ids[-1] = 5000  # item_id's vocab is 1,000
+    pq.write_table(table.set_column(index, "item_id", pa.array(ids)), shard,
+                   write_statistics=False)
+    out = tmp_path / "a" / "run"
+    assert _train(root, out, "--epochs", "1") == 2
+    err = capsys.readouterr().err
+    assert "DW646" in err and "item_id id 5000" in err
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "mine").mkdir()
+    assert _train(root, tmp_path / "mine", "--epochs", "1") == 2
+    assert (tmp_path / "mine").is_dir()
+
+
 def test_lr_factor_follows_warmup_then_cosine_or_step():
     cosine = TrainConfig(epochs=2, lr_schedule="cosine", warmup_steps=4)
-    factors = [lr_factor(cosine, step, 10) for step in range(20)]
+    factors = [lr_factor(cosine, step, 10, step // 10 + 1) for step in range(20)]
     assert factors[:4] == [0.25, 0.5, 0.75, 1.0]
     expected = [0.5 * (1 + math.cos(math.pi * k / 15)) for k in range(16)]
     assert factors[4:] == pytest.approx(expected)
     assert factors[-1] == pytest.approx(0.0, abs=1e-12)
     step = TrainConfig(epochs=6, lr_schedule="step", step_size=2, gamma=0.5)
-    assert [lr_factor(step, e * 10, 10) for e in range(6)] == [1, 1, 0.5, 0.5, 0.25, 0.25]
-    assert lr_factor(TrainConfig(), 123, 10) == 1.0
+    assert [lr_factor(step, e * 10, 10, e + 1) for e in range(6)] == [1, 1, 0.5, 0.5, 0.25, 0.25]
+    # the epoch decides, not the global step: a resumed run whose epoch 1 was cut short by
+    # --max-steps (3 of 10 steps) is in epoch 3 at global step 13, past step_size = 2 epochs
+    assert lr_factor(step, 13, 10, 3) == 0.5
+    assert lr_factor(TrainConfig(), 123, 10, 13) == 1.0
 
 
 def test_the_learning_rate_in_metrics_follows_the_schedule(prepared, tmp_path):
