@@ -159,6 +159,9 @@ class RuntimeOnlyTvm(Artifact):
         self._held = [torch.from_dlpack(params[k]).to(self.device, copy=True)
                       for k in sorted(params.keys())]
         self.params = [tvm_ffi.from_dlpack(t) for t in self._held]
+        transform = self.manifest["target"].get("transform_params")
+        if transform:  # the weights' layout changes lifted out of main, as dwc.runtime runs them
+            self.params = list(self.vm[transform](self.params))
 
     def _run(self, arrays):
         held = [torch.from_numpy(arrays[i["name"]]).to(self.device, copy=True)
