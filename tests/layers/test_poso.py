@@ -309,6 +309,24 @@ def test_a_gate_table_folds_into_a_per_cell_layer_on_the_same_cells(head, batch)
         _close(model.for_inference()(inputs), model(inputs))
 
 
+def test_a_gate_folded_away_whole_still_gets_its_table_method():
+    """A PPNet gate on a scenario-only condition, folded into the STAR layer after it: no gate op
+    is left in the inference graph, yet for_inference() reads the condition's per-cell table (the
+    training class must still define its method; found by tests/fuzz)."""
+    spec = ("model a\nfeature s : categorical(vocab = 3, dim = 2) scenario\n"
+            "feature b : categorical(vocab = 1, dim = 1)\nfeature c : numeric(width = 1)\n"
+            "scenarios s\ncondition z = concat(s)\nv0 = concat(b, c)\n"
+            "v1 = ppnet(v0, [2], by = z, placement = post_activation)\n"
+            "v2 = star(v1, [2], by = scenario)\noutput a_out = sigmoid(linear(v2, 1)) loss = bce\n")
+    result, cls = compile_text(spec)
+    kinds = [type(op).__name__ for op in result.inference]
+    assert "ScenarioGate" not in kinds and "GatedIndexedLinear" in kinds
+    model = _perturbed(cls)
+    inputs = _inputs(cls, 7, 7)
+    with torch.no_grad():
+        _close(model.for_inference()(inputs), model(inputs))
+
+
 def test_a_shared_next_layer_keeps_the_table_the_cost_model_says_why():
     """Folded into a shared layer, the gate would make it per cell: more parameters (for a
     width-1 head too once cells > n + 1) and per-cell execution (grouping copies) to save n

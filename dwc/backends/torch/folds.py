@@ -23,6 +23,9 @@ class ForInferenceView:
 
     cls: str
     folds: list[str]
+    tables: list[str] = field(default_factory=list)
+    """The generators whose per-cell tables the folds read, in the order they first ask: each
+    needs its `_scenario_table_<suffix>()` method in the training class."""
 
 
 @dataclass
@@ -45,7 +48,7 @@ def for_inference_view(name: str, inference: Graph, attrs: Namespace) -> ForInfe
         fold = _fold_of(op)
         if fold is not None:
             fold(ctx, op)
-    return ForInferenceView(f"{name}Inference", ctx.lines)
+    return ForInferenceView(f"{name}Inference", ctx.lines, list(ctx.tables))
 
 
 @dataclass
@@ -173,17 +176,14 @@ def _method_suffix(ssa: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in ssa)
 
 
-def scenario_table_views(train: Graph, inference: Graph, source: SourceFile | None,
-                     attrs: Namespace, helpers: set[str]) -> list[ScenarioTableView]:
-    """A method per tabulated value computing it for every scenario cell, in order."""
+def scenario_table_views(train: Graph, generators: list[str], source: SourceFile | None,
+                         attrs: Namespace, helpers: set[str]) -> list[ScenarioTableView]:
+    """A method per tabulated value (`generators`: those for_inference()'s folds read, which
+    include the tables of ops a later pass folded away, e.g. a gate multiplied into the per-cell
+    layer after it) computing it for every scenario cell, in order."""
     tables: list[ScenarioTableView] = []
-    done: set[str] = set()
     vocab = {s.name: s.vocab for s in train.inputs}
-    for op in inference.ops:
-        generator = op.tabulated()
-        if generator is None or generator in done:
-            continue
-        done.add(generator)
+    for generator in generators:
         needed = train.ancestors(generator)
         sub = Builder(train, source, attrs, helpers)
         sub.emit_init = False

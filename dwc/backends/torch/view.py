@@ -221,11 +221,12 @@ def build_view(model: Graph, train: Graph, inference: Graph, source: SourceFile 
         ib.lower(op)
     i_outputs, _ = _outputs(inference, ib)
 
+    folds = for_inference_view(name, inference, attrs)
     training = ClassView(name, "training", _summary(model, train), tb.init, tb.forward, t_outputs,
                          _groups(model, attrs), loss_lines,
-                         for_inference=for_inference_view(name, inference, attrs),
-                         scenario_tables=scenario_table_views(before_table or train, inference,
-                                                          source, attrs, helpers),
+                         for_inference=folds,
+                         scenario_tables=scenario_table_views(before_table or train, folds.tables,
+                                                              source, attrs, helpers),
                          auxiliary_losses=bool(tb.loss_terms))
     folded = ClassView(f"{name}Inference", "inference", _summary(inference), ib.init, ib.forward,
                        i_outputs, _groups(inference, attrs), [], ungroup=ib.ungroup)
