@@ -588,8 +588,9 @@ def _train_epoch(wrapped: nn.Module, optimizer: torch.optim.Optimizer, split: Sp
             count = len(next(iter(targets.values())))
             rows += count
             bar.update(count)
-            if step % 10 == 0 or step == steps - 1:
-                bar.set_postfix(loss=f"{total / (step + 1):.4f}", lr=f"{rate:.2e}", refresh=False)
+            if step % 10 == 0 or step == steps - 1:  # the last one always drawn
+                bar.set_postfix(loss=f"{total / (step + 1):.4f}", lr=f"{rate:.2e}",
+                                refresh=step == steps - 1)
     finally:
         plan.close()
         bar.close()
