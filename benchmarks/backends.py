@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     if not full and not args.write_docs:
         return 0
     scope = "Every example" if full else (
-        f"A partial run ({' '.join(sys.argv[1:])}): {len(examples)} of {len(names)} examples "
+        f"A partial run: {len(examples)} of {len(names)} examples "
         f"({', '.join(examples)}), batch sizes {', '.join(map(str, batches))}; rerun without "
         "options for the full table. Each example")
     md = [
