@@ -128,43 +128,72 @@ def run_synthetic() -> None:
     write_results(results, ddp, best, onnx_auc, time.perf_counter() - started)
 
 
-def _cell(report: dict, s: int) -> dict:
+def _cell(report: dict, s: int | str) -> dict:
     return report["scenarios"].get(s) or report["scenarios"].get(str(s))
 
 
-def write_results(results, ddp, best, onnx_auc, seconds) -> None:
+def _auc_table(results: dict[str, list[dict]], cells) -> tuple[dict, list[list[str]]]:
+    """Per (model, cell) the test AUC's mean and std over the seeds, and the table rows (each
+    cell "mean ± std", then the overall AUC)."""
+    stats, rows = {}, []
+    for name, reports in results.items():
+        line = [name]
+        for c in cells:
+            values = np.array([_cell(r, c)["auc"] for r in reports], dtype=float)
+            stats[(name, c)] = (values.mean(), values.std(ddof=1))
+            line.append(f"{values.mean():.4f} ± {values.std(ddof=1):.4f}")
+        overall = np.array([r["auc"] for r in reports])
+        line.append(f"{overall.mean():.4f} ± {overall.std(ddof=1):.4f}")
+        rows.append(line)
+    return stats, rows
+
+
+def _gain(stats: dict, name: str, cell) -> tuple[float, float]:
+    """A model's mean AUC gain over the shared MLP on a cell, and the noise it must exceed (the
+    larger of the two seed-to-seed standard deviations)."""
+    mean, std = stats[(name, cell)]
+    base_mean, base_std = stats[("shared_mlp", cell)]
+    return mean - base_mean, max(std, base_std)
+
+
+def _auc_bars(stats: dict, models, cells, labels: list[str], title: str, path: Path,
+              width_inches: int, ncol: int, label_size: int | None = None) -> None:
+    """The per-cell AUC bar chart (mean ± std, one bar per model and cell) saved to `path`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig, ax = plt.subplots(figsize=(width_inches, 5))
+    width = 0.8 / len(models)
+    for i, name in enumerate(models):
+        ax.bar(np.arange(len(cells)) + i * width, [stats[(name, c)][0] for c in cells], width,
+               yerr=[stats[(name, c)][1] for c in cells], label=name, capsize=2)
+    ax.set_xticks(np.arange(len(cells)) + width * (len(models) - 1) / 2)
+    ax.set_xticklabels(labels, fontsize=label_size)
+    ax.set_ylabel(f"test AUC (mean ± std, {len(SEEDS)} seeds)")
+    low = min(m - sd for m, sd in stats.values())
+    ax.set_ylim(max(0.0, low - 0.02), None)
+    ax.legend(ncol=ncol, fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def write_results(results, ddp, best, onnx_auc, seconds) -> None:
     scenarios = range(len(SHARES))
     header = ["model", *[f"scenario {s} ({SHARES[s]:.0%})" for s in scenarios], "overall"]
-    rows = []
-    stats = {}
-    for name, reports in results.items():
-        cells = []
-        for s in scenarios:
-            values = np.array([_cell(r, s)["auc"] for r in reports])
-            stats[(name, s)] = (values.mean(), values.std(ddof=1))
-            cells.append(f"{values.mean():.4f} ± {values.std(ddof=1):.4f}")
-        overall = np.array([r["auc"] for r in reports])
-        cells.append(f"{overall.mean():.4f} ± {overall.std(ddof=1):.4f}")
-        rows.append([name, *cells])
-    base = {s: stats[("shared_mlp", s)] for s in scenarios}
+    stats, rows = _auc_table(results, scenarios)
     verdict = []
     for name in results:
         if name == "shared_mlp":
             continue
         for s in (2, 3):
-            mean, std = stats[(name, s)]
-            gain = mean - base[s][0]
-            noise = max(std, base[s][1])
+            gain, noise = _gain(stats, name, s)
             verdict.append(f"| {name} | {s} | {gain:+.4f} | {noise:.4f} | "
                            f"{'yes' if gain > noise else 'no'} |")
-    winners = {name: [s for s in (2, 3) if stats[(name, s)][0] - base[s][0]
-                      > max(stats[(name, s)][1], base[s][1])] for name in results
-               if name != "shared_mlp"}
+    winners = {name: [s for s in (2, 3) if (g := _gain(stats, name, s))[0] > g[1]]
+               for name in results if name != "shared_mlp"}
     both = [n for n, w in winners.items() if w == [2, 3]] or ["none"]
     some = [f"{n} (scenario {w[0]})" for n, w in winners.items() if len(w) == 1] or ["none"]
     neither = [n for n, w in winners.items() if not w] or ["none"]
@@ -178,21 +207,10 @@ def write_results(results, ddp, best, onnx_auc, seconds) -> None:
                "that, while STAR, APG, M2M, MLoRA and M3oE change whole weight matrices per scenario.")
     apg0 = results["apg"][0]
     test_rows = {s: _cell(apg0, s)["rows"] for s in scenarios}
-    fig, ax = plt.subplots(figsize=(12, 5))
-    width = 0.8 / len(results)
-    for i, name in enumerate(results):
-        means = [stats[(name, s)][0] for s in scenarios]
-        stds = [stats[(name, s)][1] for s in scenarios]
-        ax.bar(np.arange(len(SHARES)) + i * width, means, width, yerr=stds, label=name, capsize=2)
-    ax.set_xticks(np.arange(len(SHARES)) + width * (len(results) - 1) / 2)
-    ax.set_xticklabels([f"scenario {s}\n{SHARES[s]:.0%} of rows" for s in scenarios])
-    ax.set_ylabel("test AUC (mean ± std, 3 seeds)")
-    low = min(stats[k][0] - stats[k][1] for k in stats)
-    ax.set_ylim(max(0.0, low - 0.02), None)
-    ax.legend(ncol=4, fontsize=8)
-    ax.set_title("Per-scenario AUC on synthetic unbalanced multi-scenario data (dwc.data)")
-    fig.tight_layout()
-    fig.savefig(ROOT / "docs" / "results.png", dpi=120)
+    _auc_bars(stats, list(results), scenarios,
+              [f"scenario {s}\n{SHARES[s]:.0%} of rows" for s in scenarios],
+              "Per-scenario AUC on synthetic unbalanced multi-scenario data (dwc.data)",
+              ROOT / "docs" / "results.png", width_inches=12, ncol=4)
     ddp_cells = " / ".join(f"{_cell(ddp, s)['auc']:.4f}" for s in scenarios)
     single_cells = " / ".join(f"{_cell(apg0, s)['auc']:.4f}" for s in scenarios)
     best_seed0 = results[best][0]
@@ -303,61 +321,35 @@ def run_movielens(models: list[str]) -> None:
 
 
 def write_movielens(reports: dict[str, list[dict]], seconds: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     first = next(iter(reports.values()))[0]["scenarios"]
     cells = sorted(first, key=lambda c: -first[c]["rows"])  # largest test cell first
     names = {c: first[c]["name"] for c in cells}
-    stats = {}
-    rows = []
-    for model, runs in reports.items():
-        line = [model]
-        for c in cells:
-            values = np.array([r["scenarios"][c]["auc"] for r in runs], dtype=float)
-            stats[(model, c)] = (values.mean(), values.std(ddof=1))
-            line.append(f"{values.mean():.4f} ± {values.std(ddof=1):.4f}")
-        overall = np.array([r["auc"] for r in runs])
-        line.append(f"{overall.mean():.4f} ± {overall.std(ddof=1):.4f}")
-        rows.append(line)
+    stats, rows = _auc_table(reports, cells)
     header = ["model", *[f"{names[c]} ({first[c]['rows']:,})" for c in cells], "overall"]
     small = cells[-3:]  # the three smallest test cells
-    verdict = []
+    verdict, winners = [], set()
     if "shared_mlp" in reports:
         for model in reports:
             if model == "shared_mlp":
                 continue
             for c in small:
-                mean, std = stats[(model, c)]
-                base_mean, base_std = stats[("shared_mlp", c)]
-                noise = max(std, base_std)
-                verdict.append(f"| {model} | {names[c]} | {mean - base_mean:+.4f} | {noise:.4f} | "
-                               f"{'yes' if mean - base_mean > noise else 'no'} |")
+                gain, noise = _gain(stats, model, c)
+                verdict.append(f"| {model} | {names[c]} | {gain:+.4f} | {noise:.4f} | "
+                               f"{'yes' if gain > noise else 'no'} |")
+                if gain > noise:
+                    winners.add(model)
     overall = {m: np.mean([r["auc"] for r in runs]) for m, runs in reports.items()}
     best = max(overall, key=overall.get)
-    winners = sorted({line.split(" | ")[0][2:] for line in verdict if line.endswith("yes |")})
+    winners = sorted(winners)
     reading = (f"Best overall test AUC: {best} ({overall[best]:.4f}; shared MLP "
                f"{overall.get('shared_mlp', float('nan')):.4f}). Beat the shared MLP by more than "
                f"the noise on at least one of the three smallest cells: "
                f"{', '.join(winners) if winners else 'none'}. Each test cell holds a few hundred "
                "to a few thousand future ratings, so on the small cells the seed-to-seed "
                "deviations are as large as the differences between the models.")
-    fig, ax = plt.subplots(figsize=(14, 5))
-    width = 0.8 / len(reports)
-    for i, model in enumerate(reports):
-        ax.bar(np.arange(len(cells)) + i * width, [stats[(model, c)][0] for c in cells], width,
-               yerr=[stats[(model, c)][1] for c in cells], label=model, capsize=2)
-    ax.set_xticks(np.arange(len(cells)) + width * (len(reports) - 1) / 2)
-    ax.set_xticklabels([names[c].replace(", ", "\n") for c in cells], fontsize=8)
-    ax.set_ylabel(f"test AUC (mean ± std, {len(SEEDS)} seeds)")
-    low = min(m - s for m, s in stats.values())
-    ax.set_ylim(max(0.0, low - 0.02), None)
-    ax.legend(ncol=6, fontsize=8)
-    ax.set_title("MovieLens-100K: per-cell test AUC (age group x gender, time-ordered split)")
-    fig.tight_layout()
-    fig.savefig(RESULTS.parent / "results-movielens.png", dpi=120)
+    _auc_bars(stats, list(reports), cells, [names[c].replace(", ", "\n") for c in cells],
+              "MovieLens-100K: per-cell test AUC (age group x gender, time-ordered split)",
+              RESULTS.parent / "results-movielens.png", width_inches=14, ncol=6, label_size=8)
     table = [f"| {' | '.join(header)} |", "|" + "---|" * len(header)]
     table += [f"| {' | '.join(r)} |" for r in rows]
     text = f"""## MovieLens-100K
