@@ -240,11 +240,17 @@ class Builder:
         attr = self.attr(op)
         bias = "" if op.bias else ", bias=False"
         self.init_line(op, f"self.{attr} = nn.Linear({op.in_features}, {op.out_features}{bias})")
-        if self.inference:  # the functional form skips nn.Module's call machinery (B = 1 costs)
-            self.fwd(op, "F.linear", [self.var(op.inputs[0]), f"self.{attr}.weight",
-                                      f"self.{attr}.bias" if op.bias else "None"])
+        if self.inference:
+            self.functional_linear(op, attr, op.bias)
         else:
             self.fwd(op, f"self.{attr}({self.var(op.inputs[0])})")
+
+    def functional_linear(self, op: ir.Op, attr: str, bias: bool) -> None:
+        """`F.linear` of the op's first input with the nn.Linear `self.<attr>`'s parameters: the
+        inference class's form, which skips nn.Module's call machinery (a measurable share of a
+        served forward at B = 1)."""
+        self.fwd(op, "F.linear", [self.var(op.inputs[0]), f"self.{attr}.weight",
+                                  f"self.{attr}.bias" if bias else "None"])
 
     def op_activation(self, op: ir.Activation) -> None:
         x = op.inputs[0]
@@ -308,8 +314,7 @@ class Builder:
             attr = self.attr(op)
             self.init_line(op, f"self.{attr} = nn.Linear({op.parts[0].in_features}, "
                                f"{op.type.width})")
-            self.fwd(op, "F.linear", [self.var(op.inputs[0]), f"self.{attr}.weight",
-                                      f"self.{attr}.bias"])
+            self.functional_linear(op, attr, bias=True)
             self.split_slots(op)
             return
         attrs = []
