@@ -17,6 +17,12 @@ The rules here cover what a dwc model is made of:
   elementwise tails): everything is inlined into the output block, whose rows run in parallel
   with the innermost axis vectorised.
 
+Before legalisation, `fast_math` replaces exp, tanh, sigmoid, erf and softmax with topi's
+polynomial forms: LLVM has no vector exp on x86 without a vector math library, so the exact
+forms are one scalar libm call per element inside loops that are otherwise vectorised (CAN's
+tanh micro-MLPs spent 90% of their time there). The polynomials are accurate to about 4e-6
+relative (exp) and 3e-7 absolute (tanh), far inside dwc's 1e-4 agreement with torch.
+
 The parallel loops carry the symbolic batch; TVM's thread pool runs them on every core.
 """
 
@@ -98,20 +104,46 @@ def _parallel(sch: s_tir.Schedule, loops: list, parallel: bool) -> None:
         sch.parallel(loop)
 
 
-def _parallel_rows(sch: s_tir.Schedule, loops: list, lanes: int, parallel: bool) -> None:
-    """Loops of a spatial block: the innermost static loop vectorised (split by `lanes` when it
-    is longer and divisible), the loops outside it fused and made parallel."""
-    inner = loops[-1]
+def vector_width(extent: int, lanes: int) -> int:
+    """How many iterations of a static innermost loop of `extent` to vectorise as one: a whole
+    register where it divides the loop, the whole loop where it fits in one register, else the
+    largest divisor up to a register (at least 4), else 1 (left to LLVM). Never a vector wider
+    than a register that is not a multiple of it: LLVM splits those into pieces plus a scalar
+    tail, which ran CAN's 50-step loops several times slower than vectors of 10."""
+    if extent % lanes == 0 or extent <= lanes:
+        return min(extent, lanes)
+    width = next(d for d in range(lanes, 0, -1) if extent % d == 0)
+    return width if width >= min(4, lanes) else 1
+
+
+def _vectorize_inner(sch: s_tir.Schedule, inner, lanes: int) -> list:
+    """Vectorises the static loop `inner` by `vector_width`; returns the loops split off
+    outside the vectorised part ([] or one)."""
     extent = _static(sch.get(inner).extent)
-    outer = loops[:-1]
-    if extent is None:  # a single symbolic loop (a per-row value): parallel, LLVM vectorises
+    width = vector_width(extent, lanes)
+    if width <= 1:
+        return []
+    if width < extent:
+        rest, inner = sch.split(inner, [None, width])
+        sch.vectorize(inner)
+        return [rest]
+    sch.vectorize(inner)
+    return []
+
+
+def _parallel_rows(sch: s_tir.Schedule, loops: list, lanes: int, parallel: bool) -> None:
+    """Loops of a spatial block: the static loops innermost fused into one (a row of the
+    output, contiguous) and vectorised (`vector_width`), the loops outside them fused and made
+    parallel."""
+    static = 0
+    while static < len(loops) and _static(sch.get(loops[-1 - static]).extent) is not None:
+        static += 1
+    if not static:  # a single symbolic loop (a per-row value): parallel, LLVM vectorises
         _parallel(sch, loops, parallel)
         return
-    if extent > lanes and extent % lanes == 0:
-        rest, inner = sch.split(inner, [None, lanes])
-        outer.append(rest)
-    if extent > 1:
-        sch.vectorize(inner)
+    outer = loops[:-static]
+    inner = sch.fuse(*loops[-static:]) if static > 1 else loops[-1]
+    outer += _vectorize_inner(sch, inner, lanes)
     if outer:
         _parallel(sch, outer, parallel)
 
@@ -132,6 +164,9 @@ class DenseMatmul(CpuRule):
     function may hold spatial blocks before it (inlined into it, or left where they are when
     that is impossible) and after it (applied on write-back)."""
 
+    panels_outer = True
+    pad_rows = True
+
     def schedule(self, func: tirx.PrimFunc, target: Target, parallel: bool):
         sch = s_tir.Schedule(func)
         blocks = _root_blocks(sch)
@@ -148,14 +183,29 @@ class DenseMatmul(CpuRule):
         n = _static(stmt.iter_vars[-2].dom.extent)
         if n is None:
             return None
-        # producers: inline what can be (e.g. a concatenation feeding the matmul)
-        position = [sch.get(b).same_as(stmt) for b in blocks].index(True)
+        mr, nr = self._tile(n, lanes)
+        rows = _static(stmt.iter_vars[-3].dom.extent)
+        if rows is not None:  # a static row count (per-sample products): tiles that divide it
+            mr = next(d for d in range(min(mr, rows), 0, -1) if rows % d == 0)
+        padded = self.pad_rows and not transposed_b and mr > 1 and rows is None
+        keep = []
+        if padded:  # rows padded to whole tiles: no row guard inside the reduction loop
+            pads = [1] * len(stmt.iter_vars)
+            pads[-3] = mr
+            sch.pad_einsum(main, pads)
+            keep = list(sch.get_producers(main))
+            main = sch.get_sblock(stmt.name_hint)
+            blocks = _root_blocks(sch)
+        # producers: inline what can be (e.g. a concatenation feeding the matmul, or feeding
+        # the padded copy of its rows)
+        position = [sch.get(b).same_as(sch.get(main)) for b in blocks].index(True)
         for block in reversed(blocks[:position]):
+            if any(sch.get(block).same_as(sch.get(k)) for k in keep):
+                continue
             try:
                 sch.compute_inline(block)
             except ScheduleError:
                 pass
-        mr, nr = self._tile(n, lanes)
         loops = sch.get_loops(main)
         if batched:
             b_loop, i, j, k = loops
@@ -164,15 +214,28 @@ class DenseMatmul(CpuRule):
         io, ii = sch.split(i, [None, mr])
         jo, ji = sch.split(j, [None, nr])
         if transposed_b:  # B[j, k]: the register tile is one column block, k innermost
+            outer, inner = io, jo
             sch.reorder(io, jo, ii, ji, k)
         else:
-            sch.reorder(io, jo, k, ii, ji)
+            outer, inner = (jo, io) if self.panels_outer else (io, jo)
+            sch.reorder(outer, inner, k, ii, ji)
         local = sch.cache_write(main, 0, "local")
-        sch.reverse_compute_at(local, jo, preserve_unit_loops=True)
-        epilogue = [b for b in _root_blocks(sch) if not sch.get(b).same_as(sch.get(main))
-                    and not sch.get(b).same_as(sch.get(local))
+        sch.reverse_compute_at(local, inner, preserve_unit_loops=True)
+        unpad = None
+        if padded:  # the tile's real rows leave the padded result right after the tile
+            unpad = sch.get_consumers(local)[0]
+            sch.reverse_compute_at(unpad, inner, preserve_unit_loops=True)
+            for pad in keep:
+                _parallel_rows(sch, list(sch.get_loops(pad)), lanes, parallel)
+        skip = [main, local, *keep] + ([unpad] if unpad is not None else [])
+        epilogue = [b for b in _root_blocks(sch) + ([unpad] if unpad is not None else [])
+                    if not any(sch.get(b).same_as(sch.get(x)) for x in skip)
                     and "R" not in _iter_kinds(sch, b)]
         self._fuse_epilogue(sch, epilogue, lanes, parallel)
+        if unpad is not None:
+            copy = sch.get_loops(unpad)[-2:]
+            if nr > 1:
+                sch.vectorize(copy[1])
         store = sch.get_loops(local)[-2:]
         sch.unroll(store[0])
         if nr > 1:
@@ -181,7 +244,8 @@ class DenseMatmul(CpuRule):
             sch.unroll(ii)
             if nr > 1:
                 sch.vectorize(ji)
-        _parallel(sch, [b_loop, io] if b_loop is not None else [io], parallel)
+        _parallel(sch, [b_loop, outer, inner] if b_loop is not None else [outer, inner],
+                  parallel)
         sch.decompose_reduction(main, k if not transposed_b else ii)
         return sch
 
@@ -212,13 +276,19 @@ class DenseMatmul(CpuRule):
     @staticmethod
     def _tile(n: int, lanes: int) -> tuple[int, int]:
         """(rows MR, columns NR) of the register tile: NR a divisor of N made of whole vectors
-        where possible, MR so that the accumulators fill about 24 vector registers."""
+        where possible, MR so that the accumulators fill about 24 vector registers.
+
+        Otherwise NR is at most one vector: LLVM splits a wider vector that is not a multiple of
+        the register width into pieces and a scalar tail per row, and an 8 x 50 tile (CAN's
+        steps) ran 9x slower than 8 x 10. Only when N has no divisor of a few lanes (a prime)
+        is the row one vector of N columns, one row per tile."""
         if n % lanes == 0:
             vectors = next(v for v in (4, 3, 2, 1) if (n // lanes) % v == 0)
             return {4: 6, 3: 8, 2: 8, 1: 8}[vectors], vectors * lanes
         if n < lanes:
             return 8, n
-        return 8, next(d for d in range(min(n, 4 * lanes), 0, -1) if n % d == 0)
+        nr = vector_width(n, lanes)
+        return (8, nr) if nr > 1 else (1, n)
 
     @staticmethod
     def _fuse_epilogue(sch, epilogue, lanes: int, parallel: bool) -> None:
@@ -264,9 +334,10 @@ class RowReduction(CpuRule):
         lanes = vector_lanes(target)
         inner = spatial[-1] if len(spatial) > 1 else None
         extent = _static(sch.get(inner).extent) if inner is not None else None
-        if extent is not None and extent > 1 and kinds.endswith("R"):
-            if extent > lanes and extent % lanes == 0:
-                rest, inner = sch.split(inner, [None, lanes])
+        width = vector_width(extent, lanes) if extent is not None else 1
+        if width > 1 and kinds.endswith("R"):
+            if width < extent:
+                rest, inner = sch.split(inner, [None, width])
                 spatial = [*spatial[:-1], rest, inner]
             sch.reorder(*spatial[:-1], *reduce, inner)
             sch.vectorize(inner)
@@ -296,6 +367,52 @@ class Elementwise(CpuRule):
             return None
         _parallel_rows(sch, list(loops), vector_lanes(target), parallel)
         return sch
+
+
+def _fast_sigmoid(x):
+    from tvm import topi
+
+    return topi.divide(tirx.const(1, x.dtype), topi.add(tirx.const(1, x.dtype),
+                                                        topi.fast_exp(topi.negative(x))))
+
+
+def _fast_forms() -> dict[str, object]:
+    """Relax operator -> the topi function of its input(s) that replaces it."""
+    from tvm import topi
+
+    return {
+        "relax.exp": topi.fast_exp,
+        "relax.tanh": topi.fast_tanh,
+        "relax.erf": topi.fast_erf,
+        "relax.sigmoid": _fast_sigmoid,
+        "relax.nn.softmax": lambda x, axis: topi.nn.fast_softmax(x, axis),
+    }
+
+
+@tvm.transform.module_pass(opt_level=0, name="DwcFastMath")
+def fast_math(mod: IRModule, _ctx: tvm.transform.PassContext) -> IRModule:
+    """Every float32 exp, tanh, sigmoid, erf and softmax in the Relax functions replaced by its
+    vectorisable polynomial form (see the module docstring); other dtypes keep the exact op."""
+    from tvm import relax
+
+    forms = _fast_forms()
+
+    @relax.expr_functor.mutator
+    class Rewriter(relax.PyExprMutator):
+        def visit_call_(self, call):
+            call = super().visit_call_(call)
+            name = getattr(call.op, "name", None)
+            if name not in forms or call.args[0].ty.dtype != "float32":
+                return call
+            if name == "relax.nn.softmax":
+                return self.builder_.call_te(forms[name], call.args[0], int(call.attrs.axis))
+            return self.builder_.call_te(forms[name], call.args[0])
+
+    rewriter = Rewriter(mod)
+    for gv, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            rewriter.builder_.update_func(gv, rewriter.visit_expr(func))
+    return rewriter.builder_.get()
 
 
 @tvm.transform.module_pass(opt_level=0, name="DwcGathersInjective")
@@ -416,16 +533,21 @@ class ApplyCpuSchedules:
 
 
 def default_rules() -> list[CpuRule]:
-    return [DenseMatmul(), RowReduction(), Elementwise()]
+    from dwc.backends.tvm_per_cell import PerCellMatmul
+
+    return [PerCellMatmul(), DenseMatmul(), RowReduction(), Elementwise()]
 
 
 def fusion_passes(target: Target) -> list[tvm.transform.Pass]:
-    """Relax's CPU library dispatch, legalisation and fusion, with gathers fused too."""
+    """Relax's CPU library dispatch, legalisation and fusion, with the per-cell matmuls rewritten
+    (`dwc.backends.tvm_per_cell`), the fast math forms, and the gathers fused too."""
     from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
 
+    from dwc.backends.tvm_per_cell import mark_fusable, per_cell_matmuls
+
     legalize = cpu_generic.legalize_passes(target)
-    return cpu_generic.library_dispatch_passes(target) + legalize[:2] + [gathers_injective] \
-        + legalize[2:]
+    return cpu_generic.library_dispatch_passes(target) + [per_cell_matmuls, fast_math] \
+        + legalize[:2] + [gathers_injective, mark_fusable] + legalize[2:]
 
 
 def cpu_pipeline(target: Target, rules: list[CpuRule] | None = None,

@@ -1,7 +1,9 @@
 """dwc's TVM CPU schedules: the rules apply to the kernels of a real model (parallel and
 vectorised loops in the scheduled IR), the scheduled build computes what the unscheduled one
-does, a function no rule matches is left alone, and `--tune` tunes bucketed batch sizes with a
-tuning database that a rebuild reuses without a single trial."""
+does, a function no rule matches is left alone, per-cell layers become one kernel that reads
+each sample's own cell's weights, exp/tanh/sigmoid take their vectorisable forms, and `--tune`
+tunes bucketed batch sizes with a tuning database that a rebuild reuses without a single
+trial."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ tvm = pytest.importorskip("tvm")
 
 from tvm import relax, tirx  # noqa: E402
 
-from dwc.backends import tvm_schedule  # noqa: E402
+from dwc.backends import tvm_per_cell, tvm_schedule  # noqa: E402
 from dwc.backends.export import example_args, export_program, inference_model  # noqa: E402
 from dwc.driver import compile_source, load_source  # noqa: E402
 
@@ -80,6 +82,103 @@ def test_scheduled_and_unscheduled_builds_agree(ctr_mlp):
         args = [tvm.runtime.tensor(a.numpy()) for a in example_args(im, batch)]
         ours, theirs = scheduled["main"](*args, *params), plain["main"](*args, *params)
         np.testing.assert_allclose(ours[0].numpy(), theirs[0].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def _kernels(mod) -> dict:
+    target = _target()
+    with target:
+        fused = tvm.transform.Sequential(tvm_schedule.fusion_passes(target))(mod)
+    return {gv.name_hint: f for gv, f in fused.functions_items() if isinstance(f, tirx.PrimFunc)}
+
+
+def _agree(im, mod, params, batches, atol=1e-6):
+    """The dwc-scheduled build against Relax's default one, at each batch size."""
+    target = _target()
+    scheduled = relax.VirtualMachine(
+        relax.build(mod, target=target, relax_pipeline=tvm_schedule.cpu_pipeline(target)),
+        tvm.cpu())
+    plain = relax.VirtualMachine(relax.build(mod, target=target), tvm.cpu())
+    for batch in batches:
+        args = [tvm.runtime.tensor(a.numpy()) for a in example_args(im, batch)]
+        ours, theirs = scheduled["main"](*args, *params), plain["main"](*args, *params)
+        np.testing.assert_allclose(ours[0].numpy(), theirs[0].numpy(), rtol=1e-5, atol=atol)
+
+
+def test_star_per_cell_layers_read_only_their_cells_weights():
+    im, mod, params = _relax_module("star")
+    kernels = _kernels(mod)
+    per_cell = sorted(n for n in kernels if tvm_per_cell.KERNEL in n)
+    # the two star layers and the main head, each with its bias and activation fused in
+    assert len(per_cell) == 3, per_cell
+    assert any("relu" in n for n in per_cell) and any("sigmoid" in n for n in per_cell)
+    # no side-by-side matmul over all 8 cells' columns (512 = 8 x 64) is left
+    assert not any("T.int64(512)" in f.script() for n, f in kernels.items()
+                   if "matmul" in n and tvm_per_cell.KERNEL not in n)
+    for name in per_cell:
+        scheduled = tvm_schedule.ApplyCpuSchedules(tvm_schedule.default_rules())
+        with _target():
+            text = scheduled(tvm.IRModule({name: kernels[name]}))[name].script()
+        assert "T.parallel(" in text and 'scope="local"' in text, name
+    # every cell present, batches on both sides of the parallel threshold
+    _agree(im, mod, params, [1, 7, 300, 1024])
+
+
+_SIDE_BY_SIDE = """
+@I.ir_module
+class Module:
+    @R.function
+    def main(x: R.Tensor(("n", 6), "float32"), cell: R.Tensor(("n",), "int64"),
+             w: R.Tensor((6, 12), "float32")):
+        n = T.int64()
+        with R.dataflow():
+            every = R.matmul(x, w)
+            rows = R.arange(R.prim_value(0), R.prim_value(n), R.prim_value(1), dtype="int64")
+            picked = R.add(R.multiply(rows, R.const(INDEX_SCALE, "int64")), cell)
+            slices = R.reshape(every, R.shape([n * 3, 4]))
+            out = R.take(slices, picked, axis=0)
+            R.output(out)
+        return out
+"""
+
+
+def _side_by_side(scale: int):
+    return tvm.script.from_source(_SIDE_BY_SIDE.replace("INDEX_SCALE", str(scale)))
+
+
+def test_the_per_cell_rewrite_computes_each_rows_slice():
+    mod = _side_by_side(3)  # 3 cells of 4 columns side by side
+    rewritten = tvm_per_cell.per_cell_matmuls(mod)
+    assert tvm_per_cell.KERNEL in [gv.name_hint for gv in rewritten.get_global_vars()]
+    assert "R.matmul" not in rewritten["main"].script()  # the side-by-side product is gone
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((5, 6)).astype("float32"), rng.standard_normal((6, 12)).astype(
+        "float32")
+    cell = np.array([2, 0, 1, 2, 2], dtype="int64")
+    vm = relax.VirtualMachine(relax.build(rewritten, target=_target()), tvm.cpu())
+    out = vm["main"](*(tvm.runtime.tensor(a) for a in (x, cell, w))).numpy()
+    expected = np.stack([x[b] @ w[:, 4 * c:4 * c + 4] for b, c in enumerate(cell)])
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_gather_that_is_not_a_per_cell_slice_is_left_alone():
+    mod = _side_by_side(2)  # arange * 2: not the 3 cells the weight holds
+    assert "R.matmul" in tvm_per_cell.per_cell_matmuls(mod)["main"].script()
+    assert tvm_per_cell.KERNEL not in [gv.name_hint for gv in
+                                       tvm_per_cell.per_cell_matmuls(mod).get_global_vars()]
+
+
+def test_transcendentals_take_their_vectorisable_forms():
+    im, mod, params = _relax_module("ppnet")  # sigmoid gates and head
+    for name, func in _kernels(mod).items():
+        text = func.script()
+        assert "T.exp(" not in text and "T.sigmoid(" not in text and "T.tanh(" not in text, name
+    _agree(im, mod, params, [1, 300], atol=2e-6)
+
+
+@pytest.mark.parametrize(("extent", "width"), [(128, 16), (8, 8), (16, 16), (50, 10), (200, 10),
+                                               (53, 1), (34, 1)])
+def test_vector_width_never_exceeds_a_register_unless_whole(extent, width):
+    assert tvm_schedule.vector_width(extent, 16) == width
 
 
 _TWO_REDUCTIONS = """
