@@ -10,7 +10,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass, field
 
-from dwc import __version__, layers
+from dwc import __version__, cost, layers
 from dwc.backends.torch.builder import Block, Builder
 from dwc.backends.torch.folds import (
     ForInferenceView,
@@ -84,6 +84,10 @@ class ClassView:
     """The training class's `_scenario_table_*()` methods, one per tabulated value."""
     ungroup: str | None = None
     """The local holding the order that restores the caller's rows (a grouped batch), if any."""
+    chunk_rows: int | None = None
+    """Rows per chunk a large batch runs in (the inference class; `dwc.cost.chunk_rows`)."""
+    floats_per_sample: str = ""
+    """What the form materialises per sample, as the chunking's docstring states it."""
     auxiliary_losses: bool = False
     """`loss()` also adds layers' auxiliary training losses (regularisers)."""
 
@@ -229,7 +233,9 @@ def build_view(model: Graph, train: Graph, inference: Graph, source: SourceFile 
                                                               source, attrs, helpers),
                          auxiliary_losses=bool(tb.loss_terms))
     folded = ClassView(f"{name}Inference", "inference", _summary(inference), ib.init, ib.forward,
-                       i_outputs, _groups(inference, attrs), [], ungroup=ib.ungroup)
+                       i_outputs, _groups(inference, attrs), [], ungroup=ib.ungroup,
+                       chunk_rows=cost.chunk_rows(inference),
+                       floats_per_sample=f"{cost.total(inference).activation_floats_per_sample:,}")
     return FileView(
         model=train.model,
         base=f"{name}Base",

@@ -46,6 +46,13 @@ class CoAction(Op):
         per = sum(2 * a * b for a, b in zip(w, w[1:], strict=False))
         return self.orders * (self.max_len or 1) * per
 
+    def activations(self):
+        """The output, plus each order's feed powers and hidden micro-MLP outputs at every step
+        (steps x widths: CAN's 50 steps make these most of the model's activations)."""
+        steps = self.max_len or 1
+        hidden = sum(self.widths[1:-1])
+        return self.type.width + self.orders * steps * (self.widths[0] + hidden)
+
     def attrs(self):
         return {"widths": list(self.widths), "orders": self.orders, "bias": self.bias,
                 "collect": self.collect, "order_independent": self.order_independent,

@@ -333,6 +333,12 @@ class CanInference(CanBase):
         ctr.linear: linear(in=80, out=1, bias=True) -> vec[1]; params 81
     """
 
+    CHUNK_ROWS = 512
+    """A batch of more than twice this many rows runs in chunks of this many. This form
+    materialises about 8,248 floats per sample, which for a whole large
+    batch would leave the cache (and, past 32 MiB, be fresh pages on every call); no sample's
+    outputs depend on the rest of its batch, so the chunks' outputs are concatenated."""
+
     def __init__(self, validate_inputs: bool = True) -> None:
         super().__init__()
         self.validate_inputs = validate_inputs
@@ -370,6 +376,24 @@ class CanInference(CanBase):
         self.h_fc1 = nn.Linear(200, 80)
         # line 18: ctr
         self.ctr = nn.Linear(80, 1)
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Run the model (in chunks of CHUNK_ROWS rows for a large batch); returns one tensor per
+        output (see the class docstring)."""
+        first = inputs.get(next(iter(self.INPUTS)))
+        if (
+            torch.compiler.is_compiling()
+            or torch.jit.is_tracing()
+            or first is None
+            or first.shape[0] <= 2 * self.CHUNK_ROWS
+        ):
+            return self._forward(inputs)[0]
+        step = self.CHUNK_ROWS
+        parts = [
+            self._forward({name: value[start : start + step] for name, value in inputs.items()})
+            for start in range(0, first.shape[0], step)
+        ]
+        return {name: torch.cat([part[0][name] for part in parts]) for name in self.OUTPUTS}
 
     def _forward(
         self, inputs: dict[str, torch.Tensor]

@@ -1,0 +1,94 @@
+"""Large batches in chunks: the inference form of a model that materialises thousands of floats
+per sample runs a large batch chunk by chunk, computing exactly what the whole batch does; light
+forms and forms that group the batch by cell never chunk; tracing and export see one batch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dwc import cost
+from tests.conftest import ROOT, compile_example, compile_text
+
+# APG whose condition reads a user id: every sample generates its cores (1,792 floats)
+APG_USER = """
+model apg_user
+feature x       : numeric(width = 64)
+feature country : categorical(vocab = 16, dim = 8) scenario
+feature page    : categorical(vocab = 4, dim = 4) scenario
+feature user_id : categorical(vocab = 10_000, dim = 16)
+scenarios country * page
+condition z = concat(country, page, user_id)
+h = mlp(x, [256, 128, 64]) dynamic(by = z) apg(rank = [32, 16, 8], overparam = 4x)
+output y = sigmoid(linear(h, 1)) loss = bce
+"""
+
+
+def test_chunk_rows_follow_what_a_sample_materialises():
+    apg_user, _ = compile_text(APG_USER, "apg_user.dw")
+    per_sample = cost.total(apg_user.inference).activation_floats_per_sample
+    rows = cost.chunk_rows(apg_user.inference)
+    assert per_sample > 1792  # the generated cores count
+    assert rows == 2048 and rows * per_sample <= cost.CHUNK_BUDGET_FLOATS < 2 * rows * per_sample
+    can, _ = compile_example(ROOT / "examples" / "can.dw")
+    assert cost.chunk_rows(can.inference) == 512  # 50 steps of micro-MLP activations per sample
+    for light in ("ctr_mlp", "ppnet", "star", "m2m"):  # star and m2m group the batch by cell
+        result, _ = compile_example(ROOT / "examples" / f"{light}.dw")
+        assert cost.chunk_rows(result.inference) is None, light
+        assert "CHUNK_ROWS" not in result.files["model.py"], light
+
+
+@pytest.fixture(scope="module")
+def can():
+    _, cls = compile_example(ROOT / "examples" / "can.dw")
+    torch.manual_seed(0)
+    served = cls().eval().for_inference()
+    assert served.CHUNK_ROWS == 512
+    return cls, served
+
+
+def test_a_chunked_batch_computes_what_the_whole_batch_does(can):
+    cls, served = can
+    batch = 2 * served.CHUNK_ROWS + 37  # chunked, with a ragged last chunk
+    inputs = cls.example_inputs(batch, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        chunked = served(inputs)
+        whole, _ = served._forward(inputs)
+        rows = [served._forward({k: v[i:i + 1] for k, v in inputs.items()})[0]
+                for i in (0, served.CHUNK_ROWS, batch - 1)]  # a row alone, in each chunk
+    assert chunked.keys() == whole.keys()
+    for name, value in chunked.items():
+        assert value.shape == whole[name].shape == (batch, 1)
+        torch.testing.assert_close(value, whole[name], rtol=1e-5, atol=1e-6)
+        for row, index in zip(rows, (0, served.CHUNK_ROWS, batch - 1), strict=True):
+            torch.testing.assert_close(value[index:index + 1], row[name], rtol=1e-5, atol=1e-6)
+
+
+def test_a_bad_id_in_a_later_chunk_is_still_rejected(can):
+    cls, served = can
+    batch = 3 * served.CHUNK_ROWS
+    inputs = cls.example_inputs(batch, torch.Generator().manual_seed(4))
+    inputs["item_id"] = inputs["item_id"].clone()
+    inputs["item_id"][-1] = 5000  # vocab 5000: out of range, in the last chunk only
+    with pytest.raises(ValueError, match="item_id"):
+        served(inputs)
+
+
+def test_export_sees_one_unchunked_batch(can):
+    cls, served = can
+    from dwc.backends.export import InferenceModel, export_program
+
+    served.validate_inputs = False
+    try:
+        im = InferenceModel(served, cls, list(cls.INPUTS), list(cls.OUTPUTS), "test")
+        program = export_program(im, 8192)
+    finally:
+        served.validate_inputs = True
+    batch = 2 * served.CHUNK_ROWS + 5
+    inputs = cls.example_inputs(batch, torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        exported = program.module()(*(inputs[n] for n in cls.INPUTS))[0]
+        expected = served(inputs)["ctr"]
+    # the batch stayed symbolic (no guard on the chunking's row test), so the program runs a
+    # batch the chunked forward would have split, and agrees with it
+    torch.testing.assert_close(exported, expected, rtol=1e-5, atol=1e-5)
