@@ -195,7 +195,6 @@ def batch_grouping(graph: Graph) -> BatchGrouping | None:
     return BatchGrouping(key, needed, max(op.cell_weights().gathered for op in keyed))
 
 
-
 CHUNK_MIN_FLOATS = 2048
 """Per-sample floats (all the ops' activations, generated weights included) from which the
 inference forward runs large batches in chunks (`chunk_rows`)."""
@@ -214,7 +213,8 @@ def chunk_rows(graph: Graph) -> int | None:
     condition reads a user id (1,792 generated floats per sample) and 1.7x on CAN; forms that
     group the batch by cell (`batch_grouping`) measured slower chunked (each chunk groups
     again), and so do light forms, whose per-call overhead dominates. The rows: the largest
-    power of two (from 256) whose chunk materialises at most `CHUNK_BUDGET_FLOATS`.
+    power of two whose chunk materialises at most `CHUNK_BUDGET_FLOATS`, and never fewer than
+    256 (below that, the calls' own overhead grows).
     """
     per_sample = total(graph).activation_floats_per_sample
     if per_sample < CHUNK_MIN_FLOATS or batch_grouping(graph) is not None:

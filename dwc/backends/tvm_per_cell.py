@@ -24,6 +24,7 @@ activation fuse into its write-back like any matmul epilogue.
 from __future__ import annotations
 
 import tvm
+import tvm_ffi
 from tvm import s_tir, tirx
 from tvm.ir import IRModule
 from tvm.s_tir.schedule import ScheduleError
@@ -48,12 +49,11 @@ _OUT_EWISE_FUSABLE = 4
 layer's bias and activation), as it does for matmul."""
 
 
-def per_cell_matmul(x, weight, cell, cells: int, width: int):
-    """TE: y[b, j] = sum_k x[b, k] * weight[k, cell[b] * width + j] (weight K x cells*width)."""
+def per_cell_matmul(x, weight, cell, width: int):
+    """TE: y[b, j] = sum_k x[b, k] * weight[k, cell[b] * width + j] (weight: K x cells*width)."""
     from tvm import te
 
     k = te.reduce_axis((0, x.shape[1]), name="k")
-    del cells  # the weight's shape carries it; kept in the signature for the reader
     return te.compute(
         (x.shape[0], width),
         lambda b, j: te.sum(x[b, k] * weight[k, cell[b].astype("int64") * width + j], axis=k),
@@ -77,6 +77,12 @@ def _int_constant(expr) -> int | None:
     return None
 
 
+def _every_row(arange, rows) -> bool:
+    """Whether `arange` is arange(0, rows, 1): one index per row of x, in order."""
+    start, end, step = arange.args
+    return _static(start) == 0 and _static(step) == 1 and tvm_ffi.structural_equal(end, rows)
+
+
 @tvm.transform.module_pass(opt_level=0, name="DwcPerCellMatmuls")
 def per_cell_matmuls(mod: IRModule, _ctx: tvm.transform.PassContext) -> IRModule:
     """Every side-by-side per-cell matmul + gather (see the module docstring) in the Relax
@@ -91,8 +97,14 @@ def per_cell_matmuls(mod: IRModule, _ctx: tvm.transform.PassContext) -> IRModule
             return self.lookup_binding(expr) if isinstance(expr, relax.Var) else None
 
         def match(self, take):
-            """(x, weight, cell, cells, width) of a side-by-side per-cell matmul's gather."""
-            if take is None or int(take.attrs.axis) != 0:
+            """(x, weight, cell, width) of a side-by-side per-cell matmul's gather, or None.
+
+            Exactly the exported form: take(reshape(matmul(x, W), [B * cells, N]),
+            arange(0, B, 1) * cells + cell, axis=0) with W float32 K x (cells * N) and one
+            cell per row of x; anything else (another index, a clipping take, a broadcast
+            cell) is not this layer."""
+            if take is None or take.attrs.axis is None or int(take.attrs.axis) != 0 \
+                    or take.attrs.mode != "fast" or take.ty.dtype != "float32":
                 return None
             reshape = _call(self.binding(take.args[0]), "relax.reshape")
             index = _call(self.binding(take.args[1]), "relax.add")
@@ -107,14 +119,17 @@ def per_cell_matmuls(mod: IRModule, _ctx: tvm.transform.PassContext) -> IRModule
                 return None
             width = _static(reshape.ty.shape[1]) if len(reshape.ty.shape) == 2 else None
             columns = _static(weight.ty.shape[1])
+            rows = x.ty.shape[0]
             for scaled, cell in (index.args, index.args[::-1]):
                 multiply = _call(self.binding(scaled), "relax.multiply")
-                if multiply is None or _call(self.binding(multiply.args[0]), "relax.arange") \
-                        is None:
+                arange = None if multiply is None else _call(self.binding(multiply.args[0]),
+                                                             "relax.arange")
+                if arange is None or not _every_row(arange, rows):
                     continue
                 cells = _int_constant(multiply.args[1])
-                if cells and width and columns == cells * width and len(cell.ty.shape) == 1:
-                    return x, weight, cell, cells, width
+                if cells and width and columns == cells * width and len(cell.ty.shape) == 1 \
+                        and tvm_ffi.structural_equal(cell.ty.shape[0], rows):
+                    return x, weight, cell, width
             return None
 
         def visit_call_(self, call):
@@ -122,8 +137,8 @@ def per_cell_matmuls(mod: IRModule, _ctx: tvm.transform.PassContext) -> IRModule
             found = self.match(_call(call, "relax.take"))
             if found is None:
                 return call
-            x, weight, cell, cells, width = found
-            return self.builder_.call_te(per_cell_matmul, x, weight, cell, cells, width,
+            x, weight, cell, width = found
+            return self.builder_.call_te(per_cell_matmul, x, weight, cell, width,
                                          primfunc_name_hint=KERNEL)
 
     rewriter = Rewriter(mod)
@@ -162,8 +177,9 @@ class PerCellMatmul(CpuRule):
         n = _static(sch.get(main).iter_vars[1].dom.extent)
         if n is None:
             return None
-        # everything that does not read the kernel's output (its input's producers, the bias
-        # gather) is inlined into its consumers; the rest is the epilogue
+        # every block that can be is inlined into its consumers (the input's producers, the
+        # bias gather, the epilogue's intermediate steps); what is left after the kernel is
+        # applied on its write-back
         for block in reversed(blocks):
             if not sch.get(block).same_as(sch.get(main)):
                 try:

@@ -190,10 +190,16 @@ class DenseMatmul(CpuRule):
         if padded:  # rows padded to whole tiles: no row guard inside the reduction loop
             pads = [1] * len(stmt.iter_vars)
             pads[-3] = mr
-            sch.pad_einsum(main, pads)
-            keep = list(sch.get_producers(main))
-            main = sch.get_sblock(stmt.name_hint)
-            blocks = _root_blocks(sch)
+            before = {sch.get(b).name_hint for b in blocks}
+            try:
+                sch.pad_einsum(main, pads)
+            except ScheduleError:
+                padded = False
+            else:
+                main = sch.get_sblock(stmt.name_hint)
+                blocks = _root_blocks(sch)
+                keep = [b for b in sch.get_producers(main)
+                        if sch.get(b).name_hint not in before]  # the padded copies of A
         # producers: inline what can be (e.g. a concatenation feeding the matmul, or feeding
         # the padded copy of its rows)
         position = [sch.get(b).same_as(sch.get(main)) for b in blocks].index(True)
@@ -223,24 +229,23 @@ class DenseMatmul(CpuRule):
         if padded:  # the tile's real rows leave the padded result right after the tile
             unpad = sch.get_consumers(local)[0]
             sch.reverse_compute_at(unpad, inner, preserve_unit_loops=True)
-            for pad in keep:
-                _parallel_rows(sch, list(sch.get_loops(pad)), lanes, parallel)
+            for pad in keep:  # each tile copies its rows (a tile-sized buffer, in cache)
+                sch.compute_at(pad, inner, preserve_unit_loops=True)
         skip = [main, local, *keep] + ([unpad] if unpad is not None else [])
-        epilogue = [b for b in _root_blocks(sch) + ([unpad] if unpad is not None else [])
+        epilogue = [b for b in _root_blocks(sch)
                     if not any(sch.get(b).same_as(sch.get(x)) for x in skip)
                     and "R" not in _iter_kinds(sch, b)]
         self._fuse_epilogue(sch, epilogue, lanes, parallel)
-        if unpad is not None:
-            copy = sch.get_loops(unpad)[-2:]
-            if nr > 1:
-                sch.vectorize(copy[1])
+        vector = nr > 1 and (nr % lanes == 0 or nr <= lanes)  # whole registers, or one
+        if unpad is not None and vector:
+            sch.vectorize(sch.get_loops(unpad)[-1])
         store = sch.get_loops(local)[-2:]
         sch.unroll(store[0])
-        if nr > 1:
+        if vector:
             sch.vectorize(store[1])
         if not transposed_b:
             sch.unroll(ii)
-            if nr > 1:
+            if vector:
                 sch.vectorize(ji)
         _parallel(sch, [b_loop, outer, inner] if b_loop is not None else [outer, inner],
                   parallel)
@@ -276,10 +281,11 @@ class DenseMatmul(CpuRule):
         """(rows MR, columns NR) of the register tile: NR a divisor of N made of whole vectors
         where possible, MR so that the accumulators fill about 24 vector registers.
 
-        Otherwise NR is at most one vector: LLVM splits a wider vector that is not a multiple of
-        the register width into pieces and a scalar tail per row, and an 8 x 50 tile (CAN's
-        steps) ran 9x slower than 8 x 10. Only when N has no divisor of a few lanes (a prime)
-        is the row one vector of N columns, one row per tile."""
+        Otherwise NR is at most one vector (`vector_width`): LLVM splits a wider vector that is
+        not a multiple of the register width into pieces and a scalar tail per row, and an
+        8 x 50 tile (CAN's steps) ran 9x slower than 8 x 10. When N has no divisor from 4 up
+        to the register width (34, 53), a tile is one row of all N columns, left to LLVM to
+        vectorise."""
         if n % lanes == 0:
             vectors = next(v for v in (4, 3, 2, 1) if (n // lanes) % v == 0)
             return {4: 6, 3: 8, 2: 8, 1: 8}[vectors], vectors * lanes

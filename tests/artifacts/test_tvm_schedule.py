@@ -127,13 +127,14 @@ _SIDE_BY_SIDE = """
 @I.ir_module
 class Module:
     @R.function
-    def main(x: R.Tensor(("n", 6), "float32"), cell: R.Tensor(("n",), "int64"),
+    def main(x: R.Tensor(("n", 6), "float32"), cell: R.Tensor((CELLS,), "int64"),
              w: R.Tensor((6, 12), "float32")):
         n = T.int64()
         with R.dataflow():
             every = R.matmul(x, w)
-            rows = R.arange(R.prim_value(0), R.prim_value(n), R.prim_value(1), dtype="int64")
-            picked = R.add(R.multiply(rows, R.const(INDEX_SCALE, "int64")), cell)
+            rows = R.arange(R.prim_value(START), R.prim_value(n + START), R.prim_value(1),
+                            dtype="int64")
+            picked = R.add(R.multiply(rows, R.const(SCALE, "int64")), cell)
             slices = R.reshape(every, R.shape([n * 3, 4]))
             out = R.take(slices, picked, axis=0)
             R.output(out)
@@ -141,12 +142,15 @@ class Module:
 """
 
 
-def _side_by_side(scale: int):
-    return tvm.script.from_source(_SIDE_BY_SIDE.replace("INDEX_SCALE", str(scale)))
+def _side_by_side(scale: int = 3, start: int = 0, cells: str = '"n"'):
+    """x (n x 6) times 3 cells' 6 x 4 weights side by side, each row's slice gathered; the
+    variants change the index's scale, its arange's start, or broadcast one cell to every row."""
+    text = _SIDE_BY_SIDE.replace("SCALE", str(scale)).replace("START", str(start))
+    return tvm.script.from_source(text.replace("CELLS", cells))
 
 
 def test_the_per_cell_rewrite_computes_each_rows_slice():
-    mod = _side_by_side(3)  # 3 cells of 4 columns side by side
+    mod = _side_by_side()  # 3 cells of 4 columns side by side
     rewritten = tvm_per_cell.per_cell_matmuls(mod)
     assert tvm_per_cell.KERNEL in [gv.name_hint for gv in rewritten.get_global_vars()]
     assert "R.matmul" not in rewritten["main"].script()  # the side-by-side product is gone
@@ -160,11 +164,15 @@ def test_the_per_cell_rewrite_computes_each_rows_slice():
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_a_gather_that_is_not_a_per_cell_slice_is_left_alone():
-    mod = _side_by_side(2)  # arange * 2: not the 3 cells the weight holds
-    assert "R.matmul" in tvm_per_cell.per_cell_matmuls(mod)["main"].script()
-    assert tvm_per_cell.KERNEL not in [gv.name_hint for gv in
-                                       tvm_per_cell.per_cell_matmuls(mod).get_global_vars()]
+@pytest.mark.parametrize("variant", [
+    {"scale": 2},  # arange * 2: not the 3 cells the weight holds
+    {"start": 1},  # rows shifted by one: not each row's own slice
+    {"cells": "1"},  # one cell broadcast to every row: cell[b] would read past it
+])
+def test_a_gather_that_is_not_a_per_cell_slice_is_left_alone(variant):
+    rewritten = tvm_per_cell.per_cell_matmuls(_side_by_side(**variant))
+    assert "R.matmul" in rewritten["main"].script()
+    assert tvm_per_cell.KERNEL not in [gv.name_hint for gv in rewritten.get_global_vars()]
 
 
 def test_transcendentals_take_their_vectorisable_forms():

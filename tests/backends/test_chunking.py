@@ -4,6 +4,8 @@ forms and forms that group the batch by cell never chunk; tracing and export see
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -47,10 +49,12 @@ def can():
     return cls, served
 
 
-def test_a_chunked_batch_computes_what_the_whole_batch_does(can):
+@pytest.mark.parametrize("tail", [37, 1])  # a ragged last chunk, a last chunk of one row
+def test_a_chunked_batch_computes_what_the_whole_batch_does(can, tail):
     cls, served = can
-    batch = 2 * served.CHUNK_ROWS + 37  # chunked, with a ragged last chunk
+    batch = 2 * served.CHUNK_ROWS + tail
     inputs = cls.example_inputs(batch, torch.Generator().manual_seed(3))
+    inputs["request_id"] = "r-17"  # a key the model does not read passes through unsliced
     with torch.no_grad():
         chunked = served(inputs)
         whole, _ = served._forward(inputs)
@@ -64,14 +68,36 @@ def test_a_chunked_batch_computes_what_the_whole_batch_does(can):
             torch.testing.assert_close(value[index:index + 1], row[name], rtol=1e-5, atol=1e-6)
 
 
-def test_a_bad_id_in_a_later_chunk_is_still_rejected(can):
+def test_bad_inputs_are_rejected_before_any_chunk_runs(can, monkeypatch):
     cls, served = can
     batch = 3 * served.CHUNK_ROWS
+    calls = []
+    original = served._forward
+    monkeypatch.setattr(served, "_forward", lambda *a, **k: calls.append(1) or original(*a, **k))
     inputs = cls.example_inputs(batch, torch.Generator().manual_seed(4))
     inputs["item_id"] = inputs["item_id"].clone()
     inputs["item_id"][-1] = 5000  # vocab 5000: out of range, in the last chunk only
     with pytest.raises(ValueError, match="item_id"):
         served(inputs)
+    inputs = cls.example_inputs(batch, torch.Generator().manual_seed(4))
+    inputs["category"] = inputs["category"][:-1]  # one row short
+    with pytest.raises(ValueError, match=r"'category' has 1535 rows, the inputs before it 1536"):
+        served(inputs)
+    inputs["category"] = inputs["category"].tolist()
+    with pytest.raises(ValueError, match="'category' must be a tensor, got list"):
+        served(inputs)
+    assert not calls  # nothing ran
+
+
+def test_training_mode_runs_the_whole_batch(can):
+    cls, served = can
+    inputs = cls.example_inputs(2 * served.CHUNK_ROWS + 9, torch.Generator().manual_seed(6))
+    first, second = copy.deepcopy(served).train(), copy.deepcopy(served).train()
+    with torch.no_grad():  # the batch norm normalises with the whole batch's statistics
+        got = first(inputs)["ctr"]
+        whole = second._forward(inputs)[0]["ctr"]
+    torch.testing.assert_close(got, whole, rtol=0, atol=0)
+    torch.testing.assert_close(first.state_dict(), second.state_dict(), rtol=0, atol=0)
 
 
 def test_export_sees_one_unchunked_batch(can):

@@ -59,16 +59,25 @@ class CanBase(nn.Module):
 
     def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
         """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
+        rows = None
         for name, (dtype, shape) in self.INPUTS.items():
             if name not in inputs:
                 raise ValueError(f"missing input {name!r}")
             value = inputs[name]
+            if not isinstance(value, torch.Tensor):
+                raise ValueError(f"input {name!r} must be a tensor, got {type(value).__name__}")
             if value.dtype != dtype:
                 raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if tuple(value.shape[1:]) != shape:
+            if value.dim() != len(shape) + 1 or tuple(value.shape[1:]) != shape:
                 raise ValueError(
                     f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
                     f"got {list(value.shape)}"
+                )
+            if rows is None:
+                rows = value.shape[0]
+            elif value.shape[0] != rows:
+                raise ValueError(
+                    f"input {name!r} has {value.shape[0]} rows, the inputs before it {rows}"
                 )
         self._check_ranges(inputs)
 
@@ -334,10 +343,11 @@ class CanInference(CanBase):
     """
 
     CHUNK_ROWS = 512
-    """A batch of more than twice this many rows runs in chunks of this many. This form
-    materialises about 8,248 floats per sample, which for a whole large
-    batch would leave the cache (and, past 32 MiB, be fresh pages on every call); no sample's
-    outputs depend on the rest of its batch, so the chunks' outputs are concatenated."""
+    """In eval mode a batch of more than twice this many rows runs in chunks of this many.
+    This form materialises about 8,248 floats per sample, which for a whole
+    large batch would leave the cache (and, past 32 MiB, be fresh pages on every call); in eval
+    mode no sample's outputs depend on the rest of its batch, so the chunks' outputs are
+    concatenated."""
 
     def __init__(self, validate_inputs: bool = True) -> None:
         super().__init__()
@@ -378,27 +388,28 @@ class CanInference(CanBase):
         self.ctr = nn.Linear(80, 1)
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run the model (in chunks of CHUNK_ROWS rows for a large batch); returns one tensor per
-        output (see the class docstring)."""
+        """Run the model (in chunks of CHUNK_ROWS rows for a large batch in eval mode); returns
+        one tensor per output (see the class docstring)."""
+        if torch.compiler.is_compiling() or torch.jit.is_tracing() or self.training:
+            return self._forward(inputs)[0]  # traced: one batch; training: whole-batch norms
+        if self.validate_inputs:
+            self.check_inputs(inputs)  # once, for the whole batch
         first = inputs.get(next(iter(self.INPUTS)))
-        if (
-            torch.compiler.is_compiling()
-            or torch.jit.is_tracing()
-            or first is None
-            or first.shape[0] <= 2 * self.CHUNK_ROWS
-        ):
-            return self._forward(inputs)[0]
+        if not isinstance(first, torch.Tensor) or first.shape[0] <= 2 * self.CHUNK_ROWS:
+            return self._forward(inputs, validate=False)[0]
         step = self.CHUNK_ROWS
         parts = [
-            self._forward({name: value[start : start + step] for name, value in inputs.items()})
+            self._forward(
+                {name: inputs[name][start : start + step] for name in self.INPUTS}, validate=False
+            )[0]
             for start in range(0, first.shape[0], step)
         ]
-        return {name: torch.cat([part[0][name] for part in parts]) for name in self.OUTPUTS}
+        return {name: torch.cat([part[name] for part in parts]) for name in self.OUTPUTS}
 
     def _forward(
-        self, inputs: dict[str, torch.Tensor]
+        self, inputs: dict[str, torch.Tensor], validate: bool = True
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        if self.validate_inputs and not torch.compiler.is_compiling():
+        if validate and self.validate_inputs and not torch.compiler.is_compiling():
             self.check_inputs(inputs)
         # line 7: item_id
         item_id_ids = inputs["item_id"]

@@ -59,16 +59,25 @@ class SenetCtrBase(nn.Module):
 
     def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
         """Raise ValueError naming the feature if an input is missing, mistyped or out of range."""
+        rows = None
         for name, (dtype, shape) in self.INPUTS.items():
             if name not in inputs:
                 raise ValueError(f"missing input {name!r}")
             value = inputs[name]
+            if not isinstance(value, torch.Tensor):
+                raise ValueError(f"input {name!r} must be a tensor, got {type(value).__name__}")
             if value.dtype != dtype:
                 raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if tuple(value.shape[1:]) != shape:
+            if value.dim() != len(shape) + 1 or tuple(value.shape[1:]) != shape:
                 raise ValueError(
                     f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
                     f"got {list(value.shape)}"
+                )
+            if rows is None:
+                rows = value.shape[0]
+            elif value.shape[0] != rows:
+                raise ValueError(
+                    f"input {name!r} has {value.shape[0]} rows, the inputs before it {rows}"
                 )
         self._check_ranges(inputs)
 
