@@ -38,6 +38,7 @@ from dwc.backends.tvm_schedule import (
     _parallel_rows,
     _root_blocks,
     _static,
+    _vector_registers,
     vector_lanes,
 )
 
@@ -203,8 +204,8 @@ class PerCellMatmul(CpuRule):
                     _parallel_rows(sch, list(sch.get_loops(rest)), lanes, parallel)
                 break
         if nr > 1 and (nr % lanes == 0 or nr <= lanes):
-            sch.vectorize(ji)
-            sch.vectorize(sch.get_loops(local)[-1])
+            _vector_registers(sch, ji, lanes)
+            _vector_registers(sch, sch.get_loops(local)[-1], lanes)
         _parallel(sch, [b], parallel)
         sch.decompose_reduction(main, k)
         return sch

@@ -116,6 +116,18 @@ def vector_width(extent: int, lanes: int) -> int:
     return width if width >= min(4, lanes) else 1
 
 
+def _vector_registers(sch: s_tir.Schedule, loop, lanes: int) -> None:
+    """Vectorises a static loop of whole registers (or of at most one) one register at a time:
+    a loop of several registers is split, the registers unrolled. LLVM handles a vector of
+    3 x 16 floats badly (not a power of two: HMoE's 48-wide layer ran 17x slower than the
+    same tile as three 16-float vectors)."""
+    extent = _static(sch.get(loop).extent)
+    if extent > lanes:
+        registers, loop = sch.split(loop, [None, lanes])
+        sch.unroll(registers)
+    sch.vectorize(loop)
+
+
 def _vectorize_inner(sch: s_tir.Schedule, inner, lanes: int) -> list:
     """Vectorises the static loop `inner` by `vector_width`; returns the loops split off
     outside the vectorised part ([] or one)."""
@@ -162,9 +174,6 @@ class DenseMatmul(CpuRule):
     function may hold spatial blocks before it (inlined into it, or left where they are when
     that is impossible) and after it (applied on write-back)."""
 
-    panels_outer = True
-    pad_rows = True
-
     def schedule(self, func: tirx.PrimFunc, target: Target, parallel: bool):
         sch = s_tir.Schedule(func)
         blocks = _root_blocks(sch)
@@ -181,25 +190,40 @@ class DenseMatmul(CpuRule):
         n = _static(stmt.iter_vars[-2].dom.extent)
         if n is None:
             return None
-        mr, nr = self._tile(n, lanes)
         rows = _static(stmt.iter_vars[-3].dom.extent)
+        # Over the symbolic batch the rows are padded to whole tiles, so that no row guard sits
+        # inside the reduction loop (with one, LLVM keeps the accumulators in memory), and a
+        # layer's columns, when they are not whole registers, to whole registers (its weights
+        # copied into the padded width on every call: a few hundred KiB at most).
+        pad_rows = not transposed_b and rows is None
+        pad_columns = pad_rows and not batched and n > lanes and n % lanes != 0 and (
+            vector_width(n, lanes) < lanes // 2 or self._padded_width(n, lanes) * 8 <= n * 9)
+        mr, nr = self._tile(self._padded_width(n, lanes) if pad_columns else n, lanes)
         if rows is not None:  # a static row count (per-sample products): tiles that divide it
             mr = next(d for d in range(min(mr, rows), 0, -1) if rows % d == 0)
-        padded = self.pad_rows and not transposed_b and mr > 1 and rows is None
-        keep = []
-        if padded:  # rows padded to whole tiles: no row guard inside the reduction loop
+        padded = pad_rows and (mr > 1 or pad_columns)
+        row_copies, column_copies = [], []
+        if padded:
             pads = [1] * len(stmt.iter_vars)
             pads[-3] = mr
+            if pad_columns:
+                pads[-2] = nr
+            a_buffer = stmt.reads[0].source
             before = {sch.get(b).name_hint for b in blocks}
             try:
                 sch.pad_einsum(main, pads)
             except ScheduleError:
                 padded = False
+                mr, nr = self._tile(n, lanes)
             else:
                 main = sch.get_sblock(stmt.name_hint)
                 blocks = _root_blocks(sch)
-                keep = [b for b in sch.get_producers(main)
-                        if sch.get(b).name_hint not in before]  # the padded copies of A
+                for block in sch.get_producers(main):
+                    if sch.get(block).name_hint in before:
+                        continue
+                    copies_a = sch.get(block).reads[0].source.same_as(a_buffer)
+                    (row_copies if copies_a else column_copies).append(block)
+        keep = row_copies + column_copies
         # producers: inline what can be (e.g. a concatenation feeding the matmul, or feeding
         # the padded copy of its rows)
         position = [sch.get(b).same_as(sch.get(main)) for b in blocks].index(True)
@@ -220,8 +244,11 @@ class DenseMatmul(CpuRule):
         if transposed_b:  # B[j, k]: the register tile is one column block, k innermost
             outer, inner = io, jo
             sch.reorder(io, jo, ii, ji, k)
+        elif padded:  # row tiles outside: a tile's rows are copied once for every panel
+            outer, inner = io, jo
+            sch.reorder(io, jo, k, ii, ji)
         else:
-            outer, inner = (jo, io) if self.panels_outer else (io, jo)
+            outer, inner = jo, io  # a panel of B stays in L1 while the row tiles pass
             sch.reorder(outer, inner, k, ii, ji)
         local = sch.cache_write(main, 0, "local")
         sch.reverse_compute_at(local, inner, preserve_unit_loops=True)
@@ -229,8 +256,10 @@ class DenseMatmul(CpuRule):
         if padded:  # the tile's real rows leave the padded result right after the tile
             unpad = sch.get_consumers(local)[0]
             sch.reverse_compute_at(unpad, inner, preserve_unit_loops=True)
-            for pad in keep:  # each tile copies its rows (a tile-sized buffer, in cache)
-                sch.compute_at(pad, inner, preserve_unit_loops=True)
+            for pad in row_copies:  # each row tile copies its rows (a tile-sized buffer)
+                sch.compute_at(pad, io, preserve_unit_loops=True)
+            for pad in column_copies:  # the weights, once per call
+                _parallel_rows(sch, list(sch.get_loops(pad)), lanes, False)
         skip = [main, local, *keep] + ([unpad] if unpad is not None else [])
         epilogue = [b for b in _root_blocks(sch)
                     if not any(sch.get(b).same_as(sch.get(x)) for x in skip)
@@ -238,16 +267,17 @@ class DenseMatmul(CpuRule):
         self._fuse_epilogue(sch, epilogue, lanes, parallel)
         vector = nr > 1 and (nr % lanes == 0 or nr <= lanes)  # whole registers, or one
         if unpad is not None and vector:
-            sch.vectorize(sch.get_loops(unpad)[-1])
+            _vector_registers(sch, sch.get_loops(unpad)[-1], lanes)
         store = sch.get_loops(local)[-2:]
         sch.unroll(store[0])
         if vector:
-            sch.vectorize(store[1])
+            _vector_registers(sch, store[1], lanes)
         if not transposed_b:
             sch.unroll(ii)
             if vector:
-                sch.vectorize(ji)
-        _parallel(sch, [b_loop, outer, inner] if b_loop is not None else [outer, inner],
+                _vector_registers(sch, ji, lanes)
+        tiles = [outer] if padded else [outer, inner]  # (a padded tile's copy sits between)
+        _parallel(sch, [b_loop, *tiles] if b_loop is not None else tiles,
                   parallel)
         sch.decompose_reduction(main, k if not transposed_b else ii)
         return sch
@@ -275,6 +305,20 @@ class DenseMatmul(CpuRule):
         if same(b_idx, [*b, j, k]) or (batched and same(b_idx, [j, k])):
             return batched, True
         return None
+
+    @staticmethod
+    def _padded_width(n: int, lanes: int) -> int:
+        """The width a layer of n columns (not whole registers) is padded to: whole tiles of 4,
+        3, 2 or 1 registers, whichever costs least counting a tile's efficiency (measured:
+        CAN's 200 columns ran 1.4x faster padded to 240 = 5 x 48 than to 208 = 13 x 16).
+
+        `schedule` pads only when that costs at most 1/8 more columns (PEPNet's 242 -> 256: 2.2x
+        faster than tiles of 11 columns), or when n has no divisor of half a register or more
+        to tile by (97 -> 128); CAN's 200 columns run as tiles of 10 (8 x 10 beat 240)."""
+        efficiency = {4: 1.0, 3: 0.95, 2: 0.8, 1: 0.5}
+        return min((-(-n // (v * lanes)) * v * lanes for v in efficiency),
+                   key=lambda width: width / efficiency[next(v for v in (4, 3, 2, 1)
+                                                           if width % (v * lanes) == 0)])
 
     @staticmethod
     def _tile(n: int, lanes: int) -> tuple[int, int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -250,6 +251,53 @@ def main(a: T.Buffer((T.int64(64), T.int64(57)), "float32"),
             vi, vj = T.axis.remap("SS", [i, j])
             out[vi, vj] = T.max(mm[vi, vj] + bias[vj], T.float32(0))
 """
+
+
+_SYMBOLIC_DENSE = """
+@T.prim_func(s_tir=True)
+def main(a_h: T.handle, w: T.Buffer((T.int64(K), T.int64(N)), "float32"),
+         bias: T.Buffer((T.int64(N),), "float32"), o_h: T.handle):
+    m = T.int64()
+    a = T.match_buffer(a_h, (m, T.int64(K)), "float32")
+    out = T.match_buffer(o_h, (m, T.int64(N)), "float32")
+    mm = T.sblock_alloc_buffer((m, T.int64(N)))
+    for i, j, k in T.grid(m, T.int64(N), T.int64(K)):
+        with T.sblock("matmul"):
+            vi, vj, vk = T.axis.remap("SSR", [i, j, k])
+            with T.init():
+                mm[vi, vj] = T.float32(0)
+            mm[vi, vj] = mm[vi, vj] + a[vi, vk] * w[vk, vj]
+    for i, j in T.grid(m, T.int64(N)):
+        with T.sblock("relu"):
+            vi, vj = T.axis.remap("SS", [i, j])
+            out[vi, vj] = T.max(mm[vi, vj] + bias[vj], T.float32(0))
+"""
+
+
+@pytest.mark.parametrize(("k", "n"), [(44, 48), (97, 242), (57, 128)])
+def test_a_dense_layer_over_the_batch_is_padded_to_whole_tiles(k, n):
+    """HMoE's 48 columns (three registers), PEPNet's 242 (padded to 256), a plain 128."""
+    func = tvm.script.from_source(_SYMBOLIC_DENSE.replace("K", str(k)).replace("N", str(n)))
+    target = tvm.target.Target({"kind": "llvm", "mcpu": "sapphirerapids"})  # 16-float vectors
+    scheduled = tvm_schedule.DenseMatmul().schedule(func, target, True).mod["main"]
+    text = scheduled.script()
+    assert "_pad" in text  # rows padded to whole tiles (and columns, for 242)
+    assert ("T.int64(256)" in text) == (n == 242)
+    vectors = [int(w) for w in re.findall(r"T\.vectorized\(T\.int64\((\d+)\)\)", text)]
+    assert vectors and max(vectors) <= 16  # one register at a time
+    if tvm.target.codegen.llvm_get_system_cpu() not in ("sapphirerapids", "emeraldrapids",
+                                                        "graniterapids"):
+        target = _target()  # run what this machine can: the same rule for its own vectors
+        scheduled = tvm_schedule.DenseMatmul().schedule(func, target, True).mod["main"]
+    built = tvm.compile(tvm.IRModule({"main": scheduled.with_attr("global_symbol", "main")}),
+                        target=target)["main"]
+    rng = np.random.default_rng(0)
+    for rows in (1, 37):  # a single row, and a last tile only partly filled
+        a, w, bias = (rng.standard_normal(s).astype("float32") for s in ((rows, k), (k, n), (n,)))
+        out = tvm.runtime.empty((rows, n), "float32", tvm.cpu())
+        built(*(tvm.runtime.tensor(v) for v in (a, w, bias)), out)
+        np.testing.assert_allclose(out.numpy(), np.maximum(a @ w + bias, 0), rtol=1e-5,
+                                   atol=1e-5)
 
 
 def test_runtime_outputs_are_not_overwritten_by_the_next_call(tmp_path):
