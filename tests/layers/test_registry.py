@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 
 import pytest
@@ -81,6 +82,24 @@ def test_a_helper_module_is_real_python_and_inlines_without_its_imports():
     code, needs = helper_source("dwc.layers.lhuc.runtime")
     assert code.startswith("class _DwcLhuc(nn.Module):") and "import" not in code
     assert needs == ()
+
+
+def test_lhuc_gates_the_table_or_the_gathered_rows_alike():
+    from dwc.layers.lhuc.runtime import _DwcLhuc
+
+    torch.manual_seed(0)
+    table_first = _DwcLhuc(conditions=24, width=8)
+    with torch.no_grad():
+        table_first.scale.normal_()
+    gather_first = copy.deepcopy(table_first)
+    gather_first.TABLE_FIRST = 0  # as for a large table (an id feature)
+    x, ids = torch.randn(37, 8), torch.randint(0, 24, (37,))
+    a, b = table_first(x, ids), gather_first(x, ids)
+    assert torch.equal(a, b)  # the same elementwise sigmoid of the same values
+    a.square().sum().backward()
+    b.square().sum().backward()
+    torch.testing.assert_close(table_first.scale.grad, gather_first.scale.grad, rtol=1e-6,
+                               atol=1e-7)
 
 
 @pytest.mark.parametrize("module", ["dwc.layers.lhuc", "dwc.layers", "dwc.ir.ops", "dwc.sema.params",
