@@ -78,6 +78,12 @@ def _int_constant(expr) -> int | None:
     return None
 
 
+def _known_2d(expr) -> bool:
+    """Whether the tensor's shape is known and two-dimensional."""
+    shape = getattr(expr.ty, "shape", None)
+    return shape is not None and len(shape) == 2
+
+
 def _every_row(arange, rows) -> bool:
     """Whether `arange` is arange(0, rows, 1): one index per row of x, in order."""
     start, end, step = arange.args
@@ -115,10 +121,10 @@ def per_cell_matmuls(mod: IRModule, _ctx: tvm.transform.PassContext) -> IRModule
             if matmul is None:
                 return None
             x, weight = matmul.args
-            if len(x.ty.shape) != 2 or len(weight.ty.shape) != 2 or x.ty.dtype != "float32" \
+            if not all(_known_2d(t) for t in (x, weight, reshape)) or x.ty.dtype != "float32" \
                     or weight.ty.dtype != "float32":
                 return None
-            width = _static(reshape.ty.shape[1]) if len(reshape.ty.shape) == 2 else None
+            width = _static(reshape.ty.shape[1])
             columns = _static(weight.ty.shape[1])
             rows = x.ty.shape[0]
             for scaled, cell in (index.args, index.args[::-1]):
@@ -128,8 +134,9 @@ def per_cell_matmuls(mod: IRModule, _ctx: tvm.transform.PassContext) -> IRModule
                 if arange is None or not _every_row(arange, rows):
                     continue
                 cells = _int_constant(multiply.args[1])
-                if cells and width and columns == cells * width and len(cell.ty.shape) == 1 \
-                        and tvm_ffi.structural_equal(cell.ty.shape[0], rows):
+                shape = getattr(cell.ty, "shape", None)
+                if cells and width and columns == cells * width and shape is not None \
+                        and len(shape) == 1 and tvm_ffi.structural_equal(shape[0], rows):
                     return x, weight, cell, width
             return None
 
