@@ -209,8 +209,8 @@ def chunk_rows(graph: Graph) -> int | None:
     A form that materialises thousands of floats per sample (APG's per-sample generated cores,
     CAN's per-step micro-MLP activations) writes hundreds of MiB for a batch of 8192: every
     intermediate leaves the cache and, past glibc's 32 MiB mmap threshold, is fresh pages on
-    every call. Chunks of 512-2,048 rows measured 2.4x faster at B = 8192 on an APG whose
-    condition reads a user id (1,792 generated floats per sample) and 1.7x on CAN; forms that
+    every call. Chunks measured 2.0x faster at B = 8192 on an APG whose condition reads a user
+    id (1,792 generated floats per sample, 2,048 rows) and 1.3x on CAN (512 rows); forms that
     group the batch by cell (`batch_grouping`) measured slower chunked (each chunk groups
     again), and so do light forms, whose per-call overhead dominates. The rows: the largest
     power of two whose chunk materialises at most `CHUNK_BUDGET_FLOATS`, and never fewer than

@@ -35,7 +35,6 @@ from dwc.backends.tvm_schedule import (
     DenseMatmul,
     _iter_kinds,
     _parallel,
-    _parallel_rows,
     _root_blocks,
     _static,
     _vector_registers,
@@ -203,13 +202,7 @@ class PerCellMatmul(CpuRule):
         sch.reverse_compute_at(local, jo, preserve_unit_loops=True)
         epilogue = [blk for blk in _root_blocks(sch) if not sch.get(blk).same_as(sch.get(main))
                     and not sch.get(blk).same_as(sch.get(local))]
-        for position, block in enumerate(epilogue):
-            try:
-                sch.reverse_compute_inline(block)
-            except ScheduleError:
-                for rest in epilogue[position:]:
-                    _parallel_rows(sch, list(sch.get_loops(rest)), lanes, parallel)
-                break
+        DenseMatmul._fuse_epilogue(sch, epilogue, lanes, parallel)
         if nr > 1 and (nr % lanes == 0 or nr <= lanes):
             _vector_registers(sch, ji, lanes)
             _vector_registers(sch, sch.get_loops(local)[-1], lanes)
