@@ -74,15 +74,8 @@ def test_the_rules_schedule_every_kernel_of_ctr_mlp(ctr_mlp):
 
 def test_scheduled_and_unscheduled_builds_agree(ctr_mlp):
     im, mod, params = ctr_mlp
-    target = _target()
-    scheduled = relax.VirtualMachine(
-        relax.build(mod, target=target, relax_pipeline=tvm_schedule.cpu_pipeline(target)),
-        tvm.cpu())
-    plain = relax.VirtualMachine(relax.build(mod, target=target), tvm.cpu())
-    for batch in (1, 5, 37, 64):  # below and above the parallel threshold, with a tile tail
-        args = [tvm.runtime.tensor(a.numpy()) for a in example_args(im, batch)]
-        ours, theirs = scheduled["main"](*args, *params), plain["main"](*args, *params)
-        np.testing.assert_allclose(ours[0].numpy(), theirs[0].numpy(), rtol=1e-5, atol=1e-6)
+    # below and above the parallel threshold, with a tile tail
+    _agree(im, mod, params, [1, 5, 37, 64])
 
 
 def _kernels(mod) -> dict:

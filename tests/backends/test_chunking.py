@@ -5,6 +5,7 @@ forms and forms that group the batch by cell never chunk; tracing and export see
 from __future__ import annotations
 
 import copy
+import importlib.util
 
 import pytest
 import torch
@@ -12,22 +13,22 @@ import torch
 from dwc import cost
 from tests.conftest import ROOT, compile_example, compile_text
 
-# APG whose condition reads a user id: every sample generates its cores (1,792 floats)
-APG_USER = """
-model apg_user
-feature x       : numeric(width = 64)
-feature country : categorical(vocab = 16, dim = 8) scenario
-feature page    : categorical(vocab = 4, dim = 4) scenario
-feature user_id : categorical(vocab = 10_000, dim = 16)
-scenarios country * page
-condition z = concat(country, page, user_id)
-h = mlp(x, [256, 128, 64]) dynamic(by = z) apg(rank = [32, 16, 8], overparam = 4x)
-output y = sigmoid(linear(h, 1)) loss = bce
-"""
+
+def _peer_case(name: str) -> str:
+    """A spec of benchmarks/peer_cases.py (the peers benchmark's cases), read from its file."""
+    spec = importlib.util.spec_from_file_location("peer_cases", ROOT / "benchmarks" /
+                                                  "peer_cases.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)
+
+
+# the peers case whose APG condition reads a user id: every sample generates its cores
+APG_USER = _peer_case("APG_USER")
 
 
 def test_chunk_rows_follow_what_a_sample_materialises():
-    apg_user, _ = compile_text(APG_USER, "apg_user.dw")
+    apg_user, _ = compile_text(APG_USER, "apg_user_bench.dw")
     per_sample = cost.total(apg_user.inference).activation_floats_per_sample
     rows = cost.chunk_rows(apg_user.inference)
     assert per_sample > 1792  # the generated cores count
