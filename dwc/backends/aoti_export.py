@@ -5,7 +5,9 @@ library with its weights inside). It loads with torch alone:
     runner = torch._inductor.aoti_load_package("out/model.pt2")
     ctr, = runner(user_id, item_id, ...)   # inputs positionally, in manifest.json's order
 
-This is how TorchEasyRec serves; `dwc.runtime` loads it like the other artifacts. The build
+This is how TorchEasyRec serves; `dwc.runtime` loads it like the other artifacts. Per-cell
+layers are rewritten before compilation into the form Inductor fuses into one kernel each
+(dwc.backends.aoti_per_cell). The build
 needs a C++ compiler (g++); it takes ~20-60 s per model on two cores (~4x less with
 `--wrapper-opt O0`, see WRAPPER_OPT_LEVELS).
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from dwc.backends.aoti_per_cell import gather_reduce_per_cell
 from dwc.backends.export import InferenceModel, export_program, export_warnings
 
 WRAPPER_OPT_LEVELS = ("O0", "O1")
@@ -31,6 +34,7 @@ def build_aoti(im: InferenceModel, max_batch: int, wrapper_opt: str = "O1") -> b
     assert wrapper_opt in WRAPPER_OPT_LEVELS, wrapper_opt
     with export_warnings(), torch.no_grad():
         program = export_program(im, max_batch)
+        gather_reduce_per_cell(program)  # per-cell layers: one fused kernel each
         with tempfile.TemporaryDirectory() as tmp:
             path = torch._inductor.aoti_compile_and_package(
                 program, package_path=str(Path(tmp) / "model.pt2"),

@@ -198,6 +198,28 @@ class Linear(Op):
 
 
 @dataclass(frozen=True, kw_only=True)
+class NormFoldedLinear(Linear):
+    """Inference form of a linear layer and the eval-mode batch norm right before or after it
+    (fold-batch-norm): one linear layer whose weights and bias absorb the norm's scale
+    s = gamma / sqrt(running_var + eps) and shift t = beta - running_mean * s.
+
+    After the layer (`norm_first` False): y = (x W + b) s + t, so W' = W diag(s), b' = b s + t.
+    Before it: y = (x s + t) W + b, so W' = diag(s) W, b' = t W + b. `linear` and `norm` name the
+    training modules the weights are computed from; `linear_bias` whether the trained layer
+    has a bias (the folded one always has)."""
+
+    kind: ClassVar[str] = "norm_folded_linear"
+    linear: str
+    norm: str
+    norm_first: bool
+    linear_bias: bool = True
+
+    def attrs(self):
+        return {**super().attrs(), "linear": self.linear, "norm": self.norm,
+                "norm_first": self.norm_first}
+
+
+@dataclass(frozen=True, kw_only=True)
 class Activation(Op):
     kind: ClassVar[str] = "activation"
     fn: str
@@ -356,7 +378,7 @@ __all__ = [
     "Activation", "Add", "CellWeights", "Concat", "DomainLinear", "Dot", "Dropout",
     "DynamicLinear", "DynamicWeights", "FieldsType", "FusedGenerator", "Generator",
     "GeneratorPart", "Head", "IdsType", "IndexedLinear", "Input", "Linear", "Lookup", "Norm",
-    "Normalize", "Op",
+    "NormFoldedLinear", "Normalize", "Op",
     "ScenarioIndex", "ScenarioLinear", "ScenarioTable", "SeqPool", "Slice", "Slot", "StopGradient",
     "Table",
     "TableType", "ValueType", "VecType", "VerificationError", "verify_slot_layout",

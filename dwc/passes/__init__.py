@@ -11,6 +11,7 @@ import pkgutil as _pkgutil
 from dwc import layers as _layers
 from dwc.passes import (  # noqa: F401  (each module registers its pass)
     dce,
+    fold_batch_norm,
     fold_scenario_layers,
     fold_scenario_table,
     fuse_generators,

@@ -246,7 +246,7 @@ PIPELINES: dict[int, str] = {
     0: "",
     1: "decompose,dce,strip-training,dce",
     2: "decompose,dce,fuse-generators,fold-overparam,fold-scenario-table,fold-scenario-layers,"
-       "strip-training,dce",
+       "strip-training,fold-batch-norm,dce",
 }
 """Optimisation levels (after the model passes, which always run). A kind's pass that sets
 `after` is inserted into -O2 when it is registered (fold-star, fuse-gates, ...)."""

@@ -376,3 +376,37 @@ def test_model_passes_named_in_a_pipeline_string_shape_the_parameters(passes):
     model.eval()
     with torch.no_grad():
         torch.testing.assert_close(model.for_inference()(inputs)["ctr"], model(inputs)["ctr"])
+
+
+@pytest.mark.parametrize("example", ["fold_batch_norm", "adasparse", "can", "multitask"])
+def test_batch_norms_fold_into_their_linear_layers_exactly(example):
+    """fold-batch-norm: with running statistics and affine parameters far from their initial
+    values, the folded layers compute what linear + eval batch norm compute (either order)."""
+    path = (ROOT / "tests" / "passes" / "fixtures" / f"{example}.dw"
+            if example == "fold_batch_norm" else ROOT / "examples" / f"{example}.dw")
+    result, cls = compile_example(path)
+    folded_ops = [op for op in result.inference.ops if isinstance(op, ir.NormFoldedLinear)]
+    assert folded_ops
+    if example == "fold_batch_norm":  # both orders occur
+        assert {op.norm_first for op in folded_ops} == {False, True}
+    torch.manual_seed(0)
+    model = cls().eval()
+    g = torch.Generator().manual_seed(1)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm1d):
+            width = module.num_features
+            module.running_mean.copy_(torch.randn(width, generator=g))
+            module.running_var.copy_(torch.rand(width, generator=g) * 4 + 0.1)
+            module.weight.data.copy_(torch.randn(width, generator=g))
+            module.bias.data.copy_(torch.randn(width, generator=g))
+    inference = model.for_inference()
+
+    def norms(module):
+        return sum(isinstance(m, torch.nn.BatchNorm1d) for m in module.modules())
+
+    assert norms(inference) == norms(model) - len(folded_ops)  # the folded norms are gone
+    inputs = cls.example_inputs(33, torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        expected, actual = model(inputs), inference(inputs)
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], rtol=1e-5, atol=2e-5)

@@ -245,6 +245,12 @@ class Builder:
         else:
             self.fwd(op, f"self.{attr}({self.var(op.inputs[0])})")
 
+    def op_norm_folded_linear(self, op: ir.NormFoldedLinear) -> None:
+        """A linear layer with a batch norm folded in: an nn.Linear whose weights
+        for_inference() computes (inference only)."""
+        assert self.inference, op
+        self.op_linear(op)
+
     def functional_linear(self, op: ir.Op, attr: str, bias: bool) -> None:
         """`F.linear` of the op's first input with the nn.Linear `self.<attr>`'s parameters: the
         inference class's form, which skips nn.Module's call machinery (a measurable share of a

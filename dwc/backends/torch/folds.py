@@ -107,8 +107,24 @@ def _fold_fused_generator(ctx: FoldContext, op: ir.FusedGenerator) -> None:
     ctx.stack_linears(ctx.attr(op.module), [f"self.{ctx.attr(p.module)}[0]" for p in op.parts])
 
 
+def _fold_norm_linear(ctx: FoldContext, op: ir.NormFoldedLinear) -> None:
+    """The trained layer with its batch norm's eval affine map y = x s + t multiplied in."""
+    a, linear, norm = ctx.attr(op.module), ctx.attr(op.linear), ctx.attr(op.norm)
+    ctx.lines += [f"norm = self.{norm}",
+                  "scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)",
+                  "shift = norm.bias - norm.running_mean * scale"]
+    bias = f" + self.{linear}.bias" if op.linear_bias else ""
+    if op.norm_first:  # (x s + t) W + b
+        ctx.copy(f"{a}.weight", f"self.{linear}.weight * scale")
+        ctx.copy(f"{a}.bias", f"self.{linear}.weight @ shift{bias}")
+    else:  # (x W + b) s + t
+        ctx.copy(f"{a}.weight", f"self.{linear}.weight * scale.unsqueeze(1)")
+        ctx.copy(f"{a}.bias", f"self.{linear}.bias * scale + shift" if op.linear_bias
+                 else "shift")
+
+
 _FOLDS = {ir.ScenarioTable: _fold_scenario_table, ir.ScenarioLinear: _fold_scenario_linear,
-          ir.FusedGenerator: _fold_fused_generator}
+          ir.FusedGenerator: _fold_fused_generator, ir.NormFoldedLinear: _fold_norm_linear}
 """The core's folds; a fold's op type is its marker."""
 
 

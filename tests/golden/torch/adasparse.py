@@ -281,7 +281,17 @@ class Adasparse(AdasparseBase):
         with torch.no_grad():
             table_0 = self._scenario_table_e()
             model.h_pruner0_table.weight.copy_(self.h_pruner0.factors(table_0))
+            norm = self.h_norm0
+            scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
+            shift = norm.bias - norm.running_mean * scale
+            model.h_fc0_folded.weight.copy_(self.h_fc0.weight * scale.unsqueeze(1))
+            model.h_fc0_folded.bias.copy_(self.h_fc0.bias * scale + shift)
             model.h_pruner1_table.weight.copy_(self.h_pruner1.factors(table_0))
+            norm = self.h_norm1
+            scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
+            shift = norm.bias - norm.running_mean * scale
+            model.h_fc1_folded.weight.copy_(self.h_fc1.weight * scale.unsqueeze(1))
+            model.h_fc1_folded.bias.copy_(self.h_fc1.bias * scale + shift)
             model.h_pruner2_table.weight.copy_(self.h_pruner2.factors(table_0))
         return model.eval()
 
@@ -355,12 +365,12 @@ class AdasparseInference(AdasparseBase):
         domain.table: table -> table[4 x 8]; params 32
         h.pruned0: scenario_pruner(cells=4, condition=e, pruner=fusion, reads=domain) -> vec[40];
             params 160
-        h.fc0: linear(in=48, out=64, bias=True) -> vec[64]; params 3,136
-        h.norm0: norm(mode=batch) -> vec[64]; params 128
+        h.fc0: norm_folded_linear(in=48, out=64, bias=True, linear=h_fc0, norm=h_norm0,
+            norm_first=False) -> vec[64]; params 3,136
         h.pruned1: scenario_pruner(cells=4, condition=e, pruner=fusion, reads=domain) -> vec[64];
             params 256
-        h.fc1: linear(in=64, out=32, bias=True) -> vec[32]; params 2,080
-        h.norm1: norm(mode=batch) -> vec[32]; params 64
+        h.fc1: norm_folded_linear(in=64, out=32, bias=True, linear=h_fc1, norm=h_norm1,
+            norm_first=False) -> vec[32]; params 2,080
         h.pruned2: scenario_pruner(cells=4, condition=e, pruner=fusion, reads=domain) -> vec[32];
             params 128
         ctr.linear: linear(in=32, out=1, bias=True) -> vec[1]; params 33
@@ -379,11 +389,9 @@ class AdasparseInference(AdasparseBase):
         self.domain_embedding = nn.Embedding(4, 8)
         # line 16: h
         self.h_pruner0_table = nn.Embedding(4, 40)
-        self.h_fc0 = nn.Linear(48, 64)
-        self.h_norm0 = nn.BatchNorm1d(64)
+        self.h_fc0_folded = nn.Linear(48, 64)
         self.h_pruner1_table = nn.Embedding(4, 64)
-        self.h_fc1 = nn.Linear(64, 32)
-        self.h_norm1 = nn.BatchNorm1d(32)
+        self.h_fc1_folded = nn.Linear(64, 32)
         self.h_pruner2_table = nn.Embedding(4, 32)
         # line 18: ctr
         self.ctr = nn.Linear(32, 1)
@@ -414,13 +422,11 @@ class AdasparseInference(AdasparseBase):
         # line 16: h
         h_pruned0 = x * self.h_pruner0_table(scenario_cell)
         h_input = torch.cat([e, h_pruned0], dim=1)
-        h_fc0 = F.linear(h_input, self.h_fc0.weight, self.h_fc0.bias)
-        h_norm0 = self.h_norm0(h_fc0)
-        h_act0 = torch.relu(h_norm0)
+        h_fc0 = F.linear(h_input, self.h_fc0_folded.weight, self.h_fc0_folded.bias)
+        h_act0 = torch.relu_(h_fc0)
         h_pruned1 = h_act0 * self.h_pruner1_table(scenario_cell)
-        h_fc1 = F.linear(h_pruned1, self.h_fc1.weight, self.h_fc1.bias)
-        h_norm1 = self.h_norm1(h_fc1)
-        h_act1 = torch.relu(h_norm1)
+        h_fc1 = F.linear(h_pruned1, self.h_fc1_folded.weight, self.h_fc1_folded.bias)
+        h_act1 = torch.relu_(h_fc1)
         h_pruned2 = h_act1 * self.h_pruner2_table(scenario_cell)
         # line 18: ctr
         ctr_linear = F.linear(h_pruned2, self.ctr.weight, self.ctr.bias)
@@ -442,11 +448,9 @@ class AdasparseInference(AdasparseBase):
             "domain": [*self.domain_embedding.parameters()],
             "h": [
                 *self.h_pruner0_table.parameters(),
-                *self.h_fc0.parameters(),
-                *self.h_norm0.parameters(),
+                *self.h_fc0_folded.parameters(),
                 *self.h_pruner1_table.parameters(),
-                *self.h_fc1.parameters(),
-                *self.h_norm1.parameters(),
+                *self.h_fc1_folded.parameters(),
                 *self.h_pruner2_table.parameters(),
             ],
             "ctr": [*self.ctr.parameters()],

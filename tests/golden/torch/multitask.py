@@ -306,6 +306,16 @@ class Multitask(MultitaskBase):
         }
         model.load_state_dict(shared, strict=False)
         with torch.no_grad():
+            norm = self.bottom_norm0
+            scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
+            shift = norm.bias - norm.running_mean * scale
+            model.bottom_fc0_folded.weight.copy_(self.bottom_fc0.weight * scale.unsqueeze(1))
+            model.bottom_fc0_folded.bias.copy_(self.bottom_fc0.bias * scale + shift)
+            norm = self.bottom_norm1
+            scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
+            shift = norm.bias - norm.running_mean * scale
+            model.bottom_fc1_folded.weight.copy_(self.bottom_fc1.weight * scale.unsqueeze(1))
+            model.bottom_fc1_folded.bias.copy_(self.bottom_fc1.bias * scale + shift)
             table_0 = self._scenario_table_shared_generated()
             weight = table_0[:, 0:4096].reshape(8, 64, 64)
             model.shared_fc.weight.copy_(weight)
@@ -397,10 +407,10 @@ class MultitaskInference(MultitaskBase):
         author_id.table: table -> table[1000 x 8]; params 8,000
         history: seq_pool(mode=sum, max_len=30) -> vec[16]; params 0
         watch_time: normalize(mode=batch) -> vec[2]; params 4
-        bottom.fc0: linear(in=58, out=128, bias=True) -> vec[128]; params 7,552
-        bottom.norm0: norm(mode=batch) -> vec[128]; params 256
-        bottom.fc1: linear(in=128, out=64, bias=True) -> vec[64]; params 8,256
-        bottom.norm1: norm(mode=batch) -> vec[64]; params 128
+        bottom.fc0: norm_folded_linear(in=58, out=128, bias=True, linear=bottom_fc0,
+            norm=bottom_norm0, norm_first=False) -> vec[128]; params 7,552
+        bottom.fc1: norm_folded_linear(in=128, out=64, bias=True, linear=bottom_fc1,
+            norm=bottom_norm1, norm_first=False) -> vec[64]; params 8,256
         shared: scenario_linear(in=64, out=64, cells=8, rank=None, generator=shared.generated,
             folded=dynamic_linear) -> vec[64]; params 33,280
         click.linear: linear(in=64, out=1, bias=True) -> vec[1]; params 65
@@ -420,10 +430,8 @@ class MultitaskInference(MultitaskBase):
         # line 8: watch_time
         self.watch_time_norm = nn.BatchNorm1d(2)
         # line 18: bottom
-        self.bottom_fc0 = nn.Linear(58, 128)
-        self.bottom_norm0 = nn.BatchNorm1d(128)
-        self.bottom_fc1 = nn.Linear(128, 64)
-        self.bottom_norm1 = nn.BatchNorm1d(64)
+        self.bottom_fc0_folded = nn.Linear(58, 128)
+        self.bottom_fc1_folded = nn.Linear(128, 64)
         # line 19: shared
         self.shared_fc = _DwcScenarioLinear(n_in=64, n_out=64, cells=8, rank=None, bias=True)
         # line 22: click
@@ -471,12 +479,12 @@ class MultitaskInference(MultitaskBase):
         # line 17: x
         x = torch.cat([user_id, item_id, author_id, history, watch_time], dim=1)
         # line 18: bottom
-        bottom_fc0 = F.linear(x, self.bottom_fc0.weight, self.bottom_fc0.bias)
-        bottom_norm0 = self.bottom_norm0(bottom_fc0)
-        bottom_act0 = torch.relu(bottom_norm0)
-        bottom_fc1 = F.linear(bottom_act0, self.bottom_fc1.weight, self.bottom_fc1.bias)
-        bottom_norm1 = self.bottom_norm1(bottom_fc1)
-        bottom = torch.relu(bottom_norm1)
+        bottom_fc0 = F.linear(x, self.bottom_fc0_folded.weight, self.bottom_fc0_folded.bias)
+        bottom_act0 = torch.relu_(bottom_fc0)
+        bottom_fc1 = F.linear(
+            bottom_act0, self.bottom_fc1_folded.weight, self.bottom_fc1_folded.bias
+        )
+        bottom = torch.relu_(bottom_fc1)
         # line 13: scenario
         scenario_cell = surface_ids * 2 + is_new_ids
         # line 19: shared
@@ -511,12 +519,7 @@ class MultitaskInference(MultitaskBase):
             "item_id": [*self.item_id_embedding.parameters()],
             "author_id": [*self.author_id_embedding.parameters()],
             "watch_time": [*self.watch_time_norm.parameters()],
-            "bottom": [
-                *self.bottom_fc0.parameters(),
-                *self.bottom_norm0.parameters(),
-                *self.bottom_fc1.parameters(),
-                *self.bottom_norm1.parameters(),
-            ],
+            "bottom": [*self.bottom_fc0_folded.parameters(), *self.bottom_fc1_folded.parameters()],
             "shared": [*self.shared_fc.parameters()],
             "click": [*self.click.parameters()],
             "like": [*self.like.parameters()],

@@ -1,0 +1,141 @@
+"""Per-cell linear layers in the AOTInductor build: one fused gather-and-reduce kernel each.
+
+A traced per-cell (per-domain) linear layer (`_dwc_per_domain_linear` in the generated module:
+folded STAR layers, per-scenario heads, APG's folded core matrices, HMoE, MLoRA, HAMUR, ...)
+exports as one matmul against every cell's weights side by side, then a gather of each
+sample's slice:
+
+    every  = matmul(x, W)                        # W: K x (cells * N), all cells side by side
+    picked = arange(B) * cells + cell            # row b's slice of `every`
+    y      = index_select(reshape(every, [-1, N]), 0, picked)
+
+ONNX Runtime runs that best (one large GEMM), but it does `cells` times the work that is used
+and writes a B x cells*N intermediate. `gather_reduce_per_cell` rewrites the exported program's
+graph into the form TorchInductor fuses into one loop nest that reads each sample's own weights
+where they lie (no per-sample copy, no intermediate):
+
+    y[b, n] = sum_k x[b, k] * W.reshape(K, cells, N)[k, cell[b], n]
+
+The same rewrite as the TVM build's `dwc.backends.tvm_per_cell`, on the torch.export graph.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import fx
+
+aten = torch.ops.aten
+
+
+def _call(node, *targets) -> fx.Node | None:
+    """`node` if it is a call of one of `targets`, else None."""
+    if isinstance(node, fx.Node) and node.op == "call_function" and node.target in targets:
+        return node
+    return None
+
+
+def _value(node):
+    """The example value torch.export recorded for a node (a FakeTensor or SymInt), or None."""
+    return node.meta.get("val") if isinstance(node, fx.Node) else None
+
+
+def _same_size(a, b) -> bool:
+    """Whether two sizes (ints or SymInts) are the same expression."""
+    if isinstance(a, torch.SymInt) and isinstance(b, torch.SymInt):
+        return a.node.expr == b.node.expr
+    return isinstance(a, int) and isinstance(b, int) and a == b
+
+
+def _every_row(node, rows) -> tuple[int, fx.Node] | None:
+    """(cells, cell) when `node` is arange(rows) * cells + cell (either order of the add), with
+    `cell` one integer id per row; else None."""
+    add = _call(node, aten.add.Tensor)
+    if add is None or len(add.args) != 2 or add.kwargs:
+        return None
+    for scaled, cell in (add.args, add.args[::-1]):
+        multiply = _call(scaled, aten.mul.Tensor)
+        if multiply is None or not isinstance(multiply.args[1], int):
+            continue
+        arange = _call(multiply.args[0], aten.arange.default)
+        ids = _value(cell)
+        if arange is None or len(arange.args) != 1 or not isinstance(ids, torch.Tensor):
+            continue
+        if _same_size(arange.args[0] if isinstance(arange.args[0], int)
+                      else _value(arange.args[0]), rows) \
+                and ids.dim() == 1 and _same_size(ids.shape[0], rows) \
+                and not ids.dtype.is_floating_point and not ids.dtype.is_complex:
+            return multiply.args[1], cell
+    return None
+
+
+def _match(select: fx.Node):
+    """(x, weight, cell, cells, width) of a side-by-side per-cell matmul's gather, or None.
+
+    Exactly the exported form: index_select(reshape(matmul(x, W), [-1, N]), 0,
+    arange(B) * cells + cell) with x float32 B x K, W float32 K x (cells * N), one cell per row
+    of x, and the matmul and reshape used by nothing else."""
+    if _call(select, aten.index_select.default) is None or select.args[1] != 0:
+        return None
+    reshape = _call(select.args[0], aten.reshape.default, aten.view.default)
+    matmul = _call(reshape.args[0] if reshape else None, aten.matmul.default, aten.mm.default)
+    if matmul is None or len(reshape.users) != 1 or len(matmul.users) != 1:
+        return None
+    x, weight = matmul.args
+    xv, wv = _value(x), _value(weight)
+    if not all(isinstance(v, torch.Tensor) and v.dim() == 2 and v.dtype == torch.float32
+               for v in (xv, wv)) or not isinstance(wv.shape[1], int):
+        return None
+    shape = reshape.args[1]
+    if len(shape) != 2 or shape[0] != -1 or not isinstance(shape[1], int):
+        return None
+    found = _every_row(select.args[2], xv.shape[0])
+    if found is None:
+        return None
+    cells, cell = found
+    width = shape[1]
+    if cells * width != wv.shape[1]:
+        return None
+    return x, weight, cell, cells, width
+
+
+def gather_reduce_per_cell(program: torch.export.ExportedProgram) -> int:
+    """Rewrites, in place, every side-by-side per-cell matmul + gather of `program`'s graph (see
+    the module docstring) into the gather-and-reduce form; returns how many it rewrote. Anything
+    else is left as it is; the side-by-side matmul and its index, once unused, are removed."""
+    graph = program.graph_module.graph
+    rewritten = 0
+    for select in list(graph.nodes):
+        found = _match(select)
+        if found is None:
+            continue
+        x, weight, cell, cells, width = found
+        k = _value(weight).shape[0]
+        with graph.inserting_before(select):
+            # cells x K x N view of the weights, each row's own cell picked, summed over K
+            cube = graph.call_function(aten.reshape.default, (weight, [k, cells, width]))
+            own = graph.call_function(aten.index_select.default, (cube, 1, cell))
+            own = graph.call_function(aten.permute.default, (own, [1, 0, 2]))
+            column = graph.call_function(aten.unsqueeze.default, (x, -1))
+            terms = graph.call_function(aten.mul.Tensor, (column, own))
+            y = graph.call_function(aten.sum.dim_IntList, (terms, [1]))
+        y.meta["val"] = _value(select)
+        select.replace_all_uses_with(y)
+        index = select.args[2]
+        for dead in (select, select.args[0], select.args[0].args[0]):
+            graph.erase_node(dead)
+        _erase_unused(graph, index)
+        rewritten += 1
+    if rewritten:
+        graph.lint()
+        program.graph_module.recompile()
+    return rewritten
+
+
+def _erase_unused(graph: fx.Graph, node: fx.Node) -> None:
+    """Erases `node` and, transitively, the producers it alone used (the arange * cells index)."""
+    if not isinstance(node, fx.Node) or node.users or node.op != "call_function":
+        return
+    inputs = list(node.all_input_nodes)
+    graph.erase_node(node)
+    for producer in inputs:
+        _erase_unused(graph, producer)
