@@ -81,8 +81,9 @@ class FoldBatchNorm(Pass):
                 norm_first: bool) -> ir.NormFoldedLinear:
         assert linear.module is not None and norm.module is not None
         return ir.NormFoldedLinear(
-            result=linear.result, inputs=norm.inputs if norm_first else linear.inputs, type=linear.type, span=linear.span,
-            binding=linear.binding, module=rw.fresh_module(f"{linear.module}_folded"),
+            result=linear.result, inputs=norm.inputs if norm_first else linear.inputs,
+            type=linear.type, span=linear.span, binding=linear.binding,
+            module=rw.fresh_module(f"{linear.module}_folded"),
             in_features=linear.in_features, out_features=linear.out_features, bias=True,
             linear=linear.module, norm=norm.module, norm_first=norm_first,
             linear_bias=linear.bias)

@@ -103,8 +103,8 @@ def test_training_mode_runs_the_whole_batch(can, monkeypatch):
         rows = []  # the batch size of every _forward call
         original = module._forward
         monkeypatch.setattr(module, "_forward",
-                            lambda part, *a, f=original, **k: rows.append(len(part["user_id"]))
-                            or f(part, *a, **k))
+                            lambda part, *a, f=original, seen=rows, **k:
+                            seen.append(len(part["user_id"])) or f(part, *a, **k))
         with torch.no_grad():
             module(inputs)
         assert rows == expected, module.training
