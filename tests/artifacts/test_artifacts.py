@@ -61,7 +61,8 @@ def test_onnx_artifact_contents(tmp_path):
     assert manifest["signature"]["max_batch"] == 512
     assert set(manifest["versions"]) >= {"dwc", "torch", "onnx"}
     # the dynamic layer: its generator tabulated per cell, then folded into per-cell weights
-    assert manifest["passes_applied"] == ["fold-scenario-table", "fold-scenario-layers", "dce"]
+    assert manifest["passes_applied"] == ["fold-scenario-table", "fold-scenario-layers",
+                                          "fold-batch-norm", "dce"]
     config = (out / "triton" / "multitask" / "config.pbtxt").read_text()
     assert 'platform: "onnxruntime_onnx"' in config and "max_batch_size: 512" in config
     assert "dynamic_batching" in config and 'name: "history"' in config
