@@ -135,10 +135,12 @@ def export_warnings() -> Iterator[None]:
         yield
 
 
-def export_program(im: InferenceModel, max_batch: int):
+def export_program(im: InferenceModel, max_batch: int, example_batch: int = 2):
     """torch.export of the positional wrapper with a dynamic batch 1 .. max_batch (what the TVM
-    and AOTInductor backends compile)."""
+    and AOTInductor backends compile), traced on `example_batch` rows (2 or more: a batch of 1
+    would be specialised). The program is the same for any example batch; TorchInductor takes
+    its size as the batch's hint when it decides which loops to run in parallel."""
     wrapper = Positional(im.module, im.input_names, im.output_names).eval()
     batch = torch.export.Dim("batch", min=1, max=max_batch)
-    return torch.export.export(wrapper, example_args(im, 2),
+    return torch.export.export(wrapper, example_args(im, example_batch),
                                dynamic_shapes=(tuple({0: batch} for _ in im.input_names),))

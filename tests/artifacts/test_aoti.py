@@ -109,3 +109,23 @@ def test_every_example_verifies_through_aoti(path, capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("aoti")]
     assert {line.split()[2] for line in lines} == {"1", "33"}
     assert lines and all(line.endswith("ok") for line in lines)
+
+
+def test_the_packages_loops_run_on_every_core():
+    """The batch is exported with a realistic size hint, so TorchInductor splits the kernels'
+    batch loops across threads (planned for the 2 rows of a plain export, every loop ran on one
+    core)."""
+    import io
+    import zipfile
+
+    from dwc.backends.aoti_export import build_aoti
+    from dwc.backends.export import inference_model
+    from dwc.driver import compile_source, load_source
+
+    result = compile_source(load_source(ROOT / "examples" / "ctr_mlp.dw"), "torch")
+    im = inference_model(result.files["model.py"], result.inference.model, None)
+    package = zipfile.ZipFile(io.BytesIO(build_aoti(im, 8192, "O0")))
+    kernels = "".join(package.read(n).decode() for n in package.namelist()
+                      if n.endswith(".kernel.cpp"))
+    assert kernels.count("extern \"C\"") >= 2  # the input gathers, the activations
+    assert "#pragma omp parallel" in kernels
