@@ -182,14 +182,48 @@ def test_loader_runs_in_a_fresh_process(tmp_path, target):
     assert "outside 1 .. 64" in results["too_big"]
 
 
-def test_loader_rejects_out_of_vocabulary_ids(tmp_path):
+@pytest.mark.parametrize("bad", [-1, 8, 99, -2**63])  # country: vocab 8
+def test_loader_rejects_out_of_vocabulary_ids(tmp_path, bad):
     result = compile_source(source(ROOT / "examples" / "lhuc.dw"), "onnx")
     artifact = load(write_artifacts(result.files, tmp_path / "a"))
     _, cls = compile_example(ROOT / "examples" / "lhuc.dw")
     inputs = cls.example_inputs(3)
-    inputs["country"][0] = 99
-    with pytest.raises(ArtifactError, match="'country' has ids outside"):
+    inputs["country"] = torch.tensor([0, 7, 4])  # both ends of the vocabulary are valid
+    assert artifact(inputs)["ctr"].shape == (3, 1)
+    inputs["country"][0] = bad
+    with pytest.raises(ArtifactError, match=r"'country' has ids outside \[0, 8\)"):
         artifact(inputs)
+
+
+def _misaligned(array: np.ndarray) -> np.ndarray:
+    """A copy of `array` whose data starts 8 bytes past a 64-byte boundary."""
+    raw = np.empty(array.nbytes + 128, np.uint8)
+    start = -raw.ctypes.data % 64 + 8
+    out = raw[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+    out[...] = array
+    return out
+
+
+def test_tvm_inputs_are_staged_per_thread_and_outputs_stay_the_callers(tmp_path):
+    """TVM needs 64-byte aligned inputs: misaligned and small ones go through reused staging
+    tensors. Every call still computes its own inputs (batch sizes changing between calls), and
+    a result already returned is never overwritten by a later call."""
+    spec = source(ROOT / "examples" / "lhuc.dw")
+    options = ExportOptions(max_batch=64)
+    tvm_dir = write_artifacts(compile_source(spec, "tvm", export=options).files, tmp_path / "t")
+    onnx_dir = write_artifacts(compile_source(spec, "onnx", export=options).files, tmp_path / "o")
+    tvm_artifact, reference = load(tvm_dir), load(onnx_dir)
+    _, cls = compile_example(ROOT / "examples" / "lhuc.dw")
+    results = []
+    for seed, batch in enumerate([7, 7, 3, 64, 7]):
+        inputs = {k: _misaligned(v.numpy()) for k, v in
+                  cls.example_inputs(batch, torch.Generator().manual_seed(seed)).items()}
+        got = tvm_artifact(inputs)
+        results.append((got, {k: v.copy() for k, v in got.items()}, reference(inputs)))
+    for got, copied, expected in results:
+        for name, value in expected.items():
+            np.testing.assert_allclose(got[name], value, rtol=1e-5, atol=1e-5)
+            np.testing.assert_array_equal(got[name], copied[name])
 
 
 @pytest.mark.parametrize("length", [-5, 21, 99])
