@@ -117,6 +117,27 @@ def test_star_per_cell_layers_read_only_their_cells_weights():
     _agree(im, mod, params, [1, 7, 300, 1024])
 
 
+def test_a_concatenation_is_vectorised_part_by_part():
+    """AdaSparse's input kernel concatenates gathers of 8 and 16 columns: its vectors are 8 wide
+    (every part starts on a multiple of 8), each row's six unrolled, so that no vector straddles
+    two parts; the build computes what the unscheduled one does."""
+    im, mod, params = _relax_module("adasparse")
+    kernels = _kernels(mod)
+    (name,) = [n for n in kernels if "take" in n and n.endswith("concatenate1")]
+    scheduled = tvm_schedule.ApplyCpuSchedules(tvm_schedule.default_rules())
+    with _target():
+        text = scheduled(tvm.IRModule({name: kernels[name]}))[name].script()
+    assert "T.vectorized(T.int64(8))" in text and "T.unroll(T.int64(6))" in text
+    assert "T.parallel(" in text
+    _agree(im, mod, params, [1, 7, 300])
+
+
+@pytest.mark.parametrize(("starts", "extent", "width"), [
+    ({0, 8, 24, 40}, 48, 8), ({0, 16, 32}, 64, 16), ({0, 4}, 12, 4), ({0, 3}, 7, 1)])
+def test_segment_width_divides_every_part(starts, extent, width):
+    assert tvm_schedule.segment_width(starts, extent, 16) == width
+
+
 _SIDE_BY_SIDE = """
 @I.ir_module
 class Module:
