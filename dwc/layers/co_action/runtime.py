@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from dwc.backends.torch.helpers.activation import _dwc_activation_
+from dwc.backends.torch.helpers.static import _dwc_is_static
 
 
 class _DwcCoAction(nn.Module):
@@ -64,10 +65,18 @@ class _DwcCoAction(nn.Module):
             mask = (positions.unsqueeze(0) < lengths.unsqueeze(1)).to(q.dtype).unsqueeze(1)
         count = float(steps) if mask is None else mask.sum(dim=2)
 
+        static = _dwc_is_static()
+
         def pool(h: torch.Tensor) -> torch.Tensor:
-            """Masked sum over the steps: B x n x steps -> B x n (one bmm, no temporary)."""
+            """Masked sum over the steps: B x n x steps -> B x n (one bmm, no temporary).
+            Eager: the mask row times h transposed (a view; 2.5x faster in MKL than the other
+            order). Traced: h times the mask column, reading h in its own layout, since a
+            compiled backend would write h transposed first (TVM did: 10% of CAN's time at
+            B = 8192)."""
             if mask is None:
                 return h.sum(dim=2)
+            if static:
+                return torch.bmm(h, mask.transpose(1, 2)).squeeze(2)
             return torch.bmm(mask, h.transpose(1, 2)).squeeze(1)
 
         # The micro-MLP runs transposed, h^T = W^T q^T (B x n x steps): the steps (not the
