@@ -72,4 +72,5 @@ def test_co_action_of_one_feed_id_without_biases():
 def test_co_action_helper_inlines_without_its_imports():
     code, needs = helper_source("dwc.layers.co_action.runtime")
     assert code.startswith("class _DwcCoAction(nn.Module):") and "import" not in code
-    assert needs == ("dwc.backends.torch.helpers.activation",)  # declared by its import
+    # declared by its imports
+    assert needs == ("dwc.backends.torch.helpers.activation", "dwc.backends.torch.helpers.static")
