@@ -243,24 +243,28 @@ class TvmArtifact(Artifact):
         self.main = self.vm["main"]
         self._tvm = tvm
         self._staging = threading.local()
-        """Per thread, input name -> (aligned staging array, the TVM tensor on it); see
-        `_tensor`."""
+        """Per thread: input name -> {shape: (aligned staging array, the TVM tensor on it)};
+        see `_tensor`."""
 
     def _tensor(self, name: str, array: np.ndarray):
         """A TVM tensor holding an input. On CPU: a large 64-byte aligned array itself (zero-copy
         through DLPack; TVM requires that alignment); anything else copied into this thread's
-        staging tensor for that input, made once per batch size. Wrapping a fresh aligned copy
-        of every input on every call cost more than the compiled code at small batches
-        (lhuc, B = 64: 67 us around a 41 us call; see docs/backends.md)."""
+        staging tensor for that input and shape, made on first use (the last _STAGED_SHAPES
+        shapes of each input are kept). Wrapping a fresh aligned copy of every input on every
+        call cost more than the compiled code at small batches (lhuc, B = 64: 67 us around a
+        41 us call; see docs/backends.md). The outputs never alias a staging tensor: every
+        output of a dwc model is computed, never an input passed through."""
         if self.kind == "cuda":
             return self._tvm.runtime.tensor(array, self.device)
         if array.nbytes > _STAGED_BYTES and not array.ctypes.data % 64:
             return self._tvm.runtime.from_dlpack(array)
-        stages = self._staging.__dict__
-        stage = stages.get(name)
-        if stage is None or stage[0].shape != array.shape:
+        stages = self._staging.__dict__.setdefault(name, {})
+        stage = stages.get(array.shape)
+        if stage is None:
+            if len(stages) >= _STAGED_SHAPES:
+                del stages[next(iter(stages))]  # the oldest shape
             buffer = _aligned(array.shape, array.dtype)
-            stage = stages[name] = (buffer, self._tvm.runtime.from_dlpack(buffer))
+            stage = stages[array.shape] = (buffer, self._tvm.runtime.from_dlpack(buffer))
         np.copyto(stage[0], array)
         return stage[1]
 
@@ -278,6 +282,9 @@ class TvmArtifact(Artifact):
 _STAGED_BYTES = 1 << 16
 """Inputs up to this size are always copied into a staging tensor (a copy of 64 KiB costs less
 than wrapping the array); larger ones are passed zero-copy when aligned."""
+
+_STAGED_SHAPES = 8
+"""Staging tensors kept per input and thread, one per shape (batch size) last used."""
 
 
 def _aligned(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -308,7 +315,7 @@ class AotiArtifact(Artifact):
         loader = getattr(self.runner, "loader", None)
         self._flat_run = getattr(loader, "run", None)
         """The package's C++ runner on the flat list of input tensors (what `runner(*args)` calls
-        after flattening them with pytree, ~25 us per call at B = 1); None if this torch's
+        after flattening them with pytree, ~20 us per call at B = 1); None if this torch's
         package object has none (then `runner` itself runs)."""
 
     def _run(self, arrays):

@@ -212,11 +212,11 @@ class NormFoldedLinear(Linear):
     linear: str
     norm: str
     norm_first: bool
-    linear_bias: bool = True
+    linear_bias: bool
 
     def attrs(self):
-        return {**super().attrs(), "linear": self.linear, "norm": self.norm,
-                "norm_first": self.norm_first}
+        return {**super().attrs(), "linear": self.linear, "linear_bias": self.linear_bias,
+                "norm": self.norm, "norm_first": self.norm_first}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -58,9 +58,9 @@ class FoldBatchNorm(Pass):
                 continue
             before = producers.get(norm.inputs[0])
             after = readers.get(norm.result, [])
-            if type(before) is ir.Linear and uses[before.result] == 1:
+            if type(before) is ir.Linear and uses.get(before.result) == 1:
                 linear, norm_first = before, False
-            elif uses[norm.result] == 1 and len(after) == 1 and type(after[0]) is ir.Linear:
+            elif uses.get(norm.result) == 1 and len(after) == 1 and type(after[0]) is ir.Linear:
                 linear, norm_first = after[0], True
             else:
                 continue

@@ -224,6 +224,18 @@ def test_tvm_inputs_are_staged_per_thread_and_outputs_stay_the_callers(tmp_path)
         for name, value in expected.items():
             np.testing.assert_allclose(got[name], value, rtol=1e-5, atol=1e-5)
             np.testing.assert_array_equal(got[name], copied[name])
+    # two threads at once, each with its own staging tensors
+    import concurrent.futures
+
+    batches = {seed: cls.example_inputs(48, torch.Generator().manual_seed(seed))
+               for seed in range(8)}
+    arrays = {seed: {k: _misaligned(v.numpy()) for k, v in inputs.items()}
+              for seed, inputs in batches.items()}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        got = dict(zip(arrays, pool.map(tvm_artifact, arrays.values()), strict=True))
+    for seed, inputs in arrays.items():
+        np.testing.assert_allclose(got[seed]["ctr"], reference(inputs)["ctr"], rtol=1e-5,
+                                   atol=1e-5)
 
 
 @pytest.mark.parametrize("length", [-5, 21, 99])

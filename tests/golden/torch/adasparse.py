@@ -365,12 +365,12 @@ class AdasparseInference(AdasparseBase):
         domain.table: table -> table[4 x 8]; params 32
         h.pruned0: scenario_pruner(cells=4, condition=e, pruner=fusion, reads=domain) -> vec[40];
             params 160
-        h.fc0: norm_folded_linear(in=48, out=64, bias=True, linear=h_fc0, norm=h_norm0,
-            norm_first=False) -> vec[64]; params 3,136
+        h.fc0: norm_folded_linear(in=48, out=64, bias=True, linear=h_fc0, linear_bias=True,
+            norm=h_norm0, norm_first=False) -> vec[64]; params 3,136
         h.pruned1: scenario_pruner(cells=4, condition=e, pruner=fusion, reads=domain) -> vec[64];
             params 256
-        h.fc1: norm_folded_linear(in=64, out=32, bias=True, linear=h_fc1, norm=h_norm1,
-            norm_first=False) -> vec[32]; params 2,080
+        h.fc1: norm_folded_linear(in=64, out=32, bias=True, linear=h_fc1, linear_bias=True,
+            norm=h_norm1, norm_first=False) -> vec[32]; params 2,080
         h.pruned2: scenario_pruner(cells=4, condition=e, pruner=fusion, reads=domain) -> vec[32];
             params 128
         ctr.linear: linear(in=32, out=1, bias=True) -> vec[1]; params 33

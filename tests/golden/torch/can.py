@@ -342,8 +342,8 @@ class CanInference(CanBase):
             order_independent=False, act=tanh) -> vec[36]; params 35,200
         item_history: seq_pool(mode=sum, max_len=50) -> vec[18]; params 0
         cate_history: seq_pool(mode=sum, max_len=50) -> vec[18]; params 0
-        h.fc0: norm_folded_linear(in=162, out=200, bias=True, linear=h_fc0, norm=h_norm,
-            norm_first=True) -> vec[200]; params 32,600
+        h.fc0: norm_folded_linear(in=162, out=200, bias=True, linear=h_fc0, linear_bias=True,
+            norm=h_norm, norm_first=True) -> vec[200]; params 32,600
         h.fc1: linear(in=200, out=80, bias=True) -> vec[80]; params 16,080
         ctr.linear: linear(in=80, out=1, bias=True) -> vec[1]; params 81
     """

@@ -408,9 +408,9 @@ class MultitaskInference(MultitaskBase):
         history: seq_pool(mode=sum, max_len=30) -> vec[16]; params 0
         watch_time: normalize(mode=batch) -> vec[2]; params 4
         bottom.fc0: norm_folded_linear(in=58, out=128, bias=True, linear=bottom_fc0,
-            norm=bottom_norm0, norm_first=False) -> vec[128]; params 7,552
+            linear_bias=True, norm=bottom_norm0, norm_first=False) -> vec[128]; params 7,552
         bottom.fc1: norm_folded_linear(in=128, out=64, bias=True, linear=bottom_fc1,
-            norm=bottom_norm1, norm_first=False) -> vec[64]; params 8,256
+            linear_bias=True, norm=bottom_norm1, norm_first=False) -> vec[64]; params 8,256
         shared: scenario_linear(in=64, out=64, cells=8, rank=None, generator=shared.generated,
             folded=dynamic_linear) -> vec[64]; params 33,280
         click.linear: linear(in=64, out=1, bias=True) -> vec[1]; params 65
