@@ -129,3 +129,33 @@ def test_the_packages_loops_run_on_every_core():
                       if n.endswith(".kernel.cpp"))
     assert kernels.count("extern \"C\"") >= 2  # the input gathers, the activations
     assert "#pragma omp parallel" in kernels
+
+
+_KERNEL = """extern "C" void cpp_fused_sum_0(const float* in_ptr0, float* out_ptr0, const int64_t ks0)
+{
+    #pragma omp parallel
+    {
+        #pragma omp for
+        for(int64_t x0=0; x0<ks0; x0+=1)
+        {
+INNER        }
+    }
+}
+"""
+
+
+@pytest.mark.parametrize(("inner", "forks"), [
+    ("            out_ptr0[x0] = in_ptr0[x0];\n", False),
+    ("            #pragma omp parallel\n            {\n            }\n", True),  # per row
+])
+def test_a_parallel_region_inside_a_loop_is_detected(inner, forks):
+    import io
+    import zipfile
+
+    from dwc.backends.aoti_export import forks_per_iteration
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("m/data/aotinductor/model/k.kernel.cpp", _KERNEL.replace("INNER", inner))
+        archive.writestr("m/data/aotinductor/model/w.wrapper.cpp", "#pragma omp parallel\n")
+    assert forks_per_iteration(buffer.getvalue()) is forks
