@@ -1,22 +1,15 @@
 """Per-cell linear layers in the AOTInductor build: one fused gather-and-reduce kernel each.
 
-A traced per-cell (per-domain) linear layer (`_dwc_per_domain_linear` in the generated module:
-folded STAR layers, per-scenario heads, APG's folded core matrices, HMoE, MLoRA, HAMUR, ...)
-exports as one matmul against every cell's weights side by side, then a gather of each
-sample's slice:
-
-    every  = matmul(x, W)                        # W: K x (cells * N), all cells side by side
-    picked = arange(B) * cells + cell            # row b's slice of `every`
-    y      = index_select(reshape(every, [-1, N]), 0, picked)
-
-ONNX Runtime runs that best (one large GEMM), but it does `cells` times the work that is used
-and writes a B x cells*N intermediate. `gather_reduce_per_cell` rewrites the exported program's
-graph into the form TorchInductor fuses into one loop nest that reads each sample's own weights
-where they lie (no per-sample copy, no intermediate):
+The TVM build's rewrite (`dwc.backends.tvm_per_cell`, whose docstring shows the exported
+pattern), on the torch.export graph: what `_dwc_per_domain_linear` traces to, the side-by-side
+product of x (B x K) with every cell's weights W (K x cells*N) followed by an `index_select` of
+row b's slice at arange(B) * cells + cell, becomes
 
     y[b, n] = sum_k x[b, k] * W.reshape(K, cells, N)[k, cell[b], n]
 
-The same rewrite as the TVM build's `dwc.backends.tvm_per_cell`, on the torch.export graph.
+which TorchInductor compiles into one loop nest reading each row's own weights where they lie:
+no B x cells*N intermediate, no `cells` times the work. Layers narrower than MIN_WIDTH keep the
+side-by-side form.
 """
 
 from __future__ import annotations
