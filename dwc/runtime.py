@@ -245,6 +245,10 @@ class TvmArtifact(Artifact):
         self._staging = threading.local()
         """Per thread: input name -> {shape: (aligned staging array, the TVM tensor on it)};
         see `_tensor`."""
+        self._lock = threading.Lock()
+        """Held around each call of the compiled module: Relax's VirtualMachine keeps one call's
+        registers at a time, and two threads calling it at once corrupted each other's
+        arguments. Threads stage their inputs in parallel and run the module one at a time."""
 
     def _tensor(self, name: str, array: np.ndarray):
         """A TVM tensor holding an input. On CPU: a large 64-byte aligned array itself (zero-copy
@@ -272,7 +276,8 @@ class TvmArtifact(Artifact):
         args = [self._tensor(i["name"], arrays[i["name"]]) for i in self.inputs]
         rows = next(iter(arrays.values())).shape[0] if arrays else None
         function = self.buckets.get(rows, self.main)
-        result = function(*args, *self.params)
+        with self._lock:
+            result = function(*args, *self.params)
         values = list(result) if len(self.outputs) > 1 or hasattr(result, "__len__") else [result]
         if self.kind == "cuda":
             return [v.numpy() for v in values]

@@ -311,8 +311,9 @@ output y = sigmoid(linear(h, 1)) loss = bce
 def test_costs_follow_the_closed_forms(reads, d_x, d_z, widths):
     """Training: sum_l (d_z [+ n_l]) n_l for the pruners (n_0 = d_x) + (d_z + d_x) h_1
     + sum_{l>=2} h_{l-1} h_l + sum_l 3 h_l + h_L + 1; inference: each pruner's factors (or its
-    z W_e) per cell instead of W_e. FLOPs: twice the multiply-adds, plus the element-wise ops
-    (per pruner its multiply, per layer BN's 4 and the ReLU's 1 per unit, the sigmoid head)."""
+    z W_e) per cell instead of W_e, and each BN folded into its linear (2 h_l fewer). FLOPs:
+    twice the multiply-adds, plus the element-wise ops (per pruner its multiply, per layer BN's
+    4 (training only) and the ReLU's 1 per unit, the sigmoid head)."""
     cells, hidden = 5, reads == "domain_and_hidden"
     text = COST_SPEC.format(d_x=d_x, d_z=d_z, widths=widths, cells=cells, reads=reads)
     _, train, inference, _ = optimize(check_source(source_of(text)), level=2)
@@ -326,12 +327,13 @@ def test_costs_follow_the_closed_forms(reads, d_x, d_z, widths):
 
     assert cost(train, "params") == pruners + backbone
     served = sum(cells * k + (k * k if hidden else 0) for k in n)
-    assert cost(inference, "params") == served + backbone
+    folded = 2 * sum(widths)  # fold-batch-norm: each BN's scale and shift are in its linear
+    assert cost(inference, "params") == served + backbone - folded
     macs = pruners + (d_z + d_x) * widths[0] + chain + widths[-1]
     elementwise = sum(n) + 5 * sum(widths) + 1
     assert cost(train, "flops_per_sample") == 2 * macs + elementwise
     served_macs = macs - pruners + (sum(k * k for k in n) if hidden else 0)
-    assert cost(inference, "flops_per_sample") == 2 * served_macs + elementwise
+    assert cost(inference, "flops_per_sample") == 2 * served_macs + elementwise - 4 * sum(widths)
 
 
 _HEAD = """model m
