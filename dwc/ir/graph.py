@@ -69,6 +69,18 @@ class Graph:
     def producers(self) -> dict[str, Op]:
         return {op.result: op for op in self.ops}
 
+    def readers(self) -> dict[str, list[Op]]:
+        """Value -> the ops that read it, in graph order (an op once per input naming it)."""
+        readers: dict[str, list[Op]] = {}
+        for op in self.ops:
+            for name in op.inputs:
+                readers.setdefault(name, []).append(op)
+        return readers
+
+    def output_values(self) -> set[str]:
+        """The values the graph's outputs name (each output's value and logit)."""
+        return {name for out in self.outputs for name in (out.value, out.logit)}
+
     def ancestors(self, name: str, stop: type | tuple[type, ...] = ()) -> set[str]:
         """`name` and every value it depends on; the inputs of ops of type `stop` are not followed."""
         producers = self.producers()

@@ -16,7 +16,7 @@ class DeadCodeElimination(Pass):
     summary = "remove ops no output depends on"
 
     def run(self, graph: Graph) -> PassResult:
-        live = {name for out in graph.outputs for name in (out.value, out.logit)}
+        live = graph.output_values()
         kept = []
         for op in reversed(graph.ops):
             if op.result in live:

@@ -24,18 +24,6 @@ from dwc.passes.base import Pass, PassResult, Rewriter, register
 from dwc.passes.strip_training import forward_uses
 
 
-def _uses(graph: Graph) -> dict[str, int]:
-    """How many op inputs and outputs read each value."""
-    counts: dict[str, int] = {}
-    for op in graph.ops:
-        for name in op.inputs:
-            counts[name] = counts.get(name, 0) + 1
-    for out in graph.outputs:
-        for name in {out.value, out.logit}:
-            counts[name] = counts.get(name, 0) + 1
-    return counts
-
-
 @register
 @dataclass(frozen=True)
 class FoldBatchNorm(Pass):
@@ -44,12 +32,13 @@ class FoldBatchNorm(Pass):
     summary = "eval batch norms before or after a linear layer -> that layer's weights"
 
     def run(self, graph: Graph) -> PassResult:
-        uses = _uses(graph)
-        producers = graph.producers()
-        readers: dict[str, list[ir.Op]] = {}
-        for op in graph.ops:
-            for name in op.inputs:
-                readers.setdefault(name, []).append(op)
+        producers, readers, outputs = graph.producers(), graph.readers(), graph.output_values()
+
+        def only_reader(value: str) -> ir.Op | None:
+            """The one op reading `value`, if nothing else (no other op, no output) does."""
+            ops = readers.get(value, [])
+            return ops[0] if len(ops) == 1 and value not in outputs else None
+
         rw = Rewriter(graph)
         alias: dict[str, str] = {}
         folded: set[str] = set()  # layers already holding a norm: at most one each
@@ -57,11 +46,11 @@ class FoldBatchNorm(Pass):
             if not (isinstance(norm, ir.Norm) and norm.mode == "batch"):
                 continue
             before = producers.get(norm.inputs[0])
-            after = readers.get(norm.result, [])
-            if type(before) is ir.Linear and uses.get(before.result) == 1:
+            after = only_reader(norm.result)
+            if type(before) is ir.Linear and only_reader(before.result) is norm:
                 linear, norm_first = before, False
-            elif uses.get(norm.result) == 1 and len(after) == 1 and type(after[0]) is ir.Linear:
-                linear, norm_first = after[0], True
+            elif type(after) is ir.Linear:
+                linear, norm_first = after, True
             else:
                 continue
             if linear.result in folded:

@@ -57,11 +57,7 @@ class FoldScenarioGates(Pass):
     after = "strip-training"
 
     def run(self, graph: Graph) -> PassResult:
-        readers: dict[str, list[ir.Op]] = {}
-        for op in graph.ops:
-            for name in op.inputs:
-                readers.setdefault(name, []).append(op)
-        outputs = {name for out in graph.outputs for name in (out.value, out.logit)}
+        readers, outputs = graph.readers(), graph.output_values()
         rw = Rewriter(graph)
         for gate in graph.ops:
             if not isinstance(gate, ScenarioGate) or gate.result in outputs:
