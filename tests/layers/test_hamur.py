@@ -342,7 +342,8 @@ def _costs(text: str):
 
 
 def test_costs_follow_the_closed_forms_at_ali_ccp_sizes():
-    """Hyper-network (hidden 64) 64 d_x + 192 + 67 K², each cell 2K(N + M) + M + 3N; at Ali-CCP
+    """Hyper-network (hidden 64) 64 d_x + 192 + 67 K², each cell 2K(N + M) + M + 3N (at
+    inference 2K(N + M) + M + N + 2ND, the domain norm folded); at Ali-CCP
     (K = 65, N = 64, M = 32): 64 d_x + 283,267 and 25,408 for both cells. The factored cell costs
     4(NK + K² + KM) FLOPs for its maps (20,930 multiply-adds), run once, not once per domain."""
     train, inference, _ = _costs(ALI_CCP)
@@ -355,10 +356,12 @@ def test_costs_follow_the_closed_forms_at_ali_ccp_sizes():
     maps = 4 * (n * k + k * k + k * m)
     assert maps == 2 * 20_930
     assert train["a1"].flops_per_sample == maps + m + 5 * n
-    # inference: the batch norms merged into the linears (BN fold); the cells unchanged
+    # inference: the batch norms merged into the linears (BN fold); each cell's domain norm one
+    # scale and shift per domain (D = 3), its maps unchanged
     assert inference["core"].params == 64 * dx + 64 + 65 * k * k
     assert inference["core"].flops_per_sample == 2 * (dx * 64 + 64 * k * k) + 64 + k * k
-    assert inference["a1"].params == train["a1"].params
+    assert inference["a1"].params == 2 * k * (n + m) + m + n + 2 * n * 3
+    assert inference["a1"].flops_per_sample == maps + m + 3 * n
 
 
 @pytest.mark.parametrize(("k", "folded"), [(8, True), (2, False)])
@@ -381,7 +384,8 @@ def test_a_scenario_only_core_folds_per_cell_when_that_is_cheaper(k, folded):
         assert costs["h"].flops_per_sample == 4 * n * m + m + n
     else:
         assert costs["core"].params == cells * k * k and "scenario_table" in kinds
-        assert costs["h"].params == 2 * k * (n + m) + m + 3 * n
+        # the factors kept; the domain norm one scale and shift per domain (3 domains)
+        assert costs["h"].params == 2 * k * (n + m) + m + n + 2 * n * 3
     assert costs["h"].generated_per_sample == 0
 
 

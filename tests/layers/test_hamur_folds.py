@@ -10,7 +10,12 @@ import torch
 
 from dwc.backends.torch.helpers.per_domain import _dwc_domain_rows
 from dwc.cost import explain
-from dwc.layers.hamur.op import FoldedHamurHyperNetwork, HamurAdapter, ScenarioHamurAdapter
+from dwc.layers.hamur.op import (
+    FoldedHamurAdapter,
+    FoldedHamurHyperNetwork,
+    HamurAdapter,
+    ScenarioHamurAdapter,
+)
 from dwc.layers.hamur.runtime_scenario import _DwcScenarioHamurAdapter
 from tests.conftest import compile_text
 
@@ -27,7 +32,8 @@ a2 = hamur(a1, by = core, domain = s, bottleneck = 4)
 output y = sigmoid(linear(a2, 1)) loss = bce
 """
 SPECS = {
-    # H per instance: no per-cell weights; the hyper-network's norms fold into its linears
+    # H per instance: no per-cell weights; the hyper-network's norms fold into its linears,
+    # each adapter's domain norm into one scale and shift per domain
     "instance": HEAD + "condition z = concat(a, s)\n"
                 "core = hamur_hypernet(by = z, rank = 8, hidden = [10])\n" + TAIL,
     # H a per-cell table; each cell's maps per cell (N M = 48 < N K + K² + K M = 192)
@@ -37,9 +43,9 @@ SPECS = {
     "table": HEAD + "condition z = concat(s, p)\n"
              "core = hamur_hypernet(by = z, rank = 2, hidden = [10])\n" + TAIL,
 }
-FORMS = {"instance": [FoldedHamurHyperNetwork, HamurAdapter, HamurAdapter],
+FORMS = {"instance": [FoldedHamurHyperNetwork, FoldedHamurAdapter, FoldedHamurAdapter],
          "cells": [ScenarioHamurAdapter, ScenarioHamurAdapter],
-         "table": [HamurAdapter, HamurAdapter]}
+         "table": [FoldedHamurAdapter, FoldedHamurAdapter]}
 
 
 def _trained(name):

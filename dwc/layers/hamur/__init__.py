@@ -7,7 +7,8 @@ residual.
     a = hamur(h, by = core, domain = scenario, bottleneck = 32)
 
 Inference folds: fold-hamur-hypernet (passes.py) merges the hyper-network's batch norms into its
-linears; when z reads scenario features only, fold-scenario-table makes H a per-cell table and
+linears, and fold-hamur-domain-norm an adapter's domain norm into one scale and shift per
+domain; when z reads scenario features only, fold-scenario-table makes H a per-cell table and
 fold-scenario-layers multiplies each cell's maps out (`HamurAdapter.per_cell_form`) where that
 costs fewer FLOPs than the factors.
 """
@@ -16,6 +17,7 @@ from dwc.layers.hamur.codes import CODES
 from dwc.layers.hamur.lint import HamurCoreLargerThanMap, HamurRankNotLow
 from dwc.layers.hamur.lower import HAMUR, HAMUR_HYPERNET, lower_hamur, lower_hamur_hypernet
 from dwc.layers.hamur.op import (
+    FoldedHamurAdapter,
     FoldedHamurHyperNetwork,
     HamurAdapter,
     HamurHyperNetwork,
@@ -25,6 +27,7 @@ from dwc.layers.hamur.torch import (
     emit_adapter,
     emit_hypernet,
     emit_scenario_adapter,
+    fold_adapter,
     fold_hypernet,
     fold_scenario_adapter,
 )
@@ -34,10 +37,13 @@ KIND = Kind(
     name="hamur",
     signatures=(HAMUR_HYPERNET, HAMUR),
     lower={"hamur_hypernet": lower_hamur_hypernet, "hamur": lower_hamur},
-    ops=(HamurHyperNetwork, FoldedHamurHyperNetwork, HamurAdapter, ScenarioHamurAdapter),
+    ops=(HamurHyperNetwork, FoldedHamurHyperNetwork, HamurAdapter, FoldedHamurAdapter,
+         ScenarioHamurAdapter),
     torch={HamurHyperNetwork: emit_hypernet, FoldedHamurHyperNetwork: emit_hypernet,
-           HamurAdapter: emit_adapter, ScenarioHamurAdapter: emit_scenario_adapter},
-    folds={FoldedHamurHyperNetwork: fold_hypernet, ScenarioHamurAdapter: fold_scenario_adapter},
+           HamurAdapter: emit_adapter, FoldedHamurAdapter: emit_adapter,
+           ScenarioHamurAdapter: emit_scenario_adapter},
+    folds={FoldedHamurHyperNetwork: fold_hypernet, FoldedHamurAdapter: fold_adapter,
+           ScenarioHamurAdapter: fold_scenario_adapter},
     helpers={"hamur": "dwc.layers.hamur.runtime",
              "scenario_hamur": "dwc.layers.hamur.runtime_scenario"},
     codes=CODES,

@@ -177,6 +177,29 @@ class HamurAdapter(Op):
             self.invalid(f"domain ids {ins[2]} != ids[{self.domains}]")
 
 
+
+@dataclass(frozen=True, kw_only=True)
+class FoldedHamurAdapter(HamurAdapter):
+    """fold-hamur-domain-norm's form of a HamurAdapter (inference): the domain norm's running
+    statistics and affine merged into one scale and shift per domain, DN_d(u) = u s[d] + t[d],
+    computed once by `for_inference()` (the op type is the fold's marker)."""
+
+    @classmethod
+    def of(cls, op: HamurAdapter) -> FoldedHamurAdapter:
+        return cls(**{f.name: getattr(op, f.name) for f in dataclasses.fields(op)})
+
+    def params(self):
+        n, m, k = self.type.width, self.bottleneck, self.rank
+        return 2 * k * (n + m) + m + n + 2 * n * self.domains
+
+    def flops(self):
+        n, m, k = self.type.width, self.bottleneck, self.rank
+        # both maps applied factor by factor; sigmoid (M), scale and shift (2 N), residual (N)
+        return _map_flops(n, k, m) + _map_flops(m, k, n) + m + 3 * n
+
+    def attrs(self):
+        return {**super().attrs(), "norm": "folded"}
+
 @dataclass(frozen=True, kw_only=True)
 class ScenarioHamurAdapter(Op):
     """Inference form of a HAMUR cell whose core H comes from a per-cell table (its hyper-network

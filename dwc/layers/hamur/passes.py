@@ -1,5 +1,6 @@
 """fold-hamur-hypernet: HAMUR's hyper-network with each batch norm merged into the linear before
-it, for inference (registered by dwc/passes/__init__.py, which imports this module).
+it, for inference; fold-hamur-domain-norm: an adapter's domain norm as one scale and shift per
+domain (registered by dwc/passes/__init__.py, which imports this module).
 
 In eval mode a batch norm is an affine map per feature, BN(y) = y s + (beta - mean s) with
 s = gamma / sqrt(var + eps), so Linear -> BN -> ReLU is Linear' -> ReLU with W' = s W and
@@ -13,7 +14,12 @@ from dataclasses import dataclass
 
 from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
-from dwc.layers.hamur.op import FoldedHamurHyperNetwork, HamurHyperNetwork
+from dwc.layers.hamur.op import (
+    FoldedHamurAdapter,
+    FoldedHamurHyperNetwork,
+    HamurAdapter,
+    HamurHyperNetwork,
+)
 from dwc.passes.base import Pass, PassResult, register, rewrite_ops
 
 
@@ -29,6 +35,24 @@ class FoldHamurHypernet(Pass):
         def rewrite(op: ir.Op) -> ir.Op | None:
             if type(op) is HamurHyperNetwork:
                 return FoldedHamurHyperNetwork.of(op)
+            return None
+
+        return rewrite_ops(graph, rewrite)
+
+
+@register
+@dataclass(frozen=True)
+class FoldHamurDomainNorm(Pass):
+    name = "fold-hamur-domain-norm"
+    stage = "inference"
+    summary = "HAMUR's domain norms as one scale and shift per domain (inference)"
+    after = "fold-scenario-layers"
+
+    def run(self, graph: Graph) -> PassResult:
+        # after fold-scenario-layers: an adapter it made per-cell folds its norm there already
+        def rewrite(op: ir.Op) -> ir.Op | None:
+            if type(op) is HamurAdapter:
+                return FoldedHamurAdapter.of(op)
             return None
 
         return rewrite_ops(graph, rewrite)

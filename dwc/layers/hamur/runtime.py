@@ -55,7 +55,9 @@ class _DwcHamurAdapter(nn.Module):
     identical copies). The domain norm DN has one scale and shift and per-domain statistics:
     training normalises each domain's samples by that domain's batch statistics and updates its
     running averages; inference uses the running averages only, so a sample's output never
-    depends on the rest of its batch.
+    depends on the rest of its batch. `folded=True` is the inference form: the domain norm is
+    one scale and shift per domain (`norm_scale`, `norm_shift`), which `for_inference()`
+    computes from the training form's `norm_scale_shift()`.
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class _DwcHamurAdapter(nn.Module):
         domains: int,
         momentum: float = 0.1,
         eps: float = 1e-5,
+        folded: bool = False,
     ) -> None:
         super().__init__()
         self.domains, self.momentum, self.eps = domains, momentum, eps
@@ -75,6 +78,11 @@ class _DwcHamurAdapter(nn.Module):
         self.u_up = nn.Parameter(torch.randn(bottleneck, rank) / bottleneck**0.5)
         self.v_up = nn.Parameter(torch.randn(rank, width) * (2**0.5 / rank))
         self.bias_up = nn.Parameter(torch.zeros(width))
+        self.folded = folded
+        if folded:
+            self.norm_scale = nn.Parameter(torch.ones(domains, width))
+            self.norm_shift = nn.Parameter(torch.zeros(domains, width))
+            return
         self.norm_weight = nn.Parameter(torch.ones(width))
         self.norm_bias = nn.Parameter(torch.zeros(width))
         self.register_buffer("running_mean", torch.zeros(domains, width))
@@ -91,9 +99,17 @@ class _DwcHamurAdapter(nn.Module):
         return scale, self.norm_bias - self.running_mean * scale
 
     def domain_norm(self, u: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
-        if not self.training:
+        if self.folded:
+            scale, shift = self.norm_scale, self.norm_shift
+        elif self.training:
+            return self._train_domain_norm(u, domain)
+        else:
             scale, shift = self.norm_scale_shift()
-            return torch.addcmul(shift.index_select(0, domain), u, scale.index_select(0, domain))
+        return torch.addcmul(shift.index_select(0, domain), u, scale.index_select(0, domain))
+
+    def _train_domain_norm(self, u: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
+        """Each domain's samples normalised by that domain's batch statistics, its running
+        averages updated."""
         counts = torch.bincount(domain, minlength=self.domains).to(u.dtype).unsqueeze(1)
         total = u.new_zeros(self.domains, u.shape[1])
         mean = total.index_add(0, domain, u) / counts.clamp(min=1)

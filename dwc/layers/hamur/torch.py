@@ -6,6 +6,7 @@ module: batch norms merged into the hyper-network's linears, each cell's maps U 
 from __future__ import annotations
 
 from dwc.layers.hamur.op import (
+    FoldedHamurAdapter,
     FoldedHamurHyperNetwork,
     HamurAdapter,
     HamurHyperNetwork,
@@ -25,8 +26,10 @@ def emit_hypernet(b, op: HamurHyperNetwork) -> None:
 
 def emit_adapter(b, op: HamurAdapter) -> None:
     h, generated, domain = op.inputs
-    attr = b.module_line(op, "hamur", "_DwcHamurAdapter", [
-        str(op.type.width), str(op.bottleneck), f"rank={op.rank}", f"domains={op.domains}"])
+    args = [str(op.type.width), str(op.bottleneck), f"rank={op.rank}", f"domains={op.domains}"]
+    if isinstance(op, FoldedHamurAdapter):
+        args.append("folded=True")
+    attr = b.module_line(op, "hamur", "_DwcHamurAdapter", args)
     b.fwd(op, f"self.{attr}", [b.var(h), b.slot(generated, op.core), b.var(domain)])
 
 
@@ -48,6 +51,15 @@ def fold_hypernet(ctx, op: FoldedHamurHyperNetwork) -> None:
         ctx.lines.append(f"weight, bias = self.{a}.folded({i})")
         ctx.copy(f"{a}.linears[{i}].weight", "weight")
         ctx.copy(f"{a}.linears[{i}].bias", "bias")
+
+
+def fold_adapter(ctx, op: FoldedHamurAdapter) -> None:
+    """for_inference(): the domain norm's scale and shift per domain from its running statistics
+    and affine."""
+    a = ctx.attr(op.module)
+    ctx.lines.append(f"scale, shift = self.{a}.norm_scale_shift()")
+    ctx.copy(f"{a}.norm_scale", "scale")
+    ctx.copy(f"{a}.norm_shift", "shift")
 
 
 def fold_scenario_adapter(ctx, op: ScenarioHamurAdapter) -> None:

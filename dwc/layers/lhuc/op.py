@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -36,3 +37,20 @@ class Lhuc(Op):
             self.invalid(f"input width {ins[0].width} != its width {self.type.width}")
         if ins[1] != IdsType(self.conditions):
             self.invalid(f"ids {ins[1]} != ids[{self.conditions}]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FoldedLhuc(Lhuc):
+    """fold-lhuc's form of an Lhuc op (inference): the gates `2 sigmoid(r)` of every condition id
+    computed once by `for_inference()` (the op type is the fold's marker), so a sample's gate is a
+    gather."""
+
+    @classmethod
+    def of(cls, op: Lhuc) -> FoldedLhuc:
+        return cls(**{f.name: getattr(op, f.name) for f in dataclasses.fields(op)})
+
+    def flops(self):
+        return self.type.width
+
+    def attrs(self):
+        return {**super().attrs(), "gates": "folded"}

@@ -11,17 +11,28 @@ class _DwcLhuc(nn.Module):
     gathered, which is the same elementwise sigmoid on the same values: conditions x width of
     work instead of batch x width (at B = 1024 with 24 cells, 43x fewer sigmoids, and an
     exported graph whose per-sample part is a gather and a product). A large table (an id
-    feature) gathers first.
+    feature) gathers first. `folded=True` is the inference form: it holds the gates themselves
+    (`gate`, 2 sigmoid(r) per id, computed by `for_inference()`), so a sample's gate is a gather.
     """
 
     TABLE_FIRST = 256
     """Up to this many condition ids, the sigmoid runs on the table."""
 
-    def __init__(self, conditions: int, width: int) -> None:
+    def __init__(self, conditions: int, width: int, folded: bool = False) -> None:
         super().__init__()
-        self.scale = nn.Parameter(torch.zeros(conditions, width))
+        self.folded = folded
+        if folded:
+            self.gate = nn.Parameter(torch.ones(conditions, width))
+        else:
+            self.scale = nn.Parameter(torch.zeros(conditions, width))
+
+    def gates(self) -> torch.Tensor:
+        """Every condition id's gates, 2 sigmoid(r) (conditions x width)."""
+        return 2.0 * torch.sigmoid(self.scale)
 
     def forward(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        if self.folded:
+            return x * self.gate.index_select(0, ids)
         if self.scale.shape[0] <= self.TABLE_FIRST:
-            return x * (2.0 * torch.sigmoid(self.scale)).index_select(0, ids)
+            return x * self.gates().index_select(0, ids)
         return x * (2.0 * torch.sigmoid(self.scale.index_select(0, ids)))

@@ -68,3 +68,19 @@ class PartitionedNorm(Op):
         if ins[0].width != self.type.width:
             self.invalid(f"input width {ins[0].width} != its width {self.type.width}")
         _domain_input(self, ins, self.domains)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FoldedPartitionedNorm(PartitionedNorm):
+    """fold-partitioned-norm's form of a PartitionedNorm (inference): the running statistics and
+    both affines merged into one scale and shift per domain, `y = x * scale[d] + shift[d]`,
+    computed once by `for_inference()` (the op type is the fold's marker)."""
+
+    def params(self):
+        return 2 * self.type.width * self.domains
+
+    def flops(self):
+        return 2 * self.type.width
+
+    def attrs(self):
+        return {**super().attrs(), "stats": "folded"}

@@ -1,12 +1,20 @@
-"""fold-star: STAR's W * W_p[d] and b + b_p[d] merged once per domain for inference."""
+"""fold-star: STAR's W * W_p[d] and b + b_p[d] merged once per domain for inference;
+fold-partitioned-norm: the partitioned normalisation's running statistics and affines merged
+into one scale and shift per domain."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
+from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
-from dwc.layers.star.op import FoldedStarLinear, StarLinear
-from dwc.passes.base import Pass, PassResult, Rewriter, register
+from dwc.layers.star.op import (
+    FoldedPartitionedNorm,
+    FoldedStarLinear,
+    PartitionedNorm,
+    StarLinear,
+)
+from dwc.passes.base import Pass, PassResult, Rewriter, register, rewrite_ops
 
 
 @register
@@ -24,3 +32,20 @@ class FoldStar(Pass):
                 rw.replace(op, FoldedStarLinear, in_features=op.in_features,
                            out_features=op.out_features, domains=op.domains)
         return rw.result()
+
+
+@register
+@dataclass(frozen=True)
+class FoldPartitionedNorm(Pass):
+    name = "fold-partitioned-norm"
+    after = "fold-star"
+    stage = "inference"
+    summary = "a partitioned norm's running statistics and affines as one scale and shift per domain"
+
+    def run(self, graph: Graph) -> PassResult:
+        def rewrite(op: ir.Op) -> ir.Op | None:
+            if type(op) is PartitionedNorm:
+                return FoldedPartitionedNorm(**{f.name: getattr(op, f.name) for f in fields(op)})
+            return None
+
+        return rewrite_ops(graph, rewrite)

@@ -24,12 +24,18 @@ class _DwcPartitionedNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(domains, width))
         self.register_buffer("running_var", torch.ones(domains, width))
 
+    def scale_shift(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalisation at inference as one scale and shift per domain (domains x width):
+        the running statistics and both affines merged, x s[d] + t[d] with
+        s = w * w_d / sqrt(var_d + eps) and t = b + b_d - mean_d s."""
+        scale = (self.weight * self.domain_weight) * torch.rsqrt(self.running_var + self.eps)
+        return scale, (self.bias + self.domain_bias) - self.running_mean * scale
+
     def forward(self, x: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
         if not self.training:
-            # running statistics and affine folded into one scale and shift per domain (D x width
-            # work), then two gathers and one fused multiply-add per sample
-            scale = (self.weight * self.domain_weight) * torch.rsqrt(self.running_var + self.eps)
-            shift = (self.bias + self.domain_bias) - self.running_mean * scale
+            # two gathers and one fused multiply-add per sample (the inference form,
+            # _DwcDomainAffine, holds the scale and shift; this eval forward derives them)
+            scale, shift = self.scale_shift()
             return torch.addcmul(shift.index_select(0, domain), x, scale.index_select(0, domain))
         counts = torch.bincount(domain, minlength=self.domains).to(x.dtype).unsqueeze(1)
         total = torch.zeros(self.domains, x.shape[1], dtype=x.dtype, device=x.device)
@@ -45,3 +51,17 @@ class _DwcPartitionedNorm(nn.Module):
         normalised = centered / torch.sqrt(var.index_select(0, domain) + self.eps)
         scale = self.weight * self.domain_weight.index_select(0, domain)
         return normalised * scale + (self.bias + self.domain_bias.index_select(0, domain))
+
+
+class _DwcDomainAffine(nn.Module):
+    """A partitioned normalisation folded for inference: `x * scale[d] + shift[d]`, the scale
+    and shift per domain computed once by `for_inference()` (`_DwcPartitionedNorm.scale_shift`)."""
+
+    def __init__(self, width: int, domains: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(domains, width))
+        self.shift = nn.Parameter(torch.zeros(domains, width))
+
+    def forward(self, x: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.shift.index_select(0, domain), self.scale.index_select(0, domain)
+        return torch.addcmul(shift, x, scale)

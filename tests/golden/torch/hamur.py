@@ -241,12 +241,21 @@ class Hamur(HamurBase):
         }
         model.load_state_dict(shared, strict=False)
         with torch.no_grad():
+            scale, shift = self.h1_norm.scale_shift()
+            model.h1_norm.scale.copy_(scale)
+            model.h1_norm.shift.copy_(shift)
+            scale, shift = self.h2_norm.scale_shift()
+            model.h2_norm.scale.copy_(scale)
+            model.h2_norm.shift.copy_(shift)
             weight, bias = self.core_hypernet.folded(0)
             model.core_hypernet.linears[0].weight.copy_(weight)
             model.core_hypernet.linears[0].bias.copy_(bias)
             weight, bias = self.core_hypernet.folded(1)
             model.core_hypernet.linears[1].weight.copy_(weight)
             model.core_hypernet.linears[1].bias.copy_(bias)
+            scale, shift = self.a_adapter.norm_scale_shift()
+            model.a_adapter.norm_scale.copy_(scale)
+            model.a_adapter.norm_shift.copy_(shift)
         return model.eval()
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -296,12 +305,13 @@ class HamurInference(HamurBase):
         category.table: table -> table[50 x 4]; params 200
         domain.table: table -> table[3 x 4]; params 12
         h1.linear: indexed_linear(in=24, out=32, domains=3) -> vec[32]; params 2,400
-        h1.partitioned_norm: partitioned_norm(domains=3) -> vec[32]; params 256
+        h1.partitioned_norm: partitioned_norm(domains=3, stats=folded) -> vec[32]; params 192
         h2.linear: indexed_linear(in=32, out=16, domains=3) -> vec[16]; params 1,584
-        h2.partitioned_norm: partitioned_norm(domains=3) -> vec[16]; params 128
+        h2.partitioned_norm: partitioned_norm(domains=3, stats=folded) -> vec[16]; params 96
         core: hamur_hypernet(hidden=[16], rank=6, norm=folded) -> vec[36]; params 1,012,
             generated/sample 36
-        a: hamur_adapter(bottleneck=8, rank=6, domains=3, core=core) -> vec[16]; params 344
+        a: hamur_adapter(bottleneck=8, rank=6, domains=3, core=core, norm=folded) -> vec[16]; params
+            408
         ctr.linear: indexed_linear(in=16, out=1, domains=3) -> vec[1]; params 51
     """
 
@@ -318,14 +328,14 @@ class HamurInference(HamurBase):
         self.domain_embedding = nn.Embedding(3, 4)
         # line 18: h1
         self.h1 = _DwcIndexedLinear(n_in=24, n_out=32, domains=3)
-        self.h1_norm = _DwcPartitionedNorm(width=32, domains=3)
+        self.h1_norm = _DwcDomainAffine(width=32, domains=3)
         # line 19: h2
         self.h2 = _DwcIndexedLinear(n_in=32, n_out=16, domains=3)
-        self.h2_norm = _DwcPartitionedNorm(width=16, domains=3)
+        self.h2_norm = _DwcDomainAffine(width=16, domains=3)
         # line 20: core
         self.core_hypernet = _DwcHamurHyperNetwork(n_in=24, hidden=[16], rank=6, norm=False)
         # line 21: a
-        self.a_adapter = _DwcHamurAdapter(width=16, bottleneck=8, rank=6, domains=3)
+        self.a_adapter = _DwcHamurAdapter(width=16, bottleneck=8, rank=6, domains=3, folded=True)
         # line 23: ctr
         self.ctr = _DwcIndexedLinear(n_in=16, n_out=1, domains=3)
 
@@ -452,7 +462,9 @@ class _DwcHamurAdapter(nn.Module):
     identical copies). The domain norm DN has one scale and shift and per-domain statistics:
     training normalises each domain's samples by that domain's batch statistics and updates its
     running averages; inference uses the running averages only, so a sample's output never
-    depends on the rest of its batch.
+    depends on the rest of its batch. `folded=True` is the inference form: the domain norm is
+    one scale and shift per domain (`norm_scale`, `norm_shift`), which `for_inference()`
+    computes from the training form's `norm_scale_shift()`.
     """
 
     def __init__(
@@ -463,6 +475,7 @@ class _DwcHamurAdapter(nn.Module):
         domains: int,
         momentum: float = 0.1,
         eps: float = 1e-5,
+        folded: bool = False,
     ) -> None:
         super().__init__()
         self.domains, self.momentum, self.eps = domains, momentum, eps
@@ -472,6 +485,11 @@ class _DwcHamurAdapter(nn.Module):
         self.u_up = nn.Parameter(torch.randn(bottleneck, rank) / bottleneck**0.5)
         self.v_up = nn.Parameter(torch.randn(rank, width) * (2**0.5 / rank))
         self.bias_up = nn.Parameter(torch.zeros(width))
+        self.folded = folded
+        if folded:
+            self.norm_scale = nn.Parameter(torch.ones(domains, width))
+            self.norm_shift = nn.Parameter(torch.zeros(domains, width))
+            return
         self.norm_weight = nn.Parameter(torch.ones(width))
         self.norm_bias = nn.Parameter(torch.zeros(width))
         self.register_buffer("running_mean", torch.zeros(domains, width))
@@ -488,9 +506,17 @@ class _DwcHamurAdapter(nn.Module):
         return scale, self.norm_bias - self.running_mean * scale
 
     def domain_norm(self, u: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
-        if not self.training:
+        if self.folded:
+            scale, shift = self.norm_scale, self.norm_shift
+        elif self.training:
+            return self._train_domain_norm(u, domain)
+        else:
             scale, shift = self.norm_scale_shift()
-            return torch.addcmul(shift.index_select(0, domain), u, scale.index_select(0, domain))
+        return torch.addcmul(shift.index_select(0, domain), u, scale.index_select(0, domain))
+
+    def _train_domain_norm(self, u: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
+        """Each domain's samples normalised by that domain's batch statistics, its running
+        averages updated."""
         counts = torch.bincount(domain, minlength=self.domains).to(u.dtype).unsqueeze(1)
         total = u.new_zeros(self.domains, u.shape[1])
         mean = total.index_add(0, domain, u) / counts.clamp(min=1)
@@ -547,12 +573,18 @@ class _DwcPartitionedNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(domains, width))
         self.register_buffer("running_var", torch.ones(domains, width))
 
+    def scale_shift(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalisation at inference as one scale and shift per domain (domains x width):
+        the running statistics and both affines merged, x s[d] + t[d] with
+        s = w * w_d / sqrt(var_d + eps) and t = b + b_d - mean_d s."""
+        scale = (self.weight * self.domain_weight) * torch.rsqrt(self.running_var + self.eps)
+        return scale, (self.bias + self.domain_bias) - self.running_mean * scale
+
     def forward(self, x: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
         if not self.training:
-            # running statistics and affine folded into one scale and shift per domain (D x width
-            # work), then two gathers and one fused multiply-add per sample
-            scale = (self.weight * self.domain_weight) * torch.rsqrt(self.running_var + self.eps)
-            shift = (self.bias + self.domain_bias) - self.running_mean * scale
+            # two gathers and one fused multiply-add per sample (the inference form,
+            # _DwcDomainAffine, holds the scale and shift; this eval forward derives them)
+            scale, shift = self.scale_shift()
             return torch.addcmul(shift.index_select(0, domain), x, scale.index_select(0, domain))
         counts = torch.bincount(domain, minlength=self.domains).to(x.dtype).unsqueeze(1)
         total = torch.zeros(self.domains, x.shape[1], dtype=x.dtype, device=x.device)
@@ -568,6 +600,20 @@ class _DwcPartitionedNorm(nn.Module):
         normalised = centered / torch.sqrt(var.index_select(0, domain) + self.eps)
         scale = self.weight * self.domain_weight.index_select(0, domain)
         return normalised * scale + (self.bias + self.domain_bias.index_select(0, domain))
+
+
+class _DwcDomainAffine(nn.Module):
+    """A partitioned normalisation folded for inference: `x * scale[d] + shift[d]`, the scale
+    and shift per domain computed once by `for_inference()` (`_DwcPartitionedNorm.scale_shift`)."""
+
+    def __init__(self, width: int, domains: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(domains, width))
+        self.shift = nn.Parameter(torch.zeros(domains, width))
+
+    def forward(self, x: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.shift.index_select(0, domain), self.scale.index_select(0, domain)
+        return torch.addcmul(shift, x, scale)
 
 
 _DwcRows = tuple[torch.Tensor | None, list[int], list[int]]

@@ -240,6 +240,9 @@ class Star(StarBase):
         }
         model.load_state_dict(shared, strict=False)
         with torch.no_grad():
+            scale, shift = self.x_norm.scale_shift()
+            model.x_norm.scale.copy_(scale)
+            model.x_norm.shift.copy_(shift)
             model.h_fc0.weight.copy_(self.h_fc0.weight * self.h_fc0.domain_weight)
             model.h_fc0.bias.copy_(self.h_fc0.bias + self.h_fc0.domain_bias)
             model.h_fc1.weight.copy_(self.h_fc1.weight * self.h_fc1.domain_weight)
@@ -293,7 +296,7 @@ class StarInference(StarBase):
         item_id.table: table -> table[5000 x 16]; params 80,000
         category.table: table -> table[200 x 8]; params 1,600
         domain.table: table -> table[8 x 8]; params 64
-        x: partitioned_norm(domains=8) -> vec[40]; params 720
+        x: partitioned_norm(domains=8, stats=folded) -> vec[40]; params 640
         h.fc0: indexed_linear(in=40, out=64, domains=8) -> vec[64]; params 20,992
         h.fc1: indexed_linear(in=64, out=32, domains=8) -> vec[32]; params 16,640
         main: indexed_linear(in=32, out=1, domains=8) -> vec[1]; params 264
@@ -313,7 +316,7 @@ class StarInference(StarBase):
         # line 9: domain
         self.domain_embedding = nn.Embedding(8, 8)
         # line 13: x
-        self.x_norm = _DwcPartitionedNorm(width=40, domains=8)
+        self.x_norm = _DwcDomainAffine(width=40, domains=8)
         # line 14: h
         self.h_fc0 = _DwcIndexedLinear(n_in=40, n_out=64, domains=8)
         self.h_fc1 = _DwcIndexedLinear(n_in=64, n_out=32, domains=8)
@@ -439,12 +442,18 @@ class _DwcPartitionedNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(domains, width))
         self.register_buffer("running_var", torch.ones(domains, width))
 
+    def scale_shift(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalisation at inference as one scale and shift per domain (domains x width):
+        the running statistics and both affines merged, x s[d] + t[d] with
+        s = w * w_d / sqrt(var_d + eps) and t = b + b_d - mean_d s."""
+        scale = (self.weight * self.domain_weight) * torch.rsqrt(self.running_var + self.eps)
+        return scale, (self.bias + self.domain_bias) - self.running_mean * scale
+
     def forward(self, x: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
         if not self.training:
-            # running statistics and affine folded into one scale and shift per domain (D x width
-            # work), then two gathers and one fused multiply-add per sample
-            scale = (self.weight * self.domain_weight) * torch.rsqrt(self.running_var + self.eps)
-            shift = (self.bias + self.domain_bias) - self.running_mean * scale
+            # two gathers and one fused multiply-add per sample (the inference form,
+            # _DwcDomainAffine, holds the scale and shift; this eval forward derives them)
+            scale, shift = self.scale_shift()
             return torch.addcmul(shift.index_select(0, domain), x, scale.index_select(0, domain))
         counts = torch.bincount(domain, minlength=self.domains).to(x.dtype).unsqueeze(1)
         total = torch.zeros(self.domains, x.shape[1], dtype=x.dtype, device=x.device)
@@ -460,6 +469,20 @@ class _DwcPartitionedNorm(nn.Module):
         normalised = centered / torch.sqrt(var.index_select(0, domain) + self.eps)
         scale = self.weight * self.domain_weight.index_select(0, domain)
         return normalised * scale + (self.bias + self.domain_bias.index_select(0, domain))
+
+
+class _DwcDomainAffine(nn.Module):
+    """A partitioned normalisation folded for inference: `x * scale[d] + shift[d]`, the scale
+    and shift per domain computed once by `for_inference()` (`_DwcPartitionedNorm.scale_shift`)."""
+
+    def __init__(self, width: int, domains: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(domains, width))
+        self.shift = nn.Parameter(torch.zeros(domains, width))
+
+    def forward(self, x: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.shift.index_select(0, domain), self.scale.index_select(0, domain)
+        return torch.addcmul(shift, x, scale)
 
 
 _DwcRows = tuple[torch.Tensor | None, list[int], list[int]]
