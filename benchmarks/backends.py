@@ -214,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune", type=int, default=None, metavar="TRIALS",
                         help="build tvm-tuned with `dwc compile --target tvm --tune TRIALS` "
                         "(dwc reuses its tuning database, so only the first build tunes)")
+    parser.add_argument("--tune-batches", default=None, metavar="B[,..]",
+                        help="with --tune: the bucket sizes tuned (dwc's --tune-batches; default "
+                        "dwc's, 1,64,1024,8192)")
     parser.add_argument("--quick", action="store_true",
                         help="5 rounds per batch size at most, 1 s each (rough numbers)")
     parser.add_argument("--work", default=None, metavar="DIR",
@@ -253,8 +256,12 @@ def main(argv: list[str] | None = None) -> int:
             artifacts, build = {}, {"example": name}
             for target in targets:
                 if target == "tvm-tuned":
-                    built = example.build(f"tvm-tuned-{args.tune}",
-                                          ["--target", "tvm", "--tune", str(args.tune)])
+                    tuning = ["--tune", str(args.tune)]
+                    if args.tune_batches:
+                        tuning += ["--tune-batches", args.tune_batches]
+                    stem = f"tvm-tuned-{args.tune}" + (
+                        f"-b{args.tune_batches.replace(',', '-')}" if args.tune_batches else "")
+                    built = example.build(stem, ["--target", "tvm", *tuning])
                 elif target != "torch":
                     built = example.build(target, ["--target", target])
                 if target != "torch":

@@ -175,13 +175,15 @@ def test_every_per_domain_path_computes_the_same_layer():
         # floats against 32K per domain present picks the per-sample gather (B = 8) or groups
         present = len(rows[1])
         assert present == 1 or (batch * 64 * 64 <= 32768 * present) == (batch == 8)
+        # a small batch of one domain is grouped as it stands: no sort (order None)
+        assert (rows[0] is None) == (present == 1)
         for r in (rows, None):
             torch.testing.assert_close(linear(x, domain, r, weight, None), expected)
             torch.testing.assert_close(linear(x, domain, r, weight, bias),
                                        expected + bias[domain])
         # a batch already grouped by domain (order None): slices, written in place without
         # autograd, concatenated with it
-        order = rows[0]
+        order = torch.arange(batch) if rows[0] is None else rows[0]
         grouped = (None, *rows[1:])
         for grad in (False, True):
             with torch.set_grad_enabled(grad):

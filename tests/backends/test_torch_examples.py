@@ -124,6 +124,22 @@ class TestInputValidation:
         with pytest.raises(ValueError, match="'price' must be torch.float32"):
             model(inputs)
 
+    def test_the_float_dtype_follows_conversions(self):
+        """check_inputs keeps the module's float dtype between calls and reads it anew after
+        `.double()` / `.float()`: a float64 module takes float64 numeric inputs, not float32."""
+        model, cls = self.model()
+        inputs = cls.example_inputs(2)
+        model.check_inputs(inputs)  # the float32 dtype, now kept
+        wide = {k: v.double() if v.is_floating_point() else v for k, v in inputs.items()}
+        model.double()
+        model.check_inputs(wide)
+        with pytest.raises(ValueError, match="'price' must be torch.float64"):
+            model.check_inputs(inputs)
+        model.float()
+        model.check_inputs(inputs)
+        with pytest.raises(ValueError, match="'price' must be torch.float32"):
+            model.check_inputs(wide)
+
     # a small CPU batch is range-checked in Python, a larger one by reductions: both paths
     @pytest.mark.parametrize("batch", [2, 64])
     @pytest.mark.parametrize("bad", [200, -1])
@@ -132,6 +148,16 @@ class TestInputValidation:
         inputs = cls.example_inputs(batch)
         inputs["category"][batch - 1] = bad
         with pytest.raises(ValueError, match=r"'category' has ids outside \[0, 200\)"):
+            model(inputs)
+
+    # a sequence's ids (B x max_len) on both paths, the bad id in the last sample's last slot
+    @pytest.mark.parametrize("batch", [2, 64])
+    @pytest.mark.parametrize("bad", [5000, -3])
+    def test_sequence_id_out_of_vocabulary_is_named(self, batch, bad):
+        model, cls = self.model()
+        inputs = cls.example_inputs(batch)
+        inputs["clicked"][batch - 1, -1] = bad
+        with pytest.raises(ValueError, match=r"'clicked' has ids outside \[0, 5000\)"):
             model(inputs)
 
     @pytest.mark.parametrize("batch", [2, 64])

@@ -61,17 +61,16 @@ class PosoBase(nn.Module):
                 raise ValueError(f"input {name!r} must be a tensor, got {type(value).__name__}")
             if value.dtype != dtype:
                 raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if value.dim() != len(shape) + 1 or tuple(value.shape[1:]) != shape:
+            size = value.shape
+            if len(size) != len(shape) + 1 or size[1:] != shape:
                 raise ValueError(
                     f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
-                    f"got {list(value.shape)}"
+                    f"got {list(size)}"
                 )
             if rows is None:
-                rows = value.shape[0]
-            elif value.shape[0] != rows:
-                raise ValueError(
-                    f"input {name!r} has {value.shape[0]} rows, the inputs before it {rows}"
-                )
+                rows = size[0]
+            elif size[0] != rows:
+                raise ValueError(f"input {name!r} has {size[0]} rows, the inputs before it {rows}")
         self._check_ranges(inputs)
 
     def _check_ranges(self, inputs: dict[str, torch.Tensor]) -> None:
@@ -84,10 +83,12 @@ class PosoBase(nn.Module):
         """
         values = [inputs[name] for name in self._HIGHEST]
         if sum(v.numel() for v in values) <= self._PYTHON_CHECK_LIMIT and all(
-            v.device.type == "cpu" for v in values
+            v.is_cpu for v in values
         ):
             for name, value in zip(self._HIGHEST, values):
-                ids = value.reshape(-1).tolist()
+                ids = value.tolist()  # no reshape first: a view costs more than the list
+                if value.dim() > 1:  # a sequence: one list of ids per sample
+                    ids = [i for sample in ids for i in sample]
                 if ids and (min(ids) < 0 or max(ids) > self._HIGHEST[name]):
                     self._out_of_range(name)
             return
@@ -653,6 +654,11 @@ def _dwc_gathers(batch: int, cell_floats: int, present: int) -> bool:
     return batch * cell_floats <= min(32768 * present, 262144)
 
 
+_DWC_LISTED_ROWS = 64
+"""Up to this many rows (on the CPU) _dwc_domain_rows first reads the domain ids as Python
+integers: a batch of one domain (every single-sample call) then needs no sort."""
+
+
 def _dwc_domain_rows(domain: torch.Tensor) -> _DwcRows | None:
     """The batch's rows grouped by domain, computed once per forward for every per-domain layer.
 
@@ -662,6 +668,10 @@ def _dwc_domain_rows(domain: torch.Tensor) -> _DwcRows | None:
     """
     if _dwc_is_static():
         return None
+    if domain.shape[0] <= _DWC_LISTED_ROWS and domain.device.type == "cpu":
+        ids = domain.tolist()
+        if ids and min(ids) == max(ids):  # one domain: the batch is grouped as it stands
+            return None, [ids[0]], [len(ids)]
     order = torch.argsort(domain)
     counts = torch.bincount(domain).tolist()
     present = [d for d, n in enumerate(counts) if n]

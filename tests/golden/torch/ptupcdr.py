@@ -64,17 +64,16 @@ class PtupcdrBase(nn.Module):
                 raise ValueError(f"input {name!r} must be a tensor, got {type(value).__name__}")
             if value.dtype != dtype:
                 raise ValueError(f"input {name!r} must be {dtype}, got {value.dtype}")
-            if value.dim() != len(shape) + 1 or tuple(value.shape[1:]) != shape:
+            size = value.shape
+            if len(size) != len(shape) + 1 or size[1:] != shape:
                 raise ValueError(
                     f"input {name!r} must have shape [B, {', '.join(map(str, shape))}], "
-                    f"got {list(value.shape)}"
+                    f"got {list(size)}"
                 )
             if rows is None:
-                rows = value.shape[0]
-            elif value.shape[0] != rows:
-                raise ValueError(
-                    f"input {name!r} has {value.shape[0]} rows, the inputs before it {rows}"
-                )
+                rows = size[0]
+            elif size[0] != rows:
+                raise ValueError(f"input {name!r} has {size[0]} rows, the inputs before it {rows}")
         self._check_ranges(inputs)
 
     def _check_ranges(self, inputs: dict[str, torch.Tensor]) -> None:
@@ -87,10 +86,12 @@ class PtupcdrBase(nn.Module):
         """
         values = [inputs[name] for name in self._HIGHEST]
         if sum(v.numel() for v in values) <= self._PYTHON_CHECK_LIMIT and all(
-            v.device.type == "cpu" for v in values
+            v.is_cpu for v in values
         ):
             for name, value in zip(self._HIGHEST, values):
-                ids = value.reshape(-1).tolist()
+                ids = value.tolist()  # no reshape first: a view costs more than the list
+                if value.dim() > 1:  # a sequence: one list of ids per sample
+                    ids = [i for sample in ids for i in sample]
                 if ids and (min(ids) < 0 or max(ids) > self._HIGHEST[name]):
                     self._out_of_range(name)
             return

@@ -20,6 +20,11 @@ def _dwc_gathers(batch: int, cell_floats: int, present: int) -> bool:
     return batch * cell_floats <= min(32768 * present, 262144)
 
 
+_DWC_LISTED_ROWS = 64
+"""Up to this many rows (on the CPU) _dwc_domain_rows first reads the domain ids as Python
+integers: a batch of one domain (every single-sample call) then needs no sort."""
+
+
 def _dwc_domain_rows(domain: torch.Tensor) -> _DwcRows | None:
     """The batch's rows grouped by domain, computed once per forward for every per-domain layer.
 
@@ -29,6 +34,10 @@ def _dwc_domain_rows(domain: torch.Tensor) -> _DwcRows | None:
     """
     if _dwc_is_static():
         return None
+    if domain.shape[0] <= _DWC_LISTED_ROWS and domain.device.type == "cpu":
+        ids = domain.tolist()
+        if ids and min(ids) == max(ids):  # one domain: the batch is grouped as it stands
+            return None, [ids[0]], [len(ids)]
     order = torch.argsort(domain)
     counts = torch.bincount(domain).tolist()
     present = [d for d, n in enumerate(counts) if n]
