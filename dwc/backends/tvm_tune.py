@@ -155,11 +155,9 @@ def tune(mod, target, options: TuneOptions):
     # a kernel with any record (a measured candidate, even one that failed to build or run)
     # was tuned with its share of an earlier --tune; only kernels without one are tuned now
     recorded = {tvm_ffi.structural_hash(r.workload.mod) for r in database.get_all_tuning_records()}
-    todo = []
-    for name, func in kernels:
-        workload = tvm.IRModule({"main": func.with_attr("global_symbol", "main")})
-        if tvm_ffi.structural_hash(workload) not in recorded:
-            todo.append((name, workload))
+    workloads = [(name, tvm.IRModule({"main": func.with_attr("global_symbol", "main")}))
+                 for name, func in kernels]
+    todo = [(name, w) for name, w in workloads if tvm_ffi.structural_hash(w) not in recorded]
     started = time.perf_counter()
     trials = 0
     if todo:
@@ -188,13 +186,93 @@ def tune(mod, target, options: TuneOptions):
                                    _progress_callback(bar)])
             trials = _record_count(directory) - before
     seconds = time.perf_counter() - started
+    chosen, kept = _tuned_where_faster(database, workloads, target, directory)
     info = {"trials": options.trials, "buckets": options.buckets, "kernels": len(kernels),
             "tuned_kernels": len(todo), "cached_kernels": len(kernels) - len(todo),
-            "measured": trials}
+            "measured": trials, "tuned_schedules_used": len(kernels) - kept,
+            "dwc_schedules_kept": kept}
     print(f"dwc: tuned {len(todo)} of {len(kernels)} kernels ({trials} trials, "
-          f"{seconds:.1f} s); {len(kernels) - len(todo)} from the cache {directory}",
-          file=sys.stderr)
-    return database, info
+          f"{seconds:.1f} s); {len(kernels) - len(todo)} from the cache {directory}; "
+          f"{len(kernels) - kept} run their tuned schedule, {kept} dwc's (faster, or no "
+          "working candidate)", file=sys.stderr)
+    return chosen, info
+
+
+def _tuned_where_faster(database, workloads, target, directory: Path):
+    """The records of the kernels whose best tuned schedule runs faster than dwc's own, as an
+    in-memory database to build with, and how many kernels keep dwc's schedule.
+
+    A few random trials per kernel rarely beat dwc's rules, and MetaSchedule keeps the fastest
+    candidate it measured, however slow: without this, `--tune` could make a model slower. Both
+    forms of a kernel are built and timed here, the same way (`kernel_seconds`); the verdicts
+    are kept in the cache (`choices.json`), keyed by the kernel and its number of records, so a
+    rebuild times only kernels tuned further since."""
+    import tvm_ffi
+    from tvm.s_tir import meta_schedule as ms
+
+    from dwc.backends.tvm_schedule import ApplyCpuSchedules, default_rules
+
+    path = directory / "choices.json"
+    try:
+        choices = json.loads(path.read_text())
+    except (OSError, ValueError):
+        choices = {}
+    counts: dict[int, int] = {}
+    for record in database.get_all_tuning_records():
+        digest = tvm_ffi.structural_hash(record.workload.mod)
+        counts[digest] = counts.get(digest, 0) + 1
+    memory = ms.database.MemoryDatabase()
+    rules = ApplyCpuSchedules(default_rules())
+    kept, changed = 0, False
+    for _, workload in workloads:
+        digest = tvm_ffi.structural_hash(workload)
+        record = database.query_tuning_record(workload, target, "main")
+        if record is None:  # no candidate built and ran
+            kept += 1
+            continue
+        key = f"{digest:x}"
+        verdict = choices.get(key)
+        if verdict is None or verdict.get("records") != counts.get(digest, 0):
+            tuned = database.query_schedule(workload, target, "main").mod["main"]
+            with target:
+                own = rules.schedule(workload["main"], target) or workload["main"]
+            verdict = {"records": counts.get(digest, 0),
+                       "tuned_s": kernel_seconds(tuned, target),
+                       "dwc_s": kernel_seconds(own, target)}
+            choices[key], changed = verdict, True
+        if verdict["tuned_s"] < verdict["dwc_s"]:
+            memory.commit_tuning_record(ms.database.TuningRecord(
+                record.trace, memory.commit_workload(workload), record.run_secs, record.target,
+                record.args_info))
+        else:
+            kept += 1
+    if changed:
+        partial = path.with_suffix(".tmp")
+        partial.write_text(json.dumps(choices, indent=1, sort_keys=True) + "\n")
+        partial.replace(path)
+    return memory, kept
+
+
+def kernel_seconds(func, target, min_repeat_ms: int = 20) -> float:
+    """Median seconds of one call of the statically shaped PrimFunc `func`, built for `target`,
+    on random floats and zero integers (ids: every gather stays in bounds)."""
+    import numpy as np
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    library = tvm.compile(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}),
+                          target=target)
+    device = tvm.cpu()
+    rng = np.random.default_rng(0)
+    args = []
+    for info in ms.arg_info.ArgInfo.from_prim_func(func):
+        shape, dtype = [int(n) for n in info.shape], str(info.dtype)
+        data = (rng.standard_normal(shape).astype(dtype) if dtype.startswith("float")
+                else np.zeros(shape, dtype))
+        args.append(tvm.runtime.tensor(data, device))
+    timer = library.jit().time_evaluator("main", device, number=1, repeat=7,
+                                   min_repeat_ms=min_repeat_ms)
+    return float(timer(*args).median)
 
 
 def _work_dir():

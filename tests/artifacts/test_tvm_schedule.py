@@ -368,6 +368,82 @@ def test_tuning_buckets_and_the_cache(tmp_path, capsys):
         np.testing.assert_allclose(artifact(inputs)["ctr"], expected.numpy(), atol=1e-4)
 
 
+class _Task:
+    """What `_naive_records` reads of a MetaSchedule TuneContext."""
+
+    def __init__(self, mod, target, **_options) -> None:
+        self.mod, self.target = mod, target
+
+    def clone(self) -> _Task:
+        return self
+
+
+def _naive_records(tasks, database, **_):
+    """Stands in for MetaSchedule's search: one record per task, the kernel unscheduled (a trace
+    that only looks its blocks up, a valid and slow schedule; the database ignores an empty
+    trace), as a few random trials might leave it."""
+    from tvm.s_tir import meta_schedule as ms
+
+    for task in tasks:
+        workload = database.commit_workload(task.mod)
+        sch = tvm.s_tir.Schedule(task.mod)
+        sch.get_child_blocks(sch.get_sblock("root", func_name="main"))
+        trace = sch.trace
+        database.commit_tuning_record(ms.database.TuningRecord(
+            trace, workload, [1e-3], task.target,
+            ms.arg_info.ArgInfo.from_prim_func(task.mod["main"])))
+
+
+def test_a_tuned_schedule_is_used_only_where_it_runs_faster(tmp_path, monkeypatch, capsys):
+    """Each tuned kernel is timed against dwc's schedule for it and the faster one is built.
+    The timings are real, then skewed so that every other kernel's tuned form wins clearly:
+    exactly those are built tuned (and the bucket still agrees with torch). The verdicts are
+    cached: a rebuild times nothing."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from dwc.backends import tvm_tune
+
+    monkeypatch.setattr(ms.tune, "tune_tasks", _naive_records)
+    # a real TuneContext imports TVM's tensor intrinsics (30 s here) for a search not run here
+    monkeypatch.setattr(ms, "TuneContext", _Task)
+    timed = []
+    real = tvm_tune.kernel_seconds
+
+    def seconds(func, target, **options):
+        # per kernel, the tuned form is timed first, then dwc's
+        kernel, tuned_form = divmod(len(timed), 2)[0], len(timed) % 2 == 0
+        timed.append(func)
+        value = real(func, target, **options)
+        return value * (1e-3 if (kernel % 2 == 0) == tuned_form else 1e3)
+
+    monkeypatch.setattr(tvm_tune, "kernel_seconds", seconds)
+    cache, spec = tmp_path / "cache", str(ROOT / "examples" / "ctr_mlp.dw")
+    args = ["--target", "tvm", "--tune", "1", "--tune-batches", "3", "--tune-cache", str(cache),
+            "--max-batch", "64"]
+    assert main(["compile", spec, "-o", str(tmp_path / "a"), *args]) == 0
+    tuning = json.loads((tmp_path / "a" / "manifest.json").read_text())["target"]["tuning"]
+    kernels = tuning["kernels"]
+    assert kernels > 1 and len(timed) == 2 * kernels  # both forms of every kernel
+    used = (kernels + 1) // 2
+    assert (tuning["tuned_schedules_used"], tuning["dwc_schedules_kept"]) == (used, kernels - used)
+    assert f"{used} run their tuned schedule, {kernels - used} dwc's" in capsys.readouterr().err
+    choices = json.loads(next(cache.glob("*/choices.json")).read_text())
+    assert len(choices) == kernels
+    assert sum(c["tuned_s"] < c["dwc_s"] for c in choices.values()) == used
+    # a rebuild reuses the records and the verdicts
+    assert main(["compile", spec, "-o", str(tmp_path / "b"), *args]) == 0
+    assert len(timed) == 2 * kernels
+    again = json.loads((tmp_path / "b" / "manifest.json").read_text())["target"]["tuning"]
+    assert again["tuned_kernels"] == 0 and again["tuned_schedules_used"] == used
+    artifact = load(tmp_path / "b")
+    result = compile_source(load_source(ROOT / "examples" / "ctr_mlp.dw"), "torch")
+    im = inference_model(result.files["model.py"], result.inference.model, None)
+    inputs = dict(zip(im.input_names, (a.numpy() for a in example_args(im, 3)), strict=True))
+    with torch.no_grad():
+        expected = im.module({k: torch.from_numpy(v) for k, v in inputs.items()})["ctr"]
+    np.testing.assert_allclose(artifact(inputs)["ctr"], expected.numpy(), atol=1e-4)
+
+
 @pytest.mark.parametrize("args, code", [
     (["--tune", "0"], "DW410"),
     (["--tune", "4", "--tune-batches", "1,99999"], "DW411"),
