@@ -12,14 +12,17 @@ in `dwc.ir.dynamic`, a layer kind's in `dwc/layers/<kind>/op.py`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, ClassVar, NamedTuple, NoReturn, TypeVar
 
 from dwc.ir.types import ValueType
 from dwc.source import NO_SPAN, Span
 
 if TYPE_CHECKING:
     from dwc.ir.dynamic import DynamicWeights, ScenarioTable, Slot
+
+_Marked = TypeVar("_Marked", bound="Op")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +85,13 @@ class Op:
         op a function of the cell that an inference fold may tabulate (fold-scenario-table puts
         `as_table(...)` in its place); None for ops that cannot be tabulated so."""
         return None
+
+    def retyped(self, cls: type[_Marked], **changes) -> _Marked:
+        """This op as an instance of `cls`, every field kept but `changes`: how an inference
+        fold marks an op (e.g. an Lhuc as a FoldedLhuc), the marker subclass changing what the
+        backends emit and what `for_inference()` computes, not what the op reads or produces."""
+        return cls(**{**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
+                      **changes})
 
     def as_table(self, cell: str, cells: int, module: str) -> Op:
         """This op as a per-cell table (fold-scenario-table; only where `table_condition()`

@@ -450,7 +450,7 @@ def test_ops_verify_their_shapes():
     gen = HamurHyperNetwork(result="g", inputs=("z",), type=VecType(9), in_features=4,
                             hidden=(3,), rank=3, slots=(Slot("core", 0, (3, 3)),))
     gen.verify((VecType(4),), {})
-    assert FoldedHamurHyperNetwork.of(gen).params() == 4 * 3 + 3 + 3 * 9 + 9
+    assert gen.retyped(FoldedHamurHyperNetwork).params() == 4 * 3 + 3 + 3 * 9 + 9
     cell_op = HamurAdapter(result="c", inputs=("h", "g", "d"), type=VecType(5), bottleneck=2,
                            rank=3, domains=2, core=gen.core)
     cell_op.verify((VecType(5), VecType(9), IdsType(2)), {"g": gen})

@@ -3,7 +3,6 @@ linear the APG passes (passes.py) turn it into, with its costs and invariants.""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -121,12 +120,6 @@ class FoldedLowRankDynamicLinear(LowRankDynamicLinear):
     """fold-overparam's result (inference): a low-rank layer whose shared factors U = U_l U_r
     and V = V_l V_r are multiplied out once by `for_inference()`, so it keeps N K + K M
     parameters. The op type is the fold's marker (torch.py's `fold_overparam`)."""
-
-    @classmethod
-    def of(cls, op: LowRankDynamicLinear) -> FoldedLowRankDynamicLinear:
-        """`op` with its over-parameterised factors multiplied out."""
-        fields = {f.name: getattr(op, f.name) for f in dataclasses.fields(op)}
-        return cls(**{**fields, "overparam": None})
 
     def verify(self, ins, producers):
         super().verify(ins, producers)

@@ -139,7 +139,7 @@ class FoldOverparam(Pass):
     def run(self, graph: Graph) -> PassResult:
         def rewrite(op: ir.Op) -> ir.Op | None:
             if isinstance(op, LowRankDynamicLinear) and op.overparam:
-                return FoldedLowRankDynamicLinear.of(op)
+                return op.retyped(FoldedLowRankDynamicLinear, overparam=None)
             return None
 
         return rewrite_ops(graph, rewrite)

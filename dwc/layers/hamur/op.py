@@ -5,7 +5,6 @@ whose maps are multiplied out per scenario cell (fold-scenario-layers, `per_cell
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -81,10 +80,6 @@ class FoldedHamurHyperNetwork(HamurHyperNetwork):
     """fold-hamur-hypernet's form (inference): each batch norm's running statistics and affine
     merged into the linear before it, so the network is Linear -> ReLU per layer. The op type is
     the fold's marker (torch.py's `fold_hypernet`)."""
-
-    @classmethod
-    def of(cls, op: HamurHyperNetwork) -> FoldedHamurHyperNetwork:
-        return cls(**{f.name: getattr(op, f.name) for f in dataclasses.fields(op)})
 
     def params(self):
         return sum(a * b + b for a, b in self._layers())
@@ -183,10 +178,6 @@ class FoldedHamurAdapter(HamurAdapter):
     """fold-hamur-domain-norm's form of a HamurAdapter (inference): the domain norm's running
     statistics and affine merged into one scale and shift per domain, DN_d(u) = u s[d] + t[d],
     computed once by `for_inference()` (the op type is the fold's marker)."""
-
-    @classmethod
-    def of(cls, op: HamurAdapter) -> FoldedHamurAdapter:
-        return cls(**{f.name: getattr(op, f.name) for f in dataclasses.fields(op)})
 
     def params(self):
         n, m, k = self.type.width, self.bottleneck, self.rank

@@ -34,7 +34,7 @@ class FoldHamurHypernet(Pass):
     def run(self, graph: Graph) -> PassResult:
         def rewrite(op: ir.Op) -> ir.Op | None:
             if type(op) is HamurHyperNetwork:
-                return FoldedHamurHyperNetwork.of(op)
+                return op.retyped(FoldedHamurHyperNetwork)
             return None
 
         return rewrite_ops(graph, rewrite)
@@ -52,7 +52,7 @@ class FoldHamurDomainNorm(Pass):
         # after fold-scenario-layers: an adapter it made per-cell folds its norm there already
         def rewrite(op: ir.Op) -> ir.Op | None:
             if type(op) is HamurAdapter:
-                return FoldedHamurAdapter.of(op)
+                return op.retyped(FoldedHamurAdapter)
             return None
 
         return rewrite_ops(graph, rewrite)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -44,10 +43,6 @@ class FoldedLhuc(Lhuc):
     """fold-lhuc's form of an Lhuc op (inference): the gates `2 sigmoid(r)` of every condition id
     computed once by `for_inference()` (the op type is the fold's marker), so a sample's gate is a
     gather."""
-
-    @classmethod
-    def of(cls, op: Lhuc) -> FoldedLhuc:
-        return cls(**{f.name: getattr(op, f.name) for f in dataclasses.fields(op)})
 
     def flops(self):
         return self.type.width

@@ -22,7 +22,7 @@ class FoldLhuc(Pass):
     def run(self, graph: Graph) -> PassResult:
         def rewrite(op: ir.Op) -> ir.Op | None:
             if type(op) is Lhuc:
-                return FoldedLhuc.of(op)
+                return op.retyped(FoldedLhuc)
             return None
 
         return rewrite_ops(graph, rewrite)

@@ -4,7 +4,7 @@ into one scale and shift per domain."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
@@ -45,7 +45,7 @@ class FoldPartitionedNorm(Pass):
     def run(self, graph: Graph) -> PassResult:
         def rewrite(op: ir.Op) -> ir.Op | None:
             if type(op) is PartitionedNorm:
-                return FoldedPartitionedNorm(**{f.name: getattr(op, f.name) for f in fields(op)})
+                return op.retyped(FoldedPartitionedNorm)
             return None
 
         return rewrite_ops(graph, rewrite)
