@@ -129,6 +129,13 @@ def rewrite_ops(graph: Graph, rewrite: Callable[[Op], Op | None]) -> PassResult:
     return PassResult(graph.with_ops(ops) if changed else graph, changed)
 
 
+def mark_ops(graph: Graph, source: type[Op], marker: type[Op]) -> PassResult:
+    """An inference fold that marks ops: every op of exactly type `source` becomes the marker
+    subclass `marker` with the same fields (`Op.retyped`); the backends emit the marker's form
+    and `for_inference()` computes its parameters."""
+    return rewrite_ops(graph, lambda op: op.retyped(marker) if type(op) is source else None)
+
+
 @dataclass(frozen=True)
 class Pass:
     """Base class. Subclasses set `name`, `stage` and `summary`, and implement `run`.

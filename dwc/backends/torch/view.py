@@ -303,8 +303,9 @@ def _summary(graph: Graph, computed: Graph | None = None) -> list[str]:
         detail = f"{op.kind}({attrs})" if attrs else op.kind
         if isinstance(op.type, FieldsType | IdsType):
             continue
-        entry = (f"{op.result}: {detail} -> {op.type}; params {op.params():,}"
-                 + (f", generated/sample {op.generated():,}" if op.generated() else ""))
-        lines.extend(textwrap.wrap(entry, WIDTH - INDENT, subsequent_indent="    ",
-                                   break_on_hyphens=False))
+        # a count stays with its label ("params 408"): joined by a no-break space while wrapping
+        entry = (f"{op.result}: {detail} -> {op.type}; params\xa0{op.params():,}"
+                 + (f", generated/sample\xa0{op.generated():,}" if op.generated() else ""))
+        lines.extend(line.replace("\xa0", " ") for line in textwrap.wrap(
+            entry, WIDTH - INDENT, subsequent_indent="    ", break_on_hyphens=False))
     return lines

@@ -172,7 +172,6 @@ class HamurAdapter(Op):
             self.invalid(f"domain ids {ins[2]} != ids[{self.domains}]")
 
 
-
 @dataclass(frozen=True, kw_only=True)
 class FoldedHamurAdapter(HamurAdapter):
     """fold-hamur-domain-norm's form of a HamurAdapter (inference): the domain norm's running
@@ -190,6 +189,7 @@ class FoldedHamurAdapter(HamurAdapter):
 
     def attrs(self):
         return {**super().attrs(), "norm": "folded"}
+
 
 @dataclass(frozen=True, kw_only=True)
 class ScenarioHamurAdapter(Op):

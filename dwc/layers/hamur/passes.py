@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
 from dwc.layers.hamur.op import (
     FoldedHamurAdapter,
@@ -20,7 +19,7 @@ from dwc.layers.hamur.op import (
     HamurAdapter,
     HamurHyperNetwork,
 )
-from dwc.passes.base import Pass, PassResult, register, rewrite_ops
+from dwc.passes.base import Pass, PassResult, mark_ops, register
 
 
 @register
@@ -32,12 +31,7 @@ class FoldHamurHypernet(Pass):
     after = "fold-scenario-table"
 
     def run(self, graph: Graph) -> PassResult:
-        def rewrite(op: ir.Op) -> ir.Op | None:
-            if type(op) is HamurHyperNetwork:
-                return op.retyped(FoldedHamurHyperNetwork)
-            return None
-
-        return rewrite_ops(graph, rewrite)
+        return mark_ops(graph, HamurHyperNetwork, FoldedHamurHyperNetwork)
 
 
 @register
@@ -50,9 +44,4 @@ class FoldHamurDomainNorm(Pass):
 
     def run(self, graph: Graph) -> PassResult:
         # after fold-scenario-layers: an adapter it made per-cell folds its norm there already
-        def rewrite(op: ir.Op) -> ir.Op | None:
-            if type(op) is HamurAdapter:
-                return op.retyped(FoldedHamurAdapter)
-            return None
-
-        return rewrite_ops(graph, rewrite)
+        return mark_ops(graph, HamurAdapter, FoldedHamurAdapter)

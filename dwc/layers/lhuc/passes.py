@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
 from dwc.layers.lhuc.op import FoldedLhuc, Lhuc
-from dwc.passes.base import Pass, PassResult, register, rewrite_ops
+from dwc.passes.base import Pass, PassResult, mark_ops, register
 
 
 @register
@@ -20,9 +19,4 @@ class FoldLhuc(Pass):
     after = "fold-scenario-gates"
 
     def run(self, graph: Graph) -> PassResult:
-        def rewrite(op: ir.Op) -> ir.Op | None:
-            if type(op) is Lhuc:
-                return op.retyped(FoldedLhuc)
-            return None
-
-        return rewrite_ops(graph, rewrite)
+        return mark_ops(graph, Lhuc, FoldedLhuc)

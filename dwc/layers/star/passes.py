@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dwc.ir import ops as ir
 from dwc.ir.graph import Graph
 from dwc.layers.star.op import (
     FoldedPartitionedNorm,
@@ -14,7 +13,7 @@ from dwc.layers.star.op import (
     PartitionedNorm,
     StarLinear,
 )
-from dwc.passes.base import Pass, PassResult, Rewriter, register, rewrite_ops
+from dwc.passes.base import Pass, PassResult, Rewriter, mark_ops, register
 
 
 @register
@@ -43,9 +42,4 @@ class FoldPartitionedNorm(Pass):
     summary = "a partitioned norm's running statistics and affines as one scale and shift per domain"
 
     def run(self, graph: Graph) -> PassResult:
-        def rewrite(op: ir.Op) -> ir.Op | None:
-            if type(op) is PartitionedNorm:
-                return op.retyped(FoldedPartitionedNorm)
-            return None
-
-        return rewrite_ops(graph, rewrite)
+        return mark_ops(graph, PartitionedNorm, FoldedPartitionedNorm)

@@ -226,9 +226,10 @@ class Hamur(HamurBase):
 
         Parameters with the same name and shape are copied; folded ones are computed from
         the training parameters (over-parameterised factors multiplied out, STAR weights
-        merged per domain, scenario-only generators tabulated per cell, and the per-cell
-        weights of the dynamic layers they feed). In eval mode the outputs equal this
-        module's.
+        merged per domain, scenario-only generators tabulated per cell and the per-cell
+        weights of the dynamic layers they feed, batch norms merged into their linears,
+        per-domain norms as one scale and shift per domain, LHUC gates tabulated). In eval
+        mode the outputs equal this module's.
         """
         reference = next(self.parameters())  # the inference form takes its dtype and device
         model = HamurInference(validate_inputs=self.validate_inputs).to(
@@ -311,8 +312,8 @@ class HamurInference(HamurBase):
         h2.partitioned_norm: partitioned_norm(domains=3, stats=folded) -> vec[16]; params 96
         core: hamur_hypernet(hidden=[16], rank=6, norm=folded) -> vec[36]; params 1,012,
             generated/sample 36
-        a: hamur_adapter(bottleneck=8, rank=6, domains=3, core=core, norm=folded) -> vec[16]; params
-            408
+        a: hamur_adapter(bottleneck=8, rank=6, domains=3, core=core, norm=folded) -> vec[16];
+            params 408
         ctr.linear: indexed_linear(in=16, out=1, domains=3) -> vec[1]; params 51
     """
 

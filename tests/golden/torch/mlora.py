@@ -198,9 +198,10 @@ class Mlora(MloraBase):
 
         Parameters with the same name and shape are copied; folded ones are computed from
         the training parameters (over-parameterised factors multiplied out, STAR weights
-        merged per domain, scenario-only generators tabulated per cell, and the per-cell
-        weights of the dynamic layers they feed). In eval mode the outputs equal this
-        module's.
+        merged per domain, scenario-only generators tabulated per cell and the per-cell
+        weights of the dynamic layers they feed, batch norms merged into their linears,
+        per-domain norms as one scale and shift per domain, LHUC gates tabulated). In eval
+        mode the outputs equal this module's.
         """
         reference = next(self.parameters())  # the inference form takes its dtype and device
         model = MloraInference(validate_inputs=self.validate_inputs).to(

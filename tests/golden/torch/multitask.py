@@ -181,8 +181,8 @@ class Multitask(MultitaskBase):
         bottom.norm0: norm(mode=batch) -> vec[128]; params 256
         bottom.fc1: linear(in=128, out=64, bias=True) -> vec[64]; params 8,256
         bottom.norm1: norm(mode=batch) -> vec[64]; params 128
-        shared.generated: generator(hidden=[32], act=relu, init=default) -> vec[4160]; params
-            137,504, generated/sample 4,160
+        shared.generated: generator(hidden=[32], act=relu, init=default) -> vec[4160];
+            params 137,504, generated/sample 4,160
         shared: dynamic_linear(in=64, out=64, weight=w0, bias=generated, bias_slot=b0) -> vec[64];
             params 0
         click.linear: linear(in=64, out=1, bias=True) -> vec[1]; params 65
@@ -303,9 +303,10 @@ class Multitask(MultitaskBase):
 
         Parameters with the same name and shape are copied; folded ones are computed from
         the training parameters (over-parameterised factors multiplied out, STAR weights
-        merged per domain, scenario-only generators tabulated per cell, and the per-cell
-        weights of the dynamic layers they feed). In eval mode the outputs equal this
-        module's.
+        merged per domain, scenario-only generators tabulated per cell and the per-cell
+        weights of the dynamic layers they feed, batch norms merged into their linears,
+        per-domain norms as one scale and shift per domain, LHUC gates tabulated). In eval
+        mode the outputs equal this module's.
         """
         reference = next(self.parameters())  # the inference form takes its dtype and device
         model = MultitaskInference(validate_inputs=self.validate_inputs).to(

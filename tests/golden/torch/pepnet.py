@@ -179,13 +179,13 @@ class Pepnet(PepnetBase):
         ep: gate(hidden=57, gamma=2.0, granularity=element) -> vec[57]; params 7,068
         click_tower.gated: gate(hidden=57, gamma=2.0, granularity=element) -> vec[57]; params 8,892
         click_tower.fc0: linear(in=57, out=64, bias=True) -> vec[64]; params 3,712
-        click_tower.gated.2: gate(hidden=64, gamma=2.0, granularity=element) -> vec[64]; params
-            10,432
+        click_tower.gated.2: gate(hidden=64, gamma=2.0, granularity=element) -> vec[64];
+            params 10,432
         click_tower.fc1: linear(in=64, out=32, bias=True) -> vec[32]; params 2,080
         like_tower.gated: gate(hidden=57, gamma=2.0, granularity=element) -> vec[57]; params 8,892
         like_tower.fc0: linear(in=57, out=64, bias=True) -> vec[64]; params 3,712
-        like_tower.gated.2: gate(hidden=64, gamma=2.0, granularity=element) -> vec[64]; params
-            10,432
+        like_tower.gated.2: gate(hidden=64, gamma=2.0, granularity=element) -> vec[64];
+            params 10,432
         like_tower.fc1: linear(in=64, out=32, bias=True) -> vec[32]; params 2,080
         click.linear: linear(in=32, out=1, bias=True) -> vec[1]; params 33
         like.linear: linear(in=32, out=1, bias=True) -> vec[1]; params 33
@@ -302,9 +302,10 @@ class Pepnet(PepnetBase):
 
         Parameters with the same name and shape are copied; folded ones are computed from
         the training parameters (over-parameterised factors multiplied out, STAR weights
-        merged per domain, scenario-only generators tabulated per cell, and the per-cell
-        weights of the dynamic layers they feed). In eval mode the outputs equal this
-        module's.
+        merged per domain, scenario-only generators tabulated per cell and the per-cell
+        weights of the dynamic layers they feed, batch norms merged into their linears,
+        per-domain norms as one scale and shift per domain, LHUC gates tabulated). In eval
+        mode the outputs equal this module's.
         """
         reference = next(self.parameters())  # the inference form takes its dtype and device
         model = PepnetInference(validate_inputs=self.validate_inputs).to(

@@ -257,9 +257,10 @@ class Poso(PosoBase):
 
         Parameters with the same name and shape are copied; folded ones are computed from
         the training parameters (over-parameterised factors multiplied out, STAR weights
-        merged per domain, scenario-only generators tabulated per cell, and the per-cell
-        weights of the dynamic layers they feed). In eval mode the outputs equal this
-        module's.
+        merged per domain, scenario-only generators tabulated per cell and the per-cell
+        weights of the dynamic layers they feed, batch norms merged into their linears,
+        per-domain norms as one scale and shift per domain, LHUC gates tabulated). In eval
+        mode the outputs equal this module's.
         """
         reference = next(self.parameters())  # the inference form takes its dtype and device
         model = PosoInference(validate_inputs=self.validate_inputs).to(
@@ -364,8 +365,8 @@ class PosoInference(PosoBase):
         click.fc1: linear(in=16, out=8, bias=True) -> vec[8]; params 136
         like.mix: mix -> vec[16]; params 164
         like.fc0: linear(in=16, out=8, bias=True) -> vec[8]; params 136
-        ctr.linear: indexed_linear(in=8, out=1, domains=8, gated_by=click_gate1) -> vec[1]; params
-            72
+        ctr.linear: indexed_linear(in=8, out=1, domains=8, gated_by=click_gate1) -> vec[1];
+            params 72
         ltr.linear: linear(in=8, out=1, bias=True) -> vec[1]; params 9
     """
 

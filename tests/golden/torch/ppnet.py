@@ -244,9 +244,10 @@ class PpnetFuxictr(PpnetFuxictrBase):
 
         Parameters with the same name and shape are copied; folded ones are computed from
         the training parameters (over-parameterised factors multiplied out, STAR weights
-        merged per domain, scenario-only generators tabulated per cell, and the per-cell
-        weights of the dynamic layers they feed). In eval mode the outputs equal this
-        module's.
+        merged per domain, scenario-only generators tabulated per cell and the per-cell
+        weights of the dynamic layers they feed, batch norms merged into their linears,
+        per-domain norms as one scale and shift per domain, LHUC gates tabulated). In eval
+        mode the outputs equal this module's.
         """
         reference = next(self.parameters())  # the inference form takes its dtype and device
         model = PpnetFuxictrInference(validate_inputs=self.validate_inputs).to(
@@ -329,14 +330,14 @@ class PpnetFuxictrInference(PpnetFuxictrBase):
         h.fc0: linear(in=48, out=64, bias=True) -> vec[64]; params 3,136
         gate_in.gate_hidden: gate_hidden(parts=['h_gate0:64', 'h_gate1:64', 'h_gate2:64']) ->
             vec[192]; params 18,624
-        h.gated: gate(hidden=64, gamma=2.0, granularity=element, hidden_offset=0) -> vec[64]; params
-            4,160
+        h.gated: gate(hidden=64, gamma=2.0, granularity=element, hidden_offset=0) -> vec[64];
+            params 4,160
         h.fc1: linear(in=64, out=64, bias=True) -> vec[64]; params 4,160
         h.gated.2: gate(hidden=64, gamma=2.0, granularity=element, hidden_offset=64) -> vec[64];
             params 4,160
         h.fc2: linear(in=64, out=64, bias=True) -> vec[64]; params 4,160
-        h: gate(hidden=64, gamma=2.0, granularity=element, hidden_offset=128) -> vec[64]; params
-            4,160
+        h: gate(hidden=64, gamma=2.0, granularity=element, hidden_offset=128) -> vec[64];
+            params 4,160
         ctr.linear: linear(in=64, out=1, bias=True) -> vec[1]; params 65
     """
 
