@@ -205,19 +205,18 @@ def _tuned_where_faster(database, workloads, target, directory: Path):
 
     A few random trials per kernel rarely beat dwc's rules, and MetaSchedule keeps the fastest
     candidate it measured, however slow: without this, `--tune` could make a model slower. Both
-    forms of a kernel are built and timed here, the same way (`kernel_seconds`); the verdicts
-    are kept in the cache (`choices.json`), keyed by the kernel and its number of records, so a
-    rebuild times only kernels tuned further since."""
+    forms of a kernel are built and timed here, the same way (`kernel_seconds`); a tuned form
+    that fails to build or run counts as slower. The verdicts are kept in the cache
+    (`choices.json`), keyed by the kernel and dwc's schedule for it, and redone when the
+    kernel's number of records changes: a rebuild times only kernels whose records or whose
+    dwc schedule (a newer dwc's rules) changed."""
     import tvm_ffi
     from tvm.s_tir import meta_schedule as ms
 
     from dwc.backends.tvm_schedule import ApplyCpuSchedules, default_rules
 
     path = directory / "choices.json"
-    try:
-        choices = json.loads(path.read_text())
-    except (OSError, ValueError):
-        choices = {}
+    choices = _read_choices(path)
     counts: dict[int, int] = {}
     for record in database.get_all_tuning_records():
         digest = tvm_ffi.structural_hash(record.workload.mod)
@@ -231,15 +230,13 @@ def _tuned_where_faster(database, workloads, target, directory: Path):
         if record is None:  # no candidate built and ran
             kept += 1
             continue
-        key = f"{digest:x}"
+        with target:
+            own = rules.schedule(workload["main"], target) or workload["main"]
+        key = f"{digest:x}-{tvm_ffi.structural_hash(own):x}"
         verdict = choices.get(key)
-        if verdict is None or verdict.get("records") != counts.get(digest, 0):
-            tuned = database.query_schedule(workload, target, "main").mod["main"]
-            with target:
-                own = rules.schedule(workload["main"], target) or workload["main"]
-            verdict = {"records": counts.get(digest, 0),
-                       "tuned_s": kernel_seconds(tuned, target),
-                       "dwc_s": kernel_seconds(own, target)}
+        if verdict is None or verdict["records"] != counts.get(digest, 0):
+            verdict = {"records": counts.get(digest, 0), "tuned_s": _tuned_seconds(
+                database, workload, target), "dwc_s": kernel_seconds(own, target)}
             choices[key], changed = verdict, True
         if verdict["tuned_s"] < verdict["dwc_s"]:
             memory.commit_tuning_record(ms.database.TuningRecord(
@@ -248,21 +245,47 @@ def _tuned_where_faster(database, workloads, target, directory: Path):
         else:
             kept += 1
     if changed:
-        partial = path.with_suffix(".tmp")
-        partial.write_text(json.dumps(choices, indent=1, sort_keys=True) + "\n")
-        partial.replace(path)
+        with tempfile.NamedTemporaryFile("w", dir=directory, suffix=".tmp", delete=False) as out:
+            out.write(json.dumps(choices, indent=1, sort_keys=True) + "\n")
+        os.replace(out.name, path)  # whole, or not at all (another compile may share the cache)
     return memory, kept
 
 
+def _read_choices(path: Path) -> dict[str, dict]:
+    """choices.json's verdicts; a missing, damaged or foreign file reads as none (they are
+    redone)."""
+    try:
+        choices = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(choices, dict):
+        return {}
+    fields = {"records": int, "tuned_s": float, "dwc_s": float}
+    return {key: verdict for key, verdict in choices.items()
+            if isinstance(verdict, dict) and all(isinstance(verdict.get(name), kind)
+                                                 for name, kind in fields.items())}
+
+
+def _tuned_seconds(database, workload, target) -> float:
+    """kernel_seconds of the kernel's best tuned schedule; infinity when that candidate fails
+    to replay, build or run here (dwc's schedule is then kept)."""
+    try:
+        tuned = database.query_schedule(workload, target, "main").mod["main"]
+        return kernel_seconds(tuned, target)
+    except Exception:  # noqa: BLE001 - any failure of a MetaSchedule candidate: keep dwc's
+        return float("inf")
+
+
 def kernel_seconds(func, target, min_repeat_ms: int = 20) -> float:
-    """Median seconds of one call of the statically shaped PrimFunc `func`, built for `target`,
-    on random floats and zero integers (ids: every gather stays in bounds)."""
+    """Median seconds of one call of the statically shaped PrimFunc `func`, lowered as a tuning
+    candidate is (`build_candidate`) for `target`, on random floats and zero integers (ids:
+    every gather stays in bounds)."""
     import numpy as np
     import tvm
     from tvm.s_tir import meta_schedule as ms
 
-    library = tvm.compile(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}),
-                          target=target)
+    library = build_candidate(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}),
+                              target)
     device = tvm.cpu()
     rng = np.random.default_rng(0)
     args = []
@@ -271,7 +294,7 @@ def kernel_seconds(func, target, min_repeat_ms: int = 20) -> float:
         data = (rng.standard_normal(shape).astype(dtype) if dtype.startswith("float")
                 else np.zeros(shape, dtype))
         args.append(tvm.runtime.tensor(data, device))
-    timer = library.jit().time_evaluator("main", device, number=1, repeat=7,
+    timer = library.time_evaluator("main", device, number=1, repeat=7,
                                    min_repeat_ms=min_repeat_ms)
     return float(timer(*args).median)
 

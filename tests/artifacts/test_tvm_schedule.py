@@ -455,3 +455,30 @@ def test_bad_tuning_options_are_diagnosed(tmp_path, capsys, args, code):
                  str(out), *args]) != 0
     assert code in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_damaged_tuning_verdicts_read_as_none(tmp_path):
+    """choices.json that is not JSON, not an object, or holds incomplete verdicts costs a
+    retiming, never a failed build; complete verdicts are kept."""
+    from dwc.backends.tvm_tune import _read_choices
+
+    path = tmp_path / "choices.json"
+    assert _read_choices(path) == {}  # missing
+    for text in ("{not json", "[1, 2]", '"text"'):
+        path.write_text(text)
+        assert _read_choices(path) == {}
+    good = {"records": 3, "tuned_s": 1e-5, "dwc_s": 2e-5}
+    path.write_text(json.dumps({"a-b": good, "c-d": {"records": 3}, "e-f": [1], "g-h": {
+        "records": "3", "tuned_s": 1e-5, "dwc_s": 2e-5}}))
+    assert _read_choices(path) == {"a-b": good}
+
+
+def test_a_tuned_candidate_that_fails_keeps_dwcs_schedule():
+    """A record whose schedule cannot be replayed (or built, or run) times as infinitely slow."""
+    from dwc.backends.tvm_tune import _tuned_seconds
+
+    class Broken:
+        def query_schedule(self, *args):
+            raise tvm.error.TVMError("the trace does not replay")
+
+    assert _tuned_seconds(Broken(), None, None) == float("inf")
