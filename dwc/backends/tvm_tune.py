@@ -21,6 +21,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -154,10 +155,13 @@ def tune(mod, target, options: TuneOptions):
     kernels = bucket_kernels(mod, target, options.buckets)
     # a kernel with any record (a measured candidate, even one that failed to build or run)
     # was tuned with its share of an earlier --tune; only kernels without one are tuned now
-    recorded = {tvm_ffi.structural_hash(r.workload.mod) for r in database.get_all_tuning_records()}
-    workloads = [(name, tvm.IRModule({"main": func.with_attr("global_symbol", "main")}))
-                 for name, func in kernels]
-    todo = [(name, w) for name, w in workloads if tvm_ffi.structural_hash(w) not in recorded]
+    recorded = Counter(tvm_ffi.structural_hash(r.workload.mod)
+                       for r in database.get_all_tuning_records())
+    workloads = []  # (name, workload, its structural hash)
+    for name, func in kernels:
+        workload = tvm.IRModule({"main": func.with_attr("global_symbol", "main")})
+        workloads.append((name, workload, tvm_ffi.structural_hash(workload)))
+    todo = [(name, w) for name, w, digest in workloads if digest not in recorded]
     started = time.perf_counter()
     trials = 0
     if todo:
@@ -186,8 +190,10 @@ def tune(mod, target, options: TuneOptions):
                 measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
                                    _progress_callback(bar)])
             trials = _record_count(directory) - before
+            recorded = Counter(tvm_ffi.structural_hash(r.workload.mod)  # with the new ones
+                               for r in database.get_all_tuning_records())
     seconds = time.perf_counter() - started
-    chosen, kept = _tuned_where_faster(database, workloads, target, directory)
+    chosen, kept = _tuned_where_faster(database, workloads, recorded, target, directory)
     info = {"trials": options.trials, "buckets": options.buckets, "kernels": len(kernels),
             "tuned_kernels": len(todo), "cached_kernels": len(kernels) - len(todo),
             "measured": trials, "tuned_schedules_used": len(kernels) - kept,
@@ -199,9 +205,11 @@ def tune(mod, target, options: TuneOptions):
     return chosen, info
 
 
-def _tuned_where_faster(database, workloads, target, directory: Path):
+def _tuned_where_faster(database, workloads, recorded: Counter, target, directory: Path):
     """The records of the kernels whose best tuned schedule runs faster than dwc's own, as an
-    in-memory database to build with, and how many kernels keep dwc's schedule.
+    in-memory database to build with, and how many kernels keep dwc's schedule. `workloads`:
+    (name, workload, structural hash) per kernel; `recorded`: the database's record count per
+    workload hash.
 
     A few random trials per kernel rarely beat dwc's rules, and MetaSchedule keeps the fastest
     candidate it measured, however slow: without this, `--tune` could make a model slower. Both
@@ -217,15 +225,10 @@ def _tuned_where_faster(database, workloads, target, directory: Path):
 
     path = directory / "choices.json"
     choices = _read_choices(path)
-    counts: dict[int, int] = {}
-    for record in database.get_all_tuning_records():
-        digest = tvm_ffi.structural_hash(record.workload.mod)
-        counts[digest] = counts.get(digest, 0) + 1
     memory = ms.database.MemoryDatabase()
     rules = ApplyCpuSchedules(default_rules())
     kept, changed = 0, False
-    for _, workload in workloads:
-        digest = tvm_ffi.structural_hash(workload)
+    for _, workload, digest in workloads:
         record = database.query_tuning_record(workload, target, "main")
         if record is None:  # no candidate built and ran
             kept += 1
@@ -234,8 +237,8 @@ def _tuned_where_faster(database, workloads, target, directory: Path):
             own = rules.schedule(workload["main"], target) or workload["main"]
         key = f"{digest:x}-{tvm_ffi.structural_hash(own):x}"
         verdict = choices.get(key)
-        if verdict is None or verdict["records"] != counts.get(digest, 0):
-            verdict = {"records": counts.get(digest, 0), "tuned_s": _tuned_seconds(
+        if verdict is None or verdict["records"] != recorded[digest]:
+            verdict = {"records": recorded[digest], "tuned_s": _tuned_seconds(
                 database, workload, target), "dwc_s": kernel_seconds(own, target)}
             choices[key], changed = verdict, True
         if verdict["tuned_s"] < verdict["dwc_s"]:
