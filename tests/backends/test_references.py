@@ -12,7 +12,11 @@ from torch import nn
 
 from tests.conftest import compile_text
 
-torch.manual_seed(0)
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test draws its reference weights from the same seed, whatever ran before it."""
+    torch.manual_seed(0)
 
 
 class FuxiStyleAPGLinear(nn.Module):
@@ -79,7 +83,8 @@ def test_apg_matches_fuxictr_style_reference():
         z = model.c_embedding(inputs["c"])
         expected = model.y(ref1(torch.relu(ref0(x, z)), z))
         actual = model(inputs)["y"]
-    assert (actual - expected).abs().max().item() <= 1e-5
+    # the reference's unit-variance factors give outputs in the hundreds: compare relatively
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
 
 
 class FuxiStylePPNet(nn.Module):
