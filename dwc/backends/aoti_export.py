@@ -5,9 +5,10 @@ library with its weights inside). It loads with torch alone:
     runner = torch._inductor.aoti_load_package("out/model.pt2")
     ctr, = runner(user_id, item_id, ...)   # inputs positionally, in manifest.json's order
 
-This is how TorchEasyRec serves; `dwc.runtime` loads it like the other artifacts. Per-cell
-layers are rewritten before compilation into the form Inductor fuses into one kernel each
-(dwc.backends.aoti_per_cell). The build
+This is how TorchEasyRec serves; `dwc.runtime` loads it like the other artifacts. Two rewrites
+of the exported graph come first: per-cell layers into the form Inductor fuses into one kernel
+each (dwc.backends.aoti_per_cell), pooled id sequences into ATen's embedding bag
+(dwc.backends.aoti_bags). The build
 needs a C++ compiler (g++); it takes ~20-60 s per model on two cores (~4x less with
 `--wrapper-opt O0`, see WRAPPER_OPT_LEVELS).
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from dwc.backends.aoti_bags import pool_sequences_as_bags
 from dwc.backends.aoti_per_cell import gather_reduce_per_cell
 from dwc.backends.export import InferenceModel, export_program, export_warnings
 
@@ -57,6 +59,7 @@ def _compile(im: InferenceModel, max_batch: int, rows: int, wrapper_opt: str) ->
     with export_warnings(), torch.no_grad():
         program = export_program(im, max_batch, rows)
         gather_reduce_per_cell(program)  # per-cell layers: one fused kernel each
+        pool_sequences_as_bags(program)  # pooled sequences: ATen's embedding bag
         with tempfile.TemporaryDirectory() as tmp:
             path = torch._inductor.aoti_compile_and_package(
                 program, package_path=str(Path(tmp) / "model.pt2"),

@@ -167,3 +167,37 @@ def test_a_parallel_region_inside_a_loop_is_detected(inner, forks):
         archive.writestr("m/data/aotinductor/model/k.kernel.cpp", _KERNEL.replace("INNER", inner))
         archive.writestr("m/data/aotinductor/model/w.wrapper.cpp", "#pragma omp parallel\n")
     assert forks_per_iteration(buffer.getvalue()) is forks
+
+
+BAG_SPEC = """
+model bags
+feature item : categorical(vocab = 50, dim = 8)
+feature summed : sequence(item, max_len = 6, pool = sum)
+feature averaged : sequence(item, max_len = 4, pool = mean)
+feature highest : sequence(item, max_len = 5, pool = max)
+x = concat(item, summed, averaged, highest)
+output y = sigmoid(linear(x, 1)) loss = bce
+"""
+
+
+def test_pooled_sequences_become_embedding_bags():
+    """The masked embedding sums of sum and mean pooling become ATen embedding bags in the
+    AOTInductor build's graph, computing the same; max pooling keeps its form."""
+    from dwc.backends.aoti_bags import pool_sequences_as_bags
+    from dwc.backends.export import example_args, export_program, inference_model
+    from tests.conftest import compile_text
+
+    result, _ = compile_text(BAG_SPEC, "bags.dw", target="torch")
+    im = inference_model(result.files["model.py"], result.inference.model, None)
+    program = export_program(im, 64, 16)
+    args = example_args(im, 9)
+    with torch.no_grad():
+        before = program.module()(*args)
+    assert pool_sequences_as_bags(program) == 2
+    targets = [n.target for n in program.graph.nodes if n.op == "call_function"]
+    assert targets.count(torch.ops.aten.embedding_bag.padding_idx) == 2
+    assert targets.count(torch.ops.aten.embedding.default) == 2  # the item itself, and max
+    with torch.no_grad():
+        after = program.module()(*args)
+    for old, new in zip(before, after, strict=True):
+        torch.testing.assert_close(new, old, rtol=1e-6, atol=1e-6)
