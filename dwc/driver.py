@@ -45,6 +45,9 @@ class ExportOptions:
     max_batch: int = 8192
     wrapper_opt: str = "O1"
     """aoti: the optimisation level of the package's C++ wrapper (O0 builds faster)."""
+    prepack: bool = True
+    """aoti: with max_batch >= PREPACKED_FROM, also build the package prepacked for large
+    batches (dwc.backends.aoti_export)."""
     tune: TuneOptions | None = None
     """tvm cpu: MetaSchedule tuning of bucketed batch sizes (`--tune`)."""
 

@@ -316,22 +316,57 @@ class AotiArtifact(Artifact):
             raise ArtifactError("this AOTInductor package was built for CUDA and this torch sees "
                                 "no CUDA GPU")
         self._torch = torch
-        self.runner = torch._inductor.aoti_load_package(str(self.directory / "model.pt2"))
-        loader = getattr(self.runner, "loader", None)
-        self._flat_run = getattr(loader, "run", None)
-        """The package's C++ runner on the flat list of input tensors (what `runner(*args)` calls
-        after flattening them with pytree, ~20 us per call at B = 1); None if this torch's
-        package object has none (then `runner` itself runs)."""
+        files = self.manifest.get("files", {})
+        self._plain = self._load_package(files.get("package", "model.pt2"))
+        self.runner = self._plain[0]
+        """The package as torch loads it (`torch._inductor.aoti_load_package` of model.pt2)."""
+        self._prepacked = None
+        """The package prepacked for large batches (model-prepacked.pt2), if the artifact has
+        one, as a `_load_package` pair: it runs every call of `prepacked_from` rows or more."""
+        self.prepacked_from = self.manifest["target"].get("prepacked_from")
+        if files.get("prepacked") and self.prepacked_from:
+            self._prepacked = self._load_package(files["prepacked"])
 
-    def _run(self, arrays):
+    def _load_package(self, name: str):
+        """(the package's runner, its C++ runner on the flat list of input tensors or None).
+
+        The flat runner is what `runner(*args)` calls after flattening the inputs with pytree
+        (~20 us per call at B = 1); None if this torch's package object has none (then the
+        runner itself runs)."""
+        try:
+            runner = self._torch._inductor.aoti_load_package(str(self.directory / name))
+        except (OSError, RuntimeError) as error:
+            raise ArtifactError(f"cannot load the AOTInductor package {name}: {error}") from None
+        return runner, getattr(getattr(runner, "loader", None), "run", None)
+
+    def _run(self, arrays, package=None):
+        """The outputs for `arrays` from `package` (a `_load_package` pair); by default the one
+        made for this batch."""
         # the compiled code records no autograd: no no_grad() needed around it
         tensors = [self._torch.from_numpy(arrays[i["name"]]) for i in self.inputs]
+        if package is None:
+            large = self._prepacked and tensors and tensors[0].shape[0] >= self.prepacked_from
+            package = self._prepacked if large else self._plain
         if self.device != "cpu":
             tensors = [t.to(self.device) for t in tensors]
-        outputs = self._flat_run(tensors) if self._flat_run else self.runner(*tensors)
+        runner, flat_run = package
+        outputs = flat_run(tensors) if flat_run else runner(*tensors)
         if self.device != "cpu":
             outputs = [v.cpu() for v in outputs]
         return [v.numpy() for v in outputs]
+
+    def packages(self) -> dict[str, object]:
+        """Each package of the artifact as a function of the inputs (as for a call), whatever
+        the batch: {"model.pt2": ..., "model-prepacked.pt2": ...} (the second only if built).
+        `dwc verify` checks them all."""
+        files = self.manifest.get("files", {})
+        found = {files.get("package", "model.pt2"): self._plain}
+        if self._prepacked:
+            found[files["prepacked"]] = self._prepacked
+        return {name: (lambda inputs, raw=False, package=package: dict(zip(
+                    self.outputs, self._run(self._arrays(self.encode(inputs, raw))[0], package),
+                    strict=True)))
+                for name, package in found.items()}
 
 
 def load(directory: str | Path, device: str | None = None) -> Artifact:

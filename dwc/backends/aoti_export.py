@@ -5,6 +5,11 @@ library with its weights inside). It loads with torch alone:
     runner = torch._inductor.aoti_load_package("out/model.pt2")
     ctr, = runner(user_id, item_id, ...)   # inputs positionally, in manifest.json's order
 
+With --max-batch 1024 or more the artifact holds a second package, `model-prepacked.pt2`: the
+same program with its weights frozen and packed for oneDNN, faster from PREPACKED_FROM rows up
+(`build_aoti`); `dwc.runtime` runs each call on the package made for its batch. Either package
+alone serves every batch.
+
 This is how TorchEasyRec serves; `dwc.runtime` loads it like the other artifacts. Two rewrites
 of the exported graph come first: per-cell layers into the form Inductor fuses into one kernel
 each (dwc.backends.aoti_per_cell), pooled id sequences into ATen's embedding bag
@@ -41,29 +46,45 @@ core. Measured on PEPNet (2 cores, each form alone): B = 1024 2.18 -> 1.66 ms (O
 B = 8192 23.1 -> 14.3 ms (ORT 16.4); B = 1 unchanged (0.206 against 0.202 ms)."""
 
 
-def build_aoti(im: InferenceModel, max_batch: int, wrapper_opt: str = "O1") -> bytes:
+PREPACKED_FROM = 1024
+"""The smallest batch the prepacked package serves (see `build_aoti`). Measured on a 2-core
+AMD EPYC with AVX-512, prepacked / plain package time, the two alternated in one process: at
+B = 8192 ctr_mlp 0.47, CAN 0.65, PEPNet 0.57, HMoE 0.81, LHUC 0.62; at B = 1024 0.48-1.05 (4 of
+5 below 1); at B = 256 1.0-1.6; at B = 1 and 64 1.2-2.4 (each oneDNN call costs ~10 us more
+than MKL's GEMM)."""
+
+
+def build_aoti(im: InferenceModel, max_batch: int, wrapper_opt: str = "O1",
+               prepacked: bool = False) -> bytes:
     """The .pt2 package's bytes: inputs positionally in `im.input_names` order (every input,
     used or not), outputs as a tuple in `im.output_names` order, batch 1 .. max_batch.
+
+    `prepacked`: TorchInductor freezes the weights into the program and packs every linear
+    layer's weight for oneDNN once, at build time; each layer then runs as one oneDNN matmul
+    with its bias and activation fused (the plain package calls MKL's GEMM on the weight as it
+    lies and applies bias and activation in passes of their own). That is faster from about
+    PREPACKED_FROM rows up and slower below it.
 
     Planned for SIZE_HINT rows; if TorchInductor then opened a parallel region inside a loop
     (see `forks_per_iteration`), the package is built again planned for 2 rows."""
     assert wrapper_opt in WRAPPER_OPT_LEVELS, wrapper_opt
-    package = _compile(im, max_batch, max(2, min(max_batch, SIZE_HINT)), wrapper_opt)
+    configs = {"aot_inductor.compile_wrapper_opt_level": wrapper_opt, "freezing": prepacked}
+    package = _compile(im, max_batch, max(2, min(max_batch, SIZE_HINT)), configs)
     if forks_per_iteration(package):
-        package = _compile(im, max_batch, 2, wrapper_opt)
+        package = _compile(im, max_batch, 2, configs)
     return package
 
 
-def _compile(im: InferenceModel, max_batch: int, rows: int, wrapper_opt: str) -> bytes:
-    """The package of `im` exported on `rows` rows (TorchInductor's size hint)."""
+def _compile(im: InferenceModel, max_batch: int, rows: int, configs: dict) -> bytes:
+    """The package of `im` exported on `rows` rows (TorchInductor's size hint), compiled with
+    the TorchInductor settings `configs`."""
     with export_warnings(), torch.no_grad():
         program = export_program(im, max_batch, rows)
         gather_reduce_per_cell(program)  # per-cell layers: one fused kernel each
         pool_sequences_as_bags(program)  # pooled sequences: ATen's embedding bag
         with tempfile.TemporaryDirectory() as tmp:
             path = torch._inductor.aoti_compile_and_package(
-                program, package_path=str(Path(tmp) / "model.pt2"),
-                inductor_configs={"aot_inductor.compile_wrapper_opt_level": wrapper_opt})
+                program, package_path=str(Path(tmp) / "model.pt2"), inductor_configs=configs)
             return Path(path).read_bytes()
 
 

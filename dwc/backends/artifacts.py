@@ -56,13 +56,18 @@ def export_artifact(result, target: str, options) -> dict[str, str | bytes]:
                 files[f"triton/{name}/config.pbtxt"] = triton_config(json.loads(text),
                                                                      options.max_batch)
         elif target == "aoti":
-            from dwc.backends.aoti_export import build_aoti
+            from dwc.backends.aoti_export import PREPACKED_FROM, build_aoti
 
             files["model.pt2"] = build_aoti(im, options.max_batch, options.wrapper_opt)
-            files["manifest.json"] = manifest(
-                result.inference, result.records,
-                {"kind": "aoti", "torch": torch_version(), "wrapper_opt": options.wrapper_opt},
-                {"package": "model.pt2", "spec": "spec.dw"}, options.max_batch, im.weights)
+            about = {"kind": "aoti", "torch": torch_version(), "wrapper_opt": options.wrapper_opt}
+            listed = {"package": "model.pt2", "spec": "spec.dw"}
+            if options.prepack and options.max_batch >= PREPACKED_FROM:
+                files["model-prepacked.pt2"] = build_aoti(im, options.max_batch,
+                                                          options.wrapper_opt, prepacked=True)
+                listed["prepacked"] = "model-prepacked.pt2"
+                about["prepacked_from"] = PREPACKED_FROM
+            files["manifest.json"] = manifest(result.inference, result.records, about, listed,
+                                              options.max_batch, im.weights)
         else:
             from dwc.backends.tvm_export import build_tvm, target_for
 

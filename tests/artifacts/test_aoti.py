@@ -55,7 +55,9 @@ def test_the_package_and_its_manifest(trained):
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.pt2", "spec.dw"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["target"] == {"kind": "aoti", "torch": torch.__version__, "wrapper_opt": "O0"}
+    # --max-batch 64: no prepacked package
     assert manifest["files"] == {"package": "model.pt2", "spec": "spec.dw"}
+    assert "prepacked_from" not in manifest["target"]
     assert manifest["signature"]["max_batch"] == 64
     assert [i["name"] for i in manifest["signature"]["inputs"]] == list(cls.INPUTS)
     assert manifest["weights"].startswith("state.pt (sha256 ")
@@ -110,13 +112,15 @@ def test_a_package_from_another_torch_is_refused(trained, tmp_path):
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())
 def test_every_example_verifies_through_aoti(path, capsys):
-    """`dwc verify --targets aoti` on every example; the quick wrapper (O0) keeps each build to
-    ~12 s, and the kernels it calls are the same as O1's."""
+    """`dwc verify --targets aoti` on every example, both packages (plain and prepacked) at
+    every batch; the quick wrapper (O0) keeps each build to ~6 s, and the kernels it calls are
+    the same as O1's."""
     assert main(["verify", str(path), "--targets", "aoti", "--wrapper-opt", "O0",
                  "--batches", "1,33"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("aoti")]
-    assert {line.split()[2] for line in lines} == {"1", "33"}
-    assert lines and all(line.endswith("ok") for line in lines)
+    assert {(line.split()[0], line.split()[2]) for line in lines} == {
+        (package, batch) for package in ("aoti", "aoti-prepacked") for batch in ("1", "33")}
+    assert all(line.endswith("ok") for line in lines)
 
 
 def test_the_packages_loops_run_on_every_core():
@@ -201,3 +205,48 @@ def test_pooled_sequences_become_embedding_bags():
         after = program.module()(*args)
     for old, new in zip(before, after, strict=True):
         torch.testing.assert_close(new, old, rtol=1e-6, atol=1e-6)
+
+
+def test_large_batches_run_on_the_prepacked_package(tmp_path):
+    """With --max-batch of PREPACKED_FROM or more the artifact also holds the prepacked package;
+    the runtime sends each call to the package made for its batch, and both compute the same.
+    --no-prepack builds the plain one alone."""
+    from dwc.backends.aoti_export import PREPACKED_FROM
+    from tests.conftest import compile_example
+
+    spec = ROOT / "examples" / "lhuc.dw"
+    _, cls = compile_example(spec)
+    out = tmp_path / "out"
+    assert main(["compile", str(spec), "--target", "aoti", "--wrapper-opt", "O0",
+                 "--max-batch", str(PREPACKED_FROM), "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "manifest.json", "model-prepacked.pt2", "model.pt2", "spec.dw"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["files"]["prepacked"] == "model-prepacked.pt2"
+    assert manifest["target"]["prepacked_from"] == PREPACKED_FROM
+    artifact = load(out)
+    packages = artifact.packages()
+    assert sorted(packages) == ["model-prepacked.pt2", "model.pt2"]
+
+    ran = []
+
+    def recording(label, pair):
+        runner, flat_run = pair
+        return runner, lambda tensors: ran.append(label) or flat_run(tensors)
+
+    artifact._plain = recording("plain", artifact._plain)
+    artifact._prepacked = recording("prepacked", artifact._prepacked)
+    for batch in (1, PREPACKED_FROM - 1, PREPACKED_FROM):
+        inputs = cls.example_inputs(batch, torch.Generator().manual_seed(batch))
+        ran.clear()
+        served = artifact(inputs)
+        assert ran == ["prepacked" if batch >= PREPACKED_FROM else "plain"], batch
+        for name, run in artifact.packages().items():
+            for key, value in run(inputs).items():
+                assert np.abs(value - served[key]).max() <= 1e-5, (batch, name, key)
+
+    bare = tmp_path / "bare"
+    assert main(["compile", str(spec), "--target", "aoti", "--wrapper-opt", "O0", "--no-prepack",
+                 "--max-batch", str(PREPACKED_FROM), "-o", str(bare)]) == 0
+    assert "model-prepacked.pt2" not in {p.name for p in bare.iterdir()}
+    assert list(load(bare).packages()) == ["model.pt2"]
