@@ -324,8 +324,18 @@ class AotiArtifact(Artifact):
         """The package prepacked for large batches (model-prepacked.pt2), if the artifact has
         one, as a `_load_package` pair: it runs every call of `prepacked_from` rows or more."""
         self.prepacked_from = self.manifest["target"].get("prepacked_from")
-        if files.get("prepacked") and self.prepacked_from:
-            self._prepacked = self._load_package(files["prepacked"])
+        listed = files.get("prepacked")
+        if (listed is None) != (self.prepacked_from is None):
+            raise ArtifactError("the manifest names a prepacked package without the batch it "
+                                "serves from, or the reverse (files.prepacked, "
+                                "target.prepacked_from): rebuild the artifact")
+        if listed is not None:
+            if not isinstance(self.prepacked_from, int) or isinstance(self.prepacked_from, bool) \
+                    or self.prepacked_from < 1 or not isinstance(listed, str):
+                raise ArtifactError(f"the manifest's prepacked package ({listed!r}, from "
+                                    f"{self.prepacked_from!r} rows) is not a file name and a "
+                                    "positive batch size: rebuild the artifact")
+            self._prepacked = self._load_package(listed)
 
     def _load_package(self, name: str):
         """(the package's runner, its C++ runner on the flat list of input tensors or None).
@@ -333,10 +343,16 @@ class AotiArtifact(Artifact):
         The flat runner is what `runner(*args)` calls after flattening the inputs with pytree
         (~20 us per call at B = 1); None if this torch's package object has none (then the
         runner itself runs)."""
+        path = self.directory / name
+        if not path.is_file():
+            raise ArtifactError(f"the AOTInductor package {name} is missing from "
+                                f"{self.directory}: rebuild the artifact")
         try:
-            runner = self._torch._inductor.aoti_load_package(str(self.directory / name))
-        except (OSError, RuntimeError) as error:
-            raise ArtifactError(f"cannot load the AOTInductor package {name}: {error}") from None
+            runner = self._torch._inductor.aoti_load_package(str(path))
+        except (OSError, RuntimeError, AssertionError, ValueError) as error:
+            # torch raises all of these for a damaged or foreign file
+            raise ArtifactError(f"cannot load the AOTInductor package {name}: {error} "
+                                "(rebuild the artifact)") from None
         return runner, getattr(getattr(runner, "loader", None), "run", None)
 
     def _run(self, arrays, package=None):

@@ -47,10 +47,11 @@ def verify_spec(source, targets: list[str], batches: list[int], export, level: i
             directory = write_artifacts(built.files, f"{tmp}/{target}")
             artifact = load(directory)
             runners[target] = lambda x, a=artifact: a(x)
-            if target == "aoti":  # the prepacked package too, at every batch
-                run = artifact.packages().get("model-prepacked.pt2")
-                if run is not None:
-                    runners["aoti-prepacked"] = run
+            if target == "aoti":  # each package at every batch, whichever serves it
+                packages = artifact.packages()
+                runners[target] = packages.pop(artifact.manifest["files"]["package"])
+                if packages:  # the prepacked one
+                    (runners["aoti-prepacked"],) = packages.values()
         rows = []
         for batch in batches:
             inputs = cls.example_inputs(batch, torch.Generator().manual_seed(1000 + batch))

@@ -20,7 +20,7 @@ import operator
 
 import torch
 
-from dwc.backends.aoti_per_cell import _call, _value
+from dwc.backends.aoti_per_cell import _call, _same_size, _value
 
 aten = torch.ops.aten
 
@@ -40,7 +40,9 @@ def _match(total):
     either way round) with W float32 V x d, ids int32/int64 B x T, mask float32 B x T, and the
     embedding and the product used by nothing else."""
     if _call(total, aten.sum.dim_IntList) is None or total.kwargs or len(total.args) != 2 \
-            or list(total.args[1]) != [1]:
+            or not isinstance(total.args[1], (list, tuple)) or list(total.args[1]) != [1]:
+        return None
+    if any(user.op == "output" for user in total.users):  # its name is in the signature
         return None
     product = _call(total.args[0], aten.mul.Tensor)
     if product is None or len(product.users) != 1 or product.kwargs:
@@ -58,8 +60,8 @@ def _match(total):
         mv = _tensor(mask, 2, torch.float32)
         if wv is None or iv is None or mv is None or not isinstance(iv.shape[1], int):
             continue
-        if mv.shape[1] != iv.shape[1]:
-            continue
+        if not (_same_size(mv.shape[0], iv.shape[0]) and mv.shape[1] == iv.shape[1]):
+            continue  # one weight per id: a broadcast mask would not do
         return weight, ids, mask
     return None
 
@@ -68,7 +70,9 @@ def pool_sequences_as_bags(program: torch.export.ExportedProgram) -> int:
     """Rewrites, in place, every masked embedding sum of `program`'s graph (see the module
     docstring) into an embedding bag; returns how many it rewrote. Anything else is left as it
     is; the embedding and the product it replaces are removed (the mask stays: the bag reads
-    it, and a mean divides by the lengths it was made from)."""
+    it, and a mean divides by the lengths it was made from). Only the bag's result carries an
+    example value (`meta["val"]`): TorchInductor traces the program again before lowering it,
+    as for `gather_reduce_per_cell`."""
     graph = program.graph_module.graph
     rewritten = 0
     for total in list(graph.nodes):
@@ -82,8 +86,8 @@ def pool_sequences_as_bags(program: torch.export.ExportedProgram) -> int:
             flat_ids = graph.call_function(aten.reshape.default, (ids, [-1]))
             flat_mask = graph.call_function(aten.reshape.default, (mask, [-1]))
             count = graph.call_function(aten.sym_numel.default, (ids,))
-            offsets = graph.call_function(aten.arange.start_step, (0, count, steps),
-                                          {"dtype": _value(ids).dtype})
+            offsets = graph.call_function(aten.arange.start_step, (0, count, steps), {
+                "dtype": _value(ids).dtype, "device": _value(ids).device})
             # mode 0 = sum, weighted per position by the mask
             bag = graph.call_function(aten.embedding_bag.padding_idx, (
                 weight, flat_ids, offsets, False, 0, False, flat_mask, False, None))

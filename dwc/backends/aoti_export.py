@@ -14,8 +14,8 @@ This is how TorchEasyRec serves; `dwc.runtime` loads it like the other artifacts
 of the exported graph come first: per-cell layers into the form Inductor fuses into one kernel
 each (dwc.backends.aoti_per_cell), pooled id sequences into ATen's embedding bag
 (dwc.backends.aoti_bags). The build
-needs a C++ compiler (g++); it takes ~20-60 s per model on two cores (~4x less with
-`--wrapper-opt O0`, see WRAPPER_OPT_LEVELS).
+needs a C++ compiler (g++); it takes ~15-30 s per package and model on two cores (~2-4x less
+with `--wrapper-opt O0`, see WRAPPER_OPT_LEVELS), twice that with the prepacked package.
 """
 
 from __future__ import annotations
