@@ -169,7 +169,7 @@ def served_calls(example: Example, artifacts: dict[str, Path]):
     return calls
 
 
-def measure(example: Example, calls, batches, quick: bool) -> list[dict]:
+def measure(example: Example, calls, batches, quick: bool, settle: float = 0.0) -> list[dict]:
     """Time every form at every batch size, round by round; one record per batch size."""
     records = []
     targets = list(calls)
@@ -181,7 +181,7 @@ def measure(example: Example, calls, batches, quick: bool) -> list[dict]:
             prepared = prepare(inputs)
             thunks[target] = lambda call=call, prepared=prepared: call(prepared)
         record = timed_forms(thunks, "onnx", quick, repeats=40 if batch < 8192 else 12,
-                             warmup=3, budget=8.0)
+                             warmup=3, budget=8.0, settle=settle)
         records.append({"example": example.name, "batch": batch, **record})
     return records
 
@@ -219,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
                         "dwc's, 1,64,1024,8192)")
     parser.add_argument("--quick", action="store_true",
                         help="5 rounds per batch size at most, 1 s each (rough numbers)")
+    parser.add_argument("--settle", type=float, default=0.0, metavar="MS",
+                        help="idle MS milliseconds before each sample and time a burst of calls "
+                        "(each form on its own warm thread pool; default: one call per sample, "
+                        "right after the previous form's; see docs/benchmarks.md)")
     parser.add_argument("--work", default=None, metavar="DIR",
                         help="keep weights and builds here and reuse them on the next run "
                         "(default: a temporary directory, removed at the end)")
@@ -277,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{LABELS[t]} {build[t]:.1f} s{' (cached)' if build[f'{t} cached'] else ''}"
                 for t in targets if t != "torch") + "; max abs error " + ", ".join(
                 f"{LABELS[t]} {e:.1e}" for t, e in errors[name].items()), flush=True)
-            for record in measure(example, calls, batches, args.quick):
+            for record in measure(example, calls, batches, args.quick, args.settle / 1000):
                 records.append(record)
                 print(" | ".join(timing_rows([record], targets)[0]), flush=True)
         elapsed = time.perf_counter() - started
@@ -307,7 +311,10 @@ def main(argv: list[str] | None = None) -> int:
         "out. All forms carry the same weights and agree with the training module's eval forward "
         "(max abs error: " + ", ".join(f"{LABELS[t]} {e:.1e}" for t, e in worst.items())
         + "). Median ms per call; in brackets the median per-round ratio to ORT (lower is "
-        "better), the forms timed round by round in one process." + (
+        "better), the forms timed round by round in one process, " + (
+            f"each sample {args.settle:g} ms after the previous form's, a burst of warm calls "
+            "(`--settle`)" if args.settle else "each sample one call right after the previous "
+            "form's") + "." + (
             " " + "; ".join(notes) + "." if notes else ""), "",
         table(header, rows), "",
         "Build time (s, `dwc compile` wall time including interpreter start-up; `(cached)`: "

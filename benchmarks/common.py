@@ -70,13 +70,24 @@ def median_seconds(fn, repeats: int = 20, warmup: int = 3, budget: float = 3.0) 
     return statistics.median(times)
 
 
+SETTLED_BURST = 0.002
+"""With `settle`: each sample times back-to-back calls for about this many seconds."""
+
+
 def interleaved_seconds(fns, repeats: int = 20, warmup: int = 3,
-                        budget: float = 6.0) -> list[list[float]]:
+                        budget: float = 6.0, settle: float = 0.0) -> list[list[float]]:
     """Time several functions round by round (so drift on a shared machine hits all alike), the
     order rotated each round so that none always runs first.
 
     Returns one list per round: the seconds of each function, in `fns` order. At least 3 rounds,
     at most `repeats`, fewer once `budget` seconds have passed.
+
+    By default a sample is one call, made right after another function's call. When the
+    functions run on different thread pools (ORT, TVM, OpenMP), the previous one's workers are
+    still spinning then, on the same cores. `settle` > 0 idles that many seconds before each
+    sample instead, makes one untimed call, and times a burst of back-to-back calls (about
+    SETTLED_BURST seconds, 1-20 calls), reporting the seconds per call: each function measured
+    on its own warm pool, as in a process that serves only it.
     """
     for _ in range(warmup):
         for fn in fns:
@@ -87,9 +98,16 @@ def interleaved_seconds(fns, repeats: int = 20, warmup: int = 3,
         times = [0.0] * len(fns)
         first = len(rounds) % len(fns)
         for i in [*range(first, len(fns)), *range(first)]:
+            calls = 1
+            if settle > 0:
+                time.sleep(settle)
+                t0 = time.perf_counter()
+                fns[i]()
+                calls = max(1, min(20, int(SETTLED_BURST / max(time.perf_counter() - t0, 1e-9))))
             t0 = time.perf_counter()
-            fns[i]()
-            times[i] = time.perf_counter() - t0
+            for _ in range(calls):
+                fns[i]()
+            times[i] = (time.perf_counter() - t0) / calls
         rounds.append(times)
     return rounds
 
@@ -112,7 +130,7 @@ def timed_forms(thunks: dict, base: str, quick: bool, **timing) -> dict:
     name (empty without `base`), "rounds"}. `quick`: at most 5 rounds in about a second."""
     names = list(thunks)
     if quick:
-        timing = {"repeats": 5, "warmup": 1, "budget": 1.0}
+        timing = {"repeats": 5, "warmup": 1, "budget": 1.0, "settle": timing.get("settle", 0.0)}
     rounds = interleaved_seconds([thunks[n] for n in names], **timing)
     ratios = {}
     if base in names:

@@ -49,3 +49,30 @@ def test_bad_options_are_refused():
     assert done.returncode != 0 and "unknown example: nosuch" in done.stderr
     done = run("--batches", "0")
     assert done.returncode != 0 and "batch sizes must lie in 1 .. 8192" in done.stderr
+
+
+def test_settled_samples_time_a_burst_after_an_idle_gap():
+    """interleaved_seconds(settle=...): per sample one untimed call, then a burst of 1-20 timed
+    calls, reported per call; without it, one call per sample."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import time
+
+    from common import interleaved_seconds
+
+    counts = [0, 0]
+
+    def slow():  # 5 ms: a burst of one call
+        counts[0] += 1
+        time.sleep(0.005)
+
+    def fast():  # well under a millisecond: a burst of several calls
+        counts[1] += 1
+
+    rounds = interleaved_seconds([slow, fast], repeats=3, warmup=0, budget=0.0, settle=0.001)
+    assert len(rounds) == 3
+    assert counts[0] == 3 * 2  # the untimed call and a burst of one, each round
+    assert counts[1] > 3 * 3  # bursts of more than two calls
+    assert all(r[0] >= 0.005 > r[1] for r in rounds)  # seconds per call
+    counts[:] = [0, 0]
+    interleaved_seconds([slow, fast], repeats=3, warmup=0, budget=0.0)
+    assert counts == [3, 3]
