@@ -5,10 +5,11 @@ library with its weights inside). It loads with torch alone:
     runner = torch._inductor.aoti_load_package("out/model.pt2")
     ctr, = runner(user_id, item_id, ...)   # inputs positionally, in manifest.json's order
 
-With --max-batch 1024 or more the artifact holds a second package, `model-prepacked.pt2`: the
-same program with its weights frozen and packed for oneDNN, faster from PREPACKED_FROM rows up
-(`build_aoti`); `dwc.runtime` runs each call on the package made for its batch. Either package
-alone serves every batch.
+With --max-batch 1024 or more the build also compiles `model-prepacked.pt2`: the same program
+with its weights frozen and packed for oneDNN (`build_aoti`), which is faster for large batches
+on most models. The build times both packages and keeps the prepacked one only for the batch
+sizes at which it is faster (`prepacked_verdict`); `dwc.runtime` runs each call on the package
+made for its batch. Either package alone serves every batch.
 
 This is how TorchEasyRec serves; `dwc.runtime` loads it like the other artifacts. Two rewrites
 of the exported graph come first: per-cell layers into the form Inductor fuses into one kernel
@@ -30,7 +31,7 @@ import torch
 
 from dwc.backends.aoti_bags import pool_sequences_as_bags
 from dwc.backends.aoti_per_cell import gather_reduce_per_cell
-from dwc.backends.export import InferenceModel, export_program, export_warnings
+from dwc.backends.export import InferenceModel, example_args, export_program, export_warnings
 
 WRAPPER_OPT_LEVELS = ("O0", "O1")
 """The C++ optimisation levels of the package's wrapper (the host code that calls the kernels;
@@ -47,11 +48,72 @@ B = 8192 23.1 -> 14.3 ms (ORT 16.4); B = 1 unchanged (0.206 against 0.202 ms).""
 
 
 PREPACKED_FROM = 1024
-"""The smallest batch the prepacked package serves (see `build_aoti`). Measured on a 2-core
+"""The smallest batch the prepacked package can serve (see `build_aoti`; `prepacked_verdict`
+picks the model's own, or leaves the package out). Measured on a 2-core
 AMD EPYC with AVX-512, prepacked / plain package time, the two alternated in one process: at
 B = 8192 ctr_mlp 0.47, CAN 0.65, PEPNet 0.57, HMoE 0.81, LHUC 0.62; at B = 1024 0.48-1.05 (4 of
 5 below 1); at B = 256 1.0-1.6; at B = 1 and 64 1.2-2.4 (each oneDNN call costs ~10 us more
 than MKL's GEMM)."""
+
+
+VERDICT_BATCHES = (1024, 4096, 8192)
+"""The batch sizes (at most --max-batch; --max-batch itself if larger) at which a build times the
+prepacked package against the plain one (`prepacked_verdict`)."""
+
+VERDICT_MARGIN = 0.95
+"""The prepacked package serves a batch size only where it takes at most this fraction of the
+plain package's time: a tie is not worth a second package."""
+
+
+def prepacked_verdict(im: InferenceModel, plain: bytes, prepacked: bytes,
+                      max_batch: int) -> tuple[int | None, dict[int, float]]:
+    """(the smallest batch size from which the prepacked package runs, None for never; the
+    measured prepacked / plain time ratio per batch size).
+
+    Both packages are loaded here and timed round by round on the same random inputs at each of
+    VERDICT_BATCHES (median of the per-round ratios). The prepacked package serves from the
+    smallest size at which it, and at every larger size measured, is at most VERDICT_MARGIN of
+    the plain one's time; if at the largest size it is not, it is not kept. Freezing does not
+    speed every model up: MLoRA's per-domain low-rank layers ran 1.5x slower prepacked at
+    B = 1024 and 8192 (`python benchmarks/ab.py --base 2b811a5 --targets aoti`)."""
+    import statistics
+    import time
+
+    sizes = sorted({min(b, max_batch) for b in VERDICT_BATCHES if b >= PREPACKED_FROM}
+                   | ({max_batch} if max_batch > max(VERDICT_BATCHES) else set()))
+    with tempfile.TemporaryDirectory() as tmp:
+        runners = []
+        for name, data in (("plain", plain), ("prepacked", prepacked)):
+            path = Path(tmp) / f"{name}.pt2"
+            path.write_bytes(data)
+            runners.append(torch._inductor.aoti_load_package(str(path)).loader.run)
+        ratios = {}
+        for batch in sizes:
+            args = list(example_args(im, batch))
+            for run in runners * 2:  # warm up
+                run(args)
+            rounds = []
+            for round_ in range(7):
+                seconds = [0.0, 0.0]
+                for i in ((0, 1) if round_ % 2 == 0 else (1, 0)):
+                    started = time.perf_counter()
+                    runners[i](args)
+                    seconds[i] = time.perf_counter() - started
+                rounds.append(seconds[1] / seconds[0])
+            ratios[batch] = statistics.median(rounds)
+    return serving_from(ratios), ratios
+
+
+def serving_from(ratios: dict[int, float]) -> int | None:
+    """The smallest batch size of `ratios` (prepacked / plain time per size) from which the
+    prepacked package is at most VERDICT_MARGIN of the plain one's time at every measured size;
+    None if not even at the largest."""
+    serving = None
+    for batch in sorted(ratios, reverse=True):
+        if ratios[batch] > VERDICT_MARGIN:
+            break
+        serving = batch
+    return serving
 
 
 def build_aoti(im: InferenceModel, max_batch: int, wrapper_opt: str = "O1",

@@ -56,16 +56,24 @@ def export_artifact(result, target: str, options) -> dict[str, str | bytes]:
                 files[f"triton/{name}/config.pbtxt"] = triton_config(json.loads(text),
                                                                      options.max_batch)
         elif target == "aoti":
-            from dwc.backends.aoti_export import PREPACKED_FROM, build_aoti
+            from dwc.backends.aoti_export import PREPACKED_FROM, build_aoti, prepacked_verdict
 
-            files["model.pt2"] = build_aoti(im, options.max_batch, options.wrapper_opt)
+            files["model.pt2"] = plain = build_aoti(im, options.max_batch, options.wrapper_opt)
             about = {"kind": "aoti", "torch": torch_version(), "wrapper_opt": options.wrapper_opt}
             listed = {"package": "model.pt2", "spec": "spec.dw"}
             if options.prepack and options.max_batch >= PREPACKED_FROM:
-                files["model-prepacked.pt2"] = build_aoti(im, options.max_batch,
-                                                          options.wrapper_opt, prepacked=True)
-                listed["prepacked"] = "model-prepacked.pt2"
-                about["prepacked_from"] = PREPACKED_FROM
+                prepacked = build_aoti(im, options.max_batch, options.wrapper_opt, prepacked=True)
+                serving, ratios = prepacked_verdict(im, plain, prepacked, options.max_batch)
+                measured = ", ".join(f"{r:.2f}x at B = {b}" for b, r in ratios.items())
+                if serving is None:
+                    print(f"dwc: prepacked package left out (its time / the plain package's: "
+                          f"{measured})")
+                else:
+                    files["model-prepacked.pt2"] = prepacked
+                    listed["prepacked"] = "model-prepacked.pt2"
+                    about["prepacked_from"] = serving
+                    print(f"dwc: prepacked package serves batches of {serving} or more (its "
+                          f"time / the plain package's: {measured})")
             files["manifest.json"] = manifest(result.inference, result.records, about, listed,
                                               options.max_batch, im.weights)
         else:

@@ -110,11 +110,21 @@ def test_a_package_from_another_torch_is_refused(trained, tmp_path):
         load(copy)
 
 
+def _keep_prepacked(monkeypatch):
+    """Builds keep the prepacked package from PREPACKED_FROM rows, whatever it measures (the
+    verdict depends on this machine's timing; the tests need both packages)."""
+    from dwc.backends import aoti_export
+
+    monkeypatch.setattr(aoti_export, "prepacked_verdict", lambda im, plain, prepacked, top: (
+        aoti_export.PREPACKED_FROM, {aoti_export.PREPACKED_FROM: 0.5}))
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=example_ids())
-def test_every_example_verifies_through_aoti(path, capsys):
+def test_every_example_verifies_through_aoti(path, capsys, monkeypatch):
     """`dwc verify --targets aoti` on every example, both packages (plain and prepacked) at
     every batch; the quick wrapper (O0) keeps each build to ~6 s, and the kernels it calls are
     the same as O1's."""
+    _keep_prepacked(monkeypatch)
     assert main(["verify", str(path), "--targets", "aoti", "--wrapper-opt", "O0",
                  "--batches", "1,33"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("aoti")]
@@ -216,9 +226,34 @@ def prepacked(tmp_path_factory):
     from dwc.backends.aoti_export import PREPACKED_FROM
 
     out = tmp_path_factory.mktemp("prepacked") / "out"
-    assert main(["compile", str(LHUC), "--target", "aoti", "--wrapper-opt", "O0",
-                 "--max-batch", str(PREPACKED_FROM), "-o", str(out)]) == 0
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _keep_prepacked(monkeypatch)
+        assert main(["compile", str(LHUC), "--target", "aoti", "--wrapper-opt", "O0",
+                     "--max-batch", str(PREPACKED_FROM), "-o", str(out)]) == 0
     return out
+
+
+def test_the_prepacked_package_is_timed_against_the_plain_one(prepacked):
+    """The verdict times both packages at the sizes it measures (here only PREPACKED_FROM, the
+    --max-batch) and keeps the prepacked one from the smallest size where it, and every larger
+    one, takes at most VERDICT_MARGIN of the plain one's time."""
+    from dwc.backends import aoti_export
+    from dwc.backends.export import inference_model
+    from dwc.driver import compile_source, load_source
+
+    result = compile_source(load_source(LHUC), "torch")
+    im = inference_model(result.files["model.py"], result.inference.model, None)
+    top = aoti_export.PREPACKED_FROM
+    serving, ratios = aoti_export.prepacked_verdict(
+        im, (prepacked / "model.pt2").read_bytes(),
+        (prepacked / "model-prepacked.pt2").read_bytes(), top)
+    assert list(ratios) == [top] and ratios[top] > 0
+    assert serving == (top if ratios[top] <= aoti_export.VERDICT_MARGIN else None)
+    serving_from = aoti_export.serving_from
+    assert serving_from({1024: 0.7, 4096: 0.6, 8192: 0.5}) == 1024
+    assert serving_from({1024: 1.2, 4096: 0.9, 8192: 0.5}) == 4096
+    assert serving_from({1024: 0.5, 4096: 1.1, 8192: 0.5}) == 8192  # only the sizes above
+    assert serving_from({1024: 0.5, 4096: 0.6, 8192: 0.97}) is None
 
 
 def test_large_batches_run_on_the_prepacked_package(prepacked, tmp_path):
@@ -260,7 +295,7 @@ def test_large_batches_run_on_the_prepacked_package(prepacked, tmp_path):
             for key, value in run(inputs).items():
                 assert np.abs(value - expected[key].numpy()).max() <= 1e-4, (batch, name, key)
 
-    bare = tmp_path / "bare"
+    bare = tmp_path / "bare"  # --no-prepack: not even built
     assert main(["compile", str(LHUC), "--target", "aoti", "--wrapper-opt", "O0", "--no-prepack",
                  "--max-batch", str(PREPACKED_FROM), "-o", str(bare)]) == 0
     assert "model-prepacked.pt2" not in {p.name for p in bare.iterdir()}
