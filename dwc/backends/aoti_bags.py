@@ -20,7 +20,7 @@ import operator
 
 import torch
 
-from dwc.backends.aoti_per_cell import _call, _same_size, _value
+from dwc.backends.aoti_per_cell import _call, _same_size, _value, rewrite_matches
 
 aten = torch.ops.aten
 
@@ -73,35 +73,29 @@ def pool_sequences_as_bags(program: torch.export.ExportedProgram) -> int:
     it, and a mean divides by the lengths it was made from). Only the bag's result carries an
     example value (`meta["val"]`): TorchInductor traces the program again before lowering it,
     as for `gather_reduce_per_cell`."""
-    graph = program.graph_module.graph
-    rewritten = 0
-    for total in list(graph.nodes):
-        found = _match(total)
-        if found is None:
-            continue
-        weight, ids, mask = found
-        steps = _value(ids).shape[1]
-        product = total.args[0]
-        with graph.inserting_before(total):
-            flat_ids = graph.call_function(aten.reshape.default, (ids, [-1]))
-            flat_mask = graph.call_function(aten.reshape.default, (mask, [-1]))
-            count = graph.call_function(aten.sym_numel.default, (ids,))
-            offsets = graph.call_function(aten.arange.start_step, (0, count, steps), {
-                "dtype": _value(ids).dtype, "device": _value(ids).device})
-            # mode 0 = sum, weighted per position by the mask
-            bag = graph.call_function(aten.embedding_bag.padding_idx, (
-                weight, flat_ids, offsets, False, 0, False, flat_mask, False, None))
-            pooled = graph.call_function(operator.getitem, (bag, 0))
-        pooled.meta["val"] = _value(total)
-        total.replace_all_uses_with(pooled)
-        embedding = next(a for a in product.args if _call(a, aten.embedding.default))
-        unsqueeze = next(a for a in product.args if a is not embedding)
-        for dead in (total, product, embedding):
-            graph.erase_node(dead)
-        if not unsqueeze.users:
-            graph.erase_node(unsqueeze)
-        rewritten += 1
-    if rewritten:
-        graph.lint()
-        program.graph_module.recompile()
-    return rewritten
+    return rewrite_matches(program, _match, _as_bag)
+
+
+def _as_bag(graph, total, found) -> None:
+    """Replaces one matched masked sum (`_match`'s `found`) by an embedding bag."""
+    weight, ids, mask = found
+    steps = _value(ids).shape[1]
+    product = total.args[0]
+    with graph.inserting_before(total):
+        flat_ids = graph.call_function(aten.reshape.default, (ids, [-1]))
+        flat_mask = graph.call_function(aten.reshape.default, (mask, [-1]))
+        count = graph.call_function(aten.sym_numel.default, (ids,))
+        offsets = graph.call_function(aten.arange.start_step, (0, count, steps), {
+            "dtype": _value(ids).dtype, "device": _value(ids).device})
+        # mode 0 = sum, weighted per position by the mask
+        bag = graph.call_function(aten.embedding_bag.padding_idx, (
+            weight, flat_ids, offsets, False, 0, False, flat_mask, False, None))
+        pooled = graph.call_function(operator.getitem, (bag, 0))
+    pooled.meta["val"] = _value(total)
+    total.replace_all_uses_with(pooled)
+    embedding = next(a for a in product.args if _call(a, aten.embedding.default))
+    unsqueeze = next(a for a in product.args if a is not embedding)
+    for dead in (total, product, embedding):
+        graph.erase_node(dead)
+    if not unsqueeze.users:
+        graph.erase_node(unsqueeze)

@@ -100,37 +100,49 @@ def _match(select: fx.Node):
     return x, weight, cell, cells, width
 
 
-def gather_reduce_per_cell(program: torch.export.ExportedProgram) -> int:
-    """Rewrites, in place, every side-by-side per-cell matmul + gather of `program`'s graph (see
-    the module docstring) into the gather-and-reduce form; returns how many it rewrote. Anything
-    else is left as it is; the side-by-side matmul and its index, once unused, are removed."""
+def rewrite_matches(program: torch.export.ExportedProgram, match, rewrite) -> int:
+    """Calls `rewrite(graph, node, found)` on every node of `program`'s graph for which
+    `match(node)` finds something (not None), in graph order; a rewrite may erase the node and
+    what it alone used before it. Lints and recompiles the graph if anything was rewritten;
+    returns how many nodes were."""
     graph = program.graph_module.graph
     rewritten = 0
-    for select in list(graph.nodes):
-        found = _match(select)
-        if found is None:
-            continue
-        x, weight, cell, cells, width = found
-        k = _value(weight).shape[0]
-        with graph.inserting_before(select):
-            # cells x K x N view of the weights, each row's own cell picked, summed over K
-            cube = graph.call_function(aten.reshape.default, (weight, [k, cells, width]))
-            own = graph.call_function(aten.index_select.default, (cube, 1, cell))
-            own = graph.call_function(aten.permute.default, (own, [1, 0, 2]))
-            column = graph.call_function(aten.unsqueeze.default, (x, -1))
-            terms = graph.call_function(aten.mul.Tensor, (column, own))
-            y = graph.call_function(aten.sum.dim_IntList, (terms, [1]))
-        y.meta["val"] = _value(select)
-        select.replace_all_uses_with(y)
-        index = select.args[2]
-        for dead in (select, select.args[0], select.args[0].args[0]):
-            graph.erase_node(dead)
-        _erase_unused(graph, index)
-        rewritten += 1
+    for node in list(graph.nodes):
+        found = match(node)
+        if found is not None:
+            rewrite(graph, node, found)
+            rewritten += 1
     if rewritten:
         graph.lint()
         program.graph_module.recompile()
     return rewritten
+
+
+def gather_reduce_per_cell(program: torch.export.ExportedProgram) -> int:
+    """Rewrites, in place, every side-by-side per-cell matmul + gather of `program`'s graph (see
+    the module docstring) into the gather-and-reduce form; returns how many it rewrote. Anything
+    else is left as it is; the side-by-side matmul and its index, once unused, are removed."""
+    return rewrite_matches(program, _match, _gather_reduce)
+
+
+def _gather_reduce(graph: fx.Graph, select: fx.Node, found) -> None:
+    """Replaces one matched gather (`_match`'s `found`) by the gather-and-reduce form."""
+    x, weight, cell, cells, width = found
+    k = _value(weight).shape[0]
+    with graph.inserting_before(select):
+        # cells x K x N view of the weights, each row's own cell picked, summed over K
+        cube = graph.call_function(aten.reshape.default, (weight, [k, cells, width]))
+        own = graph.call_function(aten.index_select.default, (cube, 1, cell))
+        own = graph.call_function(aten.permute.default, (own, [1, 0, 2]))
+        column = graph.call_function(aten.unsqueeze.default, (x, -1))
+        terms = graph.call_function(aten.mul.Tensor, (column, own))
+        y = graph.call_function(aten.sum.dim_IntList, (terms, [1]))
+    y.meta["val"] = _value(select)
+    select.replace_all_uses_with(y)
+    index = select.args[2]
+    for dead in (select, select.args[0], select.args[0].args[0]):
+        graph.erase_node(dead)
+    _erase_unused(graph, index)
 
 
 def _erase_unused(graph: fx.Graph, node: fx.Node) -> None:
