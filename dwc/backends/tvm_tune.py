@@ -155,8 +155,7 @@ def tune(mod, target, options: TuneOptions):
     kernels = bucket_kernels(mod, target, options.buckets)
     # a kernel with any record (a measured candidate, even one that failed to build or run)
     # was tuned with its share of an earlier --tune; only kernels without one are tuned now
-    recorded = Counter(tvm_ffi.structural_hash(r.workload.mod)
-                       for r in database.get_all_tuning_records())
+    recorded = _record_counts(database)
     workloads = []  # (name, workload, its structural hash)
     for name, func in kernels:
         workload = tvm.IRModule({"main": func.with_attr("global_symbol", "main")})
@@ -190,8 +189,7 @@ def tune(mod, target, options: TuneOptions):
                 measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
                                    _progress_callback(bar)])
             trials = _record_count(directory) - before
-            recorded = Counter(tvm_ffi.structural_hash(r.workload.mod)  # with the new ones
-                               for r in database.get_all_tuning_records())
+            recorded = _record_counts(database)  # with the new ones
     seconds = time.perf_counter() - started
     chosen, kept = _tuned_where_faster(database, workloads, recorded, target, directory)
     info = {"trials": options.trials, "buckets": options.buckets, "kernels": len(kernels),
@@ -203,6 +201,14 @@ def tune(mod, target, options: TuneOptions):
           f"{len(kernels) - kept} run their tuned schedule, {kept} dwc's (faster, or no "
           "working candidate)", file=sys.stderr)
     return chosen, info
+
+
+def _record_counts(database) -> Counter:
+    """The database's number of tuning records per workload (by structural hash)."""
+    import tvm_ffi
+
+    return Counter(tvm_ffi.structural_hash(r.workload.mod)
+                   for r in database.get_all_tuning_records())
 
 
 def _tuned_where_faster(database, workloads, recorded: Counter, target, directory: Path):
