@@ -163,7 +163,7 @@ class RuntimeOnlyTvm(Artifact):
         if transform:  # the weights' layout changes lifted out of main, as dwc.runtime runs them
             self.params = list(self.vm[transform](self.params))
 
-    def _run(self, arrays):
+    def _run(self, arrays, batch):
         held = [torch.from_numpy(arrays[i["name"]]).to(self.device, copy=True)
                 for i in self.inputs]
         result = self.main(*(self._ffi.from_dlpack(t) for t in held), *self.params)

@@ -29,6 +29,7 @@ user id column of ints) are looked up in the vocabulary too.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from pathlib import Path
@@ -146,10 +147,15 @@ class Artifact:
         return arrays, batch
 
     def __call__(self, inputs: dict, raw: bool = False) -> dict[str, np.ndarray]:
-        arrays, _ = self._arrays(self.encode(inputs, raw))
-        return dict(zip(self.outputs, self._run(arrays), strict=True))
+        return self._outputs(inputs, raw)
 
-    def _run(self, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def _outputs(self, inputs: dict, raw: bool = False, **run) -> dict[str, np.ndarray]:
+        """A call's outputs by name; `run`: the artifact kind's own options of `_run`."""
+        arrays, batch = self._arrays(self.encode(inputs, raw))
+        return dict(zip(self.outputs, self._run(arrays, batch, **run), strict=True))
+
+    def _run(self, arrays: dict[str, np.ndarray], batch: int) -> list[np.ndarray]:
+        """The outputs, in manifest order, for the checked `arrays` of `batch` rows."""
         raise NotImplementedError
 
 
@@ -215,7 +221,7 @@ class OnnxArtifact(Artifact):
         if self.session.get_providers()[0] != providers[0]:  # e.g. no CUDA driver or GPU
             raise ArtifactError(f"onnxruntime could not start {providers[0]} here")
 
-    def _run(self, arrays):
+    def _run(self, arrays, batch):
         return self.session.run(self.outputs, {n: arrays[n] for n in self.used})
 
 
@@ -272,10 +278,9 @@ class TvmArtifact(Artifact):
         np.copyto(stage[0], array)
         return stage[1]
 
-    def _run(self, arrays):
+    def _run(self, arrays, batch):
         args = [self._tensor(i["name"], arrays[i["name"]]) for i in self.inputs]
-        rows = next(iter(arrays.values())).shape[0] if arrays else None
-        function = self.buckets.get(rows, self.main)
+        function = self.buckets.get(batch, self.main)
         with self._lock:
             result = function(*args, *self.params)
         values = list(result) if len(self.outputs) > 1 or hasattr(result, "__len__") else [result]
@@ -355,14 +360,14 @@ class AotiArtifact(Artifact):
                                 "(rebuild the artifact)") from None
         return runner, getattr(getattr(runner, "loader", None), "run", None)
 
-    def _run(self, arrays, package=None):
+    def _run(self, arrays, batch, package=None):
         """The outputs for `arrays` from `package` (a `_load_package` pair); by default the one
         made for this batch."""
+        if package is None:
+            large = self._prepacked and batch >= self.prepacked_from
+            package = self._prepacked if large else self._plain
         # the compiled code records no autograd: no no_grad() needed around it
         tensors = [self._torch.from_numpy(arrays[i["name"]]) for i in self.inputs]
-        if package is None:
-            large = self._prepacked and tensors and tensors[0].shape[0] >= self.prepacked_from
-            package = self._prepacked if large else self._plain
         if self.device != "cpu":
             tensors = [t.to(self.device) for t in tensors]
         runner, flat_run = package
@@ -379,9 +384,7 @@ class AotiArtifact(Artifact):
         found = {files.get("package", "model.pt2"): self._plain}
         if self._prepacked:
             found[files["prepacked"]] = self._prepacked
-        return {name: (lambda inputs, raw=False, package=package: dict(zip(
-                    self.outputs, self._run(self._arrays(self.encode(inputs, raw))[0], package),
-                    strict=True)))
+        return {name: functools.partial(self._outputs, package=package)
                 for name, package in found.items()}
 
 
