@@ -20,36 +20,37 @@ import operator
 
 import torch
 
-from dwc.backends.aoti_per_cell import _call, _same_size, _value, rewrite_matches
+from dwc.backends.aoti_graph import called, example_value, rewrite_matches, same_size
 
 aten = torch.ops.aten
 
 
 def _tensor(node, dims: int, *dtypes) -> torch.Tensor | None:
     """The example value of `node` if it is a tensor of `dims` dimensions and one of `dtypes`."""
-    value = _value(node)
-    if isinstance(value, torch.Tensor) and value.dim() == dims and value.dtype in dtypes:
-        return value
+    found = example_value(node)
+    if isinstance(found, torch.Tensor) and found.dim() == dims and found.dtype in dtypes:
+        return found
     return None
 
 
 def _match(total):
-    """(weight, ids, mask) of a masked embedding sum over the steps, or None.
+    """(weight, ids, mask, the embedding node, the mask's unsqueeze node) of a masked
+    embedding sum over the steps, or None.
 
     Exactly the exported form: sum(mul(embedding(W, ids), unsqueeze(mask, 2)), [1]) (the mul
     either way round) with W float32 V x d, ids int32/int64 B x T, mask float32 B x T, and the
     embedding and the product used by nothing else."""
-    if _call(total, aten.sum.dim_IntList) is None or total.kwargs or len(total.args) != 2 \
+    if called(total, aten.sum.dim_IntList) is None or total.kwargs or len(total.args) != 2 \
             or not isinstance(total.args[1], (list, tuple)) or list(total.args[1]) != [1]:
         return None
     if any(user.op == "output" for user in total.users):  # its name is in the signature
         return None
-    product = _call(total.args[0], aten.mul.Tensor)
+    product = called(total.args[0], aten.mul.Tensor)
     if product is None or len(product.users) != 1 or product.kwargs:
         return None
     for looked_up, widened in (product.args, product.args[::-1]):
-        embedding = _call(looked_up, aten.embedding.default)
-        unsqueeze = _call(widened, aten.unsqueeze.default)
+        embedding = called(looked_up, aten.embedding.default)
+        unsqueeze = called(widened, aten.unsqueeze.default)
         if embedding is None or unsqueeze is None or len(embedding.users) != 1 \
                 or len(embedding.args) != 2 or embedding.kwargs or unsqueeze.args[1] not in (2, -1):
             continue
@@ -60,9 +61,9 @@ def _match(total):
         mv = _tensor(mask, 2, torch.float32)
         if wv is None or iv is None or mv is None or not isinstance(iv.shape[1], int):
             continue
-        if not (_same_size(mv.shape[0], iv.shape[0]) and mv.shape[1] == iv.shape[1]):
+        if not (same_size(mv.shape[0], iv.shape[0]) and mv.shape[1] == iv.shape[1]):
             continue  # one weight per id: a broadcast mask would not do
-        return weight, ids, mask
+        return weight, ids, mask, embedding, unsqueeze
     return None
 
 
@@ -78,23 +79,21 @@ def pool_sequences_as_bags(program: torch.export.ExportedProgram) -> int:
 
 def _as_bag(graph, total, found) -> None:
     """Replaces one matched masked sum (`_match`'s `found`) by an embedding bag."""
-    weight, ids, mask = found
-    steps = _value(ids).shape[1]
+    weight, ids, mask, embedding, unsqueeze = found
+    steps = example_value(ids).shape[1]
     product = total.args[0]
     with graph.inserting_before(total):
         flat_ids = graph.call_function(aten.reshape.default, (ids, [-1]))
         flat_mask = graph.call_function(aten.reshape.default, (mask, [-1]))
         count = graph.call_function(aten.sym_numel.default, (ids,))
         offsets = graph.call_function(aten.arange.start_step, (0, count, steps), {
-            "dtype": _value(ids).dtype, "device": _value(ids).device})
+            "dtype": example_value(ids).dtype, "device": example_value(ids).device})
         # mode 0 = sum, weighted per position by the mask
         bag = graph.call_function(aten.embedding_bag.padding_idx, (
             weight, flat_ids, offsets, False, 0, False, flat_mask, False, None))
         pooled = graph.call_function(operator.getitem, (bag, 0))
-    pooled.meta["val"] = _value(total)
+    pooled.meta["val"] = example_value(total)
     total.replace_all_uses_with(pooled)
-    embedding = next(a for a in product.args if _call(a, aten.embedding.default))
-    unsqueeze = next(a for a in product.args if a is not embedding)
     for dead in (total, product, embedding):
         graph.erase_node(dead)
     if not unsqueeze.users:

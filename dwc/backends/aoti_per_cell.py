@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import fx
 
+from dwc.backends.aoti_graph import called, example_value, rewrite_matches, same_size
+
 aten = torch.ops.aten
 
 
@@ -26,42 +28,23 @@ split the 8-term sum of each row across threads, one parallel region per row: 1.
 B = 1024, where the side-by-side matmul takes about 0.1 ms."""
 
 
-def _call(node, *targets) -> fx.Node | None:
-    """`node` if it is a call of one of `targets`, else None."""
-    if isinstance(node, fx.Node) and node.op == "call_function" and node.target in targets:
-        return node
-    return None
-
-
-def _value(node):
-    """The example value torch.export recorded for a node (a FakeTensor or SymInt), or None."""
-    return node.meta.get("val") if isinstance(node, fx.Node) else None
-
-
-def _same_size(a, b) -> bool:
-    """Whether two sizes (ints or SymInts) are the same expression."""
-    if isinstance(a, torch.SymInt) and isinstance(b, torch.SymInt):
-        return a.node.expr == b.node.expr
-    return isinstance(a, int) and isinstance(b, int) and a == b
-
-
 def _every_row(node, rows) -> tuple[int, fx.Node] | None:
     """(cells, cell) when `node` is arange(rows) * cells + cell (either order of the add), with
     `cell` one integer id per row; else None."""
-    add = _call(node, aten.add.Tensor)
+    add = called(node, aten.add.Tensor)
     if add is None or len(add.args) != 2 or add.kwargs:
         return None
     for scaled, cell in (add.args, add.args[::-1]):
-        multiply = _call(scaled, aten.mul.Tensor)
+        multiply = called(scaled, aten.mul.Tensor)
         if multiply is None or not isinstance(multiply.args[1], int):
             continue
-        arange = _call(multiply.args[0], aten.arange.default)
-        ids = _value(cell)
+        arange = called(multiply.args[0], aten.arange.default)
+        ids = example_value(cell)
         if arange is None or len(arange.args) != 1 or not isinstance(ids, torch.Tensor):
             continue
-        if _same_size(arange.args[0] if isinstance(arange.args[0], int)
-                      else _value(arange.args[0]), rows) \
-                and ids.dim() == 1 and _same_size(ids.shape[0], rows) \
+        if same_size(arange.args[0] if isinstance(arange.args[0], int)
+                      else example_value(arange.args[0]), rows) \
+                and ids.dim() == 1 and same_size(ids.shape[0], rows) \
                 and ids.dtype in (torch.int32, torch.int64):
             return multiply.args[1], cell
     return None
@@ -74,14 +57,14 @@ def _match(select: fx.Node):
     arange(B) * cells + cell) with x float32 B x K, W float32 K x (cells * N), one cell per row
     of x, N at least MIN_WIDTH, the matmul and reshape used by nothing else, and the gather not
     itself an output of the program."""
-    if _call(select, aten.index_select.default) is None or select.args[1] != 0:
+    if called(select, aten.index_select.default) is None or select.args[1] != 0:
         return None
-    reshape = _call(select.args[0], aten.reshape.default, aten.view.default)
-    matmul = _call(reshape.args[0] if reshape else None, aten.matmul.default, aten.mm.default)
+    reshape = called(select.args[0], aten.reshape.default, aten.view.default)
+    matmul = called(reshape.args[0] if reshape else None, aten.matmul.default, aten.mm.default)
     if matmul is None or len(reshape.users) != 1 or len(matmul.users) != 1:
         return None
     x, weight = matmul.args
-    xv, wv = _value(x), _value(weight)
+    xv, wv = example_value(x), example_value(weight)
     if not all(isinstance(v, torch.Tensor) and v.dim() == 2 and v.dtype == torch.float32
                for v in (xv, wv)) or not all(isinstance(d, int) for d in wv.shape):
         return None
@@ -100,24 +83,6 @@ def _match(select: fx.Node):
     return x, weight, cell, cells, width
 
 
-def rewrite_matches(program: torch.export.ExportedProgram, match, rewrite) -> int:
-    """Calls `rewrite(graph, node, found)` on every node of `program`'s graph for which
-    `match(node)` finds something (not None), in graph order; a rewrite may erase the node and
-    what it alone used before it. Lints and recompiles the graph if anything was rewritten;
-    returns how many nodes were."""
-    graph = program.graph_module.graph
-    rewritten = 0
-    for node in list(graph.nodes):
-        found = match(node)
-        if found is not None:
-            rewrite(graph, node, found)
-            rewritten += 1
-    if rewritten:
-        graph.lint()
-        program.graph_module.recompile()
-    return rewritten
-
-
 def gather_reduce_per_cell(program: torch.export.ExportedProgram) -> int:
     """Rewrites, in place, every side-by-side per-cell matmul + gather of `program`'s graph (see
     the module docstring) into the gather-and-reduce form; returns how many it rewrote. Anything
@@ -128,7 +93,7 @@ def gather_reduce_per_cell(program: torch.export.ExportedProgram) -> int:
 def _gather_reduce(graph: fx.Graph, select: fx.Node, found) -> None:
     """Replaces one matched gather (`_match`'s `found`) by the gather-and-reduce form."""
     x, weight, cell, cells, width = found
-    k = _value(weight).shape[0]
+    k = example_value(weight).shape[0]
     with graph.inserting_before(select):
         # cells x K x N view of the weights, each row's own cell picked, summed over K
         cube = graph.call_function(aten.reshape.default, (weight, [k, cells, width]))
@@ -137,7 +102,7 @@ def _gather_reduce(graph: fx.Graph, select: fx.Node, found) -> None:
         column = graph.call_function(aten.unsqueeze.default, (x, -1))
         terms = graph.call_function(aten.mul.Tensor, (column, own))
         y = graph.call_function(aten.sum.dim_IntList, (terms, [1]))
-    y.meta["val"] = _value(select)
+    y.meta["val"] = example_value(select)
     select.replace_all_uses_with(y)
     index = select.args[2]
     for dead in (select, select.args[0], select.args[0].args[0]):
