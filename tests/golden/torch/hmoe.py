@@ -439,14 +439,15 @@ class _DwcExperts(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # the first layer of every expert in one GEMM, its bias fused in (E x in x out side by
         # side), the activation in place on that fresh output
-        w0, b0 = self.weights[0], self.biases[0]
+        layers = zip(self.weights, self.biases, strict=True)  # no slicing: a ParameterList slice
+        w0, b0 = next(layers)  # builds a new module per call (~30 us, measured at B = 1)
         count, n_in, n_out = w0.shape
         h = torch.addmm(b0.reshape(-1), x, w0.transpose(0, 1).reshape(n_in, count * n_out))
         h = _dwc_activation_(h, self.act).view(-1, count, n_out)
         if len(self.weights) == 1:
             return h
         h = h.transpose(0, 1)  # E x B x H: each further layer one batched GEMM with its bias
-        for weight, bias in zip(self.weights[1:], self.biases[1:], strict=True):
+        for weight, bias in layers:
             h = _dwc_activation_(torch.baddbmm(bias.unsqueeze(1), h, weight), self.act)
         return h.transpose(0, 1)
 
@@ -506,11 +507,13 @@ class _DwcHmoe(nn.Module):
         experts: torch.Tensor,
     ) -> torch.Tensor:
         batch, heads, count = x.shape[0], self.gate_out.shape[0], self.gate_out.shape[2]
-        scores = torch.einsum("btg,tge->bte", self.gates(x), self.gate_out)
+        # per-scenario matmuls as bmm over T x B x in views (einsum's dispatch costs 2-3x at B = 1)
+        scores = torch.bmm(self.gates(x).transpose(0, 1), self.gate_out).transpose(0, 1)
         mixing = _dwc_softmax_experts(scores.reshape(batch * heads, count))
         h = torch.bmm(mixing.reshape(batch, heads, count), experts)  # B x T x expert width
         for weight, bias in zip(self.tower_weights, self.tower_biases, strict=True):
-            h = _dwc_activation(torch.einsum("bti,tio->bto", h, weight) + bias, self.act)
+            h = torch.baddbmm(bias.unsqueeze(1), h.transpose(0, 1), weight).transpose(0, 1)
+            h = _dwc_activation(h, self.act)
         a = x
         for weight, bias in zip(self.fusion_weights, self.fusion_biases, strict=True):
             a = _dwc_activation(_dwc_per_domain_linear(a, domain, rows, weight, bias), self.act)
@@ -519,7 +522,7 @@ class _DwcHmoe(nn.Module):
         if torch.is_grad_enabled():  # stop the other scenarios' gradients (identity otherwise)
             own = torch.arange(heads, device=domain.device) == domain.unsqueeze(1)
         if self.fuse == "label":
-            logits = torch.einsum("bth,th->bt", h, self.head_weight) + self.head_bias
+            logits = (h * self.head_weight).sum(dim=2) + self.head_bias
             if own is not None:
                 logits = torch.where(own, logits, logits.detach())
             return (a * logits).sum(dim=1, keepdim=True)
