@@ -11,10 +11,11 @@ on most models. The build times both packages and keeps the prepacked one only f
 sizes at which it is faster (`prepacked_verdict`); `dwc.runtime` runs each call on the package
 made for its batch. Either package alone serves every batch.
 
-This is how TorchEasyRec serves; `dwc.runtime` loads it like the other artifacts. Two rewrites
-of the exported graph come first: per-cell layers into the form Inductor fuses into one kernel
-each (dwc.backends.aoti_per_cell), pooled id sequences into ATen's embedding bag
-(dwc.backends.aoti_bags). The build
+This is how TorchEasyRec serves; `dwc.runtime` loads it like the other artifacts. Three
+rewrites of the exported graph come first: per-cell layers into the form Inductor fuses into one
+kernel each (dwc.backends.aoti_per_cell), pooled id sequences into ATen's embedding bag
+(dwc.backends.aoti_bags), small per-sample matrix products into a multiply-and-reduce
+(dwc.backends.aoti_per_sample). The build
 needs a C++ compiler (g++); it takes ~15-30 s per package and model on two cores (~2-4x less
 with `--wrapper-opt O0`, see WRAPPER_OPT_LEVELS), twice that with the prepacked package.
 """
@@ -31,6 +32,7 @@ import torch
 
 from dwc.backends.aoti_bags import pool_sequences_as_bags
 from dwc.backends.aoti_per_cell import gather_reduce_per_cell
+from dwc.backends.aoti_per_sample import reduce_per_sample_products
 from dwc.backends.export import InferenceModel, example_args, export_program, export_warnings
 
 WRAPPER_OPT_LEVELS = ("O0", "O1")
@@ -155,6 +157,7 @@ def _compile(im: InferenceModel, max_batch: int, rows: int, configs: dict) -> by
         program = export_program(im, max_batch, rows)
         gather_reduce_per_cell(program)  # per-cell layers: one fused kernel each
         pool_sequences_as_bags(program)  # pooled sequences: ATen's embedding bag
+        reduce_per_sample_products(program)  # small per-sample matrix products: one loop nest
         with tempfile.TemporaryDirectory() as tmp:
             path = torch._inductor.aoti_compile_and_package(
                 program, package_path=str(Path(tmp) / "model.pt2"), inductor_configs=configs)

@@ -343,3 +343,54 @@ def test_only_a_mask_per_id_makes_an_embedding_bag():
     batch = torch.export.Dim("batch", min=1, max=64)
     program = torch.export.export(Broadcast(), (ids,), dynamic_shapes=({0: batch},))
     assert pool_sequences_as_bags(program) == 0
+
+
+class _Products(torch.nn.Module):
+    """Four batched products: per-sample 3 x 4 times 4 x 8 (rewritten), per-sample 1 x 4 times
+    4 x 8 (a vector: kept), per-sample 8 x 16 times 16 x 50 (too large: kept), and 2 x B x 4
+    times 2 x 4 x 8 over a static batch of two (kept)."""
+
+    def __init__(self):
+        super().__init__()
+        self.towers = torch.nn.Parameter(torch.randn(2, 4, 8))
+
+    def forward(self, rows, vector, weights, wide, wider, shared):
+        products = (torch.bmm(rows, weights), torch.bmm(vector, weights), torch.bmm(wide, wider),
+                    torch.bmm(shared, self.towers))
+        return tuple(torch.relu(p) for p in products)  # an output itself is never rewritten
+
+
+def test_only_small_per_sample_products_become_reductions():
+    """A per-sample bmm of at most MAX_MACS multiplies (and more than one row) becomes a
+    multiply and a sum over the shared dimension in the AOTInductor build's graph, computing the
+    same; vectors, large matrices and a static batch keep their bmm."""
+    from dwc.backends.aoti_per_sample import MAX_MACS, reduce_per_sample_products
+
+    assert 3 * 4 * 8 <= MAX_MACS < 8 * 16 * 50
+    args = (torch.randn(5, 3, 4), torch.randn(5, 1, 4), torch.randn(5, 4, 8),
+            torch.randn(5, 8, 16), torch.randn(5, 16, 50), torch.randn(2, 5, 4))
+    batch = torch.export.Dim("batch", min=2, max=64)
+    program = torch.export.export(_Products(), args, dynamic_shapes=(
+        *({0: batch} for _ in range(5)), {1: batch}))
+    with torch.no_grad():
+        before = program.module()(*args)
+    assert reduce_per_sample_products(program) == 1
+    targets = [n.target for n in program.graph.nodes if n.op == "call_function"]
+    assert targets.count(torch.ops.aten.bmm.default) == 3
+    assert torch.ops.aten.sum.dim_IntList in targets
+    with torch.no_grad():
+        after = program.module()(*args)
+    for old, new in zip(before, after, strict=True):
+        torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-5)
+
+
+def test_hmoe_mixes_its_experts_as_a_reduction():
+    """HMoE's per-scenario expert mixing (B x T x E times B x E x H) is the product the rewrite
+    is for: exactly one bmm of the example's exported graph becomes a reduction."""
+    from dwc.backends.aoti_per_sample import reduce_per_sample_products
+    from dwc.backends.export import export_program, inference_model
+    from tests.conftest import compile_example
+
+    result, _ = compile_example(ROOT / "examples" / "hmoe.dw", target="torch")
+    im = inference_model(result.files["model.py"], result.inference.model, None)
+    assert reduce_per_sample_products(export_program(im, 64, 16)) == 1
