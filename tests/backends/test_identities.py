@@ -250,19 +250,26 @@ def test_grouped_batch_keeps_the_callers_row_order(monkeypatch):
     assert reordered == [False, False, True]
 
 
+@pytest.mark.parametrize("rows", [5, 400])
 @pytest.mark.parametrize("mode", ["sum", "mean", "max"])
-def test_sequence_pooling_reads_only_the_valid_prefix(mode):
-    """Eager sum/mean pool through one embedding_bag, exported ones mask the looked-up
-    embeddings; both must pool exactly ids[b, :lengths[b]], an empty sequence giving zeros."""
+def test_sequence_pooling_reads_only_the_valid_prefix(mode, rows, monkeypatch):
+    """Eager sum/mean pool a small batch as the looked-up embeddings times the mask and a large
+    one (from 2048 ids) through one embedding_bag; exported ones mask the looked-up embeddings.
+    Every path must pool exactly ids[b, :lengths[b]], an empty sequence giving zeros."""
     _, cls = compile_example(ROOT / "examples" / "ctr_mlp.dw")
     pool = cls.forward.__globals__["_dwc_seq_pool"]
+    bags = []
+    bag = torch.nn.functional.embedding_bag
+    monkeypatch.setattr(torch.nn.functional, "embedding_bag",
+                        lambda *a, **k: bags.append(1) or bag(*a, **k))
     torch.manual_seed(0)
-    weight, ids = torch.randn(30, 4), torch.randint(0, 30, (5, 6))
-    lengths = torch.tensor([0, 1, 3, 6, 2])
-    rows = [weight[ids[b, :n]] for b, n in enumerate(lengths.tolist())]
+    weight, ids = torch.randn(30, 4), torch.randint(0, 30, (rows, 6))
+    lengths = torch.randint(0, 7, (rows,))
+    lengths[:5] = torch.tensor([0, 1, 3, 6, 2])
+    samples = [weight[ids[b, :n]] for b, n in enumerate(lengths.tolist())]
     reduce = {"sum": lambda r: r.sum(0), "mean": lambda r: r.mean(0),
               "max": lambda r: r.amax(0)}[mode]
-    expected = torch.stack([reduce(r) if len(r) else torch.zeros(4) for r in rows])
+    expected = torch.stack([reduce(r) if len(r) else torch.zeros(4) for r in samples])
 
     class Pool(torch.nn.Module):
         def forward(self, w, i, n):
@@ -271,6 +278,7 @@ def test_sequence_pooling_reads_only_the_valid_prefix(mode):
     exported = torch.export.export(Pool(), (weight, ids, lengths)).module()
     assert "embedding_bag" not in str(exported.graph)  # the exporter's path is the masked one
     torch.testing.assert_close(pool(weight, ids, lengths, mode), expected)
+    assert len(bags) == (rows == 400 and mode != "max")  # 2400 ids: the bag; 30: the mask
     torch.testing.assert_close(exported(weight, ids, lengths), expected)
 
 

@@ -4,6 +4,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dwc.backends.torch.helpers.static import _dwc_is_static
+
 
 class _DwcNormExperts(nn.Module):
     """`count` expert MLPs on one input, each layer Linear -> LayerNorm -> ReLU (M3oE's shared,
@@ -33,8 +35,13 @@ class _DwcNormExperts(nn.Module):
             self.norm_biases.append(nn.Parameter(torch.zeros(count, n_out)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        layers = list(
-            zip(
+        # eager: each stacked parameter split into its experts' views once, one unbind per
+        # tensor rather than a select per expert and layer (at B = 1 every dispatch counts);
+        # traced, the selects stay (an exported unbind is a split and a squeeze per expert)
+        static = _dwc_is_static()
+        layers = [
+            (width, *(tensor if static else tensor.unbind(0) for tensor in tensors))
+            for width, *tensors in zip(
                 self.widths,
                 self.weights,
                 self.biases,
@@ -42,7 +49,7 @@ class _DwcNormExperts(nn.Module):
                 self.norm_biases,
                 strict=True,
             )
-        )
+        ]
         experts = []
         for k in range(self.count):
             h = x

@@ -47,12 +47,17 @@ class _DwcM3oETowers(nn.Module):
         return tensors if index is None else [t.index_select(0, index) for t in tensors]
 
     def _one_domain(self, x: torch.Tensor, d: int) -> torch.Tensor:
-        """Domain d's T towers on its rows x (n x T x H), each a chain of fused kernels."""
+        """Domain d's T towers on its rows x (n x T x H), each a chain of fused kernels (eager
+        only). Every tensor is split into its tasks' views once, so the dispatches do not grow
+        with the towers (at B = 1 each one counts)."""
+        per_task = [tensor[d].unbind(0) for tensor in self._parameters_at(None)]
         logits = []
-        for t in range(self.tasks):
-            h = torch.addmm(self.bias[d, t], x[:, t], self.weight[d, t])
-            h = F.layer_norm(h, [self.width], self.norm_weight[d, t], self.norm_bias[d, t])
-            logits.append(torch.addmv(self.out_bias[d, t], h.relu_(), self.out_weight[d, t]))
+        for f, weight, bias, norm_weight, norm_bias, out_weight, out_bias in zip(
+            x.unbind(1), *per_task, strict=True
+        ):
+            h = torch.addmm(bias, f, weight)
+            h = F.layer_norm(h, [self.width], norm_weight, norm_bias)
+            logits.append(torch.addmv(out_bias, h.relu_(), out_weight))
         return torch.stack(logits, dim=1)
 
     def _towers(self, x: torch.Tensor, layer: str, logit: str, tensors: list[torch.Tensor]):

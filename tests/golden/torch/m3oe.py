@@ -581,12 +581,17 @@ class _DwcM3oETowers(nn.Module):
         return tensors if index is None else [t.index_select(0, index) for t in tensors]
 
     def _one_domain(self, x: torch.Tensor, d: int) -> torch.Tensor:
-        """Domain d's T towers on its rows x (n x T x H), each a chain of fused kernels."""
+        """Domain d's T towers on its rows x (n x T x H), each a chain of fused kernels (eager
+        only). Every tensor is split into its tasks' views once, so the dispatches do not grow
+        with the towers (at B = 1 each one counts)."""
+        per_task = [tensor[d].unbind(0) for tensor in self._parameters_at(None)]
         logits = []
-        for t in range(self.tasks):
-            h = torch.addmm(self.bias[d, t], x[:, t], self.weight[d, t])
-            h = F.layer_norm(h, [self.width], self.norm_weight[d, t], self.norm_bias[d, t])
-            logits.append(torch.addmv(self.out_bias[d, t], h.relu_(), self.out_weight[d, t]))
+        for f, weight, bias, norm_weight, norm_bias, out_weight, out_bias in zip(
+            x.unbind(1), *per_task, strict=True
+        ):
+            h = torch.addmm(bias, f, weight)
+            h = F.layer_norm(h, [self.width], norm_weight, norm_bias)
+            logits.append(torch.addmv(out_bias, h.relu_(), out_weight))
         return torch.stack(logits, dim=1)
 
     def _towers(self, x: torch.Tensor, layer: str, logit: str, tensors: list[torch.Tensor]):
@@ -644,8 +649,13 @@ class _DwcNormExperts(nn.Module):
             self.norm_biases.append(nn.Parameter(torch.zeros(count, n_out)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        layers = list(
-            zip(
+        # eager: each stacked parameter split into its experts' views once, one unbind per
+        # tensor rather than a select per expert and layer (at B = 1 every dispatch counts);
+        # traced, the selects stay (an exported unbind is a split and a squeeze per expert)
+        static = _dwc_is_static()
+        layers = [
+            (width, *(tensor if static else tensor.unbind(0) for tensor in tensors))
+            for width, *tensors in zip(
                 self.widths,
                 self.weights,
                 self.biases,
@@ -653,7 +663,7 @@ class _DwcNormExperts(nn.Module):
                 self.norm_biases,
                 strict=True,
             )
-        )
+        ]
         experts = []
         for k in range(self.count):
             h = x
