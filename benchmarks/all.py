@@ -1,6 +1,6 @@
 """Every benchmark in turn, each writing its section of docs/benchmarks.md.
 
-    python benchmarks/all.py          # about 45 minutes on 2 cores (backends.py: ~35, its builds)
+    python benchmarks/all.py          # about 50 minutes on 2 cores (backends.py: ~35, its builds)
 
 Each script runs in its own process (peak-memory measurements need fresh ones anyway); a failure
 stops the run with that script's exit status.
@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("compile_speed.py", "rewrites.py", "peers.py", "efficiency.py", "backends.py")
+SCRIPTS = (
+    "compile_speed.py", "rewrites.py", "peers.py", "efficiency.py", "serving.py", "backends.py"
+)
 
 
 def main() -> int:

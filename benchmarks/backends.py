@@ -197,7 +197,7 @@ def parse_list(text: str, allowed, what: str) -> list[str]:
     items = [t.strip() for t in text.split(",") if t.strip()]
     unknown = [t for t in items if t not in allowed]
     if unknown:
-        raise SystemExit(f"backends.py: unknown {what}: {', '.join(unknown)} "
+        raise SystemExit(f"{Path(sys.argv[0]).name}: unknown {what}: {', '.join(unknown)} "
                          f"(choose from {', '.join(map(str, allowed))})")
     return items
 
