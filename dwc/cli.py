@@ -13,6 +13,7 @@ import json
 import math
 import os
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 
@@ -658,6 +659,7 @@ def cmd_train(args) -> int:
         ensure_directory(args.out, "output directory with --out")
     except DiagnosticError as error:
         return _report(error, SourceFile(args.out, ""))
+    started = time.time()
     try:
         outcome = train(result.files["model.py"], data, args.out, config, result.graph,
                         resume=checkpoint, resume_from=resume_from, spec_sha256=sha)
@@ -666,15 +668,35 @@ def cmd_train(args) -> int:
         return _report(error, SourceFile(f"{resume_from}/last.pt", ""))
     except DiagnosticError as error:  # a shard that turns out bad while it is read
         remove_empty(created)
-        return _report(error, data_file)
+        status = _report(error, data_file)
+        _stopped_note(args.out, started)
+        return status
     except BaseException:
         remove_empty(created)
+        _stopped_note(args.out, started)
         raise
     if rank == 0:
         metric = outcome.selection["metric"]
         print(f"dwc: best epoch {outcome.best_epoch} (valid {metric} "
               f"{outcome.best_metric:.4f}); weights in {args.out}/best.pt", file=sys.stderr)
     return EXIT_OK
+
+
+def _stopped_note(out: str, started: float) -> None:
+    """After a run that stopped early: say what its --out holds, if it wrote a checkpoint. The
+    epochs finished are kept (each checkpoint is written whole), not deleted with the run."""
+    from pathlib import Path
+
+    last = Path(out) / "last.pt"
+    try:
+        written = last.stat().st_mtime >= started
+    except OSError:
+        return
+    if written:
+        print(f"dwc: note: training stopped before it finished: {last} holds the last epoch "
+              "completed and best.pt the best so far (there is no metrics.json); the same "
+              "command with --resume continues from it while the data and settings stay the "
+              "same", file=sys.stderr)
 
 
 def _schedule_problem(args) -> Diagnostic | None:

@@ -224,6 +224,8 @@ class _Column:
     vocab: int | None = None
     is_target: bool = False
     is_length: bool = False
+    loss: str | None = None
+    """A target's loss (None for inputs): bce targets lie in [0, 1], poisson ones are >= 0."""
 
     @property
     def width(self) -> int:
@@ -262,9 +264,10 @@ def _columns(graph: Graph) -> list[_Column]:
                for c in columns]
     for out in graph.outputs:
         if out.loss == "ce":
-            columns.append(_Column(out.name, "int64", (), out.width, True))
+            columns.append(_Column(out.name, "int64", (), out.width, True, loss=out.loss))
         else:
-            columns.append(_Column(out.name, "float32", (out.width,), None, True))
+            columns.append(_Column(out.name, "float32", (out.width,), None, True,
+                                   loss=out.loss))
     return columns
 
 
@@ -505,7 +508,6 @@ class ParquetSplit(Split):
     def _read(self, piece: Piece, read_rows: int = READ_ROWS) -> Iterator[dict[str, np.ndarray]]:
         """The rows of one piece as numpy columns, a record batch at a time (only the row groups
         that overlap the piece are read)."""
-        import pyarrow.parquet as pq
 
         bounds = np.cumsum([0, *self.group_rows[piece.shard]])
         groups = [g for g in range(len(bounds) - 1)
@@ -513,9 +515,9 @@ class ParquetSplit(Split):
         if not groups:
             return
         position = int(bounds[groups[0]])
-        file = pq.ParquetFile(self.paths[piece.shard])
         names = [c.name for c in self.columns]
-        for record in file.iter_batches(batch_size=read_rows, row_groups=groups, columns=names):
+        for record in _shard_batches(self.paths[piece.shard], batch_size=read_rows,
+                                     row_groups=groups, columns=names):
             low, high = max(piece.start - position, 0), min(piece.stop - position, record.num_rows)
             if low < high:
                 yield self._decode(record.slice(low, high - low), piece, position + low)
@@ -552,17 +554,31 @@ class ParquetSplit(Split):
         return _prefetch(self._split(b) for b in _rebatch(self._rows(pieces), batch_size))
 
     def read_targets(self):
-        import pyarrow.parquet as pq
 
         targets = [c for c in self.columns if c.is_target]
         parts: dict[str, list[np.ndarray]] = {c.name: [] for c in targets}
         for path in self.paths:
             first = 0
-            for record in pq.read_table(path, columns=list(parts)).to_batches():
+            for record in _shard_batches(path, columns=list(parts)):
                 for name, values in _decode(record, targets, path, first).items():
                     parts[name].append(values)
                 first += record.num_rows
         return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def _shard_batches(path: Path, **read) -> Iterator:
+    """The record batches of one shard (pyarrow's `iter_batches` with `read`). A shard whose
+    pages cannot be decoded (damaged or truncated after prepare; its footer was read when the
+    directory was opened) is DW643 naming it, wherever in training it is first read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        yield from pq.ParquetFile(path).iter_batches(**read)
+    except (OSError, pa.ArrowException) as error:
+        raise DiagnosticError([_error(
+            "DW643", f"shard '{path}' cannot be read: {error}",
+            "the shard was damaged after `dwc data prepare`; " + _PREPARE)]) from None
 
 
 def _decode(record, columns: list[_Column], path: Path, first_row: int) -> dict[str, np.ndarray]:
@@ -585,6 +601,8 @@ def _decode(record, columns: list[_Column], path: Path, first_row: int) -> dict[
         else:
             values = array.to_numpy(zero_copy_only=False)
         values = values.astype(column.dtype, copy=False).reshape(len(array), *column.shape)
+        if values.dtype.kind == "f" and values.size:
+            _check_floats(column, values, path, first_row)
         if column.vocab is not None and values.size:
             bad = (values < 0) | (values >= column.vocab)
             if bad.any():
@@ -595,6 +613,33 @@ def _decode(record, columns: list[_Column], path: Path, first_row: int) -> dict[
                     _RANGE_HELP)])
         out[column.name] = values
     return out
+
+
+_TARGET_BOUNDS = {"bce": (0.0, 1.0), "poisson": (0.0, np.inf)}
+"""The values a float target of each loss can take (any other loss: every finite value)."""
+
+
+def _check_floats(column: _Column, values: np.ndarray, path: Path, first_row: int) -> None:
+    """A float column's values are finite, and a target's lie where its loss needs them (DW646
+    naming the shard and the row): a NaN or a label of 2 would train without an error."""
+    low, high = _TARGET_BOUNDS.get(column.loss, (-np.inf, np.inf))
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(values) | (values < low) | (values > high)
+    if not bad.any():
+        return
+    index = int(np.flatnonzero(bad.reshape(len(values), -1).any(axis=1))[0])
+    value = values[index].ravel()[bad[index].ravel()][0]
+    where = f"shard '{path}' row {first_row + index}: {column.name}"
+    if not np.isfinite(value):
+        raise DiagnosticError([_error(
+            "DW646", f"{where} value {value:g} is not finite",
+            "fill missing values before training (e.g. with 0 or the column mean) and "
+            "prepare the data again")])
+    allowed = "[0, 1]" if column.loss == "bce" else ">= 0"
+    raise DiagnosticError([_error(
+        "DW646", f"{where} target {value:g} is not {allowed} as loss = {column.loss} needs",
+        "bce targets are labels or probabilities in [0, 1]" if column.loss == "bce"
+        else "poisson targets are counts")])
 
 
 def _concat(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

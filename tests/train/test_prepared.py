@@ -490,6 +490,47 @@ def test_shard_columns_and_values_are_checked(prepared, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(("column", "value", "message"), [
+    ("price", np.nan, "price value nan is not finite"),
+    ("price", np.inf, "price value inf is not finite"),
+    ("ctr", 2.0, "ctr target 2 is not [0, 1] as loss = bce needs"),
+    ("ctr", -0.5, "ctr target -0.5 is not [0, 1] as loss = bce needs"),
+])
+def test_values_a_model_cannot_train_on_are_refused(prepared, tmp_path, capsys, column, value,
+                                                    message):
+    """A NaN or infinite value, or a bce label outside [0, 1], in a shard written by hand: DW646
+    naming the shard and the row, before any --out is made (it trained to NaN, exit 0)."""
+    root = _copy(prepared, tmp_path)
+    shard = root / "train" / "part-00001.parquet"
+    rows = pq.read_metadata(shard).num_rows
+    values = np.full((rows, 1), 0.5, np.float32)
+    values[7] = value
+    _rewrite_shard(shard, column, arrow_column(values, False))
+    assert _train(root, tmp_path / "run", "--epochs", "1") == 2
+    err = capsys.readouterr().err
+    assert "error[DW646]" in err and f"part-00001.parquet' row 7: {message}" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_damaged_shard_is_named_and_the_finished_epochs_stay(prepared, tmp_path, capsys):
+    """The test shard's pages garbled after prepare (its footer intact, so the directory opens):
+    training runs, then reading the test split fails with DW643 naming the shard, not pyarrow's
+    error as an internal one; the checkpoints of the epochs that finished stay, with a note."""
+    root = _copy(prepared, tmp_path)
+    shard = root / "test" / "part-00000.parquet"
+    data = bytearray(shard.read_bytes())
+    for i in range(8, len(data) // 2):
+        data[i] = (data[i] * 7 + 3) & 255
+    shard.write_bytes(bytes(data))
+    out = tmp_path / "run"
+    assert _train(root, out, "--epochs", "1") == 2
+    err = capsys.readouterr().err
+    assert "error[DW643]" in err and "part-00000.parquet' cannot be read" in err
+    assert "internal error" not in err
+    assert (out / "last.pt").is_file() and not (out / "metrics.json").exists()
+    assert f"{out / 'last.pt'} holds the last epoch completed" in err
+
+
 def test_another_version_of_the_spec_is_a_warning(prepared, tmp_path, capsys):
     root = _copy(prepared, tmp_path)
     _edit_manifest(root, lambda m: m.update(spec_sha256="0" * 64))
