@@ -53,6 +53,17 @@ class _DefaultsFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
+def _seed(text: str) -> int:
+    """A --seed: an integer in 0 .. 2**63 - 1, what torch and numpy both take."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0 .. 2**63 - 1")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # usage errors exit 2 with a hint, like argparse, but shorter
         self.print_usage(sys.stderr)
@@ -130,7 +141,7 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("output", help="the .npz file to write (replaced atomically)")
     g.add_argument("--rows", type=int, default=200_000,
                    help="rows in all splits together (default 200000)")
-    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     g = actions.add_parser(
         "prepare", formatter_class=_DefaultsFormatter,
         help="encode raw logs (CSV, Parquet) into a prepared directory for dwc train",
@@ -151,7 +162,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="hash: each row by a hash of its position and --seed; order: in file "
                    "order (the first rows train, the last test: a time-ordered split of a log "
                    "sorted by time)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the hash split")
+    g.add_argument("--seed", type=_seed, default=0, help="seed of the hash split")
     g.add_argument("--format", choices=("csv", "parquet"), default=None,
                    help="the logs' format (default: from each file's extension)")
     g.add_argument("--shard-rows", type=int, default=1_000_000,
@@ -195,7 +206,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="--lr-schedule step: epochs between two decays")
     p.add_argument("--gamma", type=float, default=None,
                    help="--lr-schedule step: the decay factor (default: 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and shuffling")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the initialisation and shuffling")
     p.add_argument("--patience", type=int, default=2,
                    help="stop after this many epochs without a better validation metric")
     p.add_argument("--max-steps", type=int, default=None,
@@ -293,7 +304,11 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
 def _pass_hooks(args):
     """An on_pass callback for --print-after and --time-passes, and a final report."""
     from dwc.ir.printer import print_graph
+    from dwc.passes import PASSES
 
+    if args.print_after not in (None, "all") and args.print_after not in PASSES:
+        raise _UsageError(f"--print-after: unknown pass '{args.print_after}' (passes: all, "
+                          f"{', '.join(sorted(PASSES))})")
     timings = []
 
     def on_pass(record) -> None:
@@ -303,6 +318,11 @@ def _pass_hooks(args):
         timings.append(record)
 
     def report() -> None:
+        ran = {r.name.split("{")[0] for r in timings}
+        if args.print_after not in (None, "all") and args.print_after not in ran:
+            print(f"dwc: note: --print-after {args.print_after}: that pass is not in this "
+                  f"pipeline (it ran: {', '.join(dict.fromkeys(r.name for r in timings))})",
+                  file=sys.stderr)
         if args.time_passes:
             total = sum(r.seconds for r in timings)
             print(f"{'pass':<28} {'stage':<10} {'changed':<8} {'ms':>8}", file=sys.stderr)
@@ -347,6 +367,10 @@ def cmd_compile(args) -> int:
     from dwc.driver import ExportOptions, compile_source, write_artifacts
     from dwc.ir.printer import print_graph
 
+    if args.target == "torch" and args.weights is not None:
+        raise _UsageError("--weights applies to the artifact targets (onnx, tvm, aoti): the torch "
+                          "target writes the module's code, which loads a state_dict itself "
+                          "(model.load_state_dict(torch.load(PATH)))")
     source = _load(args.file)
     on_pass, report = _pass_hooks(args)
     export = _export(args, ExportOptions)
@@ -765,12 +789,20 @@ def cmd_verify(args) -> int:
         batches = [int(b) for b in args.batches.split(",")]
     except ValueError:
         raise _UsageError(f"--batches must be integers, got {args.batches!r}") from None
+    if not all(1 <= b <= args.max_batch for b in batches):
+        raise _UsageError(f"--batches must lie in 1 .. --max-batch ({args.max_batch}), got "
+                          f"{args.batches}")
+    if not math.isfinite(args.tolerance) or args.tolerance < 0:
+        raise _UsageError(f"--tolerance must be a finite number >= 0, got {args.tolerance:g}")
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     from dwc.driver import TARGETS
 
+    if not targets:
+        raise _UsageError(f"--targets names no target (choose from {', '.join(TARGETS)})")
     unknown = sorted(set(targets) - set(TARGETS))
     if unknown:
-        raise _UsageError(f"unknown verify target(s): {', '.join(unknown)}")
+        raise _UsageError(f"unknown verify target(s): {', '.join(unknown)} (choose from "
+                          f"{', '.join(TARGETS)})")
     source = _load(args.file)
     report = _with_pass_errors(lambda: verify_spec(
         source, targets, batches, _export(args, ExportOptions), args.level, args.passes))
@@ -889,7 +921,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                 else "<spec>")
         return _report(error, _source_for(path), getattr(args, "format", "text"))
     except _UsageError as error:
-        print(f"dwc: error: {error}", file=sys.stderr)
+        print(render_text(Diagnostic.file_level(
+            "DW413", str(error), help=f"`dwc {args.command} --help` lists the options"),
+            SourceFile(f"dwc {args.command}", "")), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

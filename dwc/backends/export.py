@@ -11,8 +11,10 @@ import contextlib
 import hashlib
 import importlib.util
 import io
+import pickle
 import sys
 import warnings
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,17 +47,41 @@ def _weights_error(message: str, notes: list[str]) -> DiagnosticError:
         "torch.save(model.state_dict(), path)")])
 
 
+def _some(names: list[str], shown: int = 4) -> str:
+    """The first `shown` names, and how many more there are."""
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
 def load_weights(model: nn.Module, path: str | Path) -> None:
     """Load a saved state_dict (or the weights of a `dwc train` checkpoint, last.pt) strictly;
     mismatches become one DW405 naming every parameter."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError) as error:
-        raise _weights_error(f"cannot load weights from '{path}': {error}", []) from None
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError,
+            zipfile.BadZipFile) as error:
+        if isinstance(error, pickle.UnpicklingError):  # torch's text suggests unsafe loading
+            reason = ("it is not a torch.save file of tensors only (weights are loaded with "
+                      "weights_only=True: no other Python object is unpickled)")
+        else:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else \
+                type(error).__name__
+        raise _weights_error(f"cannot load weights from '{path}': {reason}", []) from None
     if isinstance(state, dict) and state.get("format") == "dwc-checkpoint":
         state = state["model"]  # dwc train's last.pt: the weights beside the optimizer's state
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise _weights_error(f"'{path}' does not hold a state_dict (a dict of tensors)", [])
+    if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise _weights_error(f"'{path}' does not hold a state_dict (a dict of tensors by "
+                             "parameter name)", [])
+    unusual = sorted(k for k, v in state.items() if v.layout != torch.strided or v.is_meta)
+    if unusual:
+        raise _weights_error(f"'{path}' holds tensors without values (meta or sparse): "
+                             f"{_some(unusual)}", [])
+    broken = sorted(k for k, v in state.items()
+                    if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+    if broken:
+        raise _weights_error(f"'{path}' holds NaN or infinite values in {_some(broken)} "
+                             "(a training run that diverged?)", [])
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

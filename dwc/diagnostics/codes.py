@@ -163,6 +163,10 @@ _TABLE = [
     Code("DW412", "tuning-cache-unusable", _E, "the tuning database directory cannot be used",
          "The directory (`--tune-cache`, default `$XDG_CACHE_HOME/dwc/tvm-tuning`) must be "
          "writable and hold MetaSchedule JSON databases; remove a damaged one to start afresh."),
+    Code("DW413", "bad-option", _E, "a command-line option outside the values it accepts",
+         "A count below its minimum, a number that is not finite, an option the chosen target "
+         "does not use, a name that is not a pass: `dwc COMMAND --help` lists every option and "
+         "what it accepts."),
     # `dwc graph` (docs/graph.md)
     Code("DW420", "unknown-picture-format", _E, "`dwc graph` cannot tell which format to write",
          "The format comes from --format (dot, svg or html) or, without it, from the extension of "

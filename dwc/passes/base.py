@@ -208,12 +208,13 @@ def _convert(cls: type[Pass], key: str, text: str) -> object:
             if text not in ("true", "false"):
                 raise ValueError
             return text == "true"
-        if "int" in str(kind):
-            return int(text)
+        value = int(text) if "int" in str(kind) else text
     except ValueError:
         raise PassError(f"option '{key}' of pass '{cls.name}' expects {kind}, got {text!r}") \
             from None
-    return text
+    if isinstance(value, int) and value < 0:  # counts and limits: 0 at most switches one off
+        raise PassError(f"option '{key}' of pass '{cls.name}' must be 0 or more, got {value}")
+    return value
 
 
 def parse_pipeline(text: str) -> list[Pass]:

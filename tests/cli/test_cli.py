@@ -165,6 +165,45 @@ def test_bad_pipeline_is_a_usage_error(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["verify", DW_MLP, "--batches=-1"], "--batches must lie in 1 .. --max-batch (8192), got -1"),
+    (["verify", DW_MLP, "--batches", "1,0"], "--batches must lie in 1 .. --max-batch"),
+    (["verify", DW_MLP, "--batches", "100000000"], "got 100000000"),
+    (["verify", DW_MLP, "--targets", ","], "--targets names no target (choose from torch, "),
+    (["verify", DW_MLP, "--tolerance", "nan"], "--tolerance must be a finite number >= 0, got nan"),
+    (["verify", DW_MLP, "--tolerance", "-1"], "--tolerance must be a finite number >= 0, got -1"),
+    (["compile", DW_MLP, "--weights", "state.pt"], "--weights applies to the artifact targets"),
+    (["compile", DW_MLP, "--print-after", "bogus"], "--print-after: unknown pass 'bogus' (passes: "),
+    (["explain", DW_MLP, "--passes", "lowrank{rank=-1}"],
+     "option 'rank' of pass 'lowrank' must be 0 or more, got -1"),
+    (["train", DW_MLP, "--data", "x.npz", "--out", "run", "--epochs", "0"],
+     "--epochs must be at least 1"),
+])
+def test_options_outside_what_they_accept_are_dw413(tmp_path, monkeypatch, capsys, args,
+                                                    message):
+    """Each a coded usage error with a hint before any work (some were internal errors, a
+    verify that ran for minutes, or --weights ignored), and no output written."""
+    monkeypatch.chdir(tmp_path)
+    assert main([*args, *(["-o", "out"] if args[0] == "compile" else [])]) == 2
+    err = capsys.readouterr().err
+    assert "error[DW413]" in err and message in err, err
+    assert f"= help: `dwc {args[0]} --help` lists the options" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_seed_outside_what_torch_takes_is_a_usage_error(tmp_path):
+    for seed in ("-1", "99999999999999999999999"):
+        proc = run("data", "generate", str(tmp_path / "x.npz"), "--seed", seed)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert f"argument --seed: {seed} is outside 0 .. 2**63 - 1" in proc.stderr
+
+
+def test_print_after_a_pass_outside_the_pipeline_says_so(tmp_path, capsys):
+    assert main(["compile", DW_MLP, "-O0", "-o", str(tmp_path / "o"),
+                 "--print-after", "fold-star"]) == 0
+    assert "--print-after fold-star: that pass is not in this pipeline" in capsys.readouterr().err
+
+
 def test_print_after_and_time_passes(tmp_path, capsys):
     assert main(["compile", APG, "-o", str(tmp_path), "--print-after", "share", "--time-passes",
                  "--verify-each"]) == 0
