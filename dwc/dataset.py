@@ -18,6 +18,7 @@ from __future__ import annotations
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -57,6 +58,9 @@ def read_npz(path: str, wanted: set[str] | None = None
     other columns are named (value None) but never read. DW601 if the file or a column cannot be
     read."""
     try:
+        if Path(path).exists() and not Path(path).is_file() and not Path(path).is_dir():
+            raise _error("DW601", f"cannot read '{path}': it is not a regular file (a pipe or a "
+                         "device)", "a .npz archive is read by seeking: save it to a file")
         with open(path, "rb") as handle:
             magic = handle.read(6)
         if magic == b"\x93NUMPY":

@@ -107,6 +107,9 @@ class LogFile:
                 raise FileNotFoundError(2, "no such file", path)
             if os.path.isdir(path):
                 raise IsADirectoryError(21, "it is a directory", path)
+            if not os.path.isfile(path):  # read twice: for the header, then for the rows
+                raise OSError(0, "it is not a regular file (a pipe or a device); save the log "
+                              "to a file", path)
             if self.format == "parquet":
                 # no pre-buffering: it keeps whole row groups' column chunks in memory
                 self._parquet = pq.ParquetFile(path, pre_buffer=False)
@@ -124,6 +127,11 @@ class LogFile:
             raise _log_error(path, "DW610", f"'{path}' is not a readable {self.format} file "
                            f"({_reason(error)})",
                            "check the file, or pass --format if its extension is wrong") from None
+        twice = sorted({name for name in self.columns if self.columns.count(name) > 1})
+        if twice:
+            raise _log_error(path, "DW610", f"'{path}' has more than one column named "
+                           f"{', '.join(map(repr, twice))}",
+                           "rename or drop the copies: which one the spec means is ambiguous")
 
     def batches(self, columns: list[str]) -> Iterator[pa.RecordBatch]:
         """The file's rows in record batches holding `columns` (CSV columns read as strings, so

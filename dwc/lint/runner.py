@@ -57,9 +57,15 @@ def find_config(start: Path) -> tuple[LintConfig, Path | None]:
         path = directory / "pyproject.toml"
         if path.is_file():
             try:
-                data = tomllib.loads(path.read_text()).get("tool", {}).get("dwc", {})
+                data = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {}).get(
+                    "dwc", {})
             except tomllib.TOMLDecodeError as error:
                 raise ConfigError(f"{path}: {error}") from None
+            except UnicodeDecodeError as error:  # TOML is UTF-8 by definition
+                raise ConfigError(f"{path}: not UTF-8 text (byte {error.start}: "
+                                  f"{error.object[error.start:error.start + 1]!r})") from None
+            except OSError as error:
+                raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
             config = LintConfig()
             for key, value in data.items():
                 if key not in _KEYS:

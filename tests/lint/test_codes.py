@@ -59,3 +59,11 @@ def test_pyproject_codes_are_checked(tmp_path):
 def test_pyproject_values_of_the_wrong_type(tmp_path, body, message):
     with pytest.raises(ConfigError, match=message):
         _config(tmp_path, body)
+
+
+def test_a_pyproject_that_is_not_utf8_is_a_config_error(tmp_path):
+    """TOML is UTF-8: other bytes are a ConfigError naming the file and the byte (it was a
+    UnicodeDecodeError, reported as an internal error)."""
+    (tmp_path / "pyproject.toml").write_bytes(b"[tool.dwc]\nbatch = 4 # \xff\xfe\n")
+    with pytest.raises(ConfigError, match=r"pyproject.toml: not UTF-8 text \(byte 23: b'\\xff'\)"):
+        find_config(tmp_path)

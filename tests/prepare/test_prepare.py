@@ -4,6 +4,7 @@ encoding rules, the splits, and a coded diagnostic for each kind of bad data."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -246,6 +247,26 @@ def test_unreadable_logs(capsys, spec, tmp_path):
     assert _prepare(spec, out, "--train", tmp_path / "ragged.csv") == 2
     assert "error[DW610]" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_log_with_two_columns_of_one_name(capsys, spec, tmp_path):
+    """Which 'price' the spec means is ambiguous: DW610 (the first one was taken silently)."""
+    log = tmp_path / "dup.csv"
+    log.write_text("uid,item_id,history,price,country,page,click,price\n"
+                   "u1,i1,,1,US,feed,1,5\n")
+    assert _prepare(spec, tmp_path / "out", "--train", log) == 2
+    err = capsys.readouterr().err
+    assert "error[DW610]" in err and "has more than one column named 'price'" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_log_that_is_a_pipe_is_refused_not_waited_on(capsys, spec, tmp_path):
+    """A FIFO would be opened twice (header, then rows) and block: refused up front."""
+    fifo = tmp_path / "log.csv"
+    os.mkfifo(fifo)
+    assert _prepare(spec, tmp_path / "out", "--train", fifo) == 2
+    err = capsys.readouterr().err
+    assert "error[DW610]" in err and "it is not a regular file (a pipe or a device)" in err
 
 
 def test_an_out_that_is_not_a_prepared_directory_is_kept(capsys, spec, tmp_path):

@@ -164,6 +164,15 @@ def test_a_file_that_is_not_an_npz(content, message, tmp_path, capsys):
     assert "error[DW601]" in err and message in err, err
 
 
+def test_an_npz_that_is_a_pipe_is_refused_not_waited_on(tmp_path, capsys):
+    fifo = tmp_path / "d.npz"
+    os.mkfifo(fifo)
+    assert main(["train", SPEC, "--data", str(fifo), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "error[DW601]" in err and "it is not a regular file (a pipe or a device)" in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_pickled_columns_are_refused(data, tmp_path, capsys):
     columns = _changed(data, train__user_id=np.array([{"id": 1}] * 1600, dtype=object))
     path = tmp_path / "d.npz"
