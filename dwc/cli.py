@@ -898,7 +898,13 @@ def cmd_lsp(args) -> int:
     handler = logging.FileHandler(args.log_file) if args.log_file else logging.StreamHandler()
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler],
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    serve(args.docs_url or DEFAULT_DOCS_URL)
+    if not serve(args.docs_url or DEFAULT_DOCS_URL):
+        print(render_text(Diagnostic.file_level(
+            "DW430", "the language server stopped: a message header on stdin was corrupt "
+            "(its Content-Length is beyond any message)",
+            help="the editor's client wrote a bad frame; restart the server"),
+            SourceFile("dwc lsp", "")), file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
 
 

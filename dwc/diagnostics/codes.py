@@ -181,6 +181,12 @@ _TABLE = [
          "--format names another format than the extension of -o",
          "`dwc graph --format svg -o model.html` would write SVG into an .html file. Drop "
          "--format (the extension decides) or give -o the format's extension."),
+    # `dwc lsp` (docs/editors.md)
+    Code("DW430", "lsp-stream-corrupt", _E, "the language server's input stream cannot be read",
+         "A message header on stdin claimed a body larger than any message (over 1 GiB), so "
+         "the next header could only be read from inside a body: the server stops (exit 2) "
+         "rather than hang. Editors start it again; a client that keeps doing this writes "
+         "broken frames."),
     # --- DW5xx: lint rules (configurable; docs/lint.md has What / Why / Example / Use instead) ---
     Code("DW501", "unused-feature", Severity.WARNING, "a feature no value, condition or output reads",
          "Remove it, or use it; it still costs an input (and a table) in every artifact."),

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 
 from dwc import __version__
 from dwc.diagnostics import Diagnostic, Severity
@@ -84,12 +85,60 @@ class Document:
         return self.lines.offset(position.line, position.character)
 
 
+class _Protocol(LanguageServerProtocol):
+    """pygls's protocol, except that a request it cannot deserialise (params of the wrong
+    shape: a negative character, `params: null`) is answered with that JSON-RPC error rather
+    than dropped, which left the client waiting for the answer forever."""
+
+    def structure_message(self, data):
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as error:
+            if isinstance(data, dict) and "id" in data and "method" in data:
+                self._send_response(data["id"], error=error.to_response_error())
+            raise
+
+
 class DwcServer(LanguageServer):
     def __init__(self, docs_url: str = DEFAULT_DOCS_URL) -> None:
-        super().__init__("dwc", __version__,
+        super().__init__("dwc", __version__, protocol_cls=_Protocol,
                          text_document_sync_kind=types.TextDocumentSyncKind.Full)
         self.docs_url = docs_url
         self.documents: dict[str, Document] = {}
+
+    def report_server_error(self, error: Exception, source) -> None:
+        """A message the protocol layer cannot parse or apply (malformed JSON, params of the
+        wrong shape, a change to a document never opened) is the client's mistake: logged,
+        not shown to the user as "Error in server: KeyError ..." (pygls's default). Every dwc
+        handler catches its own exceptions (`_safe`)."""
+        log.warning("ignored a message the server cannot handle (%s: %s)",
+                    type(error).__name__, error)
+
+
+_MAX_BODY = 1 << 30
+"""The largest message body read (1 GiB); a larger Content-Length is a corrupt header."""
+
+
+class _BoundedInput:
+    """stdin for pygls's reader. A header claiming a body over _MAX_BODY bytes (e.g.
+    `Content-Length: 99999999999999999999`; reading it failed with an OverflowError) means the
+    stream cannot be followed any more (the next header would be read from inside a body), so
+    the message is logged and the input ends: the server stops and `dwc lsp` exits with 2,
+    which editors answer by starting it again."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.corrupt = False
+
+    def readline(self) -> bytes:
+        return b"" if self.corrupt else self.stream.readline()
+
+    def read(self, n: int) -> bytes:
+        if n > _MAX_BODY:
+            log.error("a message header claims a body of %d bytes (over %d): the stream is "
+                      "corrupt, stopping", n, _MAX_BODY)
+            self.corrupt = True
+        return b"" if self.corrupt else self.stream.read(n)
 
 
 def _safe(default: T) -> Callable:
@@ -365,11 +414,14 @@ def build(docs_url: str = DEFAULT_DOCS_URL) -> DwcServer:
     return server
 
 
-def serve(docs_url: str = DEFAULT_DOCS_URL) -> None:
-    """Run the server on stdin/stdout until the client says exit."""
+def serve(docs_url: str = DEFAULT_DOCS_URL) -> bool:
+    """Run the server on stdin/stdout until the client says exit (or the input ends). Returns
+    False if it stopped on a corrupt message header (see _BoundedInput)."""
     protocol_out = sys.stdout.buffer
     sys.stdout = sys.stderr  # anything printed by accident must not corrupt the protocol
-    build(docs_url).start_io(sys.stdin.buffer, protocol_out)
+    reader = _BoundedInput(sys.stdin.buffer)
+    build(docs_url).start_io(reader, protocol_out)
+    return not reader.corrupt
 
 
 __all__ = ["DwcServer", "build", "serve"]
