@@ -99,9 +99,11 @@ def read_npz(path: str, wanted: set[str] | None = None
                              "header claims more data than there is room for)",
                              "rewrite the file with numpy.savez") from None
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+                pickled = "allow_pickle" in str(error)
                 raise _error("DW601", f"'{path}': cannot read column '{key}' ({_reason(error)})",
                              "object (pickled) arrays are refused; store ids as integers and "
-                             "values as floats") from None
+                             "values as floats" if pickled else "the archive member is damaged "
+                             "or truncated: " + _SAVEZ_HINT) from None
             if not isinstance(value, np.ndarray):  # a zip member that is not .npy data
                 raise _error("DW601", f"'{path}': column '{key}' is not a NumPy array",
                              _SAVEZ_HINT)

@@ -91,6 +91,14 @@ def _fail(code: str, message: str, help: str) -> DiagnosticError:
 # --- reading logs -----------------------------------------------------------------------------------
 
 
+_READ_HINTS = {
+    "csv": "fix the file (every CSV line has the header's fields)",
+    "utf8": "CSV logs are read as UTF-8: re-encode the file (e.g. iconv -f LATIN1 -t UTF-8)",
+    "parquet": "the file is damaged or truncated: write it again",
+}
+"""The hint of a log that fails while its rows are read, by format (and for bad UTF-8)."""
+
+
 class LogFile:
     """One raw log: its format, its columns, and its record batches (only the columns read)."""
 
@@ -150,7 +158,8 @@ class LogFile:
                 yield from reader
         except (pa.ArrowException, OSError) as error:
             raise _log_error(self.path, "DW610", f"cannot read '{self.path}': {_reason(error)}",
-                           "fix the file (every CSV line has the header's fields)") from None
+                           _READ_HINTS.get(self.format if "UTF8" not in str(error) else "utf8",
+                                           _READ_HINTS["csv"])) from None
 
     def count_rows(self) -> int:
         """The number of data rows (Parquet: from the metadata; CSV: one reading pass)."""

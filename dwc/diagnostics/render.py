@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Sequence
 
 from dwc.diagnostics.codes import CODES
@@ -20,8 +21,30 @@ def _underline(source: SourceFile, label: Label, line: int, char: str) -> tuple[
     return begin, max(1, finish - begin)
 
 
+def _shown(text: str) -> str:
+    """`text` with its control characters (but newlines and tabs) written as escapes: a message
+    may quote bytes of a binary file, which must not drive the user's terminal."""
+    if text.isprintable():
+        return text
+    return "".join(f"\\x{ord(c):02x}" if unicodedata.category(c) == "Cc" and c not in "\n\t"
+                   else c for c in text)
+
+
+def _line(text: str) -> str:
+    """A source line as shown under a diagnostic: each control character one `?`, so the
+    carets below still line up."""
+    if text.isprintable():
+        return text
+    return "".join("?" if unicodedata.category(c) == "Cc" and c != "\t" else c for c in text)
+
+
 def render_text(diagnostic: Diagnostic, source: SourceFile) -> str:
-    """Render one diagnostic like rustc: header, location, the source line with carets, help."""
+    """Render one diagnostic like rustc: header, location, the source line with carets, help.
+    Control characters in the text are escaped (_shown, _line)."""
+    return "\n".join(_shown(line) for line in _render(diagnostic, source).split("\n"))
+
+
+def _render(diagnostic: Diagnostic, source: SourceFile) -> str:
     header = f"{diagnostic.level.value}[{diagnostic.code}]: {diagnostic.message}"
     if not diagnostic.located:
         out = [header, f" --> {source.name}"]
@@ -41,7 +64,7 @@ def render_text(diagnostic: Diagnostic, source: SourceFile) -> str:
         if previous is not None and number > previous + 1:
             out.append(f"{pad} ...")
         previous = number
-        out.append(f"{number:>{gutter}} | {source.line_text(number)}".rstrip())
+        out.append(f"{number:>{gutter}} | {_line(source.line_text(number))}".rstrip())
         for label, char in labels:
             if source.location(label.span.start)[0] != number:
                 continue

@@ -317,3 +317,21 @@ def test_a_broken_pipe_other_than_stdout_is_an_internal_error(monkeypatch, capsy
     monkeypatch.setitem(dwc.cli.COMMANDS, "passes", broken)
     assert main(["passes"]) == 2
     assert "error[DW900]: internal error: BrokenPipeError" in capsys.readouterr().err
+
+
+def test_control_characters_are_escaped_in_diagnostics():
+    """A message quoting bytes of a binary file (pyarrow's CSV errors do) must not reach the
+    terminal raw: control characters become \\xNN escapes; in a source line each is one `?`, so
+    the carets still line up."""
+    from dwc.diagnostics import Diagnostic, Label, render_text
+    from dwc.source import SourceFile, Span
+
+    source = SourceFile("s.dw", "model m\x07\x1b[2J\n")
+    shown = render_text(Diagnostic.file_level("DW610", "got \x1b[31mred\x00", help="x\x9b"),
+                        source)
+    assert shown.splitlines()[0] == "error[DW610]: got \\x1b[31mred\\x00"
+    assert "= help: x\\x9b" in shown and "\x1b" not in shown
+    located = Diagnostic("DW201", "here", Label(Span(8, 9), "bell"))
+    lines = render_text(located, source).splitlines()
+    row = lines.index("1 | model m??[2J")
+    assert lines[row + 1].index("^") == lines[row].index("??") + 1  # under the escape's `?`

@@ -260,6 +260,16 @@ def test_a_log_with_two_columns_of_one_name(capsys, spec, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_csv_log_that_is_not_utf8_says_how_to_re_encode_it(capsys, spec, tmp_path):
+    log = tmp_path / "latin.csv"
+    log.write_bytes("uid,item_id,history,price,country,page,click\n"
+                    "u1,i1,,1,US,feed,1\nu2,i2,,1,CAf\u00e9,feed,0\n".encode("latin-1"))
+    assert _prepare(spec, tmp_path / "out", "--train", log) == 2
+    err = capsys.readouterr().err
+    assert "error[DW610]" in err and "invalid UTF8 data" in err
+    assert "help: CSV logs are read as UTF-8: re-encode the file" in err
+
+
 def test_a_log_that_is_a_pipe_is_refused_not_waited_on(capsys, spec, tmp_path):
     """A FIFO would be opened twice (header, then rows) and block: refused up front."""
     fifo = tmp_path / "log.csv"

@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -171,6 +172,21 @@ def test_an_npz_that_is_a_pipe_is_refused_not_waited_on(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "error[DW601]" in err and "it is not a regular file (a pipe or a device)" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_truncated_column_is_called_damaged_not_pickled(data, tmp_path, capsys):
+    """A member cut short: DW601 saying so (its hint spoke of pickled arrays)."""
+    path = tmp_path / "d.npz"
+    np.savez(path, **data)
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, body in members.items():
+            archive.writestr(name, body[:100] if name == "train/user_id.npy" else body)
+    assert main(["train", SPEC, "--data", str(path), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "error[DW601]" in err and "cannot read column 'train/user_id'" in err
+    assert "damaged or truncated" in err and "pickled" not in err
 
 
 def test_pickled_columns_are_refused(data, tmp_path, capsys):
