@@ -6,7 +6,8 @@ as the working tree builds it, timed alternately in one process, the ratio new /
     python benchmarks/ab.py --base HEAD~3 --targets torch,tvm --only can --batches 8192
 
 What a change to the compiler buys, measured the way this 2-core machine allows: both builds of
-a form run in the same process, round by round (the order rotated), so drift hits both alike.
+a form run in the same process, round by round (a fresh order each round), so drift hits
+both alike.
 The base revision's tracked files are exported with `git archive` into a temporary directory
 (the repository is not touched) and its `dwc compile` runs from there; the working tree's from
 here. Both compile the working tree's copy of each example spec, with the same weights: the

@@ -13,7 +13,7 @@ checks included). Every artifact is built by the `dwc` CLI with the same weights
 initialisation, moved off its neutral start by a fixed perturbation, so that dynamic paths compute
 something) and checked against the training module's eval forward (max abs error <= 1e-4 on every
 output at B = 1 and 64; a disagreement stops the run with exit status 1). Each batch size's forms
-run round by round in one process, the order rotated each round; a form's ratio is the median of
+run round by round in one process, in a fresh order each round; a form's ratio is the median of
 its per-round time / ORT's time (lower is better).
 
 Builds are cached in the work directory (`--work`, default a temporary one), keyed by the spec,

@@ -4,7 +4,7 @@ grad mode and the input checks cost per call.
     python benchmarks/serving.py                          # writes the "serving" section of docs/benchmarks.md
     python benchmarks/serving.py --only ctr_mlp,can --batches 1 --quick
 
-Forms, each called as a user calls it and timed round by round in one process (the order rotated
+Forms, each called as a user calls it and timed round by round in one process (in a fresh order
 each round, so drift on this 2-core machine hits all alike); in brackets the median per-round
 ratio to ORT:
 - ORT: `dwc.runtime.load` of the `dwc compile --target onnx` artifact, numpy in and out (as in
@@ -13,6 +13,12 @@ ratio to ORT:
 - inference_mode: the same under `torch.inference_mode()`;
 - unchecked: under `torch.inference_mode()` with `validate_inputs=False`;
 - and `check_inputs` alone, in microseconds.
+
+Each sample is one call made right after another form's, as in backends.py. On two cores that
+call can stall behind the previous form's thread pool, still spinning (ORT's workers, OpenMP's):
+a row whose medians and ratio disagree (a torch median far above ORT's, a ratio near 1) shows
+it. Running with `--settle` in backends.py, each form on its own warm pool, moved such rows by
++-30% in either direction on this machine; neither way is a server's, which runs one form.
 
 Every torch form and ORT carry the same weights and agree with the training module's eval forward
 to 1e-4 before anything is timed. Builds (ONNX, about 3 s per example) are cached in `--work`.
@@ -146,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             for batch in batches:
                 record = timed_forms(thunks(example, artifact, batch), "onnx", args.quick,
-                                     repeats=40, warmup=3, budget=6.0)
+                                     repeats=200, warmup=10, budget=6.0)
                 records.append({"example": name, "batch": batch, **record})
                 print(" | ".join(rows_of(records[-1:])[0]), flush=True)
     elapsed = time.perf_counter() - started
