@@ -53,6 +53,15 @@ class _DefaultsFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
+_MAX_BATCH = 2**31 - 1
+"""The largest --batch explain and lint take (beyond it the memory figures mean nothing)."""
+
+
+def _check_batch(batch: int) -> None:
+    if not 1 <= batch <= _MAX_BATCH:
+        raise _UsageError(f"--batch must lie in 1 .. {_MAX_BATCH:,}, got {batch:,}")
+
+
 def _seed(text: str) -> int:
     """A --seed: an integer in 0 .. 2**63 - 1, what torch and numpy both take."""
     try:
@@ -493,8 +502,7 @@ def cmd_explain(args) -> int:
     from dwc import cost
     from dwc.driver import check_source
 
-    if args.batch < 1:
-        raise _UsageError("--batch must be at least 1")
+    _check_batch(args.batch)
     from dwc.driver import optimize
 
     graph = check_source(_load(args.file))
@@ -550,8 +558,7 @@ def cmd_lint(args) -> int:
         except ConfigError as error:
             raise _UsageError(str(error)) from None
         if args.batch is not None:
-            if args.batch < 1:
-                raise _UsageError("--batch must be at least 1")
+            _check_batch(args.batch)
             config.batch = args.batch
         results.append((source, lint_source(source, config)))
     text = render(results, args.format)

@@ -470,9 +470,9 @@ class _Prepared:
                           f"({str(error).splitlines()[0][:160]})", _PREPARE)
                 continue
             if tokens is not None:
-                if not isinstance(tokens, list):
+                if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
                     self.fail("DW645", f"the vocabulary '{path}' of '{feature}' has no list of "
-                              "tokens", _PREPARE)
+                              "tokens (strings, as prepare writes them)", _PREPARE)
                     continue
                 names[feature] = [UNKNOWN, *map(str, tokens)]
         return names

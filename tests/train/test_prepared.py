@@ -465,6 +465,18 @@ def test_manifest_problems_are_coded_before_training(prepared, tmp_path, change,
     assert "Traceback" not in err and not (tmp_path / "run").exists()
 
 
+def test_a_vocabulary_whose_tokens_are_not_strings_is_dw645(prepared, tmp_path, capsys):
+    """Tokens [1, 2, [3]] once named a cell `domain=[3]`: prepare writes strings only."""
+    root = _copy(prepared, tmp_path)
+    relative = json.loads((root / "manifest.json").read_text())["vocabularies"]["domain"]
+    vocab = json.loads((root / relative).read_text())
+    (root / relative).write_text(json.dumps({**vocab, "tokens": [1, 2, [3]]}))
+    assert _train(root, tmp_path / "run") == 2
+    err = capsys.readouterr().err
+    assert "DW645" in err and "has no list of tokens (strings, as prepare writes them)" in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_directory_without_a_manifest_is_dw640(tmp_path, capsys):
     (tmp_path / "raw").mkdir()
     assert _train(tmp_path / "raw", tmp_path / "run") == 2
