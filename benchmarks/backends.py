@@ -202,13 +202,33 @@ def parse_list(text: str, allowed, what: str) -> list[str]:
     return items
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def selection_options(parser: argparse.ArgumentParser, batches: tuple[int, ...]) -> list[str]:
+    """--only and --batches (which examples and batch sizes a run covers, `batches` by default)
+    on `parser`; returns every example's name."""
     names = [p.stem for p in EXAMPLES]
     parser.add_argument("--only", default=None, metavar="EXAMPLE[,..]",
                         help=f"these examples only (of {', '.join(names)})")
-    parser.add_argument("--batches", default=",".join(map(str, BATCHES)), metavar="B[,..]",
-                        help="batch sizes (default 1,64,1024,8192; at most 8192)")
+    parser.add_argument("--batches", default=",".join(map(str, batches)), metavar="B[,..]",
+                        help=f"batch sizes (default {','.join(map(str, batches))}; at most "
+                        f"{MAX_BATCH})")
+    return names
+
+
+def parse_batches(text: str) -> list[int]:
+    """The --batches list, each size in 1 .. MAX_BATCH (SystemExit naming the script if not)."""
+    script = Path(sys.argv[0]).name
+    try:
+        batches = [int(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        raise SystemExit(f"{script}: --batches takes integers: {text!r}") from None
+    if not batches or not all(1 <= b <= MAX_BATCH for b in batches):
+        raise SystemExit(f"{script}: batch sizes must lie in 1 .. {MAX_BATCH}")
+    return batches
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    names = selection_options(parser, BATCHES)
     parser.add_argument("--targets", default=",".join(TARGETS), metavar="T[,..]",
                         help=f"served forms (default {','.join(TARGETS)}; tvm-tuned needs --tune)")
     parser.add_argument("--tune", type=int, default=None, metavar="TRIALS",
@@ -234,12 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also write the measurements (and build times) as JSON")
     args = parser.parse_args(argv)
     examples = parse_list(args.only, names, "example") if args.only else names
-    try:
-        batches = [int(b) for b in args.batches.split(",") if b.strip()]
-    except ValueError:
-        raise SystemExit(f"backends.py: --batches takes integers: {args.batches!r}") from None
-    if not batches or not all(1 <= b <= MAX_BATCH for b in batches):
-        raise SystemExit(f"backends.py: batch sizes must lie in 1 .. {MAX_BATCH}")
+    batches = parse_batches(args.batches)
     targets = parse_list(args.targets, TARGETS, "target")
     notes = []
     if "tvm-tuned" in targets and (args.tune is None or not dwc_can_tune()):

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import torch
-from backends import EXAMPLES, Disagreement, Example, parse_list, source_digest
+from backends import Disagreement, Example, parse_batches, parse_list, selection_options, source_digest
 from common import ROOT, fmt_ms, machine, table, timed_forms, write_section
 
 from dwc.runtime import load
@@ -116,11 +116,7 @@ def summary(records: list[dict]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    names = [p.stem for p in EXAMPLES]
-    parser.add_argument("--only", default=None, metavar="EXAMPLE[,..]",
-                        help=f"these examples only (of {', '.join(names)})")
-    parser.add_argument("--batches", default=",".join(map(str, BATCHES)), metavar="B[,..]",
-                        help="batch sizes (default 1,64)")
+    names = selection_options(parser, BATCHES)
     parser.add_argument("--quick", action="store_true",
                         help="5 rounds per batch size at most, 1 s each (rough numbers)")
     parser.add_argument("--work", default=None, metavar="DIR",
@@ -129,12 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also write the measurements as JSON")
     args = parser.parse_args(argv)
     examples = parse_list(args.only, names, "example") if args.only else names
-    try:
-        batches = [int(b) for b in args.batches.split(",") if b.strip()]
-    except ValueError:
-        raise SystemExit(f"serving.py: --batches takes integers: {args.batches!r}") from None
-    if not batches or not all(1 <= b <= 8192 for b in batches):
-        raise SystemExit("serving.py: batch sizes must lie in 1 .. 8192")
+    batches = parse_batches(args.batches)
     full = examples == names and batches == list(BATCHES) and not args.quick
     records, worst = [], 0.0
     started = time.perf_counter()
