@@ -77,12 +77,12 @@ SETTLED_BURST = 0.002
 
 def interleaved_seconds(fns, repeats: int = 20, warmup: int = 3,
                         budget: float = 6.0, settle: float = 0.0) -> list[list[float]]:
-    """Time several functions round by round (so drift on a shared machine hits all alike), in a
-    fresh order each round (a seeded shuffle), so that none always runs first and none always
-    runs right after the same other one: a form called after ORT meets its still-spinning
-    workers, and when the order was only rotated, the form after ORT in the list met them in
-    nearly every round (serving.py: `can` at B = 64 read 5.1 ms under no_grad, next after ORT,
-    and 1.3 ms under inference_mode).
+    """Time several functions round by round (so drift on a shared machine hits all alike), each
+    block of n rounds a seeded shuffle rotated through every position, so that each runs first
+    equally often and none always runs right after the same other one: a form called after ORT
+    meets its still-spinning workers, and when the order was only rotated, the form after ORT
+    in the list met them in nearly every round (serving.py: `can` at B = 64 read 5.1 ms under
+    no_grad, next after ORT, and 1.3 ms under inference_mode).
 
     Returns one list per round: the seconds of each function, in `fns` order. At least 3 rounds,
     at most `repeats`, fewer once `budget` seconds have passed.
@@ -101,9 +101,12 @@ def interleaved_seconds(fns, repeats: int = 20, warmup: int = 3,
     started = time.perf_counter()
     while len(rounds) < repeats and (len(rounds) < 3 or time.perf_counter() - started < budget):
         times = [0.0] * len(fns)
+        # each block of n rounds: one seeded shuffle, rotated so that every function runs in
+        # every position once per block (balanced, as two forms alternating first must be)
+        block, shift = divmod(len(rounds), len(fns))
         order = list(range(len(fns)))
-        random.Random(len(rounds)).shuffle(order)
-        for i in order:
+        random.Random(block).shuffle(order)
+        for i in order[shift:] + order[:shift]:
             calls = 1
             if settle > 0:
                 time.sleep(settle)

@@ -546,7 +546,7 @@ def cmd_lint(args) -> int:
         try:
             config, _ = find_config(Path(path).resolve().parent)
         except ConfigError as error:
-            raise _UsageError(str(error)) from None
+            raise _UsageError(str(error), help=_CONFIG_HELP) from None
         try:
             if args.select is not None:
                 config.select = {c.strip() for c in args.select.split(",") if c.strip()}
@@ -556,7 +556,7 @@ def cmd_lint(args) -> int:
                 check_codes(ignored, "--ignore")
                 config.ignore |= ignored
         except ConfigError as error:
-            raise _UsageError(str(error)) from None
+            raise _UsageError(str(error), help=_CONFIG_HELP) from None
         if args.batch is not None:
             _check_batch(args.batch)
             config.batch = args.batch
@@ -652,7 +652,8 @@ def cmd_train(args) -> int:
     try:
         rank, world = launch_env()
     except LaunchError as error:
-        raise _UsageError(str(error)) from None
+        raise _UsageError(str(error), help="torchrun sets RANK, WORLD_SIZE, MASTER_ADDR and "
+                          "MASTER_PORT together; docs/data.md shows the launch") from None
     if args.two_stage is not None and args.two_stage >= args.epochs:
         raise _UsageError(f"--two-stage {args.two_stage} leaves no epoch of --epochs "
                           f"{args.epochs} for stage 2")
@@ -700,7 +701,7 @@ def cmd_train(args) -> int:
     except DiagnosticError as error:  # a shard that turns out bad while it is read
         remove_empty(created)
         status = _report(error, data_file)
-        _stopped_note(args.out, started)
+        _stopped_note(args.out, started, data_error=True)
         return status
     except BaseException:
         remove_empty(created)
@@ -713,21 +714,27 @@ def cmd_train(args) -> int:
     return EXIT_OK
 
 
-def _stopped_note(out: str, started: float) -> None:
-    """After a run that stopped early: say what its --out holds, if it wrote a checkpoint. The
-    epochs finished are kept (each checkpoint is written whole), not deleted with the run."""
+def _stopped_note(out: str, started: float, data_error: bool = False) -> None:
+    """After a run that stopped early: say what its --out holds, if it wrote a checkpoint (rank 0
+    only). The epochs finished are kept (each checkpoint is written whole), not deleted with the
+    run. `data_error`: the data must change, so resuming on it is not offered."""
     from pathlib import Path
+
+    from dwc.train import launch_env
 
     last = Path(out) / "last.pt"
     try:
-        written = last.stat().st_mtime >= started
-    except OSError:
+        if launch_env()[0] != 0 or last.stat().st_mtime < started - 2:  # coarse mtimes
+            return
+    except (OSError, Exception):  # noqa: BLE001 - a note must never hide the real error
         return
-    if written:
-        print(f"dwc: note: training stopped before it finished: {last} holds the last epoch "
-              "completed and best.pt the best so far (there is no metrics.json); the same "
-              "command with --resume continues from it while the data and settings stay the "
-              "same", file=sys.stderr)
+    held = f"{last} holds the last epoch completed"
+    if (Path(out) / "best.pt").exists():
+        held += " and best.pt the best so far"
+    advice = ("" if data_error else "; the same command with --resume continues from it while "
+              "the data and settings stay the same")
+    print(f"dwc: note: training stopped before it finished: {held} (there is no "
+          f"metrics.json){advice}", file=sys.stderr)
 
 
 def _schedule_problem(args) -> Diagnostic | None:
@@ -838,8 +845,15 @@ def _with_pass_errors(thunk):
         raise _UsageError(str(error)) from None
 
 
+_CONFIG_HELP = "fix the [tool.dwc] table of that pyproject.toml (docs/lint.md lists its keys)"
+
+
 class _UsageError(Exception):
-    pass
+    """A usage error (DW413); `help` replaces the default hint (the command's --help)."""
+
+    def __init__(self, message: str, help: str | None = None) -> None:
+        super().__init__(message)
+        self.help = help
 
 
 COMMANDS = {"compile": cmd_compile, "check": cmd_check, "fmt": cmd_fmt, "explain": cmd_explain,
@@ -935,7 +949,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(error, _source_for(path), getattr(args, "format", "text"))
     except _UsageError as error:
         print(render_text(Diagnostic.file_level(
-            "DW413", str(error), help=f"`dwc {args.command} --help` lists the options"),
+            "DW413", str(error),
+            help=error.help or f"`dwc {args.command} --help` lists the options"),
             SourceFile(f"dwc {args.command}", "")), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

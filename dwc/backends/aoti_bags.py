@@ -1,8 +1,9 @@
 """Pooled id sequences in the AOTInductor build: one embedding bag each.
 
 A sequence feature's sum or mean pooling (`_dwc_seq_pool`) runs eagerly as `embedding_bag`
-weighted by the validity mask. Traced, it takes the form every exporter understands (ONNX has
-no embedding bag), and torch.export records
+weighted by the validity mask from 2,048 ids (below, as the lookup times the mask). Traced,
+it takes the form every exporter understands (ONNX has no embedding bag), and torch.export
+records
 
     summed = sum(embedding(W, ids) * unsqueeze(mask, 2), [1])      # ids, mask: B x T
 

@@ -511,7 +511,8 @@ def test_shard_columns_and_values_are_checked(prepared, tmp_path, capsys):
 def test_values_a_model_cannot_train_on_are_refused(prepared, tmp_path, capsys, column, value,
                                                     message):
     """A NaN or infinite value, or a bce label outside [0, 1], in a shard written by hand: DW646
-    naming the shard and the row, before any --out is made (it trained to NaN, exit 0)."""
+    naming the shard and the row, and the --out this run made is removed (it trained to NaN and
+    exited 0)."""
     root = _copy(prepared, tmp_path)
     shard = root / "train" / "part-00001.parquet"
     rows = pq.read_metadata(shard).num_rows
@@ -540,7 +541,8 @@ def test_a_damaged_shard_is_named_and_the_finished_epochs_stay(prepared, tmp_pat
     assert "error[DW643]" in err and "part-00000.parquet' cannot be read" in err
     assert "internal error" not in err
     assert (out / "last.pt").is_file() and not (out / "metrics.json").exists()
-    assert f"{out / 'last.pt'} holds the last epoch completed" in err
+    assert f"{out / 'last.pt'} holds the last epoch completed and best.pt the best so far" in err
+    assert "--resume" not in err  # the data must change first: resuming on it fails again
 
 
 def test_another_version_of_the_spec_is_a_warning(prepared, tmp_path, capsys):
