@@ -726,7 +726,7 @@ def _stopped_note(out: str, started: float, data_error: bool = False) -> None:
     try:
         if launch_env()[0] != 0 or last.stat().st_mtime < started - 2:  # coarse mtimes
             return
-    except (OSError, Exception):  # noqa: BLE001 - a note must never hide the real error
+    except Exception:  # noqa: BLE001 - a note must never hide the real error
         return
     held = f"{last} holds the last epoch completed"
     if (Path(out) / "best.pt").exists():

@@ -340,19 +340,26 @@ class _SplitChecker:
         values = self.floats(out.name, array, "target")
         if values is None:
             return None
-        low, high = {"bce": (0.0, 1.0), "poisson": (0.0, np.inf)}.get(out.loss,
-                                                                      (-np.inf, np.inf))
+        low, high, allowed, hint = TARGET_RANGES.get(out.loss, ANY_TARGET)
         bad = (values < low) | (values > high)
         if bad.any():
             row, count = self.first_row(bad)
             value = values[row][bad[row]][0]
-            allowed = "[0, 1]" if out.loss == "bce" else ">= 0"
             self.fail("DW608", f"{self.where(out.name)} row {row}: target {value:g} is not "
-                      f"{allowed} as loss = {out.loss} needs ({_rows(count)} in all)",
-                      "bce targets are labels or probabilities in [0, 1]" if out.loss == "bce"
-                      else "poisson targets are counts")
+                      f"{allowed} as loss = {out.loss} needs ({_rows(count)} in all)", hint)
             return None
         return values
+
+
+TARGET_RANGES = {
+    "bce": (0.0, 1.0, "[0, 1]", "bce targets are labels or probabilities in [0, 1]"),
+    "poisson": (0.0, np.inf, ">= 0", "poisson targets are counts"),
+}
+"""Loss -> (lowest, highest, the range in words, the hint): the values a float target of that
+loss can take, checked in a .npz (DW608) and in prepared shards (DW646)."""
+
+ANY_TARGET = (-np.inf, np.inf, "finite", "")
+"""The range of a target whose loss bounds nothing (every finite value)."""
 
 
 def _rows(count: int) -> str:

@@ -41,8 +41,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dwc.dataset import ANY_TARGET, TARGET_RANGES, TrainingData, load_training_data
 from dwc.dataset import Split as Arrays
-from dwc.dataset import TrainingData, load_training_data
 from dwc.diagnostics import Diagnostic, DiagnosticError
 from dwc.encoding import UNKNOWN
 from dwc.ir.graph import Graph
@@ -615,14 +615,10 @@ def _decode(record, columns: list[_Column], path: Path, first_row: int) -> dict[
     return out
 
 
-_TARGET_BOUNDS = {"bce": (0.0, 1.0), "poisson": (0.0, np.inf)}
-"""The values a float target of each loss can take (any other loss: every finite value)."""
-
-
 def _check_floats(column: _Column, values: np.ndarray, path: Path, first_row: int) -> None:
     """A float column's values are finite, and a target's lie where its loss needs them (DW646
     naming the shard and the row): a NaN or a label of 2 would train without an error."""
-    low, high = _TARGET_BOUNDS.get(column.loss, (-np.inf, np.inf))
+    low, high, allowed, hint = TARGET_RANGES.get(column.loss, ANY_TARGET)
     with np.errstate(invalid="ignore"):
         bad = ~np.isfinite(values) | (values < low) | (values > high)
     if not bad.any():
@@ -635,11 +631,9 @@ def _check_floats(column: _Column, values: np.ndarray, path: Path, first_row: in
             "DW646", f"{where} value {value:g} is not finite",
             "fill missing values before training (e.g. with 0 or the column mean) and "
             "prepare the data again")])
-    allowed = "[0, 1]" if column.loss == "bce" else ">= 0"
     raise DiagnosticError([_error(
         "DW646", f"{where} target {value:g} is not {allowed} as loss = {column.loss} needs",
-        "bce targets are labels or probabilities in [0, 1]" if column.loss == "bce"
-        else "poisson targets are counts")])
+        hint)])
 
 
 def _concat(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
