@@ -681,16 +681,15 @@ def _dwc_seq_pool(
         embedded = F.embedding(ids, weight)
         pooled = embedded.masked_fill(~valid.unsqueeze(2), float("-inf")).amax(dim=1)
         return torch.where(lengths.unsqueeze(1) > 0, pooled, torch.zeros_like(pooled))
-    if _dwc_is_static():
-        mask = valid.to(weight.dtype)
-        summed = (F.embedding(ids, weight) * mask.unsqueeze(2)).sum(dim=1)
-        if mode == "sum":
-            return summed
-        return summed / lengths.to(weight.dtype).clamp(min=1.0).unsqueeze(1)
-    if ids.numel() < _DWC_BAGGED_POOL_IDS:  # few values: as few dispatches as possible
+    static = _dwc_is_static()
+    if not static and ids.numel() < _DWC_BAGGED_POOL_IDS:  # few values: fewest dispatches
         summed = (F.embedding(ids, weight) * valid.unsqueeze(2)).sum(dim=1)
         return summed if mode == "sum" else summed / lengths.clamp(min=1).unsqueeze(1)
-    summed = F.embedding_bag(ids, weight, per_sample_weights=valid.to(weight.dtype), mode="sum")
+    mask = valid.to(weight.dtype)
+    if static:
+        summed = (F.embedding(ids, weight) * mask.unsqueeze(2)).sum(dim=1)
+    else:
+        summed = F.embedding_bag(ids, weight, per_sample_weights=mask, mode="sum")
     if mode == "sum":
         return summed
     # a divisor of summed's own dtype: the division's vectorised kernel (not the casting one)
