@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from dwc import __version__
 from dwc.diagnostics import Diagnostic, DiagnosticError, Label, render_json, render_text
-from dwc.diagnostics.render import diagnostic_dict
+from dwc.diagnostics.render import diagnostic_dict, escape_controls
 from dwc.source import SourceFile, Span
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_MISMATCH = 0, 1, 2, 3
@@ -540,9 +540,14 @@ def cmd_lint(args) -> int:
     from dwc.lint import lint_source
     from dwc.lint.runner import ConfigError, check_codes, find_config, render
 
-    results = []
+    results, status = [], EXIT_OK
     for path in args.files:
-        source = _load(path)
+        try:
+            source = _load(path)
+        except DiagnosticError as error:  # reported with the findings; the other files go on
+            results.append((SourceFile(path, ""), list(error.diagnostics)))
+            status = EXIT_USAGE
+            continue
         try:
             config, _ = find_config(Path(path).resolve().parent)
         except ConfigError as error:
@@ -568,6 +573,8 @@ def cmd_lint(args) -> int:
     if args.format == "text":
         print(f"dwc lint: {count} finding{'s' if count != 1 else ''} in {len(results)} "
               f"file{'s' if len(results) != 1 else ''}", file=sys.stderr)
+    if status == EXIT_USAGE:  # a file that could not be read is never a pass (--exit-zero)
+        return status
     return EXIT_OK if count == 0 or args.exit_zero else EXIT_FINDINGS
 
 
@@ -962,7 +969,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _internal_error(error: BaseException) -> int:
     if os.environ.get("DWC_DEBUG"):
         traceback.print_exception(error)
-    print(f"error[DW900]: internal error: {type(error).__name__}: {error}\n"
+    message = escape_controls(f"{type(error).__name__}: {error}")
+    print(f"error[DW900]: internal error: {message}\n"
           "  = help: this is a bug in dwc; please report it with the spec and the command "
           "(set DWC_DEBUG=1 for a traceback)", file=sys.stderr)
     return EXIT_USAGE

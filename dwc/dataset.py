@@ -352,14 +352,15 @@ class _SplitChecker:
 
 
 TARGET_RANGES = {
-    "bce": (0.0, 1.0, "[0, 1]", "bce targets are labels or probabilities in [0, 1]"),
-    "poisson": (0.0, np.inf, ">= 0", "poisson targets are counts"),
+    "bce": (0.0, 1.0, "in [0, 1]", "bce targets are 0/1 labels or probabilities in [0, 1]"),
+    "poisson": (0.0, np.inf, ">= 0", "poisson targets are counts >= 0"),
 }
 """Loss -> (lowest, highest, the range in words, the hint): the values a float target of that
-loss can take, checked in a .npz (DW608) and in prepared shards (DW646)."""
+loss can take, checked in a .npz (DW608), while preparing data (DW613) and in prepared shards
+(DW646)."""
 
-ANY_TARGET = (-np.inf, np.inf, "finite", "")
-"""The range of a target whose loss bounds nothing (every finite value)."""
+ANY_TARGET = (-np.inf, np.inf, "finite", "targets are finite numbers")
+"""The range of a target whose loss bounds nothing (mse: every finite value)."""
 
 
 def _rows(count: int) -> str:

@@ -81,7 +81,11 @@ def lint_reference() -> str:
            "edit.", "",
            "`dwc lint FILE... [--format text|json|sarif|github] [--select CODES] [--ignore CODES] "
            "[--batch B] [--exit-zero]` exits 0 when clean, 1 with findings, 2 on usage errors. "
-           "Syntax and semantic errors (DW1xx-DW3xx, docs/diagnostics.md) are reported too.", "",
+           "Syntax and semantic errors (DW1xx-DW3xx, docs/diagnostics.md) are reported too. A file "
+           "that cannot be read is reported as DW401 in every format, the other files are still "
+           "linted, and the exit is 2 (even with `--exit-zero`). `--format github` writes GitHub "
+           "Actions workflow commands, with newlines, `%` and (in the file) `,` and `:` encoded "
+           "as the runner expects.", "",
            "`--select` and `--ignore` take comma-separated codes or prefixes (`DW5`, `DW50`); a code "
            "or prefix that matches no rule, or an empty `--select`, is a usage error (exit 2) that "
            "names it, so a typo never lints nothing in silence. The same holds for `select` and "

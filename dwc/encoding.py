@@ -29,6 +29,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dwc.dataset import ANY_TARGET, TARGET_RANGES
+
 UNKNOWN = "<unknown>"
 """The name of id 0 (null, unknown and out-of-vocabulary values) in reports."""
 
@@ -327,10 +329,6 @@ def encode_numeric(array: pa.Array, width: int, fill: float) -> np.ndarray:
     return out
 
 
-_RANGES = {"bce": (0.0, 1.0, "in [0, 1]"), "poisson": (0.0, np.inf, ">= 0"),
-           "mse": (-np.inf, np.inf, "finite")}
-
-
 def encode_target(array: pa.Array, loss: str, width: int) -> np.ndarray:
     """A target column checked against its loss: [N, width] float32 (bce, mse, poisson) or
     [N] int64 class ids (ce, `width` classes). Raises EncodingError DW613 for a missing target
@@ -348,7 +346,7 @@ def encode_target(array: pa.Array, loss: str, width: int) -> np.ndarray:
                                 f"ce targets are integer class ids 0 .. {width - 1}")
         return values.astype(np.int64)
     values, _ = _matrix(array, width, what)
-    low, high, allowed = _RANGES[loss]
+    low, high, allowed, hint = TARGET_RANGES.get(loss, ANY_TARGET)
     missing = np.isnan(values)
     bad = missing | ~np.isfinite(values) | (values < low) | (values > high)
     if bad.any():
@@ -356,10 +354,7 @@ def encode_target(array: pa.Array, loss: str, width: int) -> np.ndarray:
         value = values[row][bad[row]][0]
         problem = "is missing" if np.isnan(value) else f"{value:g} is not {allowed}"
         raise EncodingError("DW613", f"the target {problem} (loss = {loss})", row,
-                            {"bce": "bce targets are 0/1 labels or probabilities in [0, 1]",
-                             "poisson": "poisson targets are counts >= 0",
-                             "mse": "mse targets are finite numbers"}[loss] +
-                            "; drop rows without a target first")
+                            f"{hint}; drop rows without a target first")
     return values.astype(np.float32)
 
 

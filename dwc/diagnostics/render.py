@@ -21,7 +21,7 @@ def _underline(source: SourceFile, label: Label, line: int, char: str) -> tuple[
     return begin, max(1, finish - begin)
 
 
-def _shown(text: str) -> str:
+def escape_controls(text: str) -> str:
     """`text` with its control characters (but newlines and tabs) written as escapes: a message
     may quote bytes of a binary file, which must not drive the user's terminal."""
     if text.isprintable():
@@ -40,8 +40,8 @@ def _line(text: str) -> str:
 
 def render_text(diagnostic: Diagnostic, source: SourceFile) -> str:
     """Render one diagnostic like rustc: header, location, the source line with carets, help.
-    Control characters in the text are escaped (_shown, _line)."""
-    return "\n".join(_shown(line) for line in _render(diagnostic, source).split("\n"))
+    Control characters in the text are escaped (escape_controls, _line)."""
+    return "\n".join(escape_controls(line) for line in _render(diagnostic, source).split("\n"))
 
 
 def _render(diagnostic: Diagnostic, source: SourceFile) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dwc import __version__
 from dwc.diagnostics import CODES, Diagnostic, DiagnosticError, render_text
-from dwc.diagnostics.render import diagnostic_dict
+from dwc.diagnostics.render import diagnostic_dict, escape_controls
 from dwc.ir.graph import Graph
 from dwc.parse import ast
 from dwc.source import SourceFile
@@ -181,15 +181,30 @@ def render(results: list[tuple[SourceFile, list[Diagnostic]]], fmt: str) -> str:
         for source, diagnostics in results:
             for d in diagnostics:
                 level = {"error": "error", "warning": "warning", "info": "notice"}[d.level.value]
-                line, col = source.location(d.span.start)
+                where = f"file={_github_property(source.name)}"
+                if d.located:  # a file-level finding (an unreadable file) annotates the file
+                    line, col = source.location(d.span.start)
+                    where += f",line={line},col={col}"
                 message = d.message + (f" (help: {d.help})" if d.help else "")
-                lines.append(f"::{level} file={source.name},line={line},col={col},"
-                             f"title={d.code}::{message}")
+                lines.append(f"::{level} {where},title={d.code}::{_github_data(message)}")
         return "\n".join(lines)
     if fmt == "sarif":
         return json.dumps(sarif(results), indent=2)
     blocks = [render_text(d, s) for s, ds in results for d in ds]
     return "\n\n".join(blocks)
+
+
+def _github_data(text: str) -> str:
+    """A workflow command's message: `%` and newlines percent-encoded as the GitHub runner
+    decodes them (a newline would end the command); other control characters, CR among them,
+    escaped as in text output."""
+    return escape_controls(text).replace("%", "%25").replace("\n", "%0A")
+
+
+def _github_property(text: str) -> str:
+    """A workflow command's property value (the file): as _github_data, and `:` and `,`,
+    which end a property, encoded too."""
+    return _github_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def sarif(results: list[tuple[SourceFile, list[Diagnostic]]]) -> dict:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcException, JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
@@ -107,12 +107,23 @@ class DwcServer(LanguageServer):
         self.documents: dict[str, Document] = {}
 
     def report_server_error(self, error: Exception, source) -> None:
-        """A message the protocol layer cannot parse or apply (malformed JSON, params of the
-        wrong shape, a change to a document never opened) is the client's mistake: logged,
-        not shown to the user as "Error in server: KeyError ..." (pygls's default). Every dwc
+        """pygls's report of an error outside a handler. A message the protocol layer cannot
+        parse or apply (malformed JSON, params of the wrong shape, a change to a document never
+        opened) is the client's mistake: logged, not shown to the user as "Error in server:
+        KeyError ..." (pygls's default). A reply the server could not send (`source` is
+        JsonRpcInternalError: e.g. a result that does not serialise) is dwc's own bug: logged as
+        an error and shown, as the editor would otherwise wait for it in silence. Every dwc
         handler catches its own exceptions (`_safe`)."""
-        log.warning("ignored a message the server cannot handle (%s: %s)",
-                    type(error).__name__, error)
+        if source is not JsonRpcInternalError:
+            log.warning("ignored a message the server cannot handle (%s: %s)",
+                        type(error).__name__, error)
+            return
+        log.error("could not send a message to the client (%s: %s): this is a bug in dwc, "
+                  "please report it", type(error).__name__, error)
+        self.window_show_message(types.ShowMessageParams(
+            type=types.MessageType.Error,
+            message=f"dwc language server: a reply could not be sent ({type(error).__name__}); "
+                    "see the server log and please report it"))
 
 
 _MAX_BODY = 1 << 30

@@ -49,6 +49,20 @@ def test_github_format(findings_file, capsys):
     assert lines[0].startswith(f"::warning file={findings_file},line=2,col=9,title=DW501::")
 
 
+def test_github_format_encodes_what_would_end_a_workflow_command(tmp_path):
+    # ',' and ':' end a property, a newline ends the command, '%' starts an encoding the runner
+    # decodes, and an escape character would drive the log viewer
+    from dwc.diagnostics import Diagnostic
+    from dwc.lint.runner import render
+    from dwc.source import SourceFile
+
+    source = SourceFile(f"{tmp_path}/a,b:50%.dw", "model m\n")
+    finding = Diagnostic.file_level("DW501", "50% of\nthe \x1b[2J rows", help="line\r\nbreak")
+    (line,) = render([(source, [finding])], "github").splitlines()
+    assert line == (f"::warning file={tmp_path}/a%2Cb%3A50%25.dw,title=DW501::"
+                    "50%25 of%0Athe \\x1b[2J rows (help: line\\x0d%0Abreak)")
+
+
 def test_sarif_validates_against_the_2_1_0_model(findings_file, capsys):
     from sarif_pydantic import Sarif
 
@@ -112,3 +126,13 @@ def test_an_empty_selection_is_a_usage_error(select, tmp_path, capsys):
     assert main(["lint", str(spec)]) == 2
     (tmp_path / "pyproject.toml").write_text("[tool.dwc]\nignore = []\n")
     assert main(["lint", str(spec)]) == 1  # ignoring nothing is fine: DW501 on 'b'
+
+
+def test_an_unreadable_file_is_a_finding_and_the_others_are_still_linted(findings_file, tmp_path,
+                                                                         capsys):
+    missing = tmp_path / "missing.dw"
+    assert main(["lint", str(missing), str(findings_file), "--format", "json",
+                 "--exit-zero"]) == 2  # never a pass, even with --exit-zero
+    data = json.loads(capsys.readouterr().out)
+    assert [(d["code"], d["file"]) for d in data] == [
+        ("DW401", str(missing)), ("DW501", str(findings_file)), ("DW513", str(findings_file))]

@@ -67,3 +67,20 @@ def test_an_impossible_content_length_stops_the_server_with_dw430():
     assert "error[DW430]: the language server stopped: a message header on stdin was corrupt" \
         in err
     assert "internal error" not in err and "OverflowError" not in err
+
+
+def test_a_reply_that_cannot_be_sent_is_shown_as_dwc_s_bug(monkeypatch, caplog):
+    from lsprotocol import types
+    from pygls.exceptions import FeatureNotificationError, JsonRpcInternalError
+
+    from dwc.lsp.server import DwcServer
+
+    server, shown = DwcServer(), []
+    monkeypatch.setattr(server, "window_show_message", shown.append)
+    with caplog.at_level("WARNING", logger="dwc.lsp"):
+        server.report_server_error(KeyError("never-opened.dw"), FeatureNotificationError)
+        assert shown == [] and "ignored a message" in caplog.text  # the client's mistake
+        server.report_server_error(TypeError("not serialisable"), JsonRpcInternalError)
+    assert [m.type for m in shown] == [types.MessageType.Error]
+    assert "could not be sent (TypeError)" in shown[0].message
+    assert "could not send a message to the client (TypeError: not serialisable)" in caplog.text

@@ -116,7 +116,7 @@ def _cases(data):
         "string ids": (dict(valid__user_id=data["valid/user_id"].astype(str)),
                        "DW604", "valid/user_id is <U"),
         "label outside [0, 1]": (dict(train__ctr=_set(data["train/ctr"], 11, 2.0)),
-                                 "DW608", "train/ctr row 11: target 2 is not [0, 1]"),
+                                 "DW608", "train/ctr row 11: target 2 is not in [0, 1]"),
         "nan numeric": (dict(valid__price=_set(data["valid/price"], n_valid - 1, np.nan)),
                         "DW608", f"valid/price row {n_valid - 1}: numeric value nan is not finite"),
     }

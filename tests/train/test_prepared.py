@@ -505,8 +505,8 @@ def test_shard_columns_and_values_are_checked(prepared, tmp_path, capsys):
 @pytest.mark.parametrize(("column", "value", "message"), [
     ("price", np.nan, "price value nan is not finite"),
     ("price", np.inf, "price value inf is not finite"),
-    ("ctr", 2.0, "ctr target 2 is not [0, 1] as loss = bce needs"),
-    ("ctr", -0.5, "ctr target -0.5 is not [0, 1] as loss = bce needs"),
+    ("ctr", 2.0, "ctr target 2 is not in [0, 1] as loss = bce needs"),
+    ("ctr", -0.5, "ctr target -0.5 is not in [0, 1] as loss = bce needs"),
 ])
 def test_values_a_model_cannot_train_on_are_refused(prepared, tmp_path, capsys, column, value,
                                                     message):
