@@ -53,13 +53,11 @@ class _DefaultsFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-_MAX_BATCH = 2**31 - 1
-"""The largest --batch explain and lint take (beyond it the memory figures mean nothing)."""
-
-
 def _check_batch(batch: int) -> None:
-    if not 1 <= batch <= _MAX_BATCH:
-        raise _UsageError(f"--batch must lie in 1 .. {_MAX_BATCH:,}, got {batch:,}")
+    from dwc.lint.runner import MAX_BATCH
+
+    if not 1 <= batch <= MAX_BATCH:
+        raise _UsageError(f"--batch must lie in 1 .. {MAX_BATCH:,}, got {batch:,}")
 
 
 def _seed(text: str) -> int:
@@ -806,6 +804,7 @@ def cmd_verify(args) -> int:
     from dwc.driver import ExportOptions
     from dwc.verify import verify_spec
 
+    export = _export(args, ExportOptions)  # --max-batch first: --batches is checked against it
     try:
         batches = [int(b) for b in args.batches.split(",")]
     except ValueError:
@@ -824,9 +823,11 @@ def cmd_verify(args) -> int:
     if unknown:
         raise _UsageError(f"unknown verify target(s): {', '.join(unknown)} (choose from "
                           f"{', '.join(TARGETS)})")
+    on_pass, report_passes = _pass_hooks(args)
     source = _load(args.file)
     report = _with_pass_errors(lambda: verify_spec(
-        source, targets, batches, _export(args, ExportOptions), args.level, args.passes))
+        source, targets, batches, export, args.level, args.passes, args.verify_each, on_pass))
+    report_passes()
     width = max(len(r.target) for r in report)
     failed = False
     for row in report:

@@ -135,11 +135,8 @@ class LogFile:
             raise _log_error(path, "DW610", f"'{path}' is not a readable {self.format} file "
                            f"({_reason(error)})",
                            "check the file, or pass --format if its extension is wrong") from None
-        twice = sorted({name for name in self.columns if self.columns.count(name) > 1})
-        if twice:
-            raise _log_error(path, "DW610", f"'{path}' has more than one column named "
-                           f"{', '.join(map(repr, twice))}",
-                           "rename or drop the copies: which one the spec means is ambiguous")
+        # names the file has more than once: an error only where the spec reads one (DW610)
+        self.repeated = sorted({name for name in self.columns if self.columns.count(name) > 1})
 
     def batches(self, columns: list[str]) -> Iterator[pa.RecordBatch]:
         """The file's rows in record batches holding `columns` (CSV columns read as strings, so
@@ -161,10 +158,11 @@ class LogFile:
                            _READ_HINTS.get(self.format if "UTF8" not in str(error) else "utf8",
                                            _READ_HINTS["csv"])) from None
 
-    def count_rows(self) -> int:
-        """The number of data rows (Parquet: from the metadata; CSV: one reading pass)."""
+    def count_rows(self, column: str) -> int:
+        """The number of data rows (Parquet: from the metadata; CSV: one pass reading `column`,
+        one the spec reads)."""
         if self.rows is None:
-            self.rows = sum(b.num_rows for b in self.batches(self.columns[:1]))
+            self.rows = sum(b.num_rows for b in self.batches([column]))
         return self.rows
 
 
@@ -334,7 +332,13 @@ class Preparer:
                     help=(hint + "; " if hint else f"its columns: {', '.join(log.columns[:12])}"
                           f"{' ...' if len(log.columns) > 12 else ''}; ") +
                     "name the column with column = \"...\" in the spec"))
-            first = first or (log.path if missing else "")
+            read_twice = [c for c in log.repeated if c in self.columns]
+            if read_twice:  # a column the spec does not read may repeat (pyarrow skips it)
+                problems.append(Diagnostic.file_level(
+                    "DW610", f"'{log.path}' has more than one column named "
+                    f"{', '.join(map(repr, read_twice))} ({self.readers(read_twice[0])})",
+                    help="rename or drop the copies: which one the spec means is ambiguous"))
+            first = first or (log.path if missing or read_twice else "")
         if problems:
             raise LogError(first, problems)
         if o.valid:
@@ -349,7 +353,7 @@ class Preparer:
         for index, path in enumerate(o.train):
             out.append(_Source(logs[path], None, index, first))
             if o.split_by == "order":
-                first += logs[path].count_rows()
+                first += logs[path].count_rows(self.columns[0])
         self.total_rows = first
         return out + [_Source(logs[p], 2) for p in o.test]
 

@@ -22,14 +22,16 @@ class Row:
 
 
 def verify_spec(source, targets: list[str], batches: list[int], export, level: int = 2,
-                passes: str | None = None) -> list[Row]:
+                passes: str | None = None, verify_each: bool = False,
+                on_pass=None) -> list[Row]:
     import torch
 
     from dwc.backends.export import load_generated, load_weights
     from dwc.driver import compile_source, write_artifacts
     from dwc.runtime import load
 
-    result = compile_source(source, "torch", level, passes)
+    # every target runs the same pipeline: `on_pass` (--print-after, --time-passes) sees it once
+    result = compile_source(source, "torch", level, passes, verify_each, on_pass)
     cls = load_generated(result.files["model.py"], result.graph.model)
     torch.manual_seed(0)
     reference = cls(validate_inputs=False)
@@ -43,7 +45,7 @@ def verify_spec(source, targets: list[str], batches: list[int], export, level: i
                 folded = reference.for_inference()
                 runners[target] = lambda x, m=folded: {k: v.numpy() for k, v in m(x).items()}
                 continue
-            built = compile_source(source, target, level, passes, export=export)
+            built = compile_source(source, target, level, passes, verify_each, export=export)
             directory = write_artifacts(built.files, f"{tmp}/{target}")
             artifact = load(directory)
             runners[target] = lambda x, a=artifact: a(x)

@@ -47,6 +47,11 @@ _KEYS = {"select": "select", "ignore": "ignore", "batch": "batch",
          "scenario-max-vocab": "scenario_max_vocab"}
 
 
+MAX_BATCH = 2**31 - 1
+"""The largest batch `dwc lint` and `dwc explain` take (`[tool.dwc] batch`, `--batch`); beyond it
+the memory figures mean nothing."""
+
+
 class ConfigError(ValueError):
     pass
 
@@ -80,6 +85,9 @@ def find_config(start: Path) -> tuple[LintConfig, Path | None]:
                 elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise ConfigError(f"{path}: [tool.dwc] {key} must be a positive integer, "
                                       f"not {value!r}")
+                elif key == "batch" and value > MAX_BATCH:
+                    raise ConfigError(f"{path}: [tool.dwc] batch must lie in 1 .. "
+                                      f"{MAX_BATCH:,}, not {value:,}")
                 setattr(config, _KEYS[key], value)
             return config, path
     return LintConfig(), None

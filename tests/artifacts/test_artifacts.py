@@ -298,10 +298,24 @@ def test_verify_cli_reports_per_output(capsys):
     assert out.count(" ok") == 4 and "onnx   batch     5  ctr" in out
 
 
-def test_verify_cli_fails_above_tolerance(capsys):
-    assert main(["verify", str(ROOT / "examples" / "ppnet.dw"), "--targets", "onnx",
-                 "--tolerance", "0"]) == 3  # batch 33 differs by about 6e-8
-    assert "DW409" in capsys.readouterr().err
+def test_verify_cli_fails_above_tolerance(monkeypatch, capsys):
+    import dwc.runtime
+
+    loaded = dwc.runtime.load
+
+    def off_by_2e_4(directory):  # an artifact whose outputs are all 2e-4 too high
+        artifact = loaded(directory)
+        return lambda inputs: {k: v + 2e-4 for k, v in artifact(inputs).items()}
+
+    monkeypatch.setattr(dwc.runtime, "load", off_by_2e_4)
+    assert main(["verify", str(ROOT / "examples" / "ppnet.dw"), "--targets", "torch,onnx",
+                 "--batches", "3"]) == 3
+    captured = capsys.readouterr()
+    assert "error[DW409]: outputs differ from torch by more than 0.0001" in captured.err
+    (torch_row,), (onnx_row,) = ([line for line in captured.out.splitlines()
+                                  if line.startswith(t + " ")] for t in ("torch", "onnx"))
+    assert torch_row.endswith(" ok") and onnx_row.endswith("FAIL")
+    assert 1.5e-4 < float(onnx_row.split("max abs error ")[1].split()[0]) < 2.5e-4
 
 
 def test_missing_weights_file_is_a_diagnostic():

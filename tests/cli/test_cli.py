@@ -172,6 +172,8 @@ def test_bad_pipeline_is_a_usage_error(tmp_path, capsys):
     (["verify", DW_MLP, "--targets", ","], "--targets names no target (choose from torch, "),
     (["verify", DW_MLP, "--tolerance", "nan"], "--tolerance must be a finite number >= 0, got nan"),
     (["verify", DW_MLP, "--tolerance", "-1"], "--tolerance must be a finite number >= 0, got -1"),
+    (["verify", DW_MLP, "--max-batch", "0", "--batches", "1"], "--max-batch must be at least 1"),
+    (["verify", DW_MLP, "--print-after", "bogus"], "--print-after: unknown pass 'bogus' (passes: "),
     (["compile", DW_MLP, "--weights", "state.pt"], "--weights applies to the artifact targets"),
     (["compile", DW_MLP, "--print-after", "bogus"], "--print-after: unknown pass 'bogus' (passes: "),
     (["explain", DW_MLP, "--passes", "lowrank{rank=-1}"],
@@ -211,6 +213,16 @@ def test_print_after_and_time_passes(tmp_path, capsys):
     assert "// IR after share (model)" in err
     assert "lowrank_dynamic_linear" in err.split("// IR after share")[1]
     assert "fold-scenario-table" in err and "total" in err
+
+
+def test_verify_prints_and_times_its_pipeline_once(capsys):
+    """verify compiles once per target through the same pipeline: --print-after and
+    --time-passes (ignored before) report it once, not once per target."""
+    assert main(["verify", APG, "--targets", "torch,onnx", "--batches", "2",
+                 "--print-after", "share", "--time-passes", "--verify-each"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("// IR after share (model)") == 1
+    assert err.count("fold-scenario-table") == 1 and "total" in err
 
 
 def test_explicit_passes_replace_the_optimisation_pipeline(tmp_path, capsys):

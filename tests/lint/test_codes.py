@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dwc.lint import RULES
@@ -55,10 +57,25 @@ def test_pyproject_codes_are_checked(tmp_path):
     ('batch = "big"\n', "batch must be a positive integer"),
     ("memory-budget-mib = 0\n", "memory-budget-mib must be a positive integer"),
     ("huge-vocab = true\n", "huge-vocab must be a positive integer"),
+    ("batch = 2147483648\n", "batch must lie in 1 .. 2,147,483,647, not 2,147,483,648"),
 ])
 def test_pyproject_values_of_the_wrong_type(tmp_path, body, message):
     with pytest.raises(ConfigError, match=message):
         _config(tmp_path, body)
+
+
+def test_a_pyproject_that_cannot_be_read_is_a_config_error(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text("[tool.dwc]\n")
+    read_text = Path.read_text
+
+    def refused(self, *args, **kwargs):
+        if self.name == "pyproject.toml":
+            raise PermissionError(13, "Permission denied")
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", refused)
+    with pytest.raises(ConfigError, match=r"pyproject.toml: cannot be read \(Permission denied\)"):
+        find_config(tmp_path)
 
 
 def test_a_pyproject_that_is_not_utf8_is_a_config_error(tmp_path):

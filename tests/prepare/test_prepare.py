@@ -256,8 +256,19 @@ def test_a_log_with_two_columns_of_one_name(capsys, spec, tmp_path):
                    "u1,i1,,1,US,feed,1,5\n")
     assert _prepare(spec, tmp_path / "out", "--train", log) == 2
     err = capsys.readouterr().err
-    assert "error[DW610]" in err and "has more than one column named 'price'" in err
+    assert "error[DW610]" in err and "has more than one column named 'price' (read by " in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_repeated_column_the_spec_does_not_read_is_no_error(tmp_path, spec):
+    log = _write(tmp_path / "extra.csv", ROWS)
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join([lines[0] + ",note,note"] + [row + ",a,b" for row in lines[1:]]) + "\n")
+    plain = _write(tmp_path / "plain.csv", ROWS)
+    for name, path in (("out", log), ("plain-out", plain)):  # --split-by order counts rows
+        assert _prepare(spec, tmp_path / name, "--train", path, "--split-by", "order") == 0
+    for split in ("train", "valid", "test"):
+        assert _read(tmp_path / "out", split) == _read(tmp_path / "plain-out", split)
 
 
 def test_a_csv_log_that_is_not_utf8_says_how_to_re_encode_it(capsys, spec, tmp_path):
