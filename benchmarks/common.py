@@ -25,14 +25,23 @@ DOC = ROOT / "docs" / "benchmarks.md"
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
+    """The CPU (with its widest float vectors: the TVM schedules and every runtime's kernels
+    depend on them, and "AMD EPYC" alone names hosts with and without AVX-512), the cores and the
+    software."""
+    info: dict[str, str] = {}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        for line in Path("/proc/cpuinfo").read_text().splitlines():  # the first core's lines
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    cpu = info.get("model name") or platform.processor() or "unknown CPU"
+    flags = set((info.get("flags") or info.get("Features") or "").split())  # x86, arm
+    vectors = next((name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"),
+                                            ("avx", "AVX"), ("asimd", "NEON")) if flag in flags),
+                   None)
+    if vectors:
+        cpu += f" ({vectors})"
     return (f"{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} "
             f"({torch.get_num_threads()} threads), Python {platform.python_version()}, "
             f"{platform.system()} {platform.machine()}")

@@ -323,7 +323,10 @@ class DenseMatmul(CpuRule):
     @staticmethod
     def _tile(n: int, lanes: int) -> tuple[int, int]:
         """(rows MR, columns NR) of the register tile: NR a divisor of N made of whole vectors
-        where possible, MR so that the accumulators fill about 24 vector registers.
+        where possible, MR so that the accumulators fill about three quarters of the vector
+        registers: 24 of AVX-512's 32, 12 of AVX2's (and SSE's) 16, the rest holding the
+        broadcast row values and the weights (a 6 x 4-vector tile spills on AVX2: 24
+        accumulators in 16 registers).
 
         Otherwise NR is at most one vector (`vector_width`): LLVM splits a wider vector that is
         not a multiple of the register width into pieces and a scalar tail per row, and an
@@ -332,7 +335,8 @@ class DenseMatmul(CpuRule):
         vectorise."""
         if n % lanes == 0:
             vectors = next(v for v in (4, 3, 2, 1) if (n // lanes) % v == 0)
-            return {4: 6, 3: 8, 2: 8, 1: 8}[vectors], vectors * lanes
+            accumulators = 24 if lanes >= 16 else 12
+            return min(8, accumulators // vectors), vectors * lanes
         if n < lanes:
             return 8, n
         nr = vector_width(n, lanes)
