@@ -47,7 +47,8 @@ def test_the_pool_and_its_gradient_match_the_definition(monkeypatch, mode, batch
     weight = torch.randn(50, 8, generator=generator, dtype=torch.float64)
     ids = torch.randint(0, 50, (batch, length), generator=generator)
     lengths = torch.randint(0, length + 1, (batch,), generator=generator)
-    lengths[0], lengths[-1] = length, 0  # a full and an empty sequence (-> zeros)
+    lengths[-1] = 0  # an empty sequence (-> zeros) and a full one
+    lengths[0] = length
     upstream = torch.randn(batch, 8, generator=generator, dtype=torch.float64)
 
     ours, theirs = weight.clone().requires_grad_(), weight.clone().requires_grad_()
