@@ -26,11 +26,13 @@ def verify_spec(source, targets: list[str], batches: list[int], export, level: i
                 on_pass=None) -> list[Row]:
     import torch
 
+    from dwc.backends.artifacts import export_artifact
     from dwc.backends.export import load_generated, load_weights
     from dwc.driver import compile_source, write_artifacts
     from dwc.runtime import load
 
-    # every target runs the same pipeline: `on_pass` (--print-after, --time-passes) sees it once
+    # the pipeline runs once (so --print-after, --time-passes and --verify-each report it once);
+    # every artifact is exported from its result, as `dwc compile --target T` exports it
     result = compile_source(source, "torch", level, passes, verify_each, on_pass)
     cls = load_generated(result.files["model.py"], result.graph.model)
     torch.manual_seed(0)
@@ -45,8 +47,7 @@ def verify_spec(source, targets: list[str], batches: list[int], export, level: i
                 folded = reference.for_inference()
                 runners[target] = lambda x, m=folded: {k: v.numpy() for k, v in m(x).items()}
                 continue
-            built = compile_source(source, target, level, passes, verify_each, export=export)
-            directory = write_artifacts(built.files, f"{tmp}/{target}")
+            directory = write_artifacts(export_artifact(result, target, export), f"{tmp}/{target}")
             artifact = load(directory)
             runners[target] = lambda x, a=artifact: a(x)
             if target == "aoti":  # each package at every batch, whichever serves it
